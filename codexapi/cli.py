@@ -1,0 +1,165 @@
+"""The ``codexapi`` command: ``chat`` (offline against the embedded server unless a base URL
+is configured) and ``serve``.
+
+Errors are printed in one line on stderr; the exit code tells their kind (see EXIT_CODES).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from typing import Any, TextIO
+
+from . import __version__
+from .client import Client
+from .errors import (
+    ApiError,
+    AuthError,
+    CodexApiError,
+    ConfigError,
+    ContextWindowExceeded,
+    PluginError,
+    StreamError,
+    TransportError,
+)
+from .events import OutputTextDelta
+from .models import Provider, ResponsesRequest, WireApi
+
+DEFAULT_MODEL = "gpt-5"
+
+#: Exit code per error kind (first match wins); documented in the README.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (ConfigError, 2),
+    (PluginError, 2),
+    (AuthError, 3),
+    (ApiError, 4),
+    (TransportError, 5),
+    (ContextWindowExceeded, 6),
+    (StreamError, 7),
+    (CodexApiError, 1),
+)
+
+Command = Callable[[argparse.Namespace, ExitStack], int]
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
+
+
+def command(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser], None]],
+                                               Callable[[Command], Command]]:
+    """Register a sub-command: ``@command(name, help)(configure)(run)``."""
+
+    def with_parser(configure: Callable[[argparse.ArgumentParser], None]
+                    ) -> Callable[[Command], Command]:
+        def with_run(run: Command) -> Command:
+            COMMANDS[name] = (configure, run, help)
+            return run
+
+        return with_run
+
+    return with_parser
+
+
+def add_connection_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that talks to a server."""
+    p.add_argument("--base-url", help="server base URL (default: $OPENAI_BASE_URL, else an "
+                   "embedded offline server)")
+    p.add_argument("--wire", choices=[w.value for w in WireApi], default=None,
+                   help="wire API (default: responses)")
+    p.add_argument("--model", "-m", default=os.environ.get("CODEXAPI_MODEL", DEFAULT_MODEL))
+    p.add_argument("--no-plugins", action="store_true",
+                   help="do not load third-party plugins (entry points)")
+
+
+def make_client(args: argparse.Namespace, stack: ExitStack) -> Client:
+    """A Client for the command line: explicit base URL, env, or an embedded server."""
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
+    wire = WireApi(args.wire) if args.wire else WireApi.RESPONSES
+    if base_url:
+        provider = Provider(name="openai", base_url=base_url, wire=wire)
+    else:
+        from .server import EmbeddedServer
+
+        server = stack.enter_context(EmbeddedServer())
+        provider = Provider(name="embedded", base_url=server.base_url, wire=wire)
+    client = Client(provider, load_entrypoints=not args.no_plugins)
+    stack.callback(client.close)
+    return client
+
+
+def _chat_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt", help="the message to send ('-' reads stdin)")
+    p.add_argument("--instructions", default="You are a helpful assistant.")
+    add_connection_args(p)
+
+
+@command("chat", "send one message and stream the answer to stdout")(_chat_args)
+def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    client = make_client(args, stack)
+    request = ResponsesRequest(model=args.model, instructions=args.instructions, input=prompt)
+    out: TextIO = sys.stdout
+    with client.stream(request) as events:
+        for event in events:
+            if isinstance(event, OutputTextDelta):
+                out.write(event.delta)
+                out.flush()
+    out.write("\n")
+    return 0
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--verbose", "-v", action="store_true", help="log each request")
+
+
+@command("serve", "run the embedded OpenAI-compatible server")(_serve_args)
+def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
+    from .server import EmbeddedServer
+
+    server = EmbeddedServer(args.host, args.port, verbose=args.verbose)
+    print(f"codexapi embedded server on {server.base_url} (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codexapi", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"codexapi {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (configure, run, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        configure(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def exit_code(exc: BaseException) -> int:
+    for kind, code in EXIT_CODES:
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args: Any = build_parser().parse_args(argv)
+    with ExitStack() as stack:
+        try:
+            return int(args.run(args, stack))
+        except CodexApiError as exc:
+            sys.stdout.flush()
+            print(f"codexapi: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return exit_code(exc)
+        except KeyboardInterrupt:
+            return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,287 @@
+"""The Client facade, and seed-style endpoint clients for people porting Rust code.
+
+One Client per provider, shared freely between threads: it holds a plugin manager, an auth
+object, a transport with one connection pool, and the models ETag cache (under a lock).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+
+from .auth import Auth
+from .dispatch import Dispatcher, call_first
+from .errors import StreamError
+from .events import Event, Item, RateLimits
+from .jsonutil import loads
+from .models import Provider, ResponsesRequest
+from .plugins import make_plugin_manager
+from .ratelimits import snapshot_if_any
+from .stream import ResponseStream
+from .transport import HttpResponse, Transport, Urllib3Transport
+
+
+@attrs.frozen
+class ModelInfo:
+    """One model from ``GET models``: its ``slug`` (Codex ``slug`` or OpenAI ``id``) and the
+    whole JSON object in ``raw``."""
+
+    slug: str
+    raw: Mapping[str, Any] = attrs.field(repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("slug", "raw"):
+            raise AttributeError(name)
+        return self.raw.get(name)
+
+
+@attrs.frozen
+class ModelList:
+    """The models a server lists, and the ETag to revalidate them with."""
+
+    models: list[ModelInfo]
+    etag: str | None = None
+
+    @property
+    def slugs(self) -> list[str]:
+        return [m.slug for m in self.models]
+
+
+def parse_models(body: bytes, header_etag: str | None) -> ModelList:
+    """Accept Codex's ``{"models": [{"slug"...}]}`` and OpenAI's ``{"data": [{"id"...}]}``."""
+    text = body.decode("utf-8", "replace")
+    try:
+        data = loads(body)
+    except ValueError as exc:
+        raise StreamError(f"failed to decode models response: {exc}; body: {text[:200]}",
+                          retryable=False) from None
+    entries: Any = None
+    key = "slug"
+    if isinstance(data, dict) and isinstance(data.get("models"), list):
+        entries = data["models"]
+    elif isinstance(data, dict) and isinstance(data.get("data"), list):
+        entries, key = data["data"], "id"
+    if entries is None:
+        raise StreamError(
+            "failed to decode models response: expected {\"models\": [...]} or "
+            f"{{\"object\": \"list\", \"data\": [...]}}; body: {text[:200]}", retryable=False)
+    models = []
+    for entry in entries:
+        slug = entry.get(key) if isinstance(entry, dict) else None
+        if not isinstance(slug, str):
+            raise StreamError(f"failed to decode models response: a model has no string "
+                              f"`{key}`: {str(entry)[:120]}", retryable=False)
+        models.append(ModelInfo(slug, entry))
+    etag = header_etag
+    if not etag and isinstance(data, dict) and isinstance(data.get("etag"), str):
+        etag = data["etag"] or None
+    return ModelList(models, etag)
+
+
+def conversation_headers(
+    conversation_id: str | None = None, session_id: str | None = None,
+    subagent: str | None = None,
+) -> dict[str, str]:
+    """``conversation_id``/``session_id`` and ``x-openai-subagent``, as codex-api sets them."""
+    headers: dict[str, str] = {}
+    if conversation_id:
+        headers["conversation_id"] = conversation_id
+        headers["session_id"] = conversation_id
+    if session_id:
+        headers["session_id"] = session_id
+    if subagent:
+        headers["x-openai-subagent"] = subagent
+    return headers
+
+
+class _Endpoints:
+    """What every client does with a dispatcher: open a stream, post JSON, get JSON."""
+
+    _dispatcher: Dispatcher
+
+    def _open_stream(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> ResponseStream:
+        dispatcher = self._dispatcher
+        response = dispatcher.send("POST", "stream", body, headers, stream=True)
+        try:
+            decoder = dispatcher.decoder("stream")
+        except BaseException:
+            response.close()
+            raise
+        prelude: list[Event] = []
+        snapshot = snapshot_if_any(response.headers)
+        if snapshot is not None:
+            prelude.append(RateLimits(snapshot))
+        return ResponseStream(response, decoder, prelude)
+
+    def _compact(self, body: Mapping[str, Any]) -> list[Item]:
+        response = self._dispatcher.send("POST", "compact", body)
+        raw = response.read()
+        try:
+            data = loads(raw)
+            output = data["output"]
+            if not isinstance(output, list):
+                raise TypeError("`output` is not a list")
+            return [Item(i) for i in output]
+        except (ValueError, KeyError, TypeError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise StreamError(f"failed to decode compact response: {detail}; body: "
+                              f"{raw[:200].decode('utf-8', 'replace')}", retryable=False) from None
+
+
+class Client(_Endpoints):
+    """A client for one provider. Thread-safe; close it (or use ``with``) when done."""
+
+    def __init__(
+        self,
+        provider: Provider | None = None,
+        auth: Auth | None = None,
+        plugins: Iterable[Any] = (),
+        load_entrypoints: bool = True,
+        *,
+        transport: Transport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.provider = provider if provider is not None else provider_from_env()
+        self.plugin_manager = make_plugin_manager(plugins, load_entrypoints)
+        if auth is None:
+            auth = call_first(self.plugin_manager, "codexapi_auth", Auth,
+                              provider=self.provider)
+        if auth is None:
+            from codexapi_plugins.auth import NoAuth
+
+            auth = NoAuth()
+        self.auth: Auth = auth
+        self.transport: Transport = transport or Urllib3Transport()
+        self._dispatcher = Dispatcher(self.provider, self.plugin_manager, self.auth,
+                                      self.transport, sleep=sleep)
+        self._models_lock = threading.Lock()
+        self._models_cache: ModelList | None = None
+
+    def __repr__(self) -> str:
+        return f"Client(provider={self.provider!r}, auth={self.auth!r})"
+
+    def stream(
+        self,
+        request: ResponsesRequest,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        subagent: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ResponseStream:
+        """Send one turn; return its events as a :class:`ResponseStream`.
+
+        Raises ApiError / TransportError (after retries) before returning; errors inside the
+        stream are raised while iterating.
+        """
+        body = self._dispatcher.body("stream", request)
+        extra = dict(headers or {})
+        extra.update(conversation_headers(conversation_id, session_id, subagent))
+        return self._open_stream(body, extra)
+
+    def compact(self, request: ResponsesRequest) -> list[Item]:
+        """``POST responses/compact``: the compacted history as output items."""
+        self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
+        return self._compact(self._dispatcher.body("compact", request))
+
+    def list_models(self, client_version: str) -> ModelList:
+        """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache)."""
+        query = "client_version=" + quote(client_version, safe="")
+        with self._models_lock:
+            cached = self._models_cache
+        extra = {}
+        if cached is not None and cached.etag:
+            extra["If-None-Match"] = cached.etag
+        response = self._dispatcher.send("GET", "models", None, extra, query=query,
+                                         accept_statuses=(304,))
+        if response.status == 304 and cached is not None:
+            response.close()
+            return cached
+        result = parse_models(response.read(), response.headers.get("etag"))
+        with self._models_lock:
+            self._models_cache = result
+        return result
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def provider_from_env() -> Provider:
+    """``OPENAI_BASE_URL`` (default the OpenAI API) on the Responses wire."""
+    base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    return Provider(name="openai", base_url=base)
+
+
+# --- seed-style clients (codex-api's endpoint clients) -------------------------------------
+
+
+class _SeedClient(_Endpoints):
+    def __init__(
+        self,
+        transport: Transport,
+        provider: Provider,
+        auth: Auth | None = None,
+        plugins: Iterable[Any] = (),
+        load_entrypoints: bool = False,
+    ) -> None:
+        if auth is None:
+            from codexapi_plugins.auth import NoAuth
+
+            auth = NoAuth()
+        self.provider = provider
+        self._dispatcher = Dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
+                                      auth, transport)
+
+
+class ResponsesClient(_SeedClient):
+    """Streams a ready JSON body to the stream path of the provider's wire."""
+
+    def stream(self, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+               ) -> ResponseStream:
+        return self._open_stream(body, headers or {})
+
+    def stream_request(
+        self, request: ResponsesRequest, conversation_id: str | None = None,
+        subagent: str | None = None,
+    ) -> ResponseStream:
+        body = self._dispatcher.body("stream", request)
+        return self._open_stream(body, conversation_headers(conversation_id, None, subagent))
+
+
+class ChatClient(ResponsesClient):
+    """codex-api's ChatClient: ``chat/completions`` on the Chat wire, ``responses`` otherwise."""
+
+
+class CompactClient(_SeedClient):
+    """``POST responses/compact`` with a ready body ``{model, input, instructions}``."""
+
+    def compact(self, body: Mapping[str, Any]) -> list[Item]:
+        self._dispatcher.path("compact")
+        return self._compact(body)
+
+
+class ModelsClient(_SeedClient):
+    """``GET models?client_version=…``; returns the ModelList (no caching)."""
+
+    def list_models(self, client_version: str, headers: Mapping[str, str] | None = None
+                    ) -> ModelList:
+        query = "client_version=" + quote(client_version, safe="")
+        response: HttpResponse = self._dispatcher.send("GET", "models", None, headers,
+                                                       query=query)
+        return parse_models(response.read(), response.headers.get("etag"))

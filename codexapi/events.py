@@ -1,0 +1,200 @@
+"""What a stream yields: one set of typed events, whichever wire produced them.
+
+Events are frozen, slotted attrs classes tagged by a ``type`` class attribute. Output items are
+:class:`Item`: their JSON fields read as attributes and the original dict stays in ``.raw``, so
+an item type this library has never heard of loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+
+class Item:
+    """An output item (message, function_call, reasoning, or any other type), read-only.
+
+    ``item.name`` is ``item.raw["name"]``; a field the item does not have reads as ``None``.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "raw", dict(raw))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.raw.get(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Item is read-only; build a new one from a dict")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Item) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash((self.raw.get("type"), self.raw.get("id"), self.raw.get("call_id")))
+
+    def __repr__(self) -> str:
+        return f"Item({self.raw!r})"
+
+    @property
+    def type(self) -> str:
+        return str(self.raw.get("type", ""))
+
+    @property
+    def text(self) -> str:
+        """The concatenated text of a message's text parts (empty for other items)."""
+        content = self.raw.get("content")
+        if isinstance(content, str):
+            return content
+        if not isinstance(content, list):
+            return ""
+        return "".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The item's JSON form, ready to be sent back as input on the next turn."""
+        return dict(self.raw)
+
+
+@attrs.frozen
+class TokenUsage:
+    """Token counts for one response, in the crate's names."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    total_tokens: int = 0
+
+
+@attrs.frozen
+class RateLimitWindow:
+    used_percent: float
+    window_minutes: int | None = None
+    resets_at: int | None = None
+
+
+@attrs.frozen
+class CreditsSnapshot:
+    has_credits: bool
+    unlimited: bool
+    balance: str | None = None
+
+
+@attrs.frozen
+class RateLimitSnapshot:
+    """Rate-limit state reported by the server's response headers."""
+
+    limit_id: str = "codex"
+    limit_name: str | None = None
+    primary: RateLimitWindow | None = None
+    secondary: RateLimitWindow | None = None
+    credits: CreditsSnapshot | None = None
+    #: OpenAI ``x-ratelimit-*`` headers, when the server sent them (name -> value).
+    openai: Mapping[str, str] = attrs.field(factory=dict)
+
+
+class Event:
+    """Base class of stream events; ``type`` tags each concrete class."""
+
+    __slots__ = ()
+    type: ClassVar[str] = ""
+
+
+@attrs.frozen
+class Created(Event):
+    type: ClassVar[str] = "created"
+
+
+@attrs.frozen
+class OutputItemAdded(Event):
+    item: Item
+    type: ClassVar[str] = "output_item_added"
+
+
+@attrs.frozen
+class OutputItemDone(Event):
+    item: Item
+    type: ClassVar[str] = "output_item_done"
+
+
+@attrs.frozen
+class OutputTextDelta(Event):
+    delta: str
+    type: ClassVar[str] = "output_text_delta"
+
+
+@attrs.frozen
+class ReasoningSummaryDelta(Event):
+    delta: str
+    summary_index: int
+    type: ClassVar[str] = "reasoning_summary_delta"
+
+
+@attrs.frozen
+class ReasoningContentDelta(Event):
+    delta: str
+    content_index: int
+    type: ClassVar[str] = "reasoning_content_delta"
+
+
+@attrs.frozen
+class ReasoningSummaryPartAdded(Event):
+    summary_index: int
+    type: ClassVar[str] = "reasoning_summary_part_added"
+
+
+@attrs.frozen
+class RateLimits(Event):
+    snapshot: RateLimitSnapshot
+    type: ClassVar[str] = "rate_limits"
+
+
+@attrs.frozen
+class Completed(Event):
+    response_id: str
+    token_usage: TokenUsage | None = None
+    type: ClassVar[str] = "completed"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        Created,
+        OutputItemAdded,
+        OutputItemDone,
+        OutputTextDelta,
+        ReasoningSummaryDelta,
+        ReasoningContentDelta,
+        ReasoningSummaryPartAdded,
+        RateLimits,
+        Completed,
+    )
+}
+
+__all__ = [
+    "EVENT_TYPES",
+    "Completed",
+    "Created",
+    "CreditsSnapshot",
+    "Event",
+    "Item",
+    "OutputItemAdded",
+    "OutputItemDone",
+    "OutputTextDelta",
+    "RateLimitSnapshot",
+    "RateLimitWindow",
+    "RateLimits",
+    "ReasoningContentDelta",
+    "ReasoningSummaryDelta",
+    "ReasoningSummaryPartAdded",
+    "TokenUsage",
+]

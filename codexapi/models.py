@@ -1,0 +1,234 @@
+"""Wire-neutral request models, the Provider and its policies.
+
+All classes are frozen, slotted attrs classes. How they become JSON is decided in one place,
+:mod:`codexapi.convert`; how a request becomes a wire body is decided by the wire plugins.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .redact import redact_headers
+
+
+class WireApi(enum.StrEnum):
+    """Which HTTP API a provider speaks for the streamed turn."""
+
+    RESPONSES = "responses"
+    CHAT = "chat"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _wire(value: WireApi | str) -> WireApi:
+    try:
+        return value if isinstance(value, WireApi) else WireApi(str(value).lower())
+    except ValueError:
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown wire api {value!r}: use 'responses' or 'chat'") from None
+
+
+#: Statuses that are retried when the policy allows it (codex-client ``RetryOn``).
+RETRY_AFTER_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How many times, and how soon, a request is re-sent.
+
+    ``max_attempts`` counts every try, the first included (Codex's ``request_max_retries = n``
+    is ``max_attempts = n + 1``). Delays are seconds. Only establishing a stream is retried:
+    once an event has reached the caller, failures surface as :class:`StreamError`.
+    """
+
+    max_attempts: int = attrs.field(default=5)
+    base_delay: float = 0.2
+    retry_429: bool = True
+    retry_5xx: bool = True
+    retry_transport: bool = True
+    #: Upper bound for any single delay, server hints (``Retry-After``) included.
+    max_delay: float = 30.0
+
+    @max_attempts.validator
+    def _check_attempts(self, _: Any, value: int) -> None:
+        if value < 1:
+            raise ValueError("max_attempts counts the first try too; it must be >= 1")
+
+
+# Substrings of Azure OpenAI hosts, as codex-api's provider.rs detects them.
+_AZURE_MARKERS = (
+    "openai.azure.",
+    "cognitiveservices.azure.",
+    "aoai.azure.",
+    "azure-api.",
+    "azurefd.",
+    "windows.net/openai",
+)
+
+
+@attrs.frozen(repr=False)
+class Provider:
+    """Where requests go and how: base URL, wire API, static headers and policies."""
+
+    name: str = "openai"
+    base_url: str = "https://api.openai.com/v1"
+    wire: WireApi = attrs.field(default=WireApi.RESPONSES, converter=_wire)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    query_params: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    #: Seconds without a byte on an open stream before :class:`IdleTimeout`.
+    stream_idle_timeout: float = 300.0
+    #: Seconds to establish a connection.
+    connect_timeout: float = 30.0
+    #: Seconds to wait for the response head (and, on unary calls, each body read).
+    read_timeout: float = 600.0
+
+    def url_for_path(self, path: str) -> str:
+        """Join ``path`` to the base URL the way codex-api's ``url_for_path`` does."""
+        base = self.base_url.rstrip("/")
+        path = path.lstrip("/")
+        url = f"{base}/{path}" if path else base
+        if self.query_params:
+            # The crate appends k=v verbatim (no encoding); keep that for byte-equal URLs.
+            url += "?" + "&".join(f"{k}={v}" for k, v in self.query_params.items())
+        return url
+
+    def is_azure_responses_endpoint(self) -> bool:
+        """True for Azure OpenAI Responses endpoints, where ``store`` defaults to true."""
+        if self.wire is not WireApi.RESPONSES:
+            return False
+        if self.name.lower() == "azure":
+            return True
+        base = self.base_url.lower()
+        return any(marker in base for marker in _AZURE_MARKERS)
+
+    def __repr__(self) -> str:
+        return (
+            f"Provider(name={self.name!r}, base_url={self.base_url!r}, wire={self.wire.value!r}, "
+            f"headers={redact_headers(self.headers)!r}, query_params="
+            f"{redact_headers(self.query_params)!r}, retry={self.retry!r}, "
+            f"stream_idle_timeout={self.stream_idle_timeout!r})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Input items (Responses JSON form). Plain dicts are accepted wherever these are.
+
+
+def _content(value: str | Sequence[Any]) -> str | list[Any]:
+    return value if isinstance(value, str) else list(value)
+
+
+@attrs.frozen
+class Message:
+    """A conversation message. ``content`` is text or a list of Responses content parts."""
+
+    role: str
+    content: str | list[Any] = attrs.field(converter=_content)
+    id: str | None = None
+    type: str = attrs.field(default="message", init=False)
+
+
+@attrs.frozen
+class FunctionCall:
+    """A tool call the model made, replayed as input on the next turn."""
+
+    name: str
+    arguments: str
+    call_id: str
+    id: str | None = None
+    type: str = attrs.field(default="function_call", init=False)
+
+
+@attrs.frozen
+class FunctionCallOutput:
+    """The result of running a tool, answering ``call_id``."""
+
+    call_id: str
+    output: str | list[Any] = attrs.field(converter=_content)
+    type: str = attrs.field(default="function_call_output", init=False)
+
+
+@attrs.frozen
+class Reasoning:
+    """A reasoning item, replayed as input (summary, optional raw content, encrypted blob)."""
+
+    summary: list[Any] = attrs.field(factory=list, converter=list)
+    content: list[Any] | None = None
+    encrypted_content: str | None = None
+    id: str = ""
+    type: str = attrs.field(default="reasoning", init=False)
+
+
+InputItem = Message | FunctionCall | FunctionCallOutput | Reasoning | Mapping[str, Any]
+
+
+@attrs.frozen
+class ReasoningConfig:
+    """``reasoning`` controls: ``effort`` (minimal…xhigh) and ``summary`` (auto, concise…)."""
+
+    effort: str | None = None
+    summary: str | None = None
+
+
+@attrs.frozen
+class TextControls:
+    """``text`` controls: ``verbosity`` and an optional output JSON schema."""
+
+    verbosity: str | None = None
+    format: Mapping[str, Any] | None = None
+
+    @classmethod
+    def with_schema(
+        cls, schema: Mapping[str, Any], verbosity: str | None = None
+    ) -> TextControls:
+        """Controls asking for JSON output matching ``schema`` (Codex's output-schema form)."""
+        fmt = {"type": "json_schema", "strict": True, "schema": dict(schema),
+               "name": "codex_output_schema"}
+        return cls(verbosity=verbosity.lower() if verbosity else None, format=fmt)
+
+
+def _input(value: str | Sequence[InputItem]) -> list[InputItem]:
+    if isinstance(value, str):
+        return [Message(role="user", content=value)]
+    return list(value)
+
+
+@attrs.frozen
+class ResponsesRequest:
+    """One model turn, independent of the wire it is sent on."""
+
+    model: str
+    instructions: str = ""
+    input: list[InputItem] = attrs.field(factory=list, converter=_input)
+    tools: list[Mapping[str, Any]] = attrs.field(factory=list, converter=list)
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = False
+    reasoning: ReasoningConfig | Mapping[str, Any] | None = None
+    #: ``None`` lets the provider decide (true for Azure Responses, false elsewhere).
+    store: bool | None = None
+    include: list[str] = attrs.field(factory=list, converter=list)
+    prompt_cache_key: str | None = None
+    text: TextControls | Mapping[str, Any] | None = None
+
+
+__all__ = [
+    "RETRY_AFTER_STATUS_CODES",
+    "FunctionCall",
+    "FunctionCallOutput",
+    "InputItem",
+    "Message",
+    "Provider",
+    "Reasoning",
+    "ReasoningConfig",
+    "ResponsesRequest",
+    "RetryPolicy",
+    "TextControls",
+    "WireApi",
+]

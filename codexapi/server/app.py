@@ -1,0 +1,219 @@
+"""The embedded OpenAI-compatible HTTP server (stdlib ``http.server``, one thread per connection).
+
+HTTP/1.1 with keep-alive; streams are sent with chunked transfer encoding and flushed per
+event, so clients see each event when it is produced. Routes are looked up in :data:`ROUTES`
+by method and path (with or without the ``/v1`` prefix).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import responses_wire
+from .model import ScriptedModel
+
+
+class Exchange:
+    """One request being answered: parsed input, and the ways to answer it."""
+
+    def __init__(self, handler: Handler, path: str, query: dict[str, list[str]],
+                 body: Any) -> None:
+        self.handler = handler
+        self.path = path
+        self.query = query
+        self.body = body
+        self.headers: Mapping[str, str] = handler.headers  # type: ignore[assignment]
+        self.server: EmbeddedHTTPServer = handler.server  # type: ignore[assignment]
+        self._chunked = False
+
+    def send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_bytes(status, data, "application/json", headers)
+
+    def send_bytes(self, status: int, data: bytes, content_type: str,
+                   headers: Mapping[str, str] | None = None) -> None:
+        h = self.handler
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        if data and h.command != "HEAD":
+            h.wfile.write(data)
+        h.wfile.flush()
+
+    def send_error(self, status: int, message: str, code: str | None = None,
+                   err_type: str = "invalid_request_error",
+                   headers: Mapping[str, str] | None = None) -> None:
+        self.send_json(status, {"error": {"message": message, "type": err_type, "param": None,
+                                          "code": code}}, headers)
+
+    def start_stream(self, headers: Mapping[str, str] | None = None,
+                     content_type: str = "text/event-stream; charset=utf-8") -> None:
+        h = self.handler
+        h.send_response(200)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Cache-Control", "no-cache")
+        h.send_header("Transfer-Encoding", "chunked")
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        self._chunked = True
+
+    def write(self, data: bytes) -> None:
+        """Send one chunk of a started stream, flushed at once."""
+        if data:
+            self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.handler.wfile.flush()
+
+    def end_stream(self) -> None:
+        self.handler.wfile.write(b"0\r\n\r\n")
+        self.handler.wfile.flush()
+
+    def stream_events(self, chunks: Iterable[bytes], headers: Mapping[str, str] | None = None,
+                      ) -> None:
+        self.start_stream(headers)
+        for chunk in chunks:
+            self.write(chunk)
+        self.end_stream()
+
+
+Route = Callable[[Exchange], None]
+ROUTES: dict[tuple[str, str], Route] = {}
+
+
+def route(method: str, path: str) -> Callable[[Route], Route]:
+    def register(fn: Route) -> Route:
+        ROUTES[(method, path)] = fn
+        return fn
+
+    return register
+
+
+@route("POST", "/responses")
+def post_responses(ex: Exchange) -> None:
+    body = ex.body
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        ex.send_error(400, "body must be a JSON object with a string `model`", "invalid_body")
+        return
+    reasoning = body.get("reasoning")
+    turn = ex.server.model.reply(responses_wire.request_items(body), body.get("tools") or [],
+                                 reasoning=bool(reasoning))
+    events = responses_wire.events(turn, body["model"])
+    if body.get("stream"):
+        ex.stream_events(responses_wire.sse(e) for e in events)
+        return
+    final = list(events)[-1]["response"]
+    ex.send_json(200, final)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "codexapi-embedded"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if getattr(self.server, "verbose", False):
+            super().log_message(format, *args)
+
+    def _dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        if path.startswith("/v1/") or path == "/v1":
+            path = path[3:] or "/"
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body: Any = None
+        ex = Exchange(self, path, parse_qs(parts.query), None)
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                ex.send_error(400, "request body is not valid JSON", "invalid_json")
+                return
+        ex.body = body
+        fn = ROUTES.get((self.command, path))
+        if fn is None:
+            known = any(p == path for _, p in ROUTES)
+            status = HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND
+            ex.send_error(status, f"no route for {self.command} {parts.path}", "not_found")
+            return
+        ex.server.requests_seen.append((self.command, path, dict(self.headers.items()), body))
+        try:
+            fn(ex)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_DELETE = _dispatch
+
+
+class EmbeddedHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], model: ScriptedModel | None = None,
+                 verbose: bool = False) -> None:
+        super().__init__(address, Handler)
+        self.model = model or ScriptedModel()
+        self.verbose = verbose
+        #: (method, path, headers, body) of each routed request, for tests.
+        self.requests_seen: list[tuple[str, str, dict[str, str], Any]] = []
+
+
+class EmbeddedServer:
+    """An OpenAI-compatible server on 127.0.0.1, in a background thread.
+
+        with EmbeddedServer() as server:
+            Client(Provider(base_url=server.base_url))...
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 model: ScriptedModel | None = None, verbose: bool = False) -> None:
+        self.httpd = EmbeddedHTTPServer((host, port), model, verbose)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def host(self) -> str:
+        return str(self.httpd.server_address[0])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[tuple[str, str, dict[str, str], Any]]:
+        return self.httpd.requests_seen
+
+    def start(self) -> EmbeddedServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.httpd.serve_forever,
+                                            kwargs={"poll_interval": 0.05},
+                                            name="codexapi-server", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.httpd.server_close()
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,124 @@
+"""Rendering a scripted Turn as a real Responses API event stream (the event sequence the
+OpenAI API sends: created, in_progress, output items with content parts and deltas, completed)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .model import Turn
+
+_ids = itertools.count(1)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{next(_ids):012d}"
+
+
+def sse(event: Mapping[str, Any]) -> bytes:
+    """One SSE message in the API's framing: ``event: <type>`` then ``data: <json>``."""
+    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+def usage(turn: Turn) -> dict[str, Any]:
+    reasoning_tokens = len(turn.reasoning.split())
+    return {
+        "input_tokens": turn.input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": turn.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": turn.input_tokens + turn.output_tokens,
+    }
+
+
+def output_items(turn: Turn) -> list[dict[str, Any]]:
+    """The finished output items of a turn (what ``response.output`` holds)."""
+    items: list[dict[str, Any]] = []
+    if turn.reasoning:
+        items.append({"id": new_id("rs"), "type": "reasoning",
+                      "summary": [{"type": "summary_text", "text": turn.reasoning}],
+                      "content": [{"type": "reasoning_text", "text": turn.reasoning}]})
+    for call in turn.tool_calls:
+        items.append({"id": new_id("fc"), "type": "function_call", "status": "completed",
+                      "name": call.name, "arguments": call.arguments, "call_id": call.call_id})
+    if turn.text:
+        items.append({"id": new_id("msg"), "type": "message", "status": "completed",
+                      "role": "assistant",
+                      "content": [{"type": "output_text", "text": turn.text, "annotations": []}]})
+    return items
+
+
+def response_object(rid: str, model: str, status: str, output: list[Any],
+                    turn: Turn | None) -> dict[str, Any]:
+    return {"id": rid, "object": "response", "created_at": int(time.time()), "status": status,
+            "model": model, "output": output, "usage": usage(turn) if turn else None}
+
+
+def events(turn: Turn, model: str) -> Iterator[dict[str, Any]]:
+    """The full event sequence for ``turn``, ending with ``response.completed``."""
+    rid = new_id("resp")
+    seq = itertools.count()
+    yield {"type": "response.created", "sequence_number": next(seq),
+           "response": response_object(rid, model, "in_progress", [], None)}
+    yield {"type": "response.in_progress", "sequence_number": next(seq),
+           "response": response_object(rid, model, "in_progress", [], None)}
+    done: list[dict[str, Any]] = []
+    for index, item in enumerate(output_items(turn)):
+        kind = item["type"]
+        if kind == "reasoning":
+            yield {"type": "response.output_item.added", "sequence_number": next(seq),
+                   "output_index": index, "item": {**item, "summary": [], "content": []}}
+            yield {"type": "response.reasoning_summary_part.added", "sequence_number": next(seq),
+                   "item_id": item["id"], "output_index": index, "summary_index": 0,
+                   "part": {"type": "summary_text", "text": ""}}
+            for chunk in turn.reasoning_chunks():
+                yield {"type": "response.reasoning_summary_text.delta",
+                       "sequence_number": next(seq), "item_id": item["id"],
+                       "output_index": index, "summary_index": 0, "delta": chunk}
+            for chunk in turn.reasoning_chunks():
+                yield {"type": "response.reasoning_text.delta", "sequence_number": next(seq),
+                       "item_id": item["id"], "output_index": index, "content_index": 0,
+                       "delta": chunk}
+        elif kind == "function_call":
+            yield {"type": "response.output_item.added", "sequence_number": next(seq),
+                   "output_index": index, "item": {**item, "arguments": "",
+                                                   "status": "in_progress"}}
+            yield {"type": "response.function_call_arguments.delta",
+                   "sequence_number": next(seq), "item_id": item["id"], "output_index": index,
+                   "delta": item["arguments"]}
+            yield {"type": "response.function_call_arguments.done",
+                   "sequence_number": next(seq), "item_id": item["id"], "output_index": index,
+                   "arguments": item["arguments"]}
+        else:
+            yield {"type": "response.output_item.added", "sequence_number": next(seq),
+                   "output_index": index,
+                   "item": {**item, "status": "in_progress", "content": []}}
+            yield {"type": "response.content_part.added", "sequence_number": next(seq),
+                   "item_id": item["id"], "output_index": index, "content_index": 0,
+                   "part": {"type": "output_text", "text": "", "annotations": []}}
+            for chunk in turn.text_chunks():
+                yield {"type": "response.output_text.delta", "sequence_number": next(seq),
+                       "item_id": item["id"], "output_index": index, "content_index": 0,
+                       "delta": chunk, "logprobs": []}
+            yield {"type": "response.output_text.done", "sequence_number": next(seq),
+                   "item_id": item["id"], "output_index": index, "content_index": 0,
+                   "text": turn.text, "logprobs": []}
+            yield {"type": "response.content_part.done", "sequence_number": next(seq),
+                   "item_id": item["id"], "output_index": index, "content_index": 0,
+                   "part": item["content"][0]}
+        yield {"type": "response.output_item.done", "sequence_number": next(seq),
+               "output_index": index, "item": item}
+        done.append(item)
+    yield {"type": "response.completed", "sequence_number": next(seq),
+           "response": response_object(rid, model, "completed", done, turn)}
+
+
+def request_items(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Responses ``input`` as a list of items (a bare string is one user message)."""
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return [{"type": "message", "role": "user", "content": raw}]
+    return [i for i in raw or [] if isinstance(i, dict)]

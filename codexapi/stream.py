@@ -1,0 +1,149 @@
+"""ResponseStream: the events of one streamed turn, as they arrive.
+
+An iterator and a context manager. Each event is yielded as soon as its bytes have arrived
+(the transport reads what the socket has, never a fixed-size block). Leaving the ``with`` block,
+breaking out early, or reaching the end closes the connection. Idle streams end in
+:class:`IdleTimeout` (the transport's read timeout is the provider's ``stream_idle_timeout``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterator
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from .decoding import StreamDecoder
+from .events import (
+    Completed,
+    Event,
+    Item,
+    OutputItemDone,
+    OutputTextDelta,
+    RateLimits,
+    RateLimitSnapshot,
+    TokenUsage,
+)
+from .sse import Decoder
+from .transport import HttpResponse
+
+
+@attrs.frozen
+class StreamResult:
+    """A whole turn: the text, the finished output items, id, usage and rate limits."""
+
+    text: str
+    items: list[Item]
+    response_id: str | None
+    usage: TokenUsage | None
+    rate_limits: RateLimitSnapshot | None = None
+    events: list[Event] = attrs.field(factory=list, repr=False)
+
+    @property
+    def function_calls(self) -> list[Item]:
+        """The function_call items, in order."""
+        return [i for i in self.items if i.type == "function_call"]
+
+
+class ResponseStream:
+    """Iterate for events; ``collect()`` for the whole turn. Single consumer."""
+
+    def __init__(
+        self,
+        response: HttpResponse,
+        decoder: StreamDecoder,
+        prelude: list[Event] | None = None,
+    ) -> None:
+        self.response = response
+        self._decoder = decoder
+        self._prelude = prelude or []
+        self._gen = self._events()
+        self._closed = False
+
+    @property
+    def headers(self) -> Any:
+        """The HTTP response headers."""
+        return self.response.headers
+
+    @property
+    def request_id(self) -> str | None:
+        h = self.response.headers
+        return h.get("x-request-id") or h.get("x-oai-request-id")
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self._gen)
+
+    def _events(self) -> Generator[Event, None, None]:
+        decoder = self._decoder
+        sse = Decoder()
+        sse_feed = sse.feed
+        feed = decoder.feed
+        try:
+            yield from self._prelude
+            for chunk in self.response.iter_bytes():
+                for message in sse_feed(chunk):
+                    events = feed(message)
+                    if events:
+                        yield from events
+                        if decoder.done:
+                            return
+            for message in sse.close():
+                yield from feed(message)
+                if decoder.done:
+                    return
+            yield from decoder.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.response.close()
+
+    def close(self) -> None:
+        """Release the connection (idempotent). Unread events are discarded."""
+        self._release()
+        self._gen.close()
+
+    def __enter__(self) -> ResponseStream:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.response.close()
+
+    def collect(self) -> StreamResult:
+        """Consume the stream; return the whole turn (raises what the stream raises)."""
+        deltas: list[str] = []
+        items: list[Item] = []
+        events: list[Event] = []
+        response_id = None
+        usage = None
+        limits = None
+        with self:
+            for ev in self:
+                events.append(ev)
+                if isinstance(ev, OutputTextDelta):
+                    deltas.append(ev.delta)
+                elif isinstance(ev, OutputItemDone):
+                    items.append(ev.item)
+                elif isinstance(ev, Completed):
+                    response_id, usage = ev.response_id, ev.token_usage
+                elif isinstance(ev, RateLimits):
+                    limits = ev.snapshot
+        text = "".join(deltas)
+        if not text:
+            text = "".join(i.text for i in items if i.type == "message")
+        return StreamResult(text, items, response_id, usage, limits, events)

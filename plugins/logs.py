@@ -1,0 +1,39 @@
+"""First-party logging plugin: one line per attempt, response and retry, on logger ``codexapi``.
+
+Everything logged goes through :mod:`codexapi.redact`: credentials never reach a log record.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from codexapi import hookimpl
+from codexapi.models import Provider
+from codexapi.redact import redact_headers, redact_url
+from codexapi.transport import HttpRequest, HttpResponse
+
+log = logging.getLogger("codexapi")
+
+
+@hookimpl
+def codexapi_on_request(provider: Provider, request: HttpRequest, attempt: int) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("-> %s %s attempt=%d provider=%s headers=%s", request.method,
+                  redact_url(request.url), attempt, provider.name,
+                  redact_headers(request.headers))
+
+
+@hookimpl
+def codexapi_on_response(provider: Provider, request: HttpRequest, response: HttpResponse,
+                         attempt: int, elapsed: float) -> None:
+    if log.isEnabledFor(logging.INFO):
+        rid = response.headers.get("x-request-id") or response.headers.get("x-oai-request-id")
+        log.info("<- %s %s status=%d attempt=%d elapsed=%.3fs request_id=%s", request.method,
+                 redact_url(request.url), response.status, attempt, elapsed, rid or "-")
+
+
+@hookimpl
+def codexapi_on_retry(provider: Provider, request: HttpRequest, attempt: int,
+                      error: Exception, delay: float) -> None:
+    log.warning("retrying %s %s after attempt %d failed (%s); next try in %.3fs",
+                request.method, redact_url(request.url), attempt, error, delay)

@@ -1,0 +1,285 @@
+"""The Responses wire: ``POST responses`` bodies and the Responses SSE decoder.
+
+Follows codex-rs/codex-api ``requests/responses.rs`` (body) and ``sse/responses.rs`` (events),
+in its newer form where ``Completed`` is delivered as soon as ``response.completed`` arrives.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from codexapi import hookimpl
+from codexapi.convert import item_to_json, options_to_json
+from codexapi.errors import (
+    ContextWindowExceeded,
+    InvalidRequest,
+    QuotaExceeded,
+    RateLimitError,
+    ServerOverloaded,
+    StreamError,
+    UsageNotIncluded,
+)
+from codexapi.events import (
+    Completed,
+    Created,
+    Event,
+    Item,
+    OutputItemAdded,
+    OutputItemDone,
+    OutputTextDelta,
+    ReasoningContentDelta,
+    ReasoningSummaryDelta,
+    ReasoningSummaryPartAdded,
+    TokenUsage,
+)
+from codexapi.jsonutil import loads
+from codexapi.models import Provider, ResponsesRequest, WireApi
+from codexapi.sse import SseMessage
+
+PATHS = {"stream": "responses", "compact": "responses/compact", "models": "models"}
+
+
+@hookimpl
+def codexapi_endpoint_path(provider: Provider, endpoint: str) -> str | None:
+    if provider.wire is not WireApi.RESPONSES:
+        return None
+    return PATHS.get(endpoint)
+
+
+@hookimpl
+def codexapi_build_body(provider: Provider, endpoint: str, request: Any) -> dict[str, Any] | None:
+    if provider.wire is not WireApi.RESPONSES or not isinstance(request, ResponsesRequest):
+        return None
+    if endpoint == "stream":
+        return build_body(provider, request)
+    if endpoint == "compact":
+        # CompactionInput serializes exactly these three fields, in this order.
+        return {
+            "model": request.model,
+            "input": [_input_item(i, keep_id=False) for i in request.input],
+            "instructions": request.instructions,
+        }
+    return None
+
+
+@hookimpl
+def codexapi_stream_decoder(provider: Provider, endpoint: str) -> ResponsesDecoder | None:
+    if provider.wire is not WireApi.RESPONSES or endpoint != "stream":
+        return None
+    return ResponsesDecoder()
+
+
+def _input_item(item: Any, keep_id: bool) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return dict(item)  # the caller's JSON, sent as given (unknown types included)
+    out = item_to_json(item)
+    # ResponseItem serialization skips ids; Azure with store=true re-attaches non-empty ones.
+    ident = out.pop("id", None)
+    if keep_id and ident:
+        out["id"] = ident
+    return out
+
+
+def build_body(provider: Provider, request: ResponsesRequest) -> dict[str, Any]:
+    """The ``POST responses`` body, field for field as codex-api serializes it."""
+    azure = provider.is_azure_responses_endpoint()
+    store = request.store if request.store is not None else azure
+    keep_ids = store and azure
+    body: dict[str, Any] = {
+        "model": request.model,
+        "instructions": request.instructions,
+        "input": [_input_item(i, keep_ids) for i in request.input],
+        "tools": [dict(t) for t in request.tools],
+        "tool_choice": request.tool_choice,
+        "parallel_tool_calls": request.parallel_tool_calls,
+        "reasoning": options_to_json(request.reasoning),
+        "store": store,
+        "stream": True,
+        "include": list(request.include),
+    }
+    if request.prompt_cache_key is not None:
+        body["prompt_cache_key"] = request.prompt_cache_key
+    if request.text is not None:
+        body["text"] = options_to_json(request.text)
+    return body
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+_RETRY_AFTER = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)", re.IGNORECASE)
+
+
+def parse_retry_after(message: str) -> float | None:
+    """Seconds from "try again in 1.5s / 28ms / 35 seconds" in a rate-limit message."""
+    match = _RETRY_AFTER.search(message)
+    if not match:
+        return None
+    value, unit = float(match.group(1)), match.group(2).lower()
+    # The crate truncates milliseconds to whole ms.
+    return int(value) / 1000.0 if unit == "ms" else value
+
+
+def failure_error(response: Any) -> Exception:
+    """The typed error for a ``response.failed`` event's ``response`` object."""
+    error = response.get("error") if isinstance(response, dict) else None
+    if not isinstance(error, dict):
+        return StreamError("response.failed event received")
+    code = error.get("code")
+    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    if code == "context_length_exceeded":
+        return ContextWindowExceeded(server_message=message)
+    if code == "insufficient_quota":
+        return QuotaExceeded(server_message=message)
+    if code == "usage_not_included":
+        return UsageNotIncluded(server_message=message)
+    if code == "invalid_prompt":
+        return InvalidRequest(message or "Invalid request.")
+    if code in ("server_is_overloaded", "slow_down"):
+        return ServerOverloaded(message)
+    if code == "rate_limit_exceeded":
+        return RateLimitError(message, retry_after=parse_retry_after(message))
+    return StreamError(message or f"response.failed with code {code!r}", retryable=True)
+
+
+def token_usage(usage: Any) -> TokenUsage | None:
+    """Map ``response.usage``; raises KeyError/TypeError on a malformed object."""
+    if usage is None:
+        return None
+    in_details = usage.get("input_tokens_details") or {}
+    out_details = usage.get("output_tokens_details") or {}
+    return TokenUsage(
+        input_tokens=int(usage["input_tokens"]),
+        cached_input_tokens=int(in_details.get("cached_tokens") or 0),
+        output_tokens=int(usage["output_tokens"]),
+        reasoning_output_tokens=int(out_details.get("reasoning_tokens") or 0),
+        total_tokens=int(usage["total_tokens"]),
+    )
+
+
+def _completed(response: Any) -> Completed:
+    try:
+        rid = response["id"]
+        if not isinstance(rid, str):
+            raise TypeError("`id` is not a string")
+        return Completed(rid, token_usage(response.get("usage")))
+    except KeyError as exc:
+        raise StreamError(f"failed to parse ResponseCompleted: missing field `{exc.args[0]}`",
+                          retryable=False) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise StreamError(f"failed to parse ResponseCompleted: {exc}", retryable=False) from None
+
+
+class ResponsesDecoder:
+    """Responses SSE messages -> events. Errors in the stream are kept and raised at the end,
+    unless ``response.completed`` arrives (then it wins), as in codex-api."""
+
+    __slots__ = ("_error", "_skipped", "done")
+
+    def __init__(self) -> None:
+        self.done = False
+        self._error: Exception | None = None
+        self._skipped: str | None = None
+
+    def feed(self, message: SseMessage) -> list[Event]:
+        data = message.data
+        if not data:
+            return []
+        try:
+            obj = loads(data)
+            kind = obj["type"]
+        except Exception:
+            # The crate skips undecodable events; remember the first so a stream that then
+            # fails to complete says why.
+            if self._skipped is None:
+                self._skipped = _describe_bad_event(data)
+            return []
+        if kind == "response.output_text.delta":
+            delta = obj.get("delta")
+            return [OutputTextDelta(delta)] if isinstance(delta, str) else []
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            return []
+        return handler(self, obj)
+
+    def close(self) -> list[Event]:
+        if self.done:
+            return []
+        if self._error is not None:
+            raise self._error
+        message = "stream closed before response.completed"
+        if self._skipped:
+            message += f" ({self._skipped})"
+        raise StreamError(message)
+
+    # Each handler takes the decoded event object and returns the events it produces.
+    def _created(self, obj: dict[str, Any]) -> list[Event]:
+        return [Created()] if "response" in obj else []
+
+    def _item_added(self, obj: dict[str, Any]) -> list[Event]:
+        item = obj.get("item")
+        return [OutputItemAdded(Item(item))] if isinstance(item, dict) and "type" in item else []
+
+    def _item_done(self, obj: dict[str, Any]) -> list[Event]:
+        item = obj.get("item")
+        return [OutputItemDone(Item(item))] if isinstance(item, dict) and "type" in item else []
+
+    def _summary_delta(self, obj: dict[str, Any]) -> list[Event]:
+        delta, index = obj.get("delta"), obj.get("summary_index")
+        if isinstance(delta, str) and isinstance(index, int):
+            return [ReasoningSummaryDelta(delta, index)]
+        return []
+
+    def _content_delta(self, obj: dict[str, Any]) -> list[Event]:
+        delta, index = obj.get("delta"), obj.get("content_index")
+        if isinstance(delta, str) and isinstance(index, int):
+            return [ReasoningContentDelta(delta, index)]
+        return []
+
+    def _part_added(self, obj: dict[str, Any]) -> list[Event]:
+        index = obj.get("summary_index")
+        return [ReasoningSummaryPartAdded(index)] if isinstance(index, int) else []
+
+    def _complete(self, obj: dict[str, Any]) -> list[Event]:
+        try:
+            event = _completed(obj.get("response"))
+        except StreamError as exc:
+            self._error = exc
+            return []
+        self.done = True
+        return [event]
+
+    def _failed(self, obj: dict[str, Any]) -> list[Event]:
+        response = obj.get("response")
+        self._error = failure_error(response)
+        return []
+
+    def _incomplete(self, obj: dict[str, Any]) -> list[Event]:
+        response = obj.get("response")
+        details = response.get("incomplete_details") if isinstance(response, dict) else None
+        reason = details.get("reason") if isinstance(details, dict) else None
+        self._error = StreamError(f"Incomplete response returned, reason: {reason or 'unknown'}",
+                                  retryable=False)
+        return []
+
+
+def _describe_bad_event(data: str) -> str:
+    preview = data if len(data) <= 80 else data[:77] + "..."
+    try:
+        loads(data)
+    except Exception:
+        return f"an event's data was not valid JSON: {preview!r}"
+    return f"an event had no `type` field: {preview!r}"
+
+
+_HANDLERS = {
+    "response.created": ResponsesDecoder._created,
+    "response.output_item.added": ResponsesDecoder._item_added,
+    "response.output_item.done": ResponsesDecoder._item_done,
+    "response.reasoning_summary_text.delta": ResponsesDecoder._summary_delta,
+    "response.reasoning_text.delta": ResponsesDecoder._content_delta,
+    "response.reasoning_summary_part.added": ResponsesDecoder._part_added,
+    "response.completed": ResponsesDecoder._complete,
+    "response.failed": ResponsesDecoder._failed,
+    "response.incomplete": ResponsesDecoder._incomplete,
+}
