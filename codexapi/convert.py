@@ -142,7 +142,7 @@ def _structure_event(data: Mapping[str, Any], _: Any) -> Event:
     if cls is None:
         return UnknownEvent(raw=dict(data))
     fields = {k: v for k, v in data.items() if k != "type"}
-    return converter.structure(fields, cls)
+    return _EVENT_STRUCTURERS[cls](fields, cls)
 
 
 def _is_event(cls: Any) -> bool:
@@ -156,6 +156,11 @@ converter.register_structure_hook(TokenUsage, lambda d, _: TokenUsage(**d))
 converter.register_structure_hook(
     RateLimitSnapshot, cattrs.gen.make_dict_structure_fn(RateLimitSnapshot, converter)
 )
+# Concrete event classes get their own generated structurers: a hook registered for the
+# base class would otherwise catch them too (cattrs dispatches on subclasses).
+_EVENT_STRUCTURERS = {
+    cls: cattrs.gen.make_dict_structure_fn(cls, converter) for cls in EVENT_TYPES.values()
+}
 
 
 def event_to_json(ev: Event) -> dict[str, Any]:

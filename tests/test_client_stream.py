@@ -203,7 +203,7 @@ def test_truncated_stream_is_stream_error(server: EmbeddedServer) -> None:
     with client_for(server, "test/truncated") as client:
         events = client.stream(REQ)
         assert next(events) == OutputTextDelta("partial")
-        with pytest.raises(StreamError, match="stream closed before response.completed"):
+        with pytest.raises(StreamError, match=r"stream closed before response\.completed"):
             next(events)
 
 
