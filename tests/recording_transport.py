@@ -1,0 +1,87 @@
+"""A Transport that records each request and answers from a script (codex's
+CapturingTransport, in Python). It implements the public Transport protocol; the dispatcher,
+plugins, decoders and streams under test are the real ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from codexapi.jsonutil import dumps, loads
+from codexapi.transport import HttpRequest
+
+
+class CannedResponse:
+    """An HttpResponse with a fixed status, headers and body."""
+
+    def __init__(self, status: int = 200, body: bytes = b"",
+                 headers: Mapping[str, str] | None = None, url: str = "") -> None:
+        self.status = status
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+        self.url = url
+        self._body = body
+        self.closed = False
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        if self._body:
+            yield self._body
+
+    def read(self) -> bytes:
+        self.closed = True
+        return self._body
+
+    def close(self) -> None:
+        self.closed = True
+
+
+Answer = CannedResponse | Exception
+
+
+class RecordingTransport:
+    """Records every request; answers each with the next scripted answer (the last repeats)."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers) or [CannedResponse(200, b"{}")]
+        self.requests: list[HttpRequest] = []
+        self.closed = False
+
+    def send(self, request: HttpRequest, stream: bool) -> CannedResponse:
+        self.requests.append(request)
+        index = min(len(self.requests) - 1, len(self.answers) - 1)
+        answer = self.answers[index]
+        if isinstance(answer, Exception):
+            raise answer
+        # A fresh copy per call, so a repeated answer can be read again.
+        return CannedResponse(answer.status, answer._body, answer.headers, request.url)
+
+    def close(self) -> None:
+        self.closed = True
+
+    @property
+    def last(self) -> HttpRequest:
+        return self.requests[-1]
+
+    def body(self, index: int = -1) -> Any:
+        raw = self.requests[index].body
+        return loads(raw) if raw is not None else None
+
+    def header(self, name: str, index: int = -1) -> str | None:
+        headers = {k.lower(): v for k, v in self.requests[index].headers.items()}
+        return headers.get(name.lower())
+
+
+def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None
+                  ) -> CannedResponse:
+    return CannedResponse(status, dumps(obj), {"content-type": "application/json",
+                                               **(headers or {})})
+
+
+def sse_response(*data: str) -> CannedResponse:
+    body = "".join(f"data: {d}\n\n" for d in data).encode()
+    return CannedResponse(200, body, {"content-type": "text/event-stream"})
+
+
+CHAT_DONE = sse_response('{"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}',
+                         "[DONE]")
+RESPONSES_DONE = sse_response(
+    '{"type":"response.completed","response":{"id":"resp_1"}}')
