@@ -1,0 +1,95 @@
+"""The two clients under test, built the same way for every case.
+
+Both are real clients doing their real work: codexapi's ``Client.stream`` (dispatcher, transport
+response, SSE decoder, wire decoder, ``ResponseStream``) and openai-python's
+``client.responses.create(stream=True)`` / ``chat.completions.create(stream=True)`` (httpx
+response, ``SSEDecoder``, ``Stream``, typed pydantic events). For the in-memory decode cases each
+gets a transport that hands out the body from memory in 64 KiB pieces instead of a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from codexapi import Client, Message, Provider, ResponsesRequest, RetryPolicy, WireApi
+from codexapi.transport import HttpRequest, HttpResponse
+
+from .bodies import MODEL
+
+API_KEY = "sk-bench-0000000000000000"
+REQUEST = ResponsesRequest(model=MODEL, input=[Message(role="user", content="Hello")])
+CHAT_MESSAGES = [{"role": "user", "content": "Hello"}]
+
+
+class MemoryResponse:
+    """An :class:`HttpResponse` whose body is a list of chunks already in memory."""
+
+    status = 200
+    url = "http://memory/v1"
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.headers: Mapping[str, str] = {"content-type": "text/event-stream"}
+        self._chunks = chunks
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+    def read(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryTransport:
+    """codexapi's Transport seam, answering every request with the same chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
+        return MemoryResponse(self.chunks)
+
+    def close(self) -> None:
+        pass
+
+
+def codexapi_client(base_url: str, chat: bool = False, transport: Any = None) -> Client:
+    import codexapi
+
+    provider = Provider(name="bench", base_url=base_url,
+                        wire=WireApi.CHAT if chat else WireApi.RESPONSES,
+                        retry=RetryPolicy(max_attempts=1), stream_idle_timeout=60.0)
+    return Client(provider, auth=codexapi.BearerAuth(API_KEY), load_entrypoints=False,
+                  transport=transport)
+
+
+def codexapi_stream(client: Client) -> Iterator[Any]:
+    return iter(client.stream(REQUEST))
+
+
+def openai_client(base_url: str, chunks: list[bytes] | None = None) -> Any:
+    import httpx2
+    import openai
+
+    http_client = None
+    if chunks is not None:
+        class Body(httpx2.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                return iter(chunks)
+
+        def handler(request: Any) -> Any:
+            return httpx2.Response(200, headers={"content-type": "text/event-stream"},
+                                   stream=Body())
+
+        http_client = httpx2.Client(transport=httpx2.MockTransport(handler))
+    return openai.OpenAI(api_key=API_KEY, base_url=base_url, max_retries=0, timeout=60.0,
+                         http_client=http_client)
+
+
+def openai_stream(client: Any, chat: bool = False) -> Iterator[Any]:
+    if chat:
+        return iter(client.chat.completions.create(model=MODEL, messages=CHAT_MESSAGES,
+                                                   stream=True))
+    return iter(client.responses.create(model=MODEL, input="Hello", stream=True))
