@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from .errors import AuthError
+
 
 @runtime_checkable
 class Auth(Protocol):
@@ -16,3 +18,13 @@ class Auth(Protocol):
     def headers(self) -> dict[str, str]: ...
 
     def refresh(self) -> bool: ...
+
+
+def check_auth(auth: object) -> Auth:
+    """``auth`` if it is an Auth; else an AuthError that never quotes it (it may be a key)."""
+    if isinstance(auth, Auth):
+        return auth
+    hint = (" (to send an API key, pass codexapi.BearerAuth(key))"
+            if isinstance(auth, str | bytes) else "")
+    raise AuthError(f"auth must have headers() and refresh() methods; got a "
+                    f"{type(auth).__name__}{hint}")

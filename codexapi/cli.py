@@ -130,6 +130,38 @@ def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
     return 0
 
 
+def _plugins_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--no-plugins", action="store_true",
+                   help="do not load third-party plugins (entry points)")
+
+
+@command("plugins", "list loaded plugins, the hooks each implements, and load failures")(
+    _plugins_args)
+def cmd_plugins(args: argparse.Namespace, stack: ExitStack) -> int:
+    import json
+
+    from .plugins import describe, make_plugin_manager
+
+    pm = make_plugin_manager(load_entrypoints=not args.no_plugins)
+    plugins = describe(pm)
+    failures = [{"name": f.name, "distribution": f.dist, "error": f.error}
+                for f in pm.load_failures]
+    if args.json:
+        print(json.dumps({"plugins": plugins, "failures": failures}, indent=2))
+        return 0
+    for info in plugins:
+        origin = {"builtin": "built-in", "entrypoint": "entry point"}.get(info["origin"],
+                                                                         info["origin"])
+        if info["distribution"]:
+            origin += f" from {info['distribution']}"
+        print(f"{info['name']} ({origin}): {', '.join(info['hooks']) or '(no hooks)'}")
+    for failure in failures:
+        print(f"FAILED {failure['name']} (from {failure['distribution'] or 'unknown'}): "
+              f"{failure['error']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codexapi", description=__doc__)
     parser.add_argument("--version", action="version", version=f"codexapi {__version__}")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import attrs
 
-from .auth import Auth
+from .auth import Auth, check_auth
 from .dispatch import Dispatcher, call_first
 from .errors import StreamError
 from .events import Event, Item, RateLimits
@@ -157,7 +157,7 @@ class Client(_Endpoints):
             from codexapi_plugins.auth import NoAuth
 
             auth = NoAuth()
-        self.auth: Auth = auth
+        self.auth: Auth = check_auth(auth)
         self.transport: Transport = transport or Urllib3Transport()
         self._dispatcher = Dispatcher(self.provider, self.plugin_manager, self.auth,
                                       self.transport, sleep=sleep)
@@ -246,7 +246,7 @@ class _SeedClient(_Endpoints):
             auth = NoAuth()
         self.provider = provider
         self._dispatcher = Dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
-                                      auth, transport)
+                                      check_auth(auth), transport)
 
 
 class ResponsesClient(_SeedClient):

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pluggy
 
 from .auth import Auth
-from .errors import ApiError, AuthError, PluginError, TransportError, UnsupportedEndpointError
+from .errors import (
+    ApiError,
+    AuthError,
+    CodexApiError,
+    PluginError,
+    TransportError,
+    UnsupportedEndpointError,
+)
 from .jsonutil import dumps, loads
 from .models import Provider
-from .redact import redact_url, scrub_text
+from .plugins import DEFAULT_PLUGINS
+from .redact import is_secret_header, redact_url, scrub_text
 from .transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 
 #: How much of an error body is read and kept (a misconfigured proxy may send megabytes).
@@ -26,12 +34,19 @@ MAX_ERROR_BODY = 256 * 1024
 
 def call_first(pm: pluggy.PluginManager, hook: str, expect: Any, **kwargs: Any) -> Any:
     """Call a firstresult hook impl by impl, so a bad answer can name the plugin that gave it."""
-    caller = getattr(pm.hook, hook)
-    for impl in reversed(caller.get_hookimpls()):
-        if impl.hookwrapper or getattr(impl, "wrapper", False):
-            continue
+    impls = [i for i in reversed(getattr(pm.hook, hook).get_hookimpls())
+             if not (i.hookwrapper or getattr(i, "wrapper", False))]
+    # First-party plugins are the fallback: every other plugin is asked before them, even one
+    # marked trylast (pluggy alone would call it after the earlier-registered built-in).
+    impls.sort(key=lambda i: i.plugin_name in DEFAULT_PLUGINS)
+    for impl in impls:
         args = [kwargs[name] for name in impl.argnames]
-        result = impl.function(*args)
+        try:
+            result = impl.function(*args)
+        except CodexApiError:
+            raise
+        except Exception as exc:
+            raise _raised(impl.plugin_name, hook, exc) from exc
         if result is None:
             continue
         if expect is not None and not isinstance(result, expect):
@@ -42,6 +57,31 @@ def call_first(pm: pluggy.PluginManager, hook: str, expect: Any, **kwargs: Any) 
             )
         return result
     return None
+
+
+def notify(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> None:
+    """Call every impl of an observer hook; a failing observer is named in a PluginError."""
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+        if impl.hookwrapper or getattr(impl, "wrapper", False):
+            continue
+        try:
+            impl.function(*[kwargs[name] for name in impl.argnames])
+        except CodexApiError:
+            raise
+        except Exception as exc:
+            raise _raised(impl.plugin_name, hook, exc) from exc
+
+
+def _raised(plugin: str, hook: str, exc: Exception) -> PluginError:
+    return PluginError(f"plugin {plugin!r} raised {type(exc).__name__} in {hook}: {exc}",
+                       plugin=plugin)
+
+
+@runtime_checkable
+class _Decoder(Protocol):
+    def feed(self, message: Any) -> Any: ...
+
+    def close(self) -> Any: ...
 
 
 class Dispatcher:
@@ -82,9 +122,9 @@ class Dispatcher:
         return dict(body)
 
     def decoder(self, endpoint: str) -> Any:
-        dec = call_first(self.pm, "codexapi_stream_decoder", None, provider=self.provider,
+        dec = call_first(self.pm, "codexapi_stream_decoder", _Decoder, provider=self.provider,
                          endpoint=endpoint)
-        if dec is None or not (hasattr(dec, "feed") and hasattr(dec, "close")):
+        if dec is None:
             raise UnsupportedEndpointError(
                 f"no plugin decodes {endpoint!r} streams for wire {self.provider.wire.value!r}")
         return dec
@@ -101,6 +141,14 @@ class Dispatcher:
         if not isinstance(headers, Mapping):
             raise AuthError(f"{type(self.auth).__name__}.headers() returned "
                             f"{type(headers).__name__}, expected a dict")
+        for name, value in headers.items():
+            # Checked here because http.client would reject a bad value with the value (a
+            # credential) quoted in its error message.
+            if not isinstance(name, str) or not isinstance(value, str) or any(
+                    ord(c) < 0x20 or ord(c) == 0x7F for c in name + value):
+                raise AuthError(f"{type(self.auth).__name__}.headers() returned an invalid "
+                                f"value for header {str(name)[:40]!r}: header names and values "
+                                "must be strings without line breaks")
         return dict(headers)
 
     def build(
@@ -140,13 +188,13 @@ class Dispatcher:
             read = provider.stream_idle_timeout if stream else provider.read_timeout
             timeout = (provider.connect_timeout, read)
         extra = dict(extra_headers or {})
-        hook = self.pm.hook
         attempt = 0
         refreshed = False
         while True:
             attempt += 1
             request = self.build(method, url, payload, extra, stream, timeout)
-            hook.codexapi_on_request(provider=provider, request=request, attempt=attempt)
+            notify(self.pm, "codexapi_on_request", provider=provider, request=request,
+                   attempt=attempt)
             started = self.clock()
             error: Exception
             try:
@@ -154,8 +202,12 @@ class Dispatcher:
             except TransportError as exc:
                 error = exc
             else:
-                hook.codexapi_on_response(provider=provider, request=request, response=response,
-                                          attempt=attempt, elapsed=self.clock() - started)
+                try:
+                    notify(self.pm, "codexapi_on_response", provider=provider, request=request,
+                           response=response, attempt=attempt, elapsed=self.clock() - started)
+                except BaseException:
+                    response.close()
+                    raise
                 status = response.status
                 if 200 <= status < 300 or status in accept_statuses:
                     return response
@@ -173,8 +225,8 @@ class Dispatcher:
             if delay is None:
                 raise self._final(error, attempt)
             delay = max(0.0, float(delay))
-            hook.codexapi_on_retry(provider=provider, request=request, attempt=attempt,
-                                   error=error, delay=delay)
+            notify(self.pm, "codexapi_on_retry", provider=provider, request=request,
+                   attempt=attempt, error=error, delay=delay)
             self.sleep(delay)
 
     def _refresh(self) -> bool:
@@ -211,7 +263,9 @@ class Dispatcher:
             raw = f"<body unreadable: {exc.message}>".encode()
         finally:
             response.close()
-        secrets = [v for v in request.headers.values() if len(v) >= 8]
+        # A server may echo the credential it rejected (a 401 quoting the key): scrub the
+        # values of the secret headers sent, and the token after an auth scheme.
+        secrets = [v for k, v in request.headers.items() if is_secret_header(k)]
         text = scrub_text(raw.decode("utf-8", "replace"), [*secrets, *(
             s.split(" ", 1)[-1] for s in secrets)])
         message, code = error_message(status, text, headers.get("content-type", ""))

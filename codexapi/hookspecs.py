@@ -1,8 +1,10 @@
 """Every hook codexapi calls. Plugins implement them with ``@codexapi.hookimpl``.
 
 ``endpoint`` is one of ``"stream"`` (the streamed turn: ``responses`` or ``chat/completions``),
-``"compact"`` or ``"models"``. First-result hooks stop at the first non-``None`` answer;
-built-in implementations are plain hookimpls, so ``@hookimpl(tryfirst=True)`` overrides them.
+``"compact"`` or ``"models"``. First-result hooks stop at the first non-``None`` answer and
+ask the built-in implementations (``codexapi_plugins.*``) last, so any plugin's answer wins;
+among other plugins the later-registered (and ``tryfirst``) are asked first, as in pluggy.
+A hook that raises, or answers with the wrong type, is a PluginError naming its plugin.
 No hook runs per event: decoding is the hot path and belongs to the decoder a wire returns.
 """
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from .redact import redact_headers
+from .redact import redact_headers, redact_query_params, redact_url
 
 
 class WireApi(enum.StrEnum):
@@ -110,9 +110,10 @@ class Provider:
 
     def __repr__(self) -> str:
         return (
-            f"Provider(name={self.name!r}, base_url={self.base_url!r}, wire={self.wire.value!r}, "
+            f"Provider(name={self.name!r}, base_url={redact_url(self.base_url)!r}, "
+            f"wire={self.wire.value!r}, "
             f"headers={redact_headers(self.headers)!r}, query_params="
-            f"{redact_headers(self.query_params)!r}, retry={self.retry!r}, "
+            f"{redact_query_params(self.query_params)!r}, retry={self.retry!r}, "
             f"stream_idle_timeout={self.stream_idle_timeout!r})"
         )
 

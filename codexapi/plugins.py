@@ -5,6 +5,10 @@ which wins over a built-in.
 
 ``CODEXAPI_PLUGINS`` limits which entry points load: unset loads all, an empty string loads
 none, otherwise a comma-separated list of entry-point names (or distribution names).
+
+An entry point that fails to import is logged (logger ``codexapi``, once per process) and
+listed by ``codexapi plugins``; the host program keeps working without it. A plugin that
+implements an unknown hook (a misspelt name) is a :class:`PluginError` naming it.
 """
 
 from __future__ import annotations
@@ -52,6 +56,20 @@ class _Loaded:
     plugin: Any
 
 
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager for the ``codexapi`` hooks, remembering where each plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        #: plugin name -> "builtin", "entrypoint" or "caller"
+        self.origins: dict[str, str] = {}
+        #: plugin name -> distribution that installed it (entry points only)
+        self.distributions: dict[str, str | None] = {}
+        #: entry points that failed to import (empty when entry points were not loaded)
+        self.load_failures: list[LoadFailure] = []
+
+
 _lock = threading.Lock()
 _cache: dict[str | None, tuple[list[_Loaded], list[LoadFailure]]] = {}
 
@@ -65,22 +83,31 @@ def _entrypoints() -> tuple[list[_Loaded], list[LoadFailure]]:
         wanted = None if selector is None else {s.strip() for s in selector.split(",") if s.strip()}
         loaded: list[_Loaded] = []
         failed: list[LoadFailure] = []
+        found: set[str] = set()
         for ep in metadata.entry_points(group=ENTRYPOINT_GROUP):
             dist = ep.dist.name if ep.dist is not None else None
             if wanted is not None and ep.name not in wanted and dist not in wanted:
                 continue
+            found.update(n for n in (ep.name, dist) if n)
             try:
                 loaded.append(_Loaded(ep.name, dist, ep.load()))
             except Exception as exc:  # a broken plugin must not take its host program down
                 failed.append(LoadFailure(ep.name, dist, f"{type(exc).__name__}: {exc}"))
-                log.warning("codexapi plugin %r (from %s) failed to load: %s: %s",
-                            ep.name, dist or "unknown distribution", type(exc).__name__, exc)
+                log.warning("codexapi plugin %r (from %s, %s) failed to load and is skipped: "
+                            "%s: %s", ep.name, dist or "unknown distribution", ep.value,
+                            type(exc).__name__, exc)
+        for name in sorted((wanted or set()) - found):
+            failed.append(LoadFailure(name, None, f"{ENV_VAR} names {name!r}, but no installed "
+                                      f"distribution has an entry point of that name in group "
+                                      f"{ENTRYPOINT_GROUP!r}"))
+            log.warning("%s names %r, which no installed codexapi plugin provides",
+                        ENV_VAR, name)
         _cache[selector] = (loaded, failed)
         return loaded, failed
 
 
 def reset_cache() -> None:
-    """Forget loaded entry points (tests that install plugins at run time)."""
+    """Forget loaded entry points (tests, or a program that installs plugins at run time)."""
     with _lock:
         _cache.clear()
 
@@ -92,48 +119,86 @@ def load_failures() -> list[LoadFailure]:
 
 def make_plugin_manager(
     plugins: Iterable[Any] = (), load_entrypoints: bool = True
-) -> pluggy.PluginManager:
+) -> PluginManager:
     """A plugin manager with the built-ins, installed plugins (optional) and ``plugins``."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+    pm = PluginManager()
     for name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
+        pm.origins[name] = "builtin"
     if load_entrypoints:
-        for entry in _entrypoints()[0]:
+        entries, pm.load_failures = _entrypoints()
+        for entry in entries:
             if pm.is_registered(entry.plugin):
                 continue
-            _register(pm, entry.plugin, entry.name)
+            name = entry.name
+            if pm.has_plugin(name):  # two distributions chose the same entry-point name
+                name = f"{entry.dist}:{entry.name}"
+            _register(pm, entry.plugin, name, "entrypoint", entry.dist)
     for plugin in plugins:
         if isinstance(plugin, str):
-            plugin = importlib.import_module(plugin)
+            try:
+                plugin = importlib.import_module(plugin)
+            except Exception as exc:
+                raise PluginError(f"plugin module {plugin!r} could not be imported: "
+                                  f"{type(exc).__name__}: {exc}", plugin=plugin) from exc
         if not pm.is_registered(plugin):
-            _register(pm, plugin, None)
+            _register(pm, plugin, _label(pm, plugin), "caller", None)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}",
-                          plugin=str(exc.plugin)) from None
+        raise PluginError(f"{_who(pm, exc.plugin)} implements a hook codexapi does not have "
+                          f"({exc}); check the spelling against codexapi.hookspecs"
+                          + _disable_hint(pm.origins.get(pm.get_name(exc.plugin) or "")),
+                          plugin=pm.get_name(exc.plugin)) from None
     return pm
 
 
-def _register(pm: pluggy.PluginManager, plugin: Any, name: str | None) -> None:
+def _label(pm: pluggy.PluginManager, plugin: Any) -> str:
+    # pluggy names an object without __name__ by its id(); errors that say
+    # "plugin '140233…' returned str" help nobody, so name it after its class.
+    base = getattr(plugin, "__name__", None) or (
+        f"{type(plugin).__module__}.{type(plugin).__name__}()")
+    name, n = base, 1
+    while pm.has_plugin(name):
+        n += 1
+        name = f"{base}#{n}"
+    return str(name)
+
+
+def _who(pm: PluginManager, plugin: Any) -> str:
+    name = pm.get_name(plugin) or _label(pm, plugin)
+    dist = pm.distributions.get(name)
+    return f"plugin {name!r}" + (f" (from distribution {dist!r})" if dist else "")
+
+
+def _disable_hint(origin: str | None) -> str:
+    if origin != "entrypoint":
+        return ""
+    return (f"; to run without it set {ENV_VAR} to the plugins you want (\"\" for none) or "
+            "pass load_entrypoints=False (--no-plugins on the command line)")
+
+
+def _register(pm: PluginManager, plugin: Any, name: str, origin: str, dist: str | None
+              ) -> None:
+    pm.origins[name] = origin
+    pm.distributions[name] = dist
     try:
         pm.register(plugin, name=name)
     except (ValueError, pluggy.PluginValidationError) as exc:
-        label = name or getattr(plugin, "__name__", type(plugin).__name__)
-        raise PluginError(f"plugin {label!r} could not be registered: {exc}",
-                          plugin=label) from None
+        who = f"plugin {name!r}" + (f" (from distribution {dist!r})" if dist else "")
+        raise PluginError(f"{who} could not be registered: {exc}{_disable_hint(origin)}",
+                          plugin=name) from None
 
 
 def describe(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
-    """Registered plugins and the hooks each implements, in call priority order."""
+    """Registered plugins and the hooks each implements, in registration order (the later
+    a plugin is registered, the earlier its hooks are called)."""
+    origins = getattr(pm, "origins", {})
+    dists = getattr(pm, "distributions", {})
     out = []
     for name, plugin in pm.list_name_plugin():
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        dist = None
-        for dist_info, p in pm.list_plugin_distinfo():
-            if p is plugin:
-                dist = str(getattr(dist_info, "project_name", None) or "") or None
-        out.append({"name": name, "hooks": hooks, "builtin": name in DEFAULT_PLUGINS,
-                    "distribution": dist})
+        origin = origins.get(name, "builtin" if name in DEFAULT_PLUGINS else "caller")
+        out.append({"name": name, "hooks": hooks, "builtin": origin == "builtin",
+                    "origin": origin, "distribution": dists.get(name)})
     return out

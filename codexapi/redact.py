@@ -64,11 +64,21 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_QUERY.match(k) for k, _ in pairs):
+        if any(is_secret_query(k) for k, _ in pairs):
             query = urlencode(
-                [(k, REDACTED if _SECRET_QUERY.match(k) else v) for k, v in pairs], safe="<>"
+                [(k, REDACTED if is_secret_query(k) else v) for k, v in pairs], safe="<>"
             )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def is_secret_query(name: str) -> bool:
+    """Whether a URL query parameter's value must never be shown."""
+    return bool(_SECRET_QUERY.match(name)) or is_secret_header(name)
+
+
+def redact_query_params(params: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``params`` (e.g. ``Provider.query_params``) with credential values replaced."""
+    return {k: (REDACTED if is_secret_query(k) else v) for k, v in params.items()}
 
 
 def mask(secret: str | None) -> str:

@@ -7,6 +7,7 @@ by method and path (with or without the ``/v1`` prefix).
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -85,6 +86,8 @@ class Exchange:
         self.end_stream()
 
 
+_request_ids = itertools.count(1)
+
 Route = Callable[[Exchange], None]
 ROUTES: dict[tuple[str, str], Route] = {}
 
@@ -145,12 +148,38 @@ class Handler(BaseHTTPRequestHandler):
             ex.send_error(status, f"no route for {self.command} {parts.path}", "not_found")
             return
         ex.server.requests_seen.append((self.command, path, dict(self.headers.items()), body))
+        if not self._authorized(ex):
+            return
         try:
             fn(ex)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
     do_GET = do_POST = do_DELETE = _dispatch
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        super().send_response(code, message)
+        # Like OpenAI's: clients log it and quote it in errors.
+        self.send_header("x-request-id", f"req_{next(_request_ids):012d}")
+
+    def _authorized(self, ex: Exchange) -> bool:
+        """With ``api_keys`` set, a request without one of them gets OpenAI's 401."""
+        keys = ex.server.api_keys
+        if keys is None:
+            return True
+        bearer = self.headers.get("Authorization", "")
+        sent = (bearer[7:].strip() if bearer[:7].lower() == "bearer "
+                else self.headers.get("api-key", "").strip())
+        if sent in keys:
+            return True
+        if not sent:
+            ex.send_error(401, "You didn't provide an API key. You need to provide your API key "
+                          "in an Authorization header using Bearer auth (i.e. Authorization: "
+                          "Bearer YOUR_KEY).")
+        else:
+            shown = f"{sent[:3]}{'*' * (len(sent) - 7)}{sent[-4:]}" if len(sent) > 10 else "****"
+            ex.send_error(401, f"Incorrect API key provided: {shown}.", "invalid_api_key")
+        return False
 
 
 class EmbeddedHTTPServer(ThreadingHTTPServer):
@@ -164,6 +193,8 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         #: (method, path, headers, body) of each routed request, for tests.
         self.requests_seen: list[tuple[str, str, dict[str, str], Any]] = []
+        #: Accepted keys (``Authorization: Bearer`` or ``api-key``); None accepts anything.
+        self.api_keys: set[str] | None = None
 
 
 class EmbeddedServer:
@@ -174,9 +205,20 @@ class EmbeddedServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 model: ScriptedModel | None = None, verbose: bool = False) -> None:
+                 model: ScriptedModel | None = None, verbose: bool = False, *,
+                 api_keys: Iterable[str] | None = None) -> None:
         self.httpd = EmbeddedHTTPServer((host, port), model, verbose)
+        self.api_keys = api_keys
         self._thread: threading.Thread | None = None
+
+    @property
+    def api_keys(self) -> set[str] | None:
+        """Keys the server accepts; None (the default) requires no auth. Assignable."""
+        return self.httpd.api_keys
+
+    @api_keys.setter
+    def api_keys(self, keys: Iterable[str] | None) -> None:
+        self.httpd.api_keys = None if keys is None else set(keys)
 
     @property
     def port(self) -> int:
