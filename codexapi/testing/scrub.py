@@ -1,0 +1,92 @@
+"""What a recording keeps: secrets replaced, loopback addresses fixed, bodies stored decoded.
+
+Runs on record (vcrpy's ``before_record_request``/``before_record_response``) and, for
+requests, also on every request being matched, so a replay compares like with like.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..redact import REDACTED, is_secret_header, redact_url
+from .formats import inflate
+
+#: Headers that are not credentials but name the account (organization, project, account id):
+#: scrubbed from recordings as well, together with everything :func:`is_secret_header` flags.
+ACCOUNT_HEADERS = frozenset({"openai-organization", "openai-project", "chatgpt-account-id",
+                             "x-openai-organization", "x-openai-project"})
+
+#: Recordings made against any loopback address store this authority instead, so a cassette
+#: recorded against a server on a random port replays against any other port.
+LOOPBACK_AUTHORITY = "127.0.0.1:8000"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def is_loopback(host: str | None) -> bool:
+    return (host or "").lower() in _LOOPBACK_HOSTS or (host or "").startswith("127.")
+
+
+def normalize_uri(uri: str) -> str:
+    """``uri`` with a loopback host:port replaced by :data:`LOOPBACK_AUTHORITY` and credential
+    query values redacted."""
+    parts = urlsplit(uri)
+    if is_loopback(parts.hostname):
+        parts = parts._replace(netloc=LOOPBACK_AUTHORITY)
+    return redact_url(urlunsplit(parts))
+
+
+def scrubbed(name: str, extra: frozenset[str]) -> bool:
+    lowered = name.lower()
+    return is_secret_header(lowered) or lowered in ACCOUNT_HEADERS or lowered in extra
+
+
+def scrub_request_headers(headers: Mapping[str, Any], extra: frozenset[str]) -> dict[str, Any]:
+    return {k: (REDACTED if scrubbed(k, extra) else v) for k, v in headers.items()}
+
+
+def request_filter(extra_headers: Iterable[str] = ()) -> Callable[[Any], Any]:
+    """A ``before_record_request`` hook: a scrubbed, loopback-normalized *copy* (vcrpy still
+    sends the original request when recording, so it must not be changed in place)."""
+    extra = frozenset(h.lower() for h in extra_headers)
+
+    def before_record_request(request: Any) -> Any:
+        clean = copy.copy(request)
+        clean.uri = normalize_uri(request.uri)
+        clean.headers = scrub_request_headers(dict(request.headers), extra)
+        return clean
+
+    return before_record_request
+
+
+def response_filter(extra_headers: Iterable[str] = ()) -> Callable[[dict[str, Any]], Any]:
+    """A ``before_record_response`` hook: account headers and cookies scrubbed, the body
+    stored decoded (readable) with headers that describe it truthfully."""
+    extra = frozenset(h.lower() for h in extra_headers)
+
+    def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
+        headers: dict[str, list[str]] = {}
+        for name, values in (response.get("headers") or {}).items():
+            vals = values if isinstance(values, list) else [values]
+            headers[name] = [REDACTED] * len(vals) if scrubbed(name, extra) else list(vals)
+        body = response.get("body") or {}
+        data = body.get("string")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if isinstance(data, bytes):
+            # urllib3 hands vcrpy the decoded body but the header still says gzip; requests or
+            # httpx hand it the gzip bytes. Either way what is stored is the plain body.
+            data = inflate(data)
+            for name in list(headers):
+                low = name.lower()
+                if low in ("content-encoding", "transfer-encoding"):
+                    del headers[name]
+                elif low == "content-length":
+                    headers[name] = [str(len(data))]
+            response = {**response, "body": {**body, "string": data}}
+        response["headers"] = headers
+        return response
+
+    return before_record_response
