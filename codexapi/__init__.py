@@ -21,6 +21,7 @@ from .client import (
     ModelsClient,
     ResponsesClient,
 )
+from .config import load_providers
 from .errors import (
     ApiError,
     AuthError,
@@ -149,4 +150,5 @@ __all__ = [
     "__version__",
     "events",
     "hookimpl",
+    "load_providers",
 ]

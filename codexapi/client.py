@@ -101,14 +101,40 @@ def conversation_headers(
     return headers
 
 
+#: A per-call timeout: seconds for both connect and read, ``(connect, read)``, or None for the
+#: provider's ``connect_timeout`` / ``read_timeout``.
+Timeout = float | tuple[float, float] | None
+
+
+def _timeouts(timeout: Timeout, connect: float, read: float) -> tuple[float, float]:
+    if timeout is None:
+        return connect, read
+    if isinstance(timeout, int | float):
+        return float(timeout), float(timeout)
+    return float(timeout[0]), float(timeout[1])
+
+
 class _Endpoints:
     """What every client does with a dispatcher: open a stream, post JSON, get JSON."""
 
     _dispatcher: Dispatcher
 
-    def _open_stream(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> ResponseStream:
+    def _open_stream(self, body: Mapping[str, Any], headers: Mapping[str, str],
+                     timeout: Timeout = None) -> ResponseStream:
         dispatcher = self._dispatcher
-        response = dispatcher.send("POST", "stream", body, headers, stream=True)
+        provider = dispatcher.provider
+        idle = provider.stream_idle_timeout
+        # The head waits at most the read timeout (and never longer than the idle timeout:
+        # no byte at all is idleness too); the body then waits at most `idle` between reads,
+        # however long the whole stream runs.
+        connect, head = _timeouts(timeout, provider.connect_timeout,
+                                  min(provider.read_timeout, idle))
+        response = dispatcher.send("POST", "stream", body, headers, stream=True,
+                                   timeout=(connect, head))
+        if head != idle:
+            set_read_timeout = getattr(response, "set_read_timeout", None)
+            if set_read_timeout is not None:
+                set_read_timeout(idle)
         try:
             decoder = dispatcher.decoder("stream")
         except BaseException:
@@ -120,8 +146,11 @@ class _Endpoints:
             prelude.append(RateLimits(snapshot))
         return ResponseStream(response, decoder, prelude)
 
-    def _compact(self, body: Mapping[str, Any]) -> list[Item]:
-        response = self._dispatcher.send("POST", "compact", body)
+    def _compact(self, body: Mapping[str, Any], timeout: Timeout = None) -> list[Item]:
+        provider = self._dispatcher.provider
+        response = self._dispatcher.send(
+            "POST", "compact", body,
+            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout))
         raw = response.read()
         try:
             data = loads(raw)
@@ -158,11 +187,13 @@ class Client(_Endpoints):
 
             auth = NoAuth()
         self.auth: Auth = check_auth(auth)
-        self.transport: Transport = transport or Urllib3Transport()
+        self.transport: Transport = transport or Urllib3Transport(
+            proxy=self.provider.proxy, ca_bundle=self.provider.ca_bundle)
         self._dispatcher = Dispatcher(self.provider, self.plugin_manager, self.auth,
                                       self.transport, sleep=sleep)
         self._models_lock = threading.Lock()
-        self._models_cache: ModelList | None = None
+        #: The last ModelList per client_version (each version may list other models).
+        self._models_cache: dict[str, ModelList] = {}
 
     def __repr__(self) -> str:
         return f"Client(provider={self.provider!r}, auth={self.auth!r})"
@@ -174,38 +205,49 @@ class Client(_Endpoints):
         session_id: str | None = None,
         subagent: str | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
     ) -> ResponseStream:
         """Send one turn; return its events as a :class:`ResponseStream`.
 
         Raises ApiError / TransportError (after retries) before returning; errors inside the
-        stream are raised while iterating.
+        stream are raised while iterating. ``timeout`` (seconds, or ``(connect, read)``)
+        bounds connecting and waiting for the response head; once the stream is open only the
+        provider's ``stream_idle_timeout`` applies, between reads, never to the whole stream.
         """
         body = self._dispatcher.body("stream", request)
         extra = dict(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
-        return self._open_stream(body, extra)
+        return self._open_stream(body, extra, timeout)
 
-    def compact(self, request: ResponsesRequest) -> list[Item]:
-        """``POST responses/compact``: the compacted history as output items."""
+    def compact(self, request: ResponsesRequest, timeout: Timeout = None) -> list[Item]:
+        """``POST responses/compact``: the compacted history as output items. ``timeout``
+        (seconds, or ``(connect, read)``) overrides the provider's for this call."""
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
-        return self._compact(self._dispatcher.body("compact", request))
+        return self._compact(self._dispatcher.body("compact", request), timeout)
 
-    def list_models(self, client_version: str) -> ModelList:
-        """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache)."""
+    def list_models(self, client_version: str, timeout: Timeout = None) -> ModelList:
+        """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache).
+        ``timeout`` (seconds, or ``(connect, read)``) overrides the provider's for this call."""
         query = "client_version=" + quote(client_version, safe="")
         with self._models_lock:
-            cached = self._models_cache
+            cached = self._models_cache.get(client_version)
         extra = {}
         if cached is not None and cached.etag:
             extra["If-None-Match"] = cached.etag
-        response = self._dispatcher.send("GET", "models", None, extra, query=query,
-                                         accept_statuses=(304,))
-        if response.status == 304 and cached is not None:
+        provider = self.provider
+        response = self._dispatcher.send(
+            "GET", "models", None, extra, query=query, accept_statuses=(304,),
+            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout))
+        if response.status == 304:
             response.close()
-            return cached
+            if cached is not None:
+                return cached
+            raise StreamError("the server answered 304 Not Modified to a models request "
+                              "without If-None-Match; there is no cached list to return",
+                              retryable=False)
         result = parse_models(response.read(), response.headers.get("etag"))
         with self._models_lock:
-            self._models_cache = result
+            self._models_cache[client_version] = result
         return result
 
     def close(self) -> None:

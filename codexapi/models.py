@@ -7,11 +7,13 @@ All classes are frozen, slotted attrs classes. How they become JSON is decided i
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from .errors import ConfigError
 from .redact import redact_headers, redact_query_params, redact_url
 
 
@@ -34,6 +36,10 @@ def _wire(value: WireApi | str) -> WireApi:
         raise ConfigError(f"unknown wire api {value!r}: use 'responses' or 'chat'") from None
 
 
+class PolicyError(ConfigError, ValueError):
+    """An invalid policy value (also a ValueError, as attrs validators conventionally raise)."""
+
+
 #: Statuses that are retried when the policy allows it (codex-client ``RetryOn``).
 RETRY_AFTER_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
 
@@ -48,17 +54,48 @@ class RetryPolicy:
     """
 
     max_attempts: int = attrs.field(default=5)
-    base_delay: float = 0.2
+    base_delay: float = attrs.field(default=0.2)
     retry_429: bool = True
     retry_5xx: bool = True
     retry_transport: bool = True
     #: Upper bound for any single delay, server hints (``Retry-After``) included.
-    max_delay: float = 30.0
+    max_delay: float = attrs.field(default=30.0)
 
     @max_attempts.validator
     def _check_attempts(self, _: Any, value: int) -> None:
         if value < 1:
-            raise ValueError("max_attempts counts the first try too; it must be >= 1")
+            raise PolicyError("max_attempts counts the first try too; it must be >= 1")
+
+    @base_delay.validator
+    @max_delay.validator
+    def _check_delay(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not value >= 0.0:  # also refuses NaN
+            raise PolicyError(f"{attribute.name} is seconds and must be >= 0, got {value!r}")
+
+    @classmethod
+    def from_codex(cls, request_max_retries: int = 4, **kw: Any) -> RetryPolicy:
+        """Codex's ``request_max_retries`` (retries after the first try) as a policy."""
+        return cls(max_attempts=request_max_retries + 1, **kw)
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """One try, no retries."""
+        return cls(max_attempts=1)
+
+    def new(self, **changes: Any) -> RetryPolicy:
+        """A copy with ``changes`` applied (policies are immutable, as urllib3's ``Retry``)."""
+        return attrs.evolve(self, **changes)
+
+    def retries_status(self, status: int) -> bool:
+        """Whether a response with ``status`` may be retried under this policy."""
+        if status == 429:
+            return self.retry_429
+        return self.retry_5xx and 500 <= status <= 599
+
+
+def _str_map(value: Mapping[str, str]) -> dict[str, str]:
+    # A typed copy: mypy cannot see through attrs' ``converter=dict``.
+    return dict(value)
 
 
 # Substrings of Azure OpenAI hosts, as codex-api's provider.rs detects them.
@@ -79,8 +116,8 @@ class Provider:
     name: str = "openai"
     base_url: str = "https://api.openai.com/v1"
     wire: WireApi = attrs.field(default=WireApi.RESPONSES, converter=_wire)
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
-    query_params: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    query_params: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     #: Seconds without a byte on an open stream before :class:`IdleTimeout`.
     stream_idle_timeout: float = 300.0
@@ -88,6 +125,28 @@ class Provider:
     connect_timeout: float = 30.0
     #: Seconds to wait for the response head (and, on unary calls, each body read).
     read_timeout: float = 600.0
+    #: Environment variable holding this provider's API key (Codex ``env_key``); the built-in
+    #: auth sends it as a bearer token and refuses to run without it.
+    env_key: str | None = None
+    #: Codex ``env_key_instructions``: how to obtain the key, shown when it is missing.
+    env_key_instructions: str | None = None
+    #: Proxy URL for this provider. None follows ``HTTPS_PROXY``/``NO_PROXY``...; "" is direct.
+    proxy: str | None = None
+    #: CA bundle (PEM file or directory) trusted besides the system roots; None follows
+    #: ``CODEX_CA_CERTIFICATE``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``.
+    ca_bundle: str | None = None
+    #: Codex ``stream_max_retries``, for callers that reconnect dropped streams themselves
+    #: (codexapi never re-sends a stream that has started).
+    stream_max_retries: int = 5
+
+    @classmethod
+    def from_codex_config(cls, provider_id: str, path: str | os.PathLike[str] | None = None
+                          ) -> Provider:
+        """``[model_providers.<provider_id>]`` of Codex's ``config.toml`` (or a provider Codex
+        has built in, e.g. ``openai``); see :mod:`codexapi.config`."""
+        from .config import provider_from_codex_config
+
+        return provider_from_codex_config(provider_id, path)
 
     def url_for_path(self, path: str) -> str:
         """Join ``path`` to the base URL the way codex-api's ``url_for_path`` does."""
@@ -114,7 +173,10 @@ class Provider:
             f"wire={self.wire.value!r}, "
             f"headers={redact_headers(self.headers)!r}, query_params="
             f"{redact_query_params(self.query_params)!r}, retry={self.retry!r}, "
-            f"stream_idle_timeout={self.stream_idle_timeout!r})"
+            f"stream_idle_timeout={self.stream_idle_timeout!r}"
+            + (f", env_key={self.env_key!r}" if self.env_key else "")
+            + (f", proxy={redact_url(self.proxy)!r}" if self.proxy is not None else "")
+            + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "") + ")"
         )
 
 
@@ -225,6 +287,7 @@ __all__ = [
     "FunctionCallOutput",
     "InputItem",
     "Message",
+    "PolicyError",
     "Provider",
     "Reasoning",
     "ReasoningConfig",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -25,8 +27,10 @@ from urllib3.exceptions import (
 )
 
 from ._version import __version__
-from .errors import ConnectTimeout, IdleTimeout, ReadTimeout, TransportError
+from .errors import CodexApiError, ConnectTimeout, IdleTimeout, ReadTimeout, TransportError
+from .proxy import Proxy, ProxySettings
 from .redact import redact_headers, redact_url
+from .tls import make_ssl_context
 
 USER_AGENT = f"codexapi/{__version__}"
 CHUNK_SIZE = 64 * 1024
@@ -96,9 +100,16 @@ def describe_error(exc: BaseException, url: str) -> TransportError:
     if isinstance(exc, ReadTimeoutError | socket.timeout | TimeoutError):
         return ReadTimeout(f"timed out waiting for a response from {where}", url=where)
     if isinstance(exc, SSLError | ssl.SSLError):
-        return TransportError(f"TLS error talking to {where}: {_reason(exc)}", url=where)
+        reason = _reason(exc)
+        hint = ""
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            hint = (" (if the server's certificate comes from a private CA, point "
+                    "CODEX_CA_CERTIFICATE, SSL_CERT_FILE or Provider.ca_bundle at its PEM file)")
+        return TransportError(f"TLS error talking to {where}: {reason}{hint}", url=where)
     if isinstance(exc, ProxyError):
-        return TransportError(f"proxy error reaching {where}: {_reason(exc)}", url=where)
+        inner = getattr(exc, "original_error", None)
+        why = _reason(inner if isinstance(inner, BaseException) else exc)
+        return TransportError(f"proxy error reaching {where}: {why}", url=where)
     if isinstance(exc, ProtocolError | ConnectionError | HTTPError | OSError):
         return TransportError(f"connection to {where} failed: {_reason(exc)}", url=where)
     return TransportError(f"request to {where} failed: {exc!r}", url=where)
@@ -117,6 +128,53 @@ def _reason(exc: BaseException) -> str:
     return text.replace("HTTPConnection(host=", "(host=")
 
 
+class _Inflater:
+    """Decodes gzip/deflate bodies that reached us still compressed.
+
+    urllib3 responses arrive decoded (``decode_content=True``). A plain ``http.client``
+    response does not decode: that is what vcrpy hands urllib3 on replay. And vcrpy cassettes
+    differ: those recorded through urllib3 hold the decoded body yet keep
+    ``Content-Encoding: gzip``, those recorded through requests/httpx hold the gzip bytes.
+    So the body is sniffed: compressed bytes are inflated, anything else passes through.
+    """
+
+    __slots__ = ("_decoder", "_head")
+
+    def __init__(self) -> None:
+        self._decoder: Any = None
+        #: Bytes kept until the first two are known; None once the body has been sniffed.
+        self._head: bytes | None = b""
+
+    @classmethod
+    def for_response(cls, raw: Any, headers: Mapping[str, str]) -> _Inflater | None:
+        if isinstance(raw, urllib3.BaseHTTPResponse):
+            return None
+        encoding = (headers.get("content-encoding") or "").strip().lower()
+        return cls() if encoding in ("gzip", "x-gzip", "deflate") else None
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._head is not None:
+            head = self._head + chunk
+            if len(head) < 2:
+                self._head = head
+                return b""
+            self._head = None
+            if head[:2] == b"\x1f\x8b":
+                self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            elif head[0] & 0x0F == 8 and int.from_bytes(head[:2], "big") % 31 == 0:
+                self._decoder = zlib.decompressobj()
+            chunk = head
+        if self._decoder is None:
+            return chunk
+        return bytes(self._decoder.decompress(chunk))
+
+    def flush(self) -> bytes:
+        if self._decoder is not None:
+            return bytes(self._decoder.flush())
+        tail, self._head = self._head or b"", None
+        return tail
+
+
 class Urllib3Response:
     """An urllib3 (or http.client-compatible) response, streamed, never read ahead."""
 
@@ -130,17 +188,31 @@ class Urllib3Response:
         self.headers: Mapping[str, str] = raw.headers
         self.url = url
 
+    def set_read_timeout(self, seconds: float) -> None:
+        """Bound each further body read by ``seconds``: once a stream's head is in, the wait
+        for its next bytes is the idle timeout, whatever the head was given."""
+        sock = getattr(getattr(self._raw, "connection", None), "sock", None)
+        if sock is not None:
+            sock.settimeout(seconds)
+
     def iter_bytes(self) -> Iterator[bytes]:
         raw = self._raw
         # read1 returns whatever is buffered or arrives next without waiting to fill the chunk:
         # an event is delivered as soon as its bytes are here.
         read = getattr(raw, "read1", None) or raw.read
+        inflate = _Inflater.for_response(raw, self.headers)
         try:
             while True:
                 chunk = read(CHUNK_SIZE)
                 if not chunk:
+                    if inflate is not None and (tail := inflate.flush()):
+                        yield tail
                     self._eof = True
                     return
+                if inflate is not None:
+                    chunk = inflate.feed(chunk)
+                    if not chunk:
+                        continue
                 yield chunk
         except (ReadTimeoutError, TimeoutError) as exc:
             self.close()
@@ -151,6 +223,12 @@ class Urllib3Response:
             raise TransportError(
                 f"connection lost while reading the response from {redact_url(self.url)}: "
                 f"{_reason(exc)}", url=redact_url(self.url)) from exc
+        except zlib.error as exc:
+            self.close()
+            raise TransportError(
+                f"the response from {redact_url(self.url)} claims Content-Encoding "
+                f"{self.headers.get('content-encoding')!r} but does not decode: {exc}",
+                url=redact_url(self.url)) from exc
 
     def read(self) -> bytes:
         try:
@@ -174,17 +252,51 @@ class Urllib3Response:
 
 
 class Urllib3Transport:
-    """Pooled urllib3 transport. One instance is safe to share between threads."""
+    """Pooled urllib3 transport. One instance is safe to share between threads.
+
+    ``proxy``: None follows ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (when
+    ``trust_env``), "" connects directly, a URL sends everything through that proxy.
+    ``ca_bundle``: a CA bundle trusted besides the system roots; None follows
+    ``CODEX_CA_CERTIFICATE``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``. Both are read once, here:
+    a malformed proxy URL or a missing CA file is a ConfigError naming its variable.
+    """
 
     def __init__(self, pool: urllib3.PoolManager | None = None, num_pools: int = 16,
-                 maxsize: int = 32) -> None:
-        self._pool = pool or urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize,
-                                                 block=False)
+                 maxsize: int = 32, *, proxy: str | None = None, ca_bundle: str | None = None,
+                 trust_env: bool = True) -> None:
+        self._pool_kw: dict[str, Any] = {"num_pools": num_pools, "maxsize": maxsize,
+                                         "block": False}
+        context = make_ssl_context(ca_bundle, trust_env)
+        if context is not None:
+            self._pool_kw["ssl_context"] = context
+        self._proxies = ProxySettings.for_provider(proxy, trust_env)
+        self._pool = pool or urllib3.PoolManager(**self._pool_kw)
+        self._proxy_pools: dict[str, urllib3.ProxyManager] = {}
+        self._lock = threading.Lock()
+
+    def _manager_for(self, url: str) -> tuple[urllib3.PoolManager, Proxy | None]:
+        if not self._proxies.enabled:
+            return self._pool, None
+        proxy = self._proxies.proxy_for(url)
+        if proxy is None:
+            return self._pool, None
+        with self._lock:
+            manager = self._proxy_pools.get(proxy.url)
+            if manager is None:
+                # One ProxyManager per proxy: https targets are tunnelled with CONNECT (the
+                # target's certificate is still verified end to end), http targets are sent
+                # to the proxy in absolute form.
+                manager = urllib3.ProxyManager(
+                    proxy.url, proxy_headers=dict(proxy.headers),
+                    proxy_ssl_context=self._pool_kw.get("ssl_context"), **self._pool_kw)
+                self._proxy_pools[proxy.url] = manager
+        return manager, proxy
 
     def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
         connect, read = request.timeout
+        manager, proxy = self._manager_for(request.url)
         try:
-            raw = self._pool.urlopen(
+            raw = manager.urlopen(
                 request.method,
                 request.url,
                 body=request.body,
@@ -197,9 +309,26 @@ class Urllib3Transport:
                 decode_content=True,
                 timeout=urllib3.Timeout(connect=connect, read=read),
             )
+        except CodexApiError:
+            # Already typed (e.g. a replay layer refusing an unrecorded request): keep it.
+            raise
         except Exception as exc:
-            raise describe_error(exc, request.url) from exc
+            error = describe_error(exc, request.url)
+            if proxy is not None:
+                error.message += f" (via proxy {proxy.url} from {proxy.source})"
+            raise error from exc
+        if proxy is not None and raw.status == 407:
+            # The proxy, not the API, refused: say so rather than report an API error.
+            raw.release_conn()
+            error = TransportError(
+                f"proxy {proxy.url} (from {proxy.source}) requires authentication (407); put "
+                "user:password in the proxy URL", url=redact_url(request.url))
+            error.retryable = False
+            raise error
         return Urllib3Response(raw, request.url)
 
     def close(self) -> None:
         self._pool.clear()
+        with self._lock:
+            for manager in self._proxy_pools.values():
+                manager.clear()

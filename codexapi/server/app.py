@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -195,6 +196,26 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         self.requests_seen: list[tuple[str, str, dict[str, str], Any]] = []
         #: Accepted keys (``Authorization: Bearer`` or ``api-key``); None accepts anything.
         self.api_keys: set[str] | None = None
+        #: Serve HTTPS with this context (None: plain HTTP).
+        self.ssl_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        context = self.ssl_context
+        if context is None:
+            super().finish_request(request, client_address)
+            return
+        # The TLS handshake runs here, in the connection's own thread, so a client that
+        # rejects our certificate (or stalls) never blocks the accept loop.
+        request.settimeout(10)
+        try:
+            tls = context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            tls.settimeout(None)
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
 
 
 class EmbeddedServer:
@@ -206,8 +227,14 @@ class EmbeddedServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  model: ScriptedModel | None = None, verbose: bool = False, *,
-                 api_keys: Iterable[str] | None = None) -> None:
+                 api_keys: Iterable[str] | None = None,
+                 ssl_context: ssl.SSLContext | None = None, certfile: str | None = None,
+                 keyfile: str | None = None) -> None:
         self.httpd = EmbeddedHTTPServer((host, port), model, verbose)
+        if ssl_context is None and certfile is not None:
+            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_context.load_cert_chain(certfile, keyfile)
+        self.httpd.ssl_context = ssl_context
         self.api_keys = api_keys
         self._thread: threading.Thread | None = None
 
@@ -230,7 +257,8 @@ class EmbeddedServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        scheme = "https" if self.httpd.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}/v1"
 
     @property
     def requests(self) -> list[tuple[str, str, dict[str, str], Any]]:

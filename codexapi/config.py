@@ -1,0 +1,283 @@
+"""Providers from Codex's ``config.toml``: the ``[model_providers.<id>]`` tables plus the
+providers Codex has built in.
+
+The file is ``$CODEX_HOME/config.toml`` (default ``~/.codex/config.toml``), parsed with the
+standard library's ``tomllib``. Keys and defaults follow codex-rs
+``core/src/model_provider_info.rs`` (``ModelProviderInfo`` and ``built_in_model_providers``);
+unknown keys are ignored with a debug log, as Codex ignores them, and an invalid value is a
+:class:`ConfigError` naming the key and file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .models import Provider, RetryPolicy, WireApi
+
+log = logging.getLogger("codexapi.config")
+
+# codex-rs model_provider_info.rs defaults and caps.
+DEFAULT_REQUEST_MAX_RETRIES = 4
+DEFAULT_STREAM_MAX_RETRIES = 5
+DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000
+MAX_RETRIES_CAP = 100
+DEFAULT_OLLAMA_PORT = 11434
+DEFAULT_LMSTUDIO_PORT = 1234
+
+#: Keys of a ``[model_providers.<id>]`` table that Codex defines and codexapi reads.
+PROVIDER_KEYS = frozenset({
+    "name", "base_url", "env_key", "env_key_instructions", "wire_api", "query_params",
+    "http_headers", "env_http_headers", "request_max_retries", "stream_max_retries",
+    "stream_idle_timeout_ms", "requires_openai_auth",
+    # codexapi extensions (Codex ignores them): per-provider proxy, CA bundle and timeouts.
+    "proxy", "ca_bundle", "connect_timeout_ms", "read_timeout_ms",
+})
+
+
+def codex_home() -> Path:
+    """``$CODEX_HOME``, default ``~/.codex``."""
+    home = os.environ.get("CODEX_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".codex"
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file: ``path`` if given, else ``$CODEX_HOME/config.toml``."""
+    return Path(path).expanduser() if path is not None else codex_home() / "config.toml"
+
+
+def read_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The parsed config file. A missing default file is an empty config; a missing explicit
+    ``path`` and a file that is not valid TOML are :class:`ConfigError`."""
+    file = config_path(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        if path is None:
+            return {}
+        raise ConfigError(f"Codex config file {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read Codex config file {file}: {exc.strerror}") from None
+    try:
+        # tomllib's message already says "(at line L, column C)".
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Codex config file {file} is not UTF-8: {exc.reason}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Codex config file {file} is not valid TOML: {exc}") from None
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "")
+    return value if value.strip() else None
+
+
+def built_in_providers() -> dict[str, Provider]:
+    """The providers Codex knows without configuration: ``openai`` and the local OSS servers.
+
+    ``OPENAI_BASE_URL`` moves the ``openai`` provider; ``CODEX_OSS_BASE_URL`` / ``CODEX_OSS_PORT``
+    move the local ones, as in Codex.
+    """
+    headers = {}
+    # Codex fills these two from the environment for its OpenAI provider (env_http_headers).
+    for header, var in (("OpenAI-Organization", "OPENAI_ORGANIZATION"),
+                        ("OpenAI-Project", "OPENAI_PROJECT")):
+        value = _env(var)
+        if value:
+            headers[header] = value
+    openai = Provider(name="OpenAI", base_url=_env("OPENAI_BASE_URL") or
+                      "https://api.openai.com/v1", wire=WireApi.RESPONSES, headers=headers,
+                      retry=_codex_retry(DEFAULT_REQUEST_MAX_RETRIES))
+
+    def oss(port: int, wire: WireApi) -> Provider:
+        base = _env("CODEX_OSS_BASE_URL")
+        if base is None:
+            port_text = _env("CODEX_OSS_PORT")
+            if port_text is not None and port_text.strip().isdigit():
+                port = int(port_text)
+            base = f"http://localhost:{port}/v1"
+        return Provider(name="gpt-oss", base_url=base, wire=wire,
+                        retry=_codex_retry(DEFAULT_REQUEST_MAX_RETRIES))
+
+    return {
+        "openai": openai,
+        # "oss" is the id older Codex releases use for a local Ollama; newer ones say "ollama".
+        "oss": oss(DEFAULT_OLLAMA_PORT, WireApi.CHAT),
+        "ollama": oss(DEFAULT_OLLAMA_PORT, WireApi.RESPONSES),
+        "lmstudio": oss(DEFAULT_LMSTUDIO_PORT, WireApi.RESPONSES),
+    }
+
+
+def _codex_retry(request_max_retries: int) -> RetryPolicy:
+    # codex-core's to_api_provider: 200 ms base delay, 429 not retried, 5xx and transport are.
+    return RetryPolicy(max_attempts=request_max_retries + 1, base_delay=0.2, retry_429=False,
+                       retry_5xx=True, retry_transport=True)
+
+
+class _Table:
+    """Typed reads from one ``[model_providers.<id>]`` table; errors name key and file."""
+
+    def __init__(self, data: Mapping[str, Any], provider_id: str, file: Path) -> None:
+        self.data = data
+        self.where = f"model_providers.{provider_id}"
+        self.file = file
+
+    def error(self, key: str, expected: str) -> ConfigError:
+        value = self.data[key]
+        return ConfigError(f"{self.where}.{key} in {self.file} must be {expected}, got "
+                           f"{type(value).__name__} {value!r}")
+
+    def string(self, key: str, allow_empty: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or (not allow_empty and not value.strip()):
+            raise self.error(key, "a non-empty string")
+        return value
+
+    def count(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.error(key, "a non-negative integer")
+        return value
+
+    def positive_ms(self, key: str) -> float | None:
+        value = self.count(key)
+        if value == 0:
+            raise self.error(key, "a positive number of milliseconds")
+        return None if value is None else value / 1000.0
+
+    def string_map(self, key: str) -> dict[str, str]:
+        value = self.data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise self.error(key, "a table of strings (e.g. { name = \"value\" })")
+        return dict(value)
+
+
+def provider_from_table(provider_id: str, data: Any, file: Path) -> Provider:
+    """One ``[model_providers.<id>]`` table as a Provider."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"model_providers.{provider_id} in {file} must be a table, got "
+                          f"{type(data).__name__}")
+    t = _Table(data, provider_id, file)
+    for key in data:
+        if key not in PROVIDER_KEYS:
+            log.debug("ignoring unknown key model_providers.%s.%s in %s", provider_id, key, file)
+    wire_text = t.string("wire_api")
+    wire = WireApi.RESPONSES
+    if wire_text is not None:
+        try:
+            wire = WireApi(wire_text.lower())
+        except ValueError:
+            raise t.error("wire_api", "\"responses\" or \"chat\"") from None
+    base_url = t.string("base_url")
+    if base_url is None:
+        # Codex falls back to the OpenAI API for a provider without base_url.
+        base_url = "https://api.openai.com/v1"
+    elif not base_url.startswith(("http://", "https://")):
+        raise t.error("base_url", "an http:// or https:// URL")
+    headers = t.string_map("http_headers")
+    for header, var in t.string_map("env_http_headers").items():
+        # As in Codex: an unset or blank variable leaves the header out.
+        value = _env(var)
+        if value is not None:
+            headers[header] = value
+    retries = t.count("request_max_retries")
+    stream_retries = t.count("stream_max_retries")
+    idle = t.positive_ms("stream_idle_timeout_ms")
+    connect = t.positive_ms("connect_timeout_ms")
+    read = t.positive_ms("read_timeout_ms")
+    ca_bundle = t.string("ca_bundle")
+    if ca_bundle is not None and not Path(ca_bundle).expanduser().exists():
+        raise ConfigError(f"{t.where}.ca_bundle in {file} names {ca_bundle}, which does not "
+                          "exist")
+    proxy = t.string("proxy", allow_empty=True)
+    if proxy:
+        from .proxy import parse_proxy_url
+
+        parse_proxy_url(proxy, f"{t.where}.proxy in {file}")
+    if data.get("requires_openai_auth") is not None and not isinstance(
+            data["requires_openai_auth"], bool):
+        raise t.error("requires_openai_auth", "true or false")
+    extra: dict[str, Any] = {}
+    if connect is not None:
+        extra["connect_timeout"] = connect
+    if read is not None:
+        extra["read_timeout"] = read
+    return Provider(
+        name=t.string("name") or provider_id,
+        base_url=base_url,
+        wire=wire,
+        headers=headers,
+        query_params=t.string_map("query_params"),
+        retry=_codex_retry(min(DEFAULT_REQUEST_MAX_RETRIES if retries is None else retries,
+                               MAX_RETRIES_CAP)),
+        stream_idle_timeout=idle if idle is not None else DEFAULT_STREAM_IDLE_TIMEOUT_MS / 1000,
+        stream_max_retries=min(DEFAULT_STREAM_MAX_RETRIES if stream_retries is None
+                               else stream_retries, MAX_RETRIES_CAP),
+        env_key=t.string("env_key"),
+        env_key_instructions=t.string("env_key_instructions"),
+        proxy=proxy,
+        ca_bundle=str(Path(ca_bundle).expanduser()) if ca_bundle is not None else None,
+        **extra,
+    )
+
+
+def load_providers(path: str | os.PathLike[str] | None = None) -> dict[str, Provider]:
+    """Every provider Codex would know: the built-ins, then ``[model_providers.*]`` of the
+    config file (a configured id replaces a built-in of the same id)."""
+    file = config_path(path)
+    config = read_config(path)
+    providers = built_in_providers()
+    tables = config.get("model_providers", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"model_providers in {file} must be a table of provider tables, got "
+                          f"{type(tables).__name__}")
+    for provider_id, table in tables.items():
+        providers[provider_id] = provider_from_table(provider_id, table, file)
+    return providers
+
+
+def provider_from_codex_config(provider_id: str, path: str | os.PathLike[str] | None = None
+                               ) -> Provider:
+    """The provider ``provider_id`` of Codex's config (or a built-in one)."""
+    file = config_path(path)
+    config = read_config(path)
+    tables = config.get("model_providers", {})
+    if isinstance(tables, dict) and provider_id in tables:
+        return provider_from_table(provider_id, tables[provider_id], file)
+    providers = load_providers(path)
+    if provider_id in providers:
+        return providers[provider_id]
+    known = ", ".join(sorted(providers))
+    raise ConfigError(f"no model provider {provider_id!r} in {file} (known: {known}); add a "
+                      f"[model_providers.{provider_id}] table")
+
+
+def default_provider_id(path: str | os.PathLike[str] | None = None) -> str:
+    """Codex's top-level ``model_provider`` (default ``openai``)."""
+    value = read_config(path).get("model_provider", "openai")
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"model_provider in {config_path(path)} must be a provider id string")
+    return value
+
+
+__all__: list[str] = [
+    "built_in_providers",
+    "codex_home",
+    "config_path",
+    "default_provider_id",
+    "load_providers",
+    "provider_from_codex_config",
+    "read_config",
+]
