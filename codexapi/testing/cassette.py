@@ -20,6 +20,7 @@ import attrs
 
 from . import matching
 from .errors import CassetteError, NetworkBlockedError, NoMatchingInteractionError
+from .formats import Interaction
 from .scrub import request_filter, response_filter
 from .storage import Persister
 
@@ -58,6 +59,35 @@ class CassetteHandle:
     @property
     def requests(self) -> list[Any]:
         return list(self.cassette.requests)
+
+    def interactions(self) -> list[Interaction]:
+        """What the cassette holds now, loaded and just recorded alike (as stored: scrubbed,
+        bodies decoded), so a test can assert against its recording in every mode. In record
+        mode ``all`` the file's old content is being replaced: only this run's recordings."""
+        data = self.cassette.data
+        if self.record_mode == "all":
+            data = data[getattr(self.cassette, "_loaded_count", 0):]
+        out = []
+        for index, (request, response) in enumerate(data):
+            body = (response.get("body") or {}).get("string")
+            out.append(Interaction(
+                method=str(request.method).upper(), uri=str(request.uri),
+                request_headers=_pairs(request.headers),
+                request_body=request.body if isinstance(request.body, bytes) else None,
+                status=int(response["status"]["code"]),
+                reason=str(response["status"].get("message") or ""),
+                headers=_pairs(response.get("headers") or {}),
+                body=body.encode("utf-8") if isinstance(body, str) else (body or b""),
+                index=index))
+        return out
+
+
+def _pairs(headers: Any) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for name, values in dict(headers).items():
+        seq = values if isinstance(values, list | tuple) else [values]
+        pairs.extend((str(name), str(v)) for v in seq)
+    return tuple(pairs)
 
 
 def _vcr() -> Any:

@@ -82,6 +82,19 @@ class Interaction:
         except ValueError:
             return None
 
+    def events(self) -> list[Any]:
+        """The JSON payloads of an SSE response body, in order (``[DONE]`` and data that is
+        not JSON are left out)."""
+        from ..sse import iter_messages
+
+        out = []
+        for message in iter_messages([self.decoded_body]):
+            try:
+                out.append(json.loads(message.data))
+            except ValueError:
+                continue
+        return out
+
     def response_json(self) -> Any:
         """The response body parsed as JSON, or None when it is not JSON."""
         try:

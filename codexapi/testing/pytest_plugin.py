@@ -40,7 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "cassette(name=None, *, ignore_fields=(), scrub_headers=(), match_on=None, "
         "allow_playback_repeats=False): record/replay this test's HTTP with codexapi's "
-        "cassettes (name: file under the cassette directory; default <test name>.yaml)")
+        "cassettes (name: file under the cassette directory, may use {param} placeholders; "
+        "default <test name>.yaml)")
     config.stash[_SUMMARY] = []
     config.stash[_USED] = []
 
@@ -83,6 +84,10 @@ def codexapi_cassette(request: pytest.FixtureRequest) -> Iterator[CassetteHandle
     args: tuple[Any, ...] = marker.args if marker else ()
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
     name = kwargs.pop("name", args[0] if args else None)
+    callspec = getattr(request.node, "callspec", None)
+    if name and callspec is not None:
+        # One marker for a parametrized test: "{wire}_text.yaml" names a cassette per param.
+        name = str(name).format(**{k: v for k, v in callspec.params.items()})
     path = cassette_path(request, name)
     options = {k: v for k, v in kwargs.items() if v is not None}
     with use_cassette(path, record_mode(request.config), **options) as handle:

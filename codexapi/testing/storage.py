@@ -131,6 +131,8 @@ class Persister:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
+            # mkstemp makes the file private; a cassette is a project file like any other.
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
