@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
@@ -106,6 +107,74 @@ def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
                 out.write(event.delta)
                 out.flush()
     out.write("\n")
+    return 0
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--client-version", default=__version__,
+                   help="sent as ?client_version= (Codex sends its own version; default: "
+                        "this codexapi's)")
+    p.add_argument("--json", action="store_true",
+                   help="print the ETag and each model's full JSON")
+    add_connection_args(p)
+
+
+@command("models", "list the models the server offers")(_models_args)
+def cmd_models(args: argparse.Namespace, stack: ExitStack) -> int:
+    import json
+
+    listing = make_client(args, stack).list_models(args.client_version)
+    if args.json:
+        print(json.dumps({"etag": listing.etag, "models": [dict(m.raw) for m in listing.models]},
+                         indent=2))
+        return 0
+    for model in listing.models:
+        name = model.display_name
+        print(f"{model.slug}\t{name}" if isinstance(name, str) and name else model.slug)
+    return 0
+
+
+def _compact_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt", nargs="?", help="a user message to compact (with --input: "
+                   "appended after the items)")
+    p.add_argument("--input", metavar="FILE", help="a JSON file of input items (an array, or "
+                   "an object with an \"input\" array), '-' for stdin")
+    p.add_argument("--instructions", default="You are a helpful assistant.")
+    add_connection_args(p)
+
+
+def _read_items(source: str) -> list[Any]:
+    import json
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot read --input {source}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--input {source} is not JSON: {exc}") from None
+    if isinstance(data, dict) and "input" in data:
+        data = data["input"]
+    if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
+        raise ConfigError(f"--input {source} must hold a JSON array of item objects")
+    return data
+
+
+@command("compact", "compact a conversation history (POST responses/compact) and print the "
+         "output items as JSON")(_compact_args)
+def cmd_compact(args: argparse.Namespace, stack: ExitStack) -> int:
+    import json
+
+    items: list[Any] = _read_items(args.input) if args.input else []
+    if args.prompt:
+        items.append({"type": "message", "role": "user",
+                      "content": [{"type": "input_text", "text": args.prompt}]})
+    if not items:
+        raise ConfigError("nothing to compact: give a PROMPT or --input FILE")
+    client = make_client(args, stack)
+    request = ResponsesRequest(model=args.model, instructions=args.instructions, input=items)
+    output = client.compact(request)
+    print(json.dumps([item.to_dict() for item in output], indent=2))
     return 0
 
 

@@ -1,0 +1,130 @@
+"""``POST /v1/chat/completions``: a scripted Turn as a real Chat Completions answer.
+
+Streamed, it is the chunk sequence the OpenAI API sends: a first chunk with the role, reasoning
+deltas (``delta.reasoning``, as OpenAI-compatible reasoning servers send them), content deltas,
+tool calls as ``delta.tool_calls`` fragments keyed by ``index`` (name first, arguments after),
+a chunk with ``finish_reason``, a usage chunk with empty ``choices`` when the request asked
+for ``stream_options.include_usage``, then ``data: [DONE]``. Unstreamed, one
+``chat.completion`` object.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .app import Exchange, route
+from .model import Turn
+from .responses_wire import new_id
+
+
+def _chunk_sse(chunk: Mapping[str, Any]) -> bytes:
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def chat_id() -> str:
+    return new_id("chatcmpl").replace("_", "-", 1)  # OpenAI's ids read chatcmpl-...
+
+
+def usage(turn: Turn) -> dict[str, Any]:
+    return {
+        "prompt_tokens": turn.input_tokens,
+        "completion_tokens": turn.output_tokens,
+        "total_tokens": turn.input_tokens + turn.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": len(turn.reasoning.split())},
+    }
+
+
+def finish_reason(turn: Turn) -> str:
+    return "tool_calls" if turn.tool_calls else "stop"
+
+
+def chunks(turn: Turn, model: str, include_usage: bool = False) -> Iterator[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects for ``turn``, in order."""
+    cid = chat_id()
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if include_usage:
+            out["usage"] = None  # as OpenAI does on every chunk but the last
+        return out
+
+    first: dict[str, Any] = {"role": "assistant", "content": "" if not turn.tool_calls else None}
+    yield chunk(first)
+    for piece in turn.reasoning_chunks():
+        yield chunk({"reasoning": piece})
+    for piece in turn.text_chunks():
+        yield chunk({"content": piece})
+    for index, call in enumerate(turn.tool_calls):
+        yield chunk({"tool_calls": [{"index": index, "id": call.call_id, "type": "function",
+                                     "function": {"name": call.name, "arguments": ""}}]})
+        # Arguments arrive in fragments on the real API; two are enough to exercise merging.
+        half = len(call.arguments) // 2
+        for part in (call.arguments[:half], call.arguments[half:]):
+            yield chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+    yield chunk({}, finish_reason(turn))
+    if include_usage:
+        yield {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+               "system_fingerprint": None, "choices": [], "usage": usage(turn)}
+
+
+def completion(turn: Turn, model: str) -> dict[str, Any]:
+    """The unstreamed ``chat.completion`` object."""
+    message: dict[str, Any] = {"role": "assistant", "content": turn.text or None,
+                               "refusal": None}
+    if turn.reasoning:
+        message["reasoning"] = turn.reasoning
+    if turn.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.call_id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}}
+            for c in turn.tool_calls
+        ]
+    return {
+        "id": chat_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": finish_reason(turn)}],
+        "usage": usage(turn),
+    }
+
+
+@route("POST", "/chat/completions")
+def post_chat_completions(ex: Exchange) -> None:
+    body = ex.body
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        ex.send_error(400, "body must be a JSON object with a string `model`", "invalid_body")
+        return
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        ex.send_error(400, "`messages` must be a non-empty array of messages", "invalid_body",
+                      headers=None)
+        return
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        ex.send_error(400, "`tools` must be an array", "invalid_body")
+        return
+    items = [m for m in messages if isinstance(m, dict)]
+    turn = ex.server.model.reply(items, [t for t in tools if isinstance(t, dict)],
+                                 reasoning=bool(body.get("reasoning_effort")))
+    if body.get("stream"):
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        ex.start_stream()
+        for c in chunks(turn, body["model"], include_usage):
+            ex.write(_chunk_sse(c))
+        ex.write(DONE)
+        ex.end_stream()
+        return
+    ex.send_json(200, completion(turn, body["model"]))

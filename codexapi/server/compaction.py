@@ -1,0 +1,64 @@
+"""``POST /v1/responses/compact``: compacts a history the way the OpenAI API answers it.
+
+The reply keeps the user messages, then adds one ``compaction`` item standing for the rest
+(the real API encrypts it; here it is readable: ``codexapi-compaction:`` + base64 JSON of a
+summary). Body in: ``{model, input, instructions}``; out: ``{id, object:
+"response.compaction", created_at, output, usage}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from .app import Exchange, route
+from .model import _text_of
+from .responses_wire import new_id, request_items
+
+
+def summary(items: list[dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for item in items:
+        kind = str(item.get("type") or ("message" if "role" in item else "unknown"))
+        counts[kind] = counts.get(kind, 0) + 1
+    parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    return f"Compacted {len(items)} items ({parts})." if items else "Nothing to compact."
+
+
+def compact(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """(output items, output token count) for ``items``."""
+    output: list[dict[str, Any]] = []
+    for item in items:
+        if item.get("role") == "user" and item.get("type", "message") == "message":
+            text = _text_of(item.get("content"))
+            output.append({"id": new_id("msg"), "type": "message", "status": "completed",
+                           "role": "user", "content": [{"type": "input_text", "text": text}]})
+    text = summary(items)
+    blob = base64.b64encode(json.dumps({"summary": text}).encode()).decode()
+    output.append({"id": new_id("cmp"), "type": "compaction",
+                   "encrypted_content": f"codexapi-compaction:{blob}"})
+    return output, len(text.split())
+
+
+@route("POST", "/responses/compact")
+def post_compact(ex: Exchange) -> None:
+    body = ex.body
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        ex.send_error(400, "body must be a JSON object with a string `model`", "invalid_body")
+        return
+    if not isinstance(body.get("input"), list | str):
+        ex.send_error(400, "`input` must be an array of items", "invalid_body")
+        return
+    items = request_items(body)
+    output, out_tokens = compact(items)
+    in_tokens = sum(len(_text_of(i.get("content")).split()) for i in items) + 1
+    ex.send_json(200, {
+        "id": new_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
+        "output": output,
+        "usage": {"input_tokens": in_tokens, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": out_tokens,
+                  "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": in_tokens + out_tokens},
+    })
