@@ -1,0 +1,199 @@
+"""Secrets never appear in logs, reprs or exception messages. Each test plants credentials
+(bearer token, account id, Azure key, cookie, URL token, a custom gateway header), drives real
+traffic against the embedded server, and greps everything a person could see."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import codexapi
+from codexapi import (
+    ApiError,
+    Client,
+    Provider,
+    ResponsesRequest,
+    RetryPolicy,
+    TransportError,
+)
+from codexapi.redact import (
+    REDACTED,
+    is_secret_header,
+    redact_headers,
+    redact_query_params,
+    redact_url,
+    scrub_text,
+)
+from codexapi.server import EmbeddedServer, Exchange, route
+from codexapi.transport import HttpRequest
+
+TOKEN = "sk-planted-SECRET-token-0123456789"
+ACCOUNT = "acct-planted-SECRET-account"
+AZURE = "planted-SECRET-azure-key"
+COOKIE = "session=planted-SECRET-cookie"
+GATEWAY = "planted-SECRET-gateway"
+QUERY = "planted-SECRET-query"
+SECRETS = (TOKEN, ACCOUNT, AZURE, COOKIE, GATEWAY, QUERY, "planted-SECRET")
+REQ = ResponsesRequest(model="m", input="Hello")
+
+
+def assert_clean(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"secret {secret!r} leaked into: {text[:300]}"
+
+
+def echo(ex: Exchange, status: int) -> None:
+    # A careless server (or proxy) quoting every credential it received in its error body.
+    got = {k: ex.headers.get(k) for k in ("Authorization", "ChatGPT-Account-ID", "api-key",
+                                           "Cookie", "X-Gateway-Token")}
+    ex.send_error(status, f"rejected credentials {got}", "invalid_api_key",
+                  headers={"Set-Cookie": COOKIE})
+
+
+@route("POST", "/redaction-echo-401/responses")
+def _echo_401(ex: Exchange) -> None:
+    echo(ex, 401)
+
+
+@route("POST", "/redaction-echo-500/responses")
+def _echo_500(ex: Exchange) -> None:
+    echo(ex, 500)
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer() as server:
+        yield server
+
+
+def provider(base_url: str, attempts: int = 1) -> Provider:
+    return Provider(name="gateway", base_url=base_url,
+                    headers={"Cookie": COOKIE, "X-Gateway-Token": GATEWAY},
+                    query_params={"key": QUERY, "api-version": "2025-04-01-preview"},
+                    retry=RetryPolicy(max_attempts=attempts, base_delay=0.0),
+                    stream_idle_timeout=10.0)
+
+
+def everything_logged(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+
+
+def test_logs_show_method_url_status_attempt_timing_request_id_but_no_secret(
+        srv: EmbeddedServer, caplog: pytest.LogCaptureFixture) -> None:
+    auth = codexapi.BearerAuth(TOKEN, account_id=ACCOUNT)
+    with caplog.at_level(logging.DEBUG, logger="codexapi"), \
+            Client(provider(srv.base_url), auth=auth, load_entrypoints=False) as client:
+        assert client.stream(REQ).collect().text == "You said: Hello"
+    logged = everything_logged(caplog)
+    assert_clean(logged)
+    assert_clean(caplog.text)
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("->")]
+    got = [r.getMessage() for r in caplog.records if r.getMessage().startswith("<-")]
+    assert len(sent) == len(got) == 1
+    assert f"POST {srv.base_url}/responses?key={REDACTED}&api-version=" in sent[0]
+    assert "attempt=1" in sent[0] and f"'Authorization': '{REDACTED}'" in sent[0]
+    assert f"'ChatGPT-Account-ID': '{REDACTED}'" in sent[0]
+    assert "'Accept': 'text/event-stream'" in sent[0]  # harmless headers are kept
+    assert re.search(r"status=200 attempt=1 elapsed=\d+\.\d{3}s request_id=req_\d+", got[0])
+
+
+def test_errors_and_retry_logs_scrub_credentials_a_server_echoes(
+        srv: EmbeddedServer, caplog: pytest.LogCaptureFixture) -> None:
+    auth = codexapi.BearerAuth(TOKEN, account_id=ACCOUNT)
+    sleeps: list[float] = []
+    with caplog.at_level(logging.DEBUG, logger="codexapi"), \
+            Client(provider(f"{srv.base_url}/redaction-echo-500", attempts=2), auth=auth,
+                   load_entrypoints=False, sleep=sleeps.append) as client, \
+            pytest.raises(ApiError) as info:
+        client.stream(REQ)
+    err = info.value
+    assert err.status == 500 and err.attempts == 2 and len(sleeps) == 1
+    for shown in (str(err), repr(err), err.message, err.body or "", err.url or "",
+                  everything_logged(caplog), caplog.text):
+        assert_clean(shown)
+    assert "rejected credentials" in err.message and REDACTED in err.message
+    assert "'X-Gateway-Token': '<redacted>'" in err.message
+    retry = [r for r in caplog.records if r.getMessage().startswith("retrying")]
+    assert len(retry) == 1 and retry[0].levelno == logging.WARNING
+    assert "after attempt 1 failed" in retry[0].getMessage()
+
+
+def test_401_echo_is_scrubbed_for_bearer_and_azure_keys(srv: EmbeddedServer) -> None:
+    for auth in (codexapi.BearerAuth(TOKEN, account_id=ACCOUNT), codexapi.AzureKeyAuth(AZURE)):
+        with Client(provider(f"{srv.base_url}/redaction-echo-401"), auth=auth,
+                    load_entrypoints=False) as client, pytest.raises(ApiError) as info:
+            client.stream(REQ)
+        assert info.value.status == 401
+        assert_clean(f"{info.value} {info.value!r} {info.value.body}")
+
+
+def test_reprs_hide_secrets(srv: EmbeddedServer) -> None:
+    prov = provider(f"https://user:{QUERY}@gateway.example/v1?token={QUERY}")
+    request = HttpRequest("POST", f"https://x/v1/responses?access_token={QUERY}",
+                          {"Authorization": f"Bearer {TOKEN}", "api-key": AZURE,
+                           "ChatGPT-Account-ID": ACCOUNT, "Cookie": COOKIE,
+                           "X-Gateway-Token": GATEWAY}, b"{}")
+    auths: list[Any] = [codexapi.BearerAuth(TOKEN, account_id=ACCOUNT),
+                        codexapi.BearerAuth(lambda: TOKEN, account_id=ACCOUNT),
+                        codexapi.AzureKeyAuth(AZURE), codexapi.CodexAuthFile("/x/auth.json")]
+    auths[1].headers()  # fetched: the token is now held, still not shown
+    with Client(prov, auth=auths[0], load_entrypoints=False) as client:
+        shown = [repr(prov), str(prov), repr(request), str(request), repr(client)]
+    shown += [repr(a) for a in auths]
+    for text in shown:
+        assert_clean(text)
+    assert "gateway.example" in repr(prov) and "api-version" in repr(prov)
+    assert "POST https://x/v1/responses" in repr(request)
+
+
+def test_transport_errors_do_not_show_url_tokens() -> None:
+    prov = Provider(base_url=f"http://127.0.0.1:9/v1?api_key={QUERY}",
+                    retry=RetryPolicy(max_attempts=1), connect_timeout=2.0)
+    with Client(prov, auth=codexapi.BearerAuth(TOKEN), load_entrypoints=False) as client, \
+            pytest.raises(TransportError) as info:
+        client.stream(REQ)
+    assert_clean(f"{info.value} {info.value!r} {info.value.url}")
+    assert "127.0.0.1:9" in str(info.value)
+
+
+# --- the redaction helpers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Authorization", "authorization", "API-KEY", "api-key",
+                                  "x-api-key", "ChatGPT-Account-ID", "Cookie", "Set-Cookie",
+                                  "Proxy-Authorization", "X-Gateway-Token", "X-Vault-Secret",
+                                  "X-Signature"])
+def test_secret_header_names(name: str) -> None:
+    assert is_secret_header(name)
+    assert redact_headers({name: "v"}) == {name: REDACTED}
+
+
+@pytest.mark.parametrize("name", ["Accept", "Content-Type", "User-Agent", "session_id",
+                                  "conversation_id", "x-openai-subagent", "OpenAI-Beta"])
+def test_ordinary_header_names(name: str) -> None:
+    assert not is_secret_header(name)
+    assert redact_headers([(name, "v")]) == {name: "v"}
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://h/v1/models?client_version=1.0", "https://h/v1/models?client_version=1.0"),
+    ("https://h/v1?key=abc&api-version=2", f"https://h/v1?key={REDACTED}&api-version=2"),
+    ("https://h/x?access_token=a&sig=b", f"https://h/x?access_token={REDACTED}&sig={REDACTED}"),
+    ("https://h/x?X-Amz-Signature=a", f"https://h/x?X-Amz-Signature={REDACTED}"),
+    ("https://u:p@h/v1", f"https://u:{REDACTED}@h/v1"),
+    ("https://tok@h/v1", f"https://{REDACTED}@h/v1"),
+])
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_redact_query_params_and_scrub_text() -> None:
+    assert redact_query_params({"key": "a", "api-version": "b", "token": "c"}) == {
+        "key": REDACTED, "api-version": "b", "token": REDACTED}
+    assert scrub_text(f"bad key {TOKEN}!", [TOKEN]) == f"bad key {REDACTED}!"
+    # Short values are not scrubbed: replacing "abc" everywhere would mangle messages.
+    assert scrub_text("abc abc", ["abc"]) == "abc abc"
