@@ -448,14 +448,13 @@ class ChatDecoder:
         delta = choice.get("delta")
         if isinstance(delta, dict):
             # Order within one delta follows the crate: reasoning, content, tool calls.
-            if "reasoning" in delta:
-                text = _reasoning_of(delta["reasoning"])
-                if text:
-                    self._append_reasoning(text, out)
-            if "reasoning_content" in delta:
-                text = _reasoning_of(delta["reasoning_content"])
-                if text:
-                    self._append_reasoning(text, out)
+            text = _reasoning_of(delta.get("reasoning"))
+            if not text:
+                # Servers moving from `reasoning_content` to `reasoning` send both for a while;
+                # the same text must not count twice.
+                text = _reasoning_of(delta.get("reasoning_content"))
+            if text:
+                self._append_reasoning(text, out)
             content = delta.get("content")
             if isinstance(content, str):
                 if content:

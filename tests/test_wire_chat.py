@@ -356,6 +356,13 @@ def test_reasoning_delta_forms(delta: dict[str, Any]) -> None:
     ]
 
 
+def test_reasoning_and_reasoning_content_together_count_once() -> None:
+    events = run(frame({"choices": [{"delta": {"reasoning": "r", "reasoning_content": "r"}}]},
+                       finish("stop")))
+    assert [e for e in events if isinstance(e, ReasoningContentDelta)] == [
+        ReasoningContentDelta("r", 0)]
+
+
 def test_reasoning_content_index_counts_deltas() -> None:
     events = run(frame({"choices": [{"delta": {"reasoning_content": "a"}}]},
                        {"choices": [{"delta": {"reasoning_content": "b"}}]},
