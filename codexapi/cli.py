@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from . import __version__
 from .client import Client
@@ -26,7 +26,6 @@ from .errors import (
     StreamError,
     TransportError,
 )
-from .events import OutputTextDelta
 from .models import Provider, ResponsesRequest, WireApi
 
 DEFAULT_MODEL = "gpt-5"
@@ -74,16 +73,31 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
 
 
 def make_client(args: argparse.Namespace, stack: ExitStack) -> Client:
-    """A Client for the command line: explicit base URL, env, or an embedded server."""
-    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
-    wire = WireApi(args.wire) if args.wire else WireApi.RESPONSES
-    if base_url:
-        provider = Provider(name="openai", base_url=base_url, wire=wire)
-    else:
-        from .server import EmbeddedServer
+    """A Client for the command line: a Codex config provider (``--provider``), an explicit
+    base URL, env, or an embedded server."""
+    wire = WireApi(args.wire) if args.wire else None
+    provider_id = getattr(args, "provider", None)
+    if provider_id:
+        import attrs
 
-        server = stack.enter_context(EmbeddedServer())
-        provider = Provider(name="embedded", base_url=server.base_url, wire=wire)
+        provider = Provider.from_codex_config(provider_id, getattr(args, "config", None))
+        overrides: dict[str, Any] = {}
+        if args.base_url:
+            overrides["base_url"] = args.base_url
+        if wire is not None:
+            overrides["wire"] = wire
+        provider = attrs.evolve(provider, **overrides)
+    else:
+        base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
+        if base_url:
+            provider = Provider(name="openai", base_url=base_url,
+                                wire=wire or WireApi.RESPONSES)
+        else:
+            from .server import EmbeddedServer
+
+            server = stack.enter_context(EmbeddedServer())
+            provider = Provider(name="embedded", base_url=server.base_url,
+                                wire=wire or WireApi.RESPONSES)
     client = Client(provider, load_entrypoints=not args.no_plugins)
     stack.callback(client.close)
     return client
@@ -92,21 +106,47 @@ def make_client(args: argparse.Namespace, stack: ExitStack) -> Client:
 def _chat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", help="the message to send ('-' reads stdin)")
     p.add_argument("--instructions", default="You are a helpful assistant.")
+    p.add_argument("--provider", metavar="ID", help="a provider of Codex's config.toml "
+                   "([model_providers.ID], or a built-in such as openai)")
+    p.add_argument("--config", metavar="FILE", help="the Codex config file (default: "
+                   "$CODEX_HOME/config.toml, i.e. ~/.codex/config.toml)")
+    p.add_argument("--conversation-id", help="sent as conversation_id/session_id headers")
+    p.add_argument("--reasoning-effort", choices=REASONING_EFFORTS,
+                   help="ask for reasoning at this effort (summaries shown on stderr)")
+    p.add_argument("--verbosity", choices=("low", "medium", "high"), help="text verbosity")
+    p.add_argument("--no-reasoning", action="store_true",
+                   help="do not show reasoning summaries")
+    p.add_argument("--json", action="store_true",
+                   help="write every event as one JSON object per line (NDJSON) to stdout")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="connect/response timeout for this call (the stream idle timeout "
+                   "still applies between events)")
     add_connection_args(p)
+
+
+REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 
 
 @command("chat", "send one message and stream the answer to stdout")(_chat_args)
 def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
+    from .models import ReasoningConfig, TextControls
+    from .terminal import ChatView
+
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise ConfigError("nothing to send: the prompt is empty" + (
+            " (stdin was empty)" if args.prompt == "-" else ""))
     client = make_client(args, stack)
-    request = ResponsesRequest(model=args.model, instructions=args.instructions, input=prompt)
-    out: TextIO = sys.stdout
-    with client.stream(request) as events:
+    request = ResponsesRequest(
+        model=args.model, instructions=args.instructions, input=prompt,
+        reasoning=ReasoningConfig(effort=args.reasoning_effort, summary="auto")
+        if args.reasoning_effort else None,
+        text=TextControls(verbosity=args.verbosity) if args.verbosity else None)
+    with ChatView(sys.stdout, sys.stderr, json_lines=args.json,
+                  reasoning=not args.no_reasoning) as view, client.stream(
+            request, conversation_id=args.conversation_id, timeout=args.timeout) as events:
         for event in events:
-            if isinstance(event, OutputTextDelta):
-                out.write(event.delta)
-                out.flush()
-    out.write("\n")
+            view.show(event)
     return 0
 
 
