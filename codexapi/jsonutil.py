@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 try:
     import orjson
 
-    def loads(data: str | bytes) -> Any:
-        """Parse JSON text (raises ``ValueError`` on bad input)."""
-        return orjson.loads(data)
+    #: Parse JSON text (raises ``ValueError`` on bad input). orjson's own function, not a
+    #: wrapper: the stream decoders call it once per event.
+    loads: Callable[[str | bytes], Any] = orjson.loads
 
     def dumps(obj: Any) -> bytes:
         """Compact UTF-8 JSON, keys in insertion order."""

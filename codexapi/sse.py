@@ -6,10 +6,13 @@ a leading BOM is dropped; comments and unknown fields are ignored; a final messa
 followed by a blank line is still delivered by :meth:`Decoder.close` (servers that close the
 connection right after the last ``data:`` line exist, and losing that event would be worse).
 
-This is the hot path: one pass over the bytes, no per-event allocations beyond the message.
+This is the hot path: runs of ordinary messages are matched by the regex engine in one pass;
+only the messages themselves are allocated.
 """
 
 from __future__ import annotations
+
+import re
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -43,13 +46,25 @@ class SseMessage:
         )
 
 
+# The shape of nearly every block real servers send: an optional ``event:`` line, one ``data:``
+# line, a blank line. A run of complete blocks that is all of this shape is decoded by the
+# regex engine in one pass; anything else (comments, ``id``, ``retry``, multi-line data, no space
+# after the colon) goes through the line-by-line parser, which gives the same messages.
+_SIMPLE_RUN = re.compile(rb"(?:(?:event: [^\n]*\n)?data: [^\n]*\n\n)*")
+_SIMPLE_PAIRS = re.compile(r"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
+_SIMPLE_DATA = re.compile(rb"(?:event: [^\n]*\n)?data: ([^\n]*)\n\n")
+
+
 class Decoder:
     """Feed bytes with :meth:`feed`, get messages; call :meth:`close` at end of body."""
 
-    __slots__ = ("_buf", "_data", "_event", "_last_id", "_retry", "_skip_lf", "_started")
+    __slots__ = ("_data", "_event", "_head", "_last_id", "_parts", "_retry", "_skip_lf",
+                 "_started")
 
     def __init__(self) -> None:
-        self._buf = b""
+        #: Bytes after the last blank line: the start of a message still arriving.
+        self._parts: list[bytes] = []
+        self._head = b""
         self._skip_lf = False
         self._started = False
         self._data: list[str] = []
@@ -69,8 +84,36 @@ class Decoder:
 
     def feed(self, chunk: bytes) -> list[SseMessage]:
         """Consume ``chunk``; return every message it completed, in order."""
-        if not chunk:
+        blocks = self._take(chunk)
+        if not blocks:
             return []
+        if _SIMPLE_RUN.fullmatch(blocks):
+            last_id, retry = self._last_id, self._retry
+            return [
+                SseMessage(data, event or "message", last_id, retry)
+                for event, data in _SIMPLE_PAIRS.findall(blocks.decode("utf-8", "replace"))
+            ]
+        return self._lines(blocks[:-1].decode("utf-8", "replace").split("\n"))
+
+    def feed_data(self, chunk: bytes) -> list[bytes]:
+        """Like :meth:`feed`, but only each message's ``data``, as UTF-8 bytes.
+
+        For consumers that ignore the event type (both API wires dispatch on the JSON
+        ``type``): no message objects and no text decoding. The bytes are passed on as they
+        came, so they may hold invalid UTF-8 that :meth:`feed` would have replaced with U+FFFD.
+        """
+        blocks = self._take(chunk)
+        if not blocks:
+            return []
+        if _SIMPLE_RUN.fullmatch(blocks):
+            return _SIMPLE_DATA.findall(blocks)
+        lines = blocks[:-1].decode("utf-8", "replace").split("\n")
+        return [m.data.encode() for m in self._lines(lines)]
+
+    def _take(self, chunk: bytes) -> bytes:
+        """Normalize ``chunk``; return the bytes up to and including its last blank line."""
+        if not chunk:
+            return b""
         if self._skip_lf:
             # The previous chunk ended in CR: a LF here is the second half of that CRLF.
             self._skip_lf = False
@@ -79,32 +122,52 @@ class Decoder:
         if b"\r" in chunk:
             self._skip_lf = chunk[-1:] == b"\r"
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buf = self._buf + chunk if self._buf else chunk
         if not self._started:
-            if len(buf) < 3 and _BOM.startswith(buf):
-                self._buf = buf
-                return []
+            chunk = self._head + chunk
+            if len(chunk) < 3 and _BOM.startswith(chunk):
+                self._head = chunk
+                return b""
+            self._head = b""
             self._started = True
-            if buf.startswith(_BOM):
-                buf = buf[3:]
-        cut = buf.rfind(b"\n")
+            if chunk.startswith(_BOM):
+                chunk = chunk[3:]
+        parts = self._parts
+        if parts:
+            # Join only once a message is complete: a large message arriving in many chunks
+            # is copied once, not once per chunk.
+            if b"\n\n" not in chunk and not (chunk[:1] == b"\n" and parts[-1][-1:] == b"\n"):
+                if chunk:
+                    parts.append(chunk)
+                return b""
+            parts.append(chunk)
+            buf = b"".join(parts)
+            parts.clear()
+        else:
+            buf = chunk
+        cut = buf.rfind(b"\n\n")
         if cut < 0:
-            self._buf = buf
-            return []
-        self._buf = buf[cut + 1 :]
-        return self._lines(buf[:cut].decode("utf-8", "replace").split("\n"))
+            if buf:
+                parts.append(buf)
+            return b""
+        if cut + 2 < len(buf):
+            parts.append(buf[cut + 2 :])
+        return buf[: cut + 2]
 
     def close(self) -> list[SseMessage]:
         """End of body: deliver a last message that had no terminating blank line."""
-        lines: list[str] = []
-        if self._buf:
-            buf, self._buf = self._buf, b""
-            if not self._started and buf.startswith(_BOM):
-                buf = buf[3:]
-            lines.append(buf.decode("utf-8", "replace"))
+        buf = self._head + b"".join(self._parts)
+        self._head = b""
+        self._parts.clear()
+        if not self._started and buf.startswith(_BOM):
+            buf = buf[3:]
         self._started = True
+        lines = buf.decode("utf-8", "replace").split("\n") if buf else []
         lines.append("")
         return self._lines(lines)
+
+    def close_data(self) -> list[bytes]:
+        """:meth:`close` for :meth:`feed_data` consumers."""
+        return [m.data.encode() for m in self.close()]
 
     def _lines(self, lines: list[str]) -> list[SseMessage]:
         out: list[SseMessage] = []

@@ -7,6 +7,7 @@ in its newer form where ``Completed`` is delivered as soon as ``response.complet
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from codexapi import hookimpl
@@ -27,11 +28,11 @@ from codexapi.events import (
     Item,
     OutputItemAdded,
     OutputItemDone,
-    OutputTextDelta,
     ReasoningContentDelta,
     ReasoningSummaryDelta,
     ReasoningSummaryPartAdded,
     TokenUsage,
+    new_output_text_delta,
 )
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
@@ -182,25 +183,56 @@ class ResponsesDecoder:
         self._skipped: str | None = None
 
     def feed(self, message: SseMessage) -> list[Event]:
-        data = message.data
-        if not data:
-            return []
-        try:
-            obj = loads(data)
-            kind = obj["type"]
-        except Exception:
-            # The crate skips undecodable events; remember the first so a stream that then
-            # fails to complete says why.
-            if self._skipped is None:
-                self._skipped = _describe_bad_event(data)
-            return []
-        if kind == "response.output_text.delta":
-            delta = obj.get("delta")
-            return [OutputTextDelta(delta)] if isinstance(delta, str) else []
-        handler = _HANDLERS.get(kind)
-        if handler is None:
-            return []
-        return handler(self, obj)
+        return self.feed_data((message.data,))
+
+    def feed_data(self, datas: Iterable[str | bytes]) -> list[Event]:
+        """The events of several messages' ``data`` (text or UTF-8 bytes), in order; stops
+        after the message that completes the response, as the stream does."""
+        out: list[Event] = []
+        append = out.append
+        for data in datas:
+            if not data:
+                continue
+            try:
+                obj = loads(data)
+                kind = obj["type"]
+            except Exception:
+                obj = self._undecodable(data)
+                if obj is None:
+                    continue
+                kind = obj["type"]
+            # The commonest event by far, handled inline.
+            if kind == "response.output_text.delta":
+                delta = obj.get("delta")
+                if delta.__class__ is str:
+                    append(new_output_text_delta(delta))
+                continue
+            handler = _HANDLERS.get(kind) if kind.__class__ is str else None
+            if handler is None:
+                continue
+            events = handler(self, obj)
+            if events:
+                out.extend(events)
+                if self.done:
+                    break
+        return out
+
+    def _undecodable(self, data: str | bytes) -> Any:
+        if isinstance(data, bytes):
+            # Bytes straight off the wire: a message that is not valid UTF-8 reads as the text
+            # decoder would have produced it (U+FFFD for each bad sequence).
+            data = data.decode("utf-8", "replace")
+            try:
+                obj = loads(data)
+                obj["type"]
+                return obj
+            except Exception:
+                pass
+        # The crate skips undecodable events; remember the first so a stream that then
+        # fails to complete says why.
+        if self._skipped is None:
+            self._skipped = _describe_bad_event(data)
+        return None
 
     def close(self) -> list[Event]:
         if self.done:

@@ -1,0 +1,170 @@
+"""The hot path's shortcuts give exactly what the general code gives.
+
+The SSE decoder matches runs of ordinary messages with a regex and hands data-only consumers raw
+bytes; the Responses decoder takes a chunk's worth of data at once and builds text deltas
+without attrs' frozen __init__; ResponseStream uses that batch path when a decoder offers it.
+Each is checked here against the general path on the same input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codexapi import OutputTextDelta, ResponseStream, StreamError
+from codexapi.events import new_output_text_delta
+from codexapi.sse import Decoder, SseMessage, iter_messages
+from codexapi_plugins.wire_responses import ResponsesDecoder
+
+
+def feed_all(pieces: list[bytes]) -> list[SseMessage]:
+    return iter_messages(pieces)
+
+
+def feed_data_all(pieces: list[bytes]) -> list[bytes]:
+    dec = Decoder()
+    out: list[bytes] = []
+    for piece in pieces:
+        out.extend(dec.feed_data(piece))
+    return out + dec.close_data()
+
+
+_value = st.text(alphabet=st.characters(blacklist_characters="\r\n\0",
+                                        blacklist_categories=("Cs",)), max_size=10)
+_simple = st.tuples(st.one_of(st.none(), _value), _value).map(
+    lambda ed: (f"event: {ed[0]}\n" if ed[0] is not None else "") + f"data: {ed[1]}\n\n")
+_other = st.sampled_from([": ping\n\n", "id: 4\ndata: x\n\n", "data:nospace\n\n",
+                          "data: a\ndata: b\n\n", "retry: 10\n\n", "event: only\n\n",
+                          "\n", "data: tail"])
+
+
+def split(body: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    return [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(blocks=st.lists(st.one_of(_simple, _simple, _other), max_size=10),
+       cuts=st.lists(st.integers(min_value=0, max_value=5_000), max_size=8))
+def test_regex_fast_path_equals_line_parser(blocks: list[str], cuts: list[int]) -> None:
+    body = "".join(blocks).encode()
+    # A leading comment block sends the first chunk through the line parser; messages must not
+    # depend on which path decoded them.
+    general = feed_all([b": force the line parser\n\n" + body])
+    assert feed_all([body]) == general
+    assert feed_all(split(body, cuts)) == general
+    assert feed_data_all(split(body, cuts)) == [m.data.encode() for m in general]
+
+
+def test_feed_data_passes_bytes_through_undecoded() -> None:
+    assert feed_data_all([b'data: {"a":"\xc3\xa9"}\n\n']) == [b'{"a":"\xc3\xa9"}']
+
+
+def test_large_message_in_many_chunks_is_joined_once() -> None:
+    dec = Decoder()
+    data = "x" * 50_000
+    body = f"data: {data}\n\n".encode()
+    pieces = [body[i:i + 100] for i in range(0, len(body), 100)]
+    out = [m for p in pieces for m in dec.feed(p)]
+    assert out == [SseMessage(data)]
+
+
+def test_fast_text_delta_is_an_ordinary_frozen_event() -> None:
+    fast, slow = new_output_text_delta("hi"), OutputTextDelta("hi")
+    assert type(fast) is OutputTextDelta and fast == slow and hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow) and attrs.asdict(fast) == attrs.asdict(slow)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.delta = "changed"  # type: ignore[misc]
+
+
+def ev(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj).encode()
+
+
+DELTA = ev({"type": "response.output_text.delta", "delta": "a"})
+COMPLETED = ev({"type": "response.completed", "response": {"id": "r1"}})
+MESSAGES = [
+    ev({"type": "response.created", "response": {}}),
+    DELTA,
+    b"not json",
+    ev({"type": ["unhashable"]}),
+    ev({"type": "response.output_text.delta", "delta": 5}),
+    ev({"type": "response.output_item.done", "item": {"type": "message", "content": []}}),
+    ev({"type": "response.reasoning_summary_text.delta", "delta": "r", "summary_index": 0}),
+    b'{"type":"response.output_text.delta","delta":"\xff"}',
+    COMPLETED,
+    DELTA,
+]
+
+
+def test_batch_feed_equals_feed_per_message_and_stops_at_completed() -> None:
+    one = ResponsesDecoder()
+    expected: list[Any] = []
+    for data in MESSAGES:
+        expected.extend(one.feed(SseMessage(data.decode("utf-8", "replace"))))
+        if one.done:
+            break
+    batch = ResponsesDecoder()
+    assert batch.feed_data(MESSAGES) == expected
+    assert batch.done and expected[-1].response_id == "r1"
+    assert OutputTextDelta("\ufffd") in expected  # invalid UTF-8 reads as the text path's
+
+
+def test_skipped_event_is_explained_from_either_path() -> None:
+    for feed in (lambda d: d.feed_data([b"{bad"]), lambda d: d.feed(SseMessage("{bad"))):
+        dec = ResponsesDecoder()
+        feed(dec)
+        with pytest.raises(StreamError, match=r"not valid JSON: '\{bad'"):
+            dec.close()
+
+
+class _Body:
+    status = 200
+    url = "http://memory"
+    headers: Mapping[str, str] = {}
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def close(self) -> None:
+        pass
+
+
+class _PerMessageOnly:
+    """A third-party-shaped decoder: ``feed``/``close``/``done`` only, no batch method."""
+
+    def __init__(self) -> None:
+        self.inner = ResponsesDecoder()
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    def feed(self, message: SseMessage) -> list[Any]:
+        return self.inner.feed(message)
+
+    def close(self) -> list[Any]:
+        return self.inner.close()
+
+
+def test_stream_batch_path_equals_per_message_path() -> None:
+    body = b"".join(b"event: x\ndata: " + m + b"\n\n" for m in MESSAGES)
+    pieces = [body[i:i + 7] for i in range(0, len(body), 7)]
+    batch = list(ResponseStream(_Body(pieces), ResponsesDecoder()))
+    general = list(ResponseStream(_Body(pieces), _PerMessageOnly()))  # type: ignore[arg-type]
+    assert batch == general and len(batch) == 6
+    stream = ResponseStream(_Body(pieces), ResponsesDecoder())
+    assert next(stream) == batch[0]
+    assert list(stream) == batch[1:]  # next() and for-loops share one iterator
