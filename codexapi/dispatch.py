@@ -7,6 +7,7 @@ handed over; the stream is never re-sent after that (no duplicated output).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -25,8 +26,11 @@ from .errors import (
 from .jsonutil import dumps, loads
 from .models import Provider
 from .plugins import DEFAULT_PLUGINS
+from .ratelimits import retry_after_seconds
 from .redact import is_secret_header, redact_url, scrub_text
 from .transport import USER_AGENT, HttpRequest, HttpResponse, Transport
+
+log = logging.getLogger("codexapi")
 
 #: How much of an error body is read and kept (a misconfigured proxy may send megabytes).
 MAX_ERROR_BODY = 256 * 1024
@@ -216,6 +220,8 @@ class Dispatcher:
                     refreshed = True
                     if self._refresh():
                         # A refreshed credential is a new request, not a retry of a failure.
+                        log.info("%s %s: 401, credentials refreshed; sending it again",
+                                 method, redact_url(url))
                         attempt -= 1
                         continue
             delay = None
@@ -270,7 +276,7 @@ class Dispatcher:
             s.split(" ", 1)[-1] for s in secrets)])
         message, code = error_message(status, text, headers.get("content-type", ""))
         return ApiError(status, message, text, request_id=request_id, url=url, code=code,
-                        headers=headers)
+                        retry_after=retry_after_seconds(headers), headers=headers)
 
 
 def _read_limited(response: HttpResponse) -> bytes:

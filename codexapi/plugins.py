@@ -126,7 +126,8 @@ def make_plugin_manager(
         pm.register(importlib.import_module(name), name=name)
         pm.origins[name] = "builtin"
     if load_entrypoints:
-        entries, pm.load_failures = _entrypoints()
+        entries, failures = _entrypoints()
+        pm.load_failures = list(failures)
         for entry in entries:
             if pm.is_registered(entry.plugin):
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from codexapi import (
     RetryPolicy,
     hookimpl,
 )
+from codexapi.cli import main
 from codexapi.server import EmbeddedServer
 from codexapi_plugins import auth as builtin_auth
 
@@ -388,15 +390,30 @@ def test_auth_headers_with_a_line_break_are_refused_before_sending(srv: Embedded
 # --- 401 -> refresh once -> resend once ---------------------------------------------------------
 
 
-def test_401_refreshes_once_and_resends_with_new_headers(srv: EmbeddedServer) -> None:
+def test_401_refreshes_once_and_resends_with_new_headers(
+        srv: EmbeddedServer, caplog: pytest.LogCaptureFixture) -> None:
     srv.api_keys = {"good-token"}
     tokens = iter(["stale-token", "good-token"])
     auth = codexapi.BearerAuth(lambda: next(tokens))
-    with client_for(srv, auth=auth) as client, client.stream(REQ) as events:
+    with caplog.at_level(logging.INFO, logger="codexapi"), client_for(srv, auth=auth) as client, \
+            client.stream(REQ) as events:
         text = "".join(getattr(e, "delta", "") for e in events)
     assert text == "You said: Hello"
     assert [h["authorization"] for h in sent_headers(srv)] == [
         "Bearer stale-token", "Bearer good-token"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m.split(" status=")[1][:3] for m in messages if m.startswith("<-")] == ["401", "200"]
+    assert any("401, credentials refreshed" in m for m in messages)
+    assert "token" not in caplog.text.replace("x-request-id", "")
+
+
+def test_cli_reports_a_malformed_auth_file_by_name(
+        srv: EmbeddedServer, capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(os.environ["CODEX_HOME"]) / "auth.json"
+    path.write_text('{"tokens": ', encoding="utf-8")
+    assert main(["chat", "Hello", "--base-url", srv.base_url, "--no-plugins"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("codexapi: error: AuthError: Codex auth file") and str(path) in err
 
 
 def test_second_401_is_an_api_error(srv: EmbeddedServer) -> None:

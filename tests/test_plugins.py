@@ -29,7 +29,8 @@ from codexapi import (
 )
 from codexapi import plugins as plugin_loader
 from codexapi.cli import main
-from codexapi.server import EmbeddedServer
+from codexapi.server import EmbeddedServer, Exchange, route
+from codexapi.server.app import post_responses
 
 REQ = ResponsesRequest(model="m", input="Hello")
 
@@ -184,7 +185,8 @@ def test_plugin_that_fails_to_import_is_reported_not_fatal(
 
 
 def test_plugin_with_a_misspelt_hook_is_a_plugin_error_naming_it(
-        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+        site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     site.install("typo-dist", {"typo": "typo_codexapi_plugin"}, {"typo_codexapi_plugin": """
         from codexapi import hookimpl
         @hookimpl
@@ -197,6 +199,9 @@ def test_plugin_with_a_misspelt_hook_is_a_plugin_error_naming_it(
     assert "'typo'" in message and "typo-dist" in message and "codexapi_auht" in message
     assert "CODEXAPI_PLUGINS" in message  # how to get going again without it
     assert info.value.plugin == "typo"
+    assert main(["plugins"]) == 2  # the command says so in one line instead of a traceback
+    assert "PluginError: plugin 'typo'" in capsys.readouterr().err
+    assert main(["plugins", "--no-plugins"]) == 0
     # The documented way out works.
     monkeypatch.setenv("CODEXAPI_PLUGINS", "")
     assert not plugin_loader.make_plugin_manager().has_plugin("typo")
@@ -269,6 +274,48 @@ def test_retry_delay_of_the_wrong_type_names_the_plugin(srv: EmbeddedServer) -> 
     with Client(provider, plugins=[StrDelay()], load_entrypoints=False) as client, \
             pytest.raises(PluginError, match=r"StrDelay\(\)' returned str from codexapi_retry"):
         client.stream(REQ)
+
+
+_flaky_calls: list[int] = []
+
+
+@route("POST", "/flaky-once/responses")
+def _flaky_once(ex: Exchange) -> None:
+    _flaky_calls.append(1)
+    if len(_flaky_calls) % 2:
+        ex.send_error(500, "try again", "server_error")
+    else:
+        post_responses(ex)
+
+
+def test_observers_see_every_attempt_retry_and_response(srv: EmbeddedServer) -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    class Recorder:
+        @hookimpl
+        def codexapi_on_request(self, provider: Any, request: Any, attempt: int) -> None:
+            seen.append(("request", attempt, request.method, request.url))
+
+        @hookimpl
+        def codexapi_on_response(self, provider: Any, request: Any, response: Any,
+                                 attempt: int, elapsed: float) -> None:
+            assert 0 <= elapsed < 10
+            seen.append(("response", attempt, response.status))
+
+        @hookimpl
+        def codexapi_on_retry(self, provider: Any, request: Any, attempt: int, error: Any,
+                              delay: float) -> None:
+            seen.append(("retry", attempt, getattr(error, "status", None), delay))
+
+    _flaky_calls.clear()
+    provider = Provider(base_url=f"{srv.base_url}/flaky-once", stream_idle_timeout=10.0,
+                        retry=RetryPolicy(max_attempts=3, base_delay=0.0))
+    with Client(provider, plugins=[Recorder()], load_entrypoints=False,
+                sleep=lambda _: None) as client:
+        assert client.stream(REQ).collect().text == "You said: Hello"
+    url = f"{srv.base_url}/flaky-once/responses"
+    assert seen == [("request", 1, "POST", url), ("response", 1, 500), ("retry", 1, 500, 0.0),
+                    ("request", 2, "POST", url), ("response", 2, 200)]
 
 
 def test_failing_observer_is_a_plugin_error_naming_it(srv: EmbeddedServer) -> None:
