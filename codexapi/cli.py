@@ -222,13 +222,19 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--verbose", "-v", action="store_true", help="log each request")
+    from .server.faults import describe
+
+    p.add_argument("--fault", action="append", default=[], metavar="PLAN",
+                   help="inject faults into every request (repeatable); " + describe()
+                   + "; requests may also send their own plan in an x-codexapi-fault header")
 
 
 @command("serve", "run the embedded OpenAI-compatible server")(_serve_args)
 def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
     from .server import EmbeddedServer
 
-    server = EmbeddedServer(args.host, args.port, verbose=args.verbose)
+    server = EmbeddedServer(args.host, args.port, verbose=args.verbose,
+                            faults=args.fault or None)
     print(f"codexapi embedded server on {server.base_url} (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

@@ -1,10 +1,22 @@
-"""Rate-limit snapshots from response headers (codex-api ``rate_limits.rs``, plus OpenAI's
-``x-ratelimit-*`` headers)."""
+"""What a server says about its limits in response headers.
+
+- ``x-codex-*`` windows and credits -> :class:`RateLimitSnapshot`, as codex-api's
+  ``rate_limits.rs`` parses them (one family per ``x-<name>-primary-used-percent`` header);
+- OpenAI's ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` -> :class:`OpenAILimits`
+  (the raw headers also stay in ``RateLimitSnapshot.openai``);
+- ``retry-after-ms`` / ``Retry-After`` -> seconds (:func:`retry_after_seconds`).
+"""
 
 from __future__ import annotations
 
+import email.utils
 import math
+import re
+import time
 from collections.abc import Mapping
+from datetime import UTC
+
+import attrs
 
 from .events import CreditsSnapshot, RateLimitSnapshot, RateLimitWindow
 
@@ -40,7 +52,8 @@ def _bool(value: str | None) -> bool | None:
     return None
 
 
-def _window(h: Mapping[str, str], prefix: str) -> RateLimitWindow | None:
+def _window(h: Mapping[str, str], prefix: str, now: float | None) -> RateLimitWindow | None:
+    # The crate keeps a window only when used-percent parses as a finite float.
     used = _float(h.get(f"{prefix}-used-percent"))
     if used is None:
         return None
@@ -48,12 +61,11 @@ def _window(h: Mapping[str, str], prefix: str) -> RateLimitWindow | None:
     resets_at = _int(h.get(f"{prefix}-reset-at"))
     if resets_at is None:
         # Some gateways send a relative reset instead of an absolute one.
-        relative = _int(h.get(f"{prefix}-resets-in-seconds")) or _int(
-            h.get(f"{prefix}-reset-after-seconds"))
+        relative = _int(h.get(f"{prefix}-resets-in-seconds"))
+        if relative is None:
+            relative = _int(h.get(f"{prefix}-reset-after-seconds"))
         if relative is not None:
-            import time
-
-            resets_at = int(time.time()) + relative
+            resets_at = int(time.time() if now is None else now) + relative
     if used == 0.0 and not minutes and resets_at is None:
         return None
     return RateLimitWindow(used, minutes, resets_at)
@@ -63,7 +75,8 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-def parse_rate_limits(headers: Mapping[str, str], limit_id: str = "codex") -> RateLimitSnapshot:
+def parse_rate_limits(headers: Mapping[str, str], limit_id: str = "codex",
+                      now: float | None = None) -> RateLimitSnapshot:
     """The snapshot for one limit family (``codex`` reads ``x-codex-*`` headers)."""
     h = _lower(headers)
     prefix = "x-" + limit_id.lower().replace("_", "-")
@@ -78,8 +91,8 @@ def parse_rate_limits(headers: Mapping[str, str], limit_id: str = "codex") -> Ra
     return RateLimitSnapshot(
         limit_id=limit_id,
         limit_name=name,
-        primary=_window(h, f"{prefix}-primary"),
-        secondary=_window(h, f"{prefix}-secondary"),
+        primary=_window(h, f"{prefix}-primary", now),
+        secondary=_window(h, f"{prefix}-secondary", now),
         credits=credits,
         openai=openai if limit_id == "codex" else {},
     )
@@ -98,8 +111,121 @@ def parse_rate_limit_updates(headers: Mapping[str, str]) -> list[RateLimitSnapsh
 
 
 def snapshot_if_any(headers: Mapping[str, str]) -> RateLimitSnapshot | None:
-    """The ``codex`` snapshot when the response carried any rate-limit information."""
+    """The ``codex`` snapshot when the response carried any rate-limit information.
+
+    The Chat-era crate emitted ``RateLimits`` only when a field was present; we do the same,
+    so a server that says nothing about limits adds no event.
+    """
     snap = parse_rate_limits(headers)
     if snap.primary or snap.secondary or snap.credits or snap.openai or snap.limit_name:
         return snap
     return None
+
+
+# --- OpenAI x-ratelimit-* ---------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str | None) -> float | None:
+    """OpenAI's reset durations (``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m3.5s"``) in seconds."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if not text:
+        return None
+    plain = _float(text)
+    if plain is not None:
+        return max(plain, 0.0)
+    total = 0.0
+    pos = 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            return None
+        number, unit = float(match.group(1)), match.group(2)
+        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        pos = match.end()
+    return total if pos == len(text) else None
+
+
+@attrs.frozen
+class OpenAILimits:
+    """OpenAI's per-request view of its limits (``x-ratelimit-*``); missing values are None."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    #: Seconds until the request budget refills.
+    reset_requests: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    #: Seconds until the token budget refills.
+    reset_tokens: float | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> OpenAILimits | None:
+        """The limits, or None when no ``x-ratelimit-*`` header is present."""
+        h = _lower(headers)
+        if not any(k.startswith("x-ratelimit-") for k in h):
+            return None
+        return cls(
+            limit_requests=_int(h.get("x-ratelimit-limit-requests")),
+            remaining_requests=_int(h.get("x-ratelimit-remaining-requests")),
+            reset_requests=parse_duration(h.get("x-ratelimit-reset-requests")),
+            limit_tokens=_int(h.get("x-ratelimit-limit-tokens")),
+            remaining_tokens=_int(h.get("x-ratelimit-remaining-tokens")),
+            reset_tokens=parse_duration(h.get("x-ratelimit-reset-tokens")),
+        )
+
+
+def openai_limits(snapshot: RateLimitSnapshot | None) -> OpenAILimits | None:
+    """The parsed ``x-ratelimit-*`` headers a snapshot kept, if any."""
+    return OpenAILimits.from_headers(snapshot.openai) if snapshot is not None else None
+
+
+# --- Retry-After ----------------------------------------------------------------------------
+
+
+def _seconds(value: str) -> float | None:
+    parsed = _float(value)
+    return max(parsed, 0.0) if parsed is not None else None
+
+
+def _http_date_delay(value: str, now: float) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 dates are GMT; "-0000" parses as naive, which must not mean local time.
+        when = when.replace(tzinfo=UTC)
+    return max(when.timestamp() - now, 0.0)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The server's retry hint in seconds: ``retry-after-ms`` (OpenAI's precise form) first,
+    then ``Retry-After`` as delta-seconds or an HTTP date (RFC 9110 §10.2.3). Unparseable
+    values count as absent. Not capped: that is the retry policy's job."""
+    h = _lower(headers)
+    ms = h.get("retry-after-ms")
+    if ms is not None:
+        value = _seconds(ms)
+        if value is not None:
+            return value / 1000.0
+    after = h.get("retry-after")
+    if after is not None:
+        value = _seconds(after)
+        if value is not None:
+            return value
+        return _http_date_delay(after, time.time() if now is None else now)
+    return None
+
+
+__all__ = [
+    "OpenAILimits",
+    "openai_limits",
+    "parse_duration",
+    "parse_rate_limit_updates",
+    "parse_rate_limits",
+    "retry_after_seconds",
+    "snapshot_if_any",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import responses_wire
+from .faults import FaultInjector, StreamFaults
 from .model import ScriptedModel
 
 
@@ -33,6 +35,8 @@ class Exchange:
         self.headers: Mapping[str, str] = handler.headers  # type: ignore[assignment]
         self.server: EmbeddedHTTPServer = handler.server  # type: ignore[assignment]
         self._chunked = False
+        #: Injected faults acting on this stream's writes (see :mod:`.faults`).
+        self.stream_faults: StreamFaults | None = None
 
     def send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(obj).encode()
@@ -64,18 +68,29 @@ class Exchange:
         h.send_header("Content-Type", content_type)
         h.send_header("Cache-Control", "no-cache")
         h.send_header("Transfer-Encoding", "chunked")
+        if self.stream_faults is not None:
+            headers = {**(headers or {}), **self.stream_faults.extra_headers}
         for k, v in (headers or {}).items():
             h.send_header(k, v)
         h.end_headers()
         self._chunked = True
 
     def write(self, data: bytes) -> None:
-        """Send one chunk of a started stream, flushed at once."""
+        """Send one chunk (one SSE message) of a started stream, flushed at once."""
+        if self.stream_faults is not None:
+            self.stream_faults.write(self, data)
+        else:
+            self.write_chunk(data)
+
+    def write_chunk(self, data: bytes) -> None:
+        """Send one chunk as is, bypassing injected faults."""
         if data:
             self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.handler.wfile.flush()
 
     def end_stream(self) -> None:
+        if self.stream_faults is not None and not self.stream_faults.end():
+            return
         self.handler.wfile.write(b"0\r\n\r\n")
         self.handler.wfile.flush()
 
@@ -142,6 +157,10 @@ class Handler(BaseHTTPRequestHandler):
                 ex.send_error(400, "request body is not valid JSON", "invalid_json")
                 return
         ex.body = body
+        responder = ex.server.responder
+        if responder is not None and responder(ex):
+            ex.server.requests_seen.append((self.command, path, dict(self.headers.items()), body))
+            return
         fn = ROUTES.get((self.command, path))
         if fn is None:
             known = any(p == path for _, p in ROUTES)
@@ -152,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
         if not self._authorized(ex):
             return
         try:
+            if ex.server.faults.intercept(ex):
+                return
             fn(ex)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -194,10 +215,22 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         #: (method, path, headers, body) of each routed request, for tests.
         self.requests_seen: list[tuple[str, str, dict[str, str], Any]] = []
+        #: Answers requests before ROUTES do (a cassette being served); returns False to let
+        #: the routes answer.
+        self.responder: Callable[[Exchange], bool] | None = None
         #: Accepted keys (``Authorization: Bearer`` or ``api-key``); None accepts anything.
         self.api_keys: set[str] | None = None
         #: Serve HTTPS with this context (None: plain HTTP).
         self.ssl_context: ssl.SSLContext | None = None
+        #: Injected faults: the server's own plan, and per-request ones (see :mod:`.faults`).
+        self.faults = FaultInjector()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client resetting a kept-alive connection (it gave up on an injected stall, say)
+        # is normal traffic, not a server fault worth a traceback on stderr.
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         context = self.ssl_context
@@ -229,8 +262,10 @@ class EmbeddedServer:
                  model: ScriptedModel | None = None, verbose: bool = False, *,
                  api_keys: Iterable[str] | None = None,
                  ssl_context: ssl.SSLContext | None = None, certfile: str | None = None,
-                 keyfile: str | None = None) -> None:
+                 keyfile: str | None = None, faults: str | Iterable[str] | None = None) -> None:
+        injector = FaultInjector(faults)  # a bad plan fails before the port is bound
         self.httpd = EmbeddedHTTPServer((host, port), model, verbose)
+        self.httpd.faults = injector
         if ssl_context is None and certfile is not None:
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ssl_context.load_cert_chain(certfile, keyfile)
@@ -272,7 +307,13 @@ class EmbeddedServer:
             self._thread.start()
         return self
 
+    @property
+    def faults(self) -> FaultInjector:
+        """The fault injector: the server's plan, counts, and a log of what faults did."""
+        return self.httpd.faults
+
     def stop(self) -> None:
+        self.httpd.faults.stopping.set()  # ends injected stalls
         if self._thread is not None:
             self.httpd.shutdown()
             self._thread.join(timeout=5)

@@ -1,0 +1,418 @@
+"""Fault injection for the embedded server: make it fail the way real networks and the real
+API fail, on demand, so retry, timeout and error paths can be tested offline.
+
+A fault plan is a comma-separated list of terms ``NAME[xN][:ARG][@K]``:
+
+``429`` / ``500`` / any 4xx-5xx status
+    answer with that status and an OpenAI-style error body. ``ARG`` is the retry hint:
+    ``2`` -> ``Retry-After: 2``; ``1500ms`` -> ``retry-after-ms: 1500``; ``msg1.5`` -> no
+    header, "Please try again in 1.5s." in the message; ``date3`` -> ``Retry-After`` as an HTTP
+    date 3 s ahead; ``none`` -> no hint. 429 defaults to ``Retry-After: 1``.
+``reset``
+    reset the connection (TCP RST) before any response byte.
+``stallhead:T``
+    wait ``T`` seconds before the response head (a client read timeout).
+``drop@K``
+    close the connection after ``K`` stream events (no chunked terminator).
+``stall:T@K``
+    after ``K`` events, send nothing for ``T`` seconds, then carry on.
+``malformed@K``
+    after ``K`` events, send one event whose data is not valid JSON.
+``truncate``
+    end the stream cleanly just before its completion (``response.completed``, or the Chat
+    ``finish_reason`` chunk and ``[DONE]``).
+``failed:CODE[=S]@K``
+    after ``K`` events, report a failure and end: ``response.failed`` with ``error.code`` CODE
+    on the Responses wire, an ``{"error": {...}}`` chunk on the Chat wire. For
+    ``rate_limit_exceeded`` the message says "Please try again in S s" (default 1.5).
+``ratelimits``
+    add ``x-codex-*`` and ``x-ratelimit-*`` rate-limit headers to the stream's response.
+
+``xN`` limits a term to the first N requests that carry the same plan and fault id; without
+it the term applies to every request. Terms are tried in order and the first answering term
+wins, so ``429x1,500x1`` is one 429, then one 500, then success.
+
+Where a plan comes from, first found wins: the ``x-codexapi-fault`` request header, a model
+name ``fault:<plan>``, the server's own plan (``EmbeddedServer(faults=...)``,
+``codexapi serve --fault``). Counts are kept per (term, fault id), the id being the
+``x-codexapi-fault-id`` header (else ``session_id``, else none): concurrent tests that each
+send their own id never see each other's counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import re
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .app import Exchange
+
+FAULT_HEADER = "x-codexapi-fault"
+FAULT_ID_HEADER = "x-codexapi-fault-id"
+MODEL_PREFIX = "fault:"
+
+#: Kinds answered before the response head (they replace the route).
+HEAD_KINDS = frozenset({"status", "reset", "stallhead"})
+#: Kinds acting on a started stream.
+STREAM_KINDS = frozenset({"drop", "stall", "malformed", "truncate", "failed", "ratelimits"})
+_NAMED = (HEAD_KINDS | STREAM_KINDS) - {"status"}
+
+#: Messages the real API sends with each ``response.failed`` code.
+FAILURE_MESSAGES = {
+    "context_length_exceeded": "Your input exceeds the context window of this model. Please "
+                               "adjust your input and try again.",
+    "insufficient_quota": "You exceeded your current quota, please check your plan and "
+                          "billing details.",
+    "usage_not_included": "Your plan does not include usage of this model.",
+    "invalid_prompt": "Invalid prompt: your prompt was flagged as potentially violating our "
+                      "usage policy.",
+    "server_is_overloaded": "Our servers are currently overloaded. Please try again later.",
+    "slow_down": "Please slow down.",
+    "server_error": "The server had an error while processing your request. Sorry about that!",
+}
+
+_TERM = re.compile(
+    r"^(?P<name>[a-z_]+?|\d{3})(?:x(?P<times>\d+))?(?::(?P<arg>[^@]*))?(?:@(?P<after>\d+))?$")
+
+
+class FaultSpecError(ConfigError, ValueError):
+    """A fault plan that does not parse; the message says which term and why."""
+
+
+@attrs.frozen
+class Fault:
+    """One parsed term of a fault plan."""
+
+    kind: str
+    spec: str
+    times: int | None = None
+    status: int = 0
+    arg: str = ""
+    after: int = 1
+    seconds: float = 0.0
+
+
+def _float_arg(arg: str, default: float, term: str) -> float:
+    if not arg:
+        return default
+    try:
+        value = float(arg)
+    except ValueError:
+        raise FaultSpecError(f"fault {term!r}: {arg!r} is not a number of seconds") from None
+    if not 0.0 <= value <= 3600.0:
+        raise FaultSpecError(f"fault {term!r}: seconds must be within 0..3600")
+    return value
+
+
+def parse_term(term: str) -> Fault:
+    """Parse one ``NAME[xN][:ARG][@K]`` term."""
+    text = term.strip().lower()
+    match = _TERM.match(text)
+    if not match:
+        raise FaultSpecError(f"fault {term!r} does not read as NAME[xN][:ARG][@K]")
+    name, arg = match.group("name"), match.group("arg") or ""
+    times = int(match.group("times")) if match.group("times") else None
+    after_text = match.group("after")
+    after = int(after_text) if after_text else 2
+    if name.isdigit():
+        status = int(name)
+        if not 400 <= status <= 599:
+            raise FaultSpecError(f"fault {term!r}: only 4xx and 5xx statuses can be injected")
+        if status == 429 and not arg:
+            arg = "1"
+        _retry_hint_headers(arg, term)  # validates
+        return Fault("status", text, times, status=status, arg=arg)
+    if name not in _NAMED:
+        known = ", ".join(sorted(_NAMED | {"<status>"}))
+        raise FaultSpecError(f"unknown fault {name!r} in {term!r} (known: {known})")
+    seconds = 0.0
+    if name in ("stall", "stallhead"):
+        seconds = _float_arg(arg, 1.0, term)
+    if name == "failed":
+        code, _, secs = (arg or "server_error").partition("=")
+        if not re.fullmatch(r"[a-z_]+", code):
+            raise FaultSpecError(f"fault {term!r}: {code!r} is not an error code")
+        seconds = _float_arg(secs, 1.5, term)
+        arg = code
+    if name in ("malformed", "failed") and not after_text:
+        after = 1
+    return Fault(name, text, times, arg=arg, after=after, seconds=seconds)
+
+
+def parse(plan: str | Iterable[str] | None) -> tuple[Fault, ...]:
+    """Parse a plan: a comma-separated string, or several of them."""
+    if plan is None:
+        return ()
+    parts = [plan] if isinstance(plan, str) else list(plan)
+    return tuple(parse_term(t) for p in parts for t in p.split(",") if t.strip())
+
+
+def _retry_hint_headers(arg: str, term: str = "") -> dict[str, str]:
+    if not arg or arg in ("none",) or arg.startswith("msg"):
+        if arg.startswith("msg"):
+            _float_arg(arg[3:], 1.0, term)
+        return {}
+    if arg.endswith("ms"):
+        return {"retry-after-ms": str(int(_float_arg(arg[:-2], 0.0, term)))}
+    if arg.startswith("date"):
+        ahead = _float_arg(arg[4:], 1.0, term)
+        return {"Retry-After": email.utils.formatdate(time.time() + ahead, usegmt=True)}
+    seconds = _float_arg(arg, 1.0, term)
+    return {"Retry-After": f"{seconds:g}"}
+
+
+def rate_limit_message(seconds: float) -> str:
+    """The real API's rate-limit wording, which clients parse for the delay."""
+    return ("Rate limit reached for gpt-5 in organization org-embedded on tokens per min "
+            "(TPM): Limit 30000, Used 29000, Requested 2000. Please try again in "
+            f"{seconds:g}s. Visit https://platform.openai.com/account/rate-limits to learn more.")
+
+
+#: Headers the ``ratelimits`` fault adds (fixed values, so tests can compare them).
+RATE_LIMIT_HEADERS = {
+    "x-codex-primary-used-percent": "42.5",
+    "x-codex-primary-window-minutes": "300",
+    "x-codex-primary-reset-at": "1704069000",
+    "x-codex-secondary-used-percent": "7",
+    "x-codex-secondary-window-minutes": "10080",
+    "x-codex-secondary-reset-at": "1704600000",
+    "x-codex-credits-has-credits": "true",
+    "x-codex-credits-unlimited": "false",
+    "x-codex-credits-balance": "17.25",
+    "x-ratelimit-limit-requests": "500",
+    "x-ratelimit-remaining-requests": "499",
+    "x-ratelimit-reset-requests": "120ms",
+    "x-ratelimit-limit-tokens": "200000",
+    "x-ratelimit-remaining-tokens": "199000",
+    "x-ratelimit-reset-tokens": "6s",
+}
+
+
+class FaultInjector:
+    """A server's faults: its own plan, per-request plans, and the counts behind ``xN``.
+
+    Thread-safe; one per server. ``log`` records what each fault did, for tests.
+    """
+
+    #: Counts kept before the oldest are forgotten (a long-running ``serve`` stays bounded).
+    MAX_KEYS = 10_000
+
+    def __init__(self, plan: str | Iterable[str] | None = None) -> None:
+        self.plan = parse(plan)
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+        #: Set when the server stops, so a stall does not outlive it.
+        self.stopping = threading.Event()
+        #: (fault id, term, what happened) in order.
+        self.log: list[tuple[str, str, str]] = []
+
+    def take(self, fault: Fault, fault_id: str) -> bool:
+        """Whether ``fault`` acts on this request (consuming one of its ``xN``)."""
+        if fault.times is None:
+            return True
+        key = (fault.spec, fault_id)
+        with self._lock:
+            used = self._counts.get(key, 0)
+            if used >= fault.times:
+                return False
+            if len(self._counts) >= self.MAX_KEYS:
+                self._counts.pop(next(iter(self._counts)))
+            self._counts[key] = used + 1
+            return True
+
+    def record(self, fault_id: str, fault: Fault, what: str) -> None:
+        with self._lock:
+            self.log.append((fault_id, fault.spec, what))
+
+    def events_for(self, fault_id: str) -> list[tuple[str, str]]:
+        """What the faults did to requests with this fault id."""
+        with self._lock:
+            return [(spec, what) for fid, spec, what in self.log if fid == fault_id]
+
+    def plan_for(self, ex: Exchange) -> tuple[Fault, ...]:
+        header = ex.headers.get(FAULT_HEADER)
+        if header:
+            return parse(header)
+        model = ex.body.get("model") if isinstance(ex.body, dict) else None
+        if isinstance(model, str) and model.startswith(MODEL_PREFIX):
+            return parse(model[len(MODEL_PREFIX):])
+        return self.plan
+
+    def intercept(self, ex: Exchange) -> bool:
+        """Apply the request's faults. True when a fault answered (the route must not run)."""
+        try:
+            plan = self.plan_for(ex)
+        except FaultSpecError as exc:
+            ex.send_error(400, str(exc), "invalid_fault")
+            return True
+        if not plan:
+            return False
+        fault_id = ex.headers.get(FAULT_ID_HEADER) or ex.headers.get("session_id") or ""
+        for fault in plan:
+            if fault.kind in HEAD_KINDS and self.take(fault, fault_id):
+                self.record(fault_id, fault, "fired")
+                if self._answer(ex, fault):
+                    return True
+        # Only a request that reaches the route consumes the counts of its stream faults.
+        stream_faults = [f for f in plan if f.kind in STREAM_KINDS and self.take(f, fault_id)]
+        if stream_faults:
+            ex.stream_faults = StreamFaults(self, fault_id, stream_faults, _wire_of(ex))
+        return False
+
+    def _answer(self, ex: Exchange, fault: Fault) -> bool:
+        if fault.kind == "stallhead":
+            self.stopping.wait(fault.seconds)
+            return False  # then answer normally (the client may have given up)
+        if fault.kind == "reset":
+            _reset(ex)
+            return True
+        headers = _retry_hint_headers(fault.arg)
+        status = fault.status
+        if status == 429:
+            message = "Rate limit reached for requests"
+            if fault.arg.startswith("msg"):
+                message = rate_limit_message(float(fault.arg[3:] or 1.0))
+            ex.send_error(429, message, "rate_limit_exceeded", "requests", headers)
+        elif status >= 500:
+            ex.send_error(status, "The server had an error while processing your request. "
+                          "Sorry about that!", None, "server_error", headers)
+        else:
+            ex.send_error(status, f"Injected {status} fault.", "injected_fault",
+                          "invalid_request_error", headers)
+        return True
+
+
+def _wire_of(ex: Exchange) -> str:
+    return "chat" if ex.path.endswith("chat/completions") else "responses"
+
+
+def _reset(ex: Exchange) -> None:
+    sock = ex.handler.connection
+    # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    ex.handler.close_connection = True
+
+
+_COMPLETION = {
+    "responses": re.compile(rb"^event: response\.completed|\"type\":\s*\"response\.completed\""),
+    "chat": re.compile(rb"\"finish_reason\":\s*\"|^data: \[DONE\]"),
+}
+
+
+class StreamFaults:
+    """The faults acting on one started stream; :class:`Exchange` routes its writes here."""
+
+    def __init__(self, injector: FaultInjector, fault_id: str, faults: list[Fault],
+                 wire: str) -> None:
+        self.injector = injector
+        self.fault_id = fault_id
+        self.faults = faults
+        self.wire = wire
+        self.sent = 0
+        #: Once set, the route's remaining writes are swallowed.
+        self.finished = False
+        self.dropped = False
+        self.broken = False
+
+    @property
+    def extra_headers(self) -> dict[str, str]:
+        if any(f.kind == "ratelimits" for f in self.faults):
+            return dict(RATE_LIMIT_HEADERS)
+        return {}
+
+    def write(self, ex: Exchange, data: bytes) -> None:
+        if self.finished or not data:
+            return
+        for fault in self.faults:
+            kind = fault.kind
+            if kind == "truncate" and _COMPLETION[self.wire].search(data):
+                self._note(fault, "truncated")
+                self.finished = True
+                return
+            if self.sent != fault.after:
+                continue
+            if kind == "drop":
+                self._note(fault, "dropped")
+                self.finished = self.dropped = True
+                ex.handler.close_connection = True
+                with contextlib.suppress(OSError):
+                    ex.handler.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if kind == "stall":
+                self._note(fault, "stalling")
+                self.injector.stopping.wait(fault.seconds)
+                self._note(fault, "resumed")
+            elif kind == "malformed":
+                self._send(ex, fault, _malformed(self.wire))
+            elif kind == "failed":
+                self._send(ex, fault, _failure(self.wire, fault))
+                self.finished = True
+                return
+        self.sent += 1
+        self._send(ex, None, data)
+
+    def end(self) -> bool:
+        """Whether the stream may be ended normally (not after a drop or a lost client)."""
+        return not (self.dropped or self.broken)
+
+    def _note(self, fault: Fault, what: str) -> None:
+        self.injector.record(self.fault_id, fault, what)
+
+    def _send(self, ex: Exchange, fault: Fault | None, data: bytes) -> None:
+        try:
+            ex.write_chunk(data)
+        except OSError:
+            # The client left (say an idle timeout closed its end): note it for tests and
+            # swallow the rest of the route's output.
+            for f in self.faults:
+                self._note(f, "client gone")
+            self.finished = self.broken = True
+            ex.handler.close_connection = True
+            return
+        if fault is not None:
+            self._note(fault, "sent")
+
+
+def _malformed(wire: str) -> bytes:
+    if wire == "chat":
+        return b'data: {"choices":[{"delta":{"content":"\n\n'
+    return (b'event: response.output_text.delta\n'
+            b'data: {"type":"response.output_text.delta","delta":"\n\n')
+
+
+def _failure(wire: str, fault: Fault) -> bytes:
+    code = fault.arg
+    if code == "rate_limit_exceeded":
+        message = rate_limit_message(fault.seconds)
+    else:
+        message = FAILURE_MESSAGES.get(code, f"Injected failure {code}.")
+    error: dict[str, Any] = {"code": code, "message": message}
+    if wire == "chat":
+        error.update(type=code, param=None)
+        return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+    event = {"type": "response.failed", "sequence_number": 1,
+             "response": {"id": "resp_fault", "object": "response", "status": "failed",
+                          "error": error, "usage": None}}
+    return (b"event: response.failed\ndata: " + json.dumps(event, separators=(",", ":")).encode()
+            + b"\n\n")
+
+
+def describe() -> str:
+    """The plan grammar, for ``codexapi serve --help``."""
+    return ("fault plan: comma-separated NAME[xN][:ARG][@K]; NAME is a 4xx/5xx status "
+            "(ARG: retry hint 2 | 1500ms | msg1.5 | date3 | none), reset, stallhead:T, drop@K, "
+            "stall:T@K, malformed@K, truncate, failed:CODE[=S]@K, ratelimits; xN: first N "
+            "requests only")
