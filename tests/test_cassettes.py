@@ -210,20 +210,51 @@ def _write(path: Path, interactions: list[Interaction]) -> None:
 
 
 @pytest.mark.parametrize("stored", ["gzip", "decoded"])
-def test_gzip_header_replays_alike_whether_the_body_was_stored_compressed_or_not(
+def test_transport_decodes_what_stock_vcrpy_replays_whether_stored_compressed_or_not(
         tmp_path: Path, stored: str) -> None:
     # vcrpy keeps `Content-Encoding: gzip` both for bodies recorded through requests/httpx
-    # (gzip bytes) and through urllib3 (already decoded): the transport must cope with both.
+    # (gzip bytes) and through urllib3 (already decoded), and replays them through a plain
+    # http.client response that decodes nothing: the transport must cope with both.
+    import vcr
+
     payload = json.dumps({"object": "list", "data": [{"id": "gpt-x"}]}).encode()
     body = gzip.compress(payload) if stored == "gzip" else payload
     path = tmp_path / "gz.yaml"
     _write(path, [Interaction("GET", "https://api.example.com/v1/models", (), None, 200, "OK",
                               (("Content-Type", "application/json"),
                                ("Content-Encoding", "gzip")), body)])
-    with use_cassette(path):
+    with vcr.use_cassette(str(path), record_mode="none"):
         response = Urllib3Transport().send(
             HttpRequest("GET", "https://api.example.com/v1/models", {}), stream=False)
+        assert type(response._raw).__name__ == "VCRHTTPResponse"  # type: ignore[attr-defined]
+        assert response.headers["content-encoding"] == "gzip"
         assert response.read() == payload
+
+
+def test_transport_decodes_a_real_gzip_cassette_under_stock_vcrpy() -> None:
+    import vcr
+
+    path = REAL / "simonw-llm" / "test_responses_basic_non_streaming.yaml"
+    original = load_interactions(path)[0]
+    assert original.body[:2] == b"\x1f\x8b"  # stored compressed
+    with vcr.use_cassette(str(path), record_mode="none", match_on=["method", "path"]):
+        response = Urllib3Transport().send(HttpRequest(
+            "POST", "https://api.openai.com/v1/responses", {"Content-Type": "application/json"},
+            original.request_body), stream=False)
+        assert json.loads(response.read()) == original.response_json()
+
+
+def test_loading_through_use_cassette_normalizes_old_recordings() -> None:
+    # Loaded interactions pass the record hooks too: bodies decoded, secrets scrubbed, while
+    # rate-limit counters (whose names contain "tokens") are kept for replays.
+    path = REAL / "simonw-llm" / "test_responses_basic_non_streaming.yaml"
+    with use_cassette(path, match_on=("method", "path")):
+        response = Urllib3Transport().send(HttpRequest(
+            "POST", "https://api.openai.com/v1/responses", {}, b"{}"), stream=False)
+        assert "content-encoding" not in response.headers
+        assert response.headers["openai-organization"] == "<redacted>"
+        assert response.headers["x-ratelimit-remaining-tokens"].isdigit()
+        assert json.loads(response.read())["object"] == "response"
 
 
 def test_recording_stores_gzip_bodies_decoded_and_account_response_headers_scrubbed(
@@ -258,3 +289,14 @@ def test_request_summary_in_a_miss_is_short_and_redacted(tmp_path: Path) -> None
     assert "sekrit" not in message and "api_key=%3Credacted%3E" in message.replace(
         "<redacted>", "%3Credacted%3E")
     assert '{"input": "xxxx' in message and 'xxx...}' in message and 'x' * 100 not in message
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, __import__("zlib").compress, None])
+def test_inflater_copes_with_bodies_split_anywhere(compress: Any) -> None:
+    from codexapi.transport import _Inflater
+
+    payload = b'{"a": "' + b"x" * 3000 + b'"}'
+    data = compress(payload) if compress else payload
+    inflater = _Inflater()
+    out = b"".join(inflater.feed(data[i:i + 1]) for i in range(len(data))) + inflater.flush()
+    assert out == payload

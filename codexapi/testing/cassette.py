@@ -32,6 +32,7 @@ RECORD_MODES = ("none", "once", "new_episodes", "all")
 MATCHERS: dict[str, Callable[..., Any]] = {
     "method": lambda fields: matching.method,
     "uri": lambda fields: matching.uri,
+    "path": lambda fields: matching.path,
     "body": matching.json_body,
 }
 DEFAULT_MATCH_ON = ("method", "uri", "body")

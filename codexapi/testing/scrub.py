@@ -38,9 +38,16 @@ def normalize_uri(uri: str) -> str:
     return redact_url(urlunsplit(parts))
 
 
+#: Header prefixes that name token *counts*, not tokens: rate-limit state a replay must keep
+#: (``x-ratelimit-remaining-tokens`` would otherwise look like a secret by its name).
+_COUNTER_PREFIXES = ("x-ratelimit-", "x-codex-")
+
+
 def scrubbed(name: str, extra: frozenset[str]) -> bool:
     lowered = name.lower()
-    return is_secret_header(lowered) or lowered in ACCOUNT_HEADERS or lowered in extra
+    if lowered in extra or lowered in ACCOUNT_HEADERS:
+        return True
+    return is_secret_header(lowered) and not lowered.startswith(_COUNTER_PREFIXES)
 
 
 def scrub_request_headers(headers: Mapping[str, Any], extra: frozenset[str]) -> dict[str, Any]:
