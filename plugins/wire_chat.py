@@ -390,44 +390,63 @@ class ChatDecoder:
             return []
         if self._pending is not None:
             raise self._pending
-        data = message.data.strip()
-        if not data:
-            return []
-        if data == "[DONE]" or data == "DONE":
-            return self._complete()
+        data = message.data
         try:
             chunk = loads(data)
         except ValueError:
-            # The crate skips undecodable chunks; keep the first for a later error message.
-            if self._skipped is None:
-                preview = data if len(data) <= 80 else data[:77] + "..."
-                self._skipped = f"a chunk's data was not valid JSON: {preview!r}"
-            return []
-        if not isinstance(chunk, dict):
+            return self._not_json(data)
+        if chunk.__class__ is not dict:
             return []
         self._chunks += 1
         if self._response_id is None:
             rid = chunk.get("id")
             if isinstance(rid, str) and rid:
                 self._response_id = rid
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self._usage = chat_usage(usage)
+        if "usage" in chunk:
+            usage = chunk["usage"]
+            if isinstance(usage, dict):
+                self._usage = chat_usage(usage)
         choices = chunk.get("choices")
-        if not isinstance(choices, list):
+        if choices.__class__ is not list:
             error = chunk.get("error")
             if error is not None:
                 raise self._error(error)
             return []
         out: list[Event] = []
         for choice in choices:
-            if isinstance(choice, dict):
-                self._choice(choice, out)
+            if choice.__class__ is not dict:
+                continue
+            delta = choice.get("delta")
+            # The common chunk is a bare text delta: handle it inline (hot path).
+            if (delta.__class__ is dict and len(delta) <= 2 and "content" in delta
+                    and (len(delta) == 1 or "role" in delta)
+                    and delta["content"].__class__ is str
+                    and choice.get("finish_reason") is None and "message" not in choice):
+                text = delta["content"]
+                if text:
+                    parts = self._assistant
+                    if parts is None:
+                        self._append_text(text, out)
+                    else:
+                        parts.append({"type": "output_text", "text": text})
+                        out.append(OutputTextDelta(text))
+                continue
+            self._choice(choice, out)
         if self._pending is not None and not out:
             raise self._pending
         # Deltas that came in the same chunk as finish_reason "length" are delivered first;
         # the error is raised on the next call.
         return out
+
+    def _not_json(self, data: str) -> list[Event]:
+        data = data.strip()
+        if data == "[DONE]" or data == "DONE":
+            return self._complete()
+        # The crate skips undecodable chunks; keep the first for a later error message.
+        if data and self._skipped is None:
+            preview = data if len(data) <= 80 else data[:77] + "..."
+            self._skipped = f"a chunk's data was not valid JSON: {preview!r}"
+        return []
 
     def close(self) -> list[Event]:
         if self.done:
