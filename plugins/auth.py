@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from codexapi import hookimpl
 from codexapi.errors import AuthError
-from codexapi.models import Provider
+from codexapi.models import Provider, WireApi
 from codexapi.redact import mask
 
 Token = str | Callable[[], str]
@@ -233,7 +235,9 @@ def codexapi_auth(provider: Provider) -> Any:
                             f"variable {env_key}, which is not set"
                             + (f"; {hint}" if hint else f"; export {env_key}=<your key>"))
         return BearerAuth(_clean(value, f"the value of {env_key}"))
-    if provider.is_azure_responses_endpoint() or provider.name.lower() == "azure":
+    # Azure is recognised by name or host whatever the wire (is_azure_responses_endpoint
+    # alone answers False for the Chat wire, where Azure still wants its api-key header).
+    if attrs.evolve(provider, wire=WireApi.RESPONSES).is_azure_responses_endpoint():
         key = os.environ.get("AZURE_OPENAI_API_KEY", "").strip()
         if key:
             return AzureKeyAuth(key)

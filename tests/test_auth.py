@@ -278,6 +278,10 @@ def test_builtin_uses_azure_key_for_azure_provider(srv: EmbeddedServer,
     # Azure is recognised by its host too, as codex-api's provider.rs does.
     by_host = Provider(name="corp", base_url="https://corp.openai.azure.com/openai")
     assert isinstance(builtin_auth.codexapi_auth(by_host), codexapi.AzureKeyAuth)
+    chat = Provider(name="corp", base_url="https://corp.openai.azure.com/openai", wire="chat")
+    assert isinstance(builtin_auth.codexapi_auth(chat), codexapi.AzureKeyAuth)
+    elsewhere = Provider(name="corp", base_url="https://gateway.example/v1")
+    assert isinstance(builtin_auth.codexapi_auth(elsewhere), codexapi.BearerAuth)
     # Without an Azure key the OpenAI key is still better than nothing.
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")
     assert isinstance(builtin_auth.codexapi_auth(by_host), codexapi.BearerAuth)
