@@ -91,6 +91,18 @@ def test_tool_call_fragments_and_reasoning(server: EmbeddedServer) -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_reasoning_effort_asks_for_reasoning(server: EmbeddedServer) -> None:
+    _, _, raw = post(server, "/chat/completions", {
+        "model": "m", "stream": True, "reasoning_effort": "low",
+        "messages": [{"role": "user", "content": "plain question"}]})
+    deltas = [json.loads(d)["choices"][0]["delta"] for d in sse_data(raw)[:-1]]
+    assert "".join(d.get("reasoning", "") for d in deltas) == \
+        "The user wrote 2 words; answer plainly."
+    _, _, raw = post(server, "/chat/completions", {
+        "model": "m", "messages": [{"role": "user", "content": "plain question"}]})
+    assert "reasoning" not in json.loads(raw)["choices"][0]["message"]
+
+
 def test_unstreamed_completion(server: EmbeddedServer) -> None:
     status, ctype, raw = post(server, "/chat/completions", {
         "model": "m", "messages": [{"role": "user", "content": "hi"}]})

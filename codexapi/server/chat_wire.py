@@ -108,8 +108,7 @@ def post_chat_completions(ex: Exchange) -> None:
         return
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        ex.send_error(400, "`messages` must be a non-empty array of messages", "invalid_body",
-                      headers=None)
+        ex.send_error(400, "`messages` must be a non-empty array of messages", "invalid_body")
         return
     tools = body.get("tools") or []
     if not isinstance(tools, list):
