@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -264,3 +265,13 @@ def test_as_a_real_process(server: EmbeddedServer, tmp_path: Path) -> None:
     assert "".join(e.get("delta", "") for e in events if e["type"] == "output_text_delta") \
         == "You said: piped in"
     assert proc.stderr.startswith("tokens: ")
+
+
+def test_readme_documents_every_exit_code() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (.*) \|$", readme,
+                                                             flags=re.MULTILINE)}
+    for kind, code in EXIT_CODES:
+        if kind.__name__ != "CodexApiError":
+            assert kind.__name__ in rows[code], (kind, code)
+    assert 1 in rows and 130 in rows
