@@ -1,7 +1,8 @@
 """A small forward proxy for tests: CONNECT tunnels (https targets) and absolute-URI requests
 (http targets), one thread per connection, every wait bounded, 127.0.0.1 only.
 
-It records what it was asked (``requests``: method and target) so a test can assert that a
+With ``ssl_context`` it is an https:// proxy (TLS between client and proxy). It records what
+it was asked (``requests``: method and target) so a test can assert that a
 request did, or did not, go through it. With ``credentials`` set it answers 407 unless the
 request carries the matching ``Proxy-Authorization``.
 """
@@ -12,7 +13,9 @@ import base64
 import select
 import socket
 import socketserver
+import ssl
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 TIMEOUT = 10.0
@@ -117,9 +120,12 @@ class ProxyServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, credentials: str | None = None) -> None:
+    def __init__(self, credentials: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.credentials = credentials
+        #: Speak TLS to clients (an https:// proxy) with this context.
+        self.ssl_context = ssl_context
         self.requests: list[tuple[str, str]] = []
         self.headers_seen: list[list[tuple[str, str]]] = []
         self.stopping = threading.Event()
@@ -128,7 +134,20 @@ class ProxyServer(socketserver.ThreadingTCPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.server_address[1]}"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(TIMEOUT)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with tls:
+            super().finish_request(tls, client_address)
 
     def record(self, method: str, target: str, headers: list[tuple[str, str]]) -> None:
         with self._lock:

@@ -238,3 +238,20 @@ def test_proxy_that_wants_credentials_says_so(server: EmbeddedServer) -> None:
     with ProxyServer(credentials="me:x") as proxy, pytest.raises(TransportError) as info:
         chat(client(server.base_url, proxy=proxy.url))
     assert "requires authentication" in str(info.value) and proxy.url in str(info.value)
+
+
+def test_an_https_proxy(server: EmbeddedServer, tmp_path: Path) -> None:
+    # TLS to the proxy itself, verified with the provider's CA bundle; then an http target
+    # (absolute form inside the proxy's TLS) and an https one (TLS inside the tunnel).
+    ca = ScratchCA(tmp_path)
+    with ProxyServer(ssl_context=ca.server_context()) as proxy, https_server(ca) as tls:
+        assert proxy.url.startswith("https://")
+        bundle = str(ca.ca_path)
+        assert chat(client(server.base_url, proxy=proxy.url, ca_bundle=bundle)) == \
+            "You said: Hello"
+        assert chat(client(tls.base_url, proxy=proxy.url, ca_bundle=bundle)) == \
+            "You said: Hello"
+        with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+            chat(client(server.base_url, proxy=proxy.url))  # the proxy's CA is not trusted
+    assert proxy.requests[:2] == [("POST", f"{server.base_url}/responses"),
+                                  ("CONNECT", f"127.0.0.1:{tls.port}")]
