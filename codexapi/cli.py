@@ -222,6 +222,12 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--verbose", "-v", action="store_true", help="log each request")
+    p.add_argument("--cassette", metavar="PATH",
+                   help="answer from this recorded cassette (vcrpy, pydantic-ai or Ruby VCR "
+                        "YAML) instead of the scripted model")
+    p.add_argument("--ignore-field", action="append", default=[], metavar="NAME",
+                   help="with --cassette: a JSON body field left out of request matching "
+                        "(repeatable)")
     from .server.faults import describe
 
     p.add_argument("--fault", action="append", default=[], metavar="PLAN",
@@ -233,8 +239,18 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
     from .server import EmbeddedServer
 
+    player = None
+    if args.cassette:
+        from .testing.player import CassettePlayer
+
+        player = CassettePlayer.from_file(args.cassette, args.ignore_field)
     server = EmbeddedServer(args.host, args.port, verbose=args.verbose,
                             faults=args.fault or None)
+    server.httpd.responder = player
+    if player is not None:
+        from .testing.player import describe
+
+        print(f"serving {describe(player)} from {args.cassette}", flush=True)
     print(f"codexapi embedded server on {server.base_url} (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
