@@ -19,6 +19,7 @@ from codexapi import (
     Client,
     CodexApiError,
     Completed,
+    ConnectTimeout,
     ContextWindowExceeded,
     Event,
     IdleTimeout,
@@ -374,3 +375,45 @@ def test_max_retry_delay_error_against_the_header(server: EmbeddedServer) -> Non
     worst = max(errors.values())
     print(f"\nmax retry-delay error vs header: {worst:.6f} s over {len(errors)} cases")
     assert worst < 1e-9
+
+
+def test_connect_timeout_is_retried_then_named() -> None:
+    import contextlib
+    import socket
+
+    # A listener whose accept queue is full drops new SYNs: connecting hangs until timeout.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        s = socket.socket()
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect(("127.0.0.1", port))
+        fillers.append(s)
+    time.sleep(0.05)
+    slept: list[float] = []
+    provider = Provider(base_url=f"http://127.0.0.1:{port}/v1", connect_timeout=0.2,
+                        retry=RetryPolicy(max_attempts=2, base_delay=0.0))
+    try:
+        with Client(provider, load_entrypoints=False, sleep=slept.append) as client, \
+                pytest.raises(ConnectTimeout) as info:
+            client.stream(ResponsesRequest(model="m", input="x"))
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+    assert isinstance(info.value, TransportError) and info.value.attempts == 2
+    assert "timed out connecting" in str(info.value) and "after 2 attempts" in str(info.value)
+    assert slept == [0.0]
+
+
+def test_serve_cli_takes_fault_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    from codexapi.cli import build_parser, main
+
+    args = build_parser().parse_args(["serve", "--fault", "429x2", "--fault", "drop@3"])
+    assert args.fault == ["429x2", "drop@3"]
+    assert main(["serve", "--port", "0", "--fault", "429x1,explode"]) == 2
+    assert "unknown fault 'explode'" in capsys.readouterr().err
