@@ -14,8 +14,8 @@ Where this module goes beyond the crate, on purpose:
   Chat-era crate read and the later one dropped.
 - A body that ends without any ``finish_reason`` or ``[DONE]`` is a truncated stream and raises
   :class:`~codexapi.StreamError` (the crate reports such a stream as completed).
-- A chunk carrying an ``error`` object (sent mid-stream by several gateways) raises the typed
-  error for it instead of being skipped.
+- A chunk carrying an ``error`` object, or a ``finish_reason: "error"`` (sent mid-stream by
+  several gateways), raises a typed error instead of ending as a completed turn.
 
 The body is the crate's exactly: no ``stream_options``. OpenAI only sends usage on a Chat
 stream when asked; pass :class:`ChatIncludeUsage` as a plugin to ask for it.
@@ -406,11 +406,12 @@ class ChatDecoder:
             usage = chunk["usage"]
             if isinstance(usage, dict):
                 self._usage = chat_usage(usage)
+        if chunk.get("error") is not None:
+            # OpenRouter-style gateways report a failure mid-stream this way (sometimes with a
+            # `finish_reason: "error"` choice); treating it as a finished turn would hide it.
+            raise self._error(chunk["error"])
         choices = chunk.get("choices")
         if choices.__class__ is not list:
-            error = chunk.get("error")
-            if error is not None:
-                raise self._error(error)
             return []
         out: list[Event] = []
         for choice in choices:
@@ -504,6 +505,9 @@ class ChatDecoder:
             self._flush_calls(out)
         elif reason == "length" and self._pending is None:
             self._pending = ContextWindowExceeded(finish_reason="length")
+        elif reason == "error" and self._pending is None:
+            self._pending = StreamError("the server ended the choice with finish_reason "
+                                        "'error' (no error details were sent)")
 
     def _append_text(self, text: str, out: list[Event]) -> None:
         parts = self._assistant

@@ -434,6 +434,19 @@ def test_error_chunk_raises_the_servers_message() -> None:
     assert isinstance(overflow[-1], ContextWindowExceeded)
 
 
+def test_gateway_error_alongside_choices_is_not_a_completed_turn() -> None:
+    events = run(frame(
+        {"choices": [{"delta": {"content": "par"}}]},
+        {"error": {"code": "server_error", "message": "Provider disconnected"},
+         "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]},
+        "[DONE]"))
+    assert events[:2] == [EMPTY_MESSAGE, OutputTextDelta("par")]
+    assert isinstance(events[2], StreamError) and "Provider disconnected" in str(events[2])
+    assert len(events) == 3
+    bare = run(frame({"choices": [{"delta": {}, "finish_reason": "error"}]}, "[DONE]"))
+    assert len(bare) == 1 and isinstance(bare[0], StreamError)
+
+
 # --- real OpenAI streams (public cassettes, read in place) ----------------------------------
 
 
