@@ -319,7 +319,7 @@ class Urllib3Transport:
             raise error from exc
         if proxy is not None and raw.status == 407:
             # The proxy, not the API, refused: say so rather than report an API error.
-            raw.release_conn()
+            Urllib3Response(raw, request.url).close()
             error = TransportError(
                 f"proxy {proxy.url} (from {proxy.source}) requires authentication (407); put "
                 "user:password in the proxy URL", url=redact_url(request.url))
