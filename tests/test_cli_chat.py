@@ -111,8 +111,13 @@ def test_terminal_view_dims_reasoning_and_spins_until_the_first_token(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     out, err = io.StringIO(), Tty()
-    with ChatView(out, err) as view:
-        time.sleep(0.25)  # the request is "in flight": the spinner turns
+    view = ChatView(out, err)
+    view.spinner.interval = 0.01
+    with view:
+        deadline = time.monotonic() + 5
+        # The request is "in flight": the spinner turns.
+        while err.getvalue().count("waiting for the model") < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         view.show(ReasoningSummaryDelta("pondering", 0))
         spun = err.getvalue()
         view.show(OutputTextDelta("Hi"))
