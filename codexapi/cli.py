@@ -322,6 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exit_code(exc)
         except KeyboardInterrupt:
             return 130
+        except BrokenPipeError:
+            # The reader went away (`codexapi models --json | head`): stop quietly, as
+            # shell tools do, and keep the interpreter from complaining at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
