@@ -4,15 +4,20 @@ Configured here and nowhere else. Request items unstructure to their Responses J
 ``None`` fields omitted; events unstructure to a dict tagged by ``type`` and structure back
 from one (unknown tags become :class:`UnknownEvent`, nothing is lost). The stream decoders do
 not use it per event: decoding is the hot path and builds events directly.
+
+cattrs itself is imported when the converter is first needed (``converter``, events to and from
+JSON, a value of a type the hand-written hooks here do not cover): building request bodies from
+the library's own models never needs it, so a Client sends its first request without paying for
+the import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
 
 from .events import (
     EVENT_TYPES,
@@ -31,12 +36,44 @@ from .models import (
     TextControls,
 )
 
-converter = cattrs.Converter()
+if TYPE_CHECKING:
+    import cattrs
+
+_converter: cattrs.Converter | None = None
+_converter_lock = threading.Lock()
+#: Values cattrs passes through unchanged.
+_PLAIN = frozenset({str, int, float, bool})
+
+
+def get_converter() -> cattrs.Converter:
+    """The converter, configured on first use."""
+    global _converter
+    if _converter is None:
+        with _converter_lock:
+            if _converter is None:
+                _converter = _build_converter()
+    return _converter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "converter":
+        return get_converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _unstructure(value: Any) -> Any:
+    """``converter.unstructure(value)``, without cattrs for plain values and our own models."""
+    if value is None or value.__class__ in _PLAIN:
+        return value
+    hook = _HOOKS.get(value.__class__)
+    if hook is not None:
+        return hook(value)
+    return get_converter().unstructure(value)
 
 
 def _omit_none(inst: Any) -> dict[str, Any]:
     return {
-        f.name: converter.unstructure(getattr(inst, f.name))
+        f.name: _unstructure(getattr(inst, f.name))
         for f in attrs.fields(type(inst))
         if getattr(inst, f.name) is not None
     }
@@ -44,7 +81,7 @@ def _omit_none(inst: Any) -> dict[str, Any]:
 
 def _message_parts(role: str, content: str | list[Any]) -> list[Any]:
     if isinstance(content, list):
-        return [converter.unstructure(p) for p in content]
+        return [_unstructure(p) for p in content]
     kind = "output_text" if role == "assistant" else "input_text"
     return [{"type": kind, "text": content}]
 
@@ -67,7 +104,7 @@ def _unstructure_function_call(c: FunctionCall) -> dict[str, Any]:
 
 def _unstructure_function_call_output(o: FunctionCallOutput) -> dict[str, Any]:
     return {"type": "function_call_output", "call_id": o.call_id,
-            "output": converter.unstructure(o.output)}
+            "output": _unstructure(o.output)}
 
 
 def _summary_part(part: Any) -> Any:
@@ -87,20 +124,22 @@ def _unstructure_reasoning(r: Reasoning) -> dict[str, Any]:
     return out
 
 
-converter.register_unstructure_hook(Message, _unstructure_message)
-converter.register_unstructure_hook(FunctionCall, _unstructure_function_call)
-converter.register_unstructure_hook(FunctionCallOutput, _unstructure_function_call_output)
-converter.register_unstructure_hook(Reasoning, _unstructure_reasoning)
-converter.register_unstructure_hook(ReasoningConfig, _omit_none)
-converter.register_unstructure_hook(TextControls, _omit_none)
-converter.register_unstructure_hook(Item, lambda item: dict(item.raw))
+_HOOKS: dict[type, Callable[[Any], Any]] = {
+    Message: _unstructure_message,
+    FunctionCall: _unstructure_function_call,
+    FunctionCallOutput: _unstructure_function_call_output,
+    Reasoning: _unstructure_reasoning,
+    ReasoningConfig: _omit_none,
+    TextControls: _omit_none,
+    Item: lambda item: dict(item.raw),
+}
 
 
 def item_to_json(item: InputItem | Item) -> dict[str, Any]:
     """One input item in Responses JSON form; dicts pass through unchanged (unknown types too)."""
     if isinstance(item, Mapping):
         return dict(item)
-    result = converter.unstructure(item)
+    result = _unstructure(item)
     if not isinstance(result, dict):
         raise TypeError(f"cannot send {type(item).__name__} as an input item")
     return result
@@ -110,7 +149,7 @@ def options_to_json(value: Any) -> Any:
     """``reasoning`` / ``text`` controls as JSON, with unset sub-keys omitted."""
     if value is None or isinstance(value, Mapping):
         return None if value is None else {k: v for k, v in value.items() if v is not None}
-    return converter.unstructure(value)
+    return _unstructure(value)
 
 
 # --- events: tagged union on "type" ------------------------------------------------------------
@@ -133,7 +172,7 @@ def _unstructure_event(ev: Event) -> dict[str, Any]:
         return dict(ev.raw)
     out: dict[str, Any] = {"type": ev.type}
     for f in attrs.fields(type(ev)):  # type: ignore[arg-type]
-        out[f.name] = converter.unstructure(getattr(ev, f.name))
+        out[f.name] = _unstructure(getattr(ev, f.name))
     return out
 
 
@@ -149,37 +188,49 @@ def _is_event(cls: Any) -> bool:
     return isinstance(cls, type) and issubclass(cls, Event)
 
 
-converter.register_unstructure_hook_func(_is_event, _unstructure_event)
-converter.register_structure_hook(Event, _structure_event)
-converter.register_structure_hook(Item, lambda data, _: Item(data))
-converter.register_structure_hook(TokenUsage, lambda d, _: TokenUsage(**d))
-converter.register_structure_hook(
-    RateLimitSnapshot, cattrs.gen.make_dict_structure_fn(RateLimitSnapshot, converter)
-)
-# Concrete event classes get their own generated structurers: a hook registered for the
-# base class would otherwise catch them too (cattrs dispatches on subclasses).
-_EVENT_STRUCTURERS = {
-    cls: cattrs.gen.make_dict_structure_fn(cls, converter) for cls in EVENT_TYPES.values()
-}
+_EVENT_STRUCTURERS: dict[type[Event], Callable[[Any, Any], Event]] = {}
+
+
+def _build_converter() -> cattrs.Converter:
+    import cattrs
+    import cattrs.gen
+
+    converter = cattrs.Converter()
+    for cls, hook in _HOOKS.items():
+        converter.register_unstructure_hook(cls, hook)
+    converter.register_unstructure_hook_func(_is_event, _unstructure_event)
+    converter.register_structure_hook(Event, _structure_event)
+    converter.register_structure_hook(Item, lambda data, _: Item(data))
+    converter.register_structure_hook(TokenUsage, lambda d, _: TokenUsage(**d))
+    converter.register_structure_hook(
+        RateLimitSnapshot, cattrs.gen.make_dict_structure_fn(RateLimitSnapshot, converter)
+    )
+    # Concrete event classes get their own generated structurers: a hook registered for the
+    # base class would otherwise catch them too (cattrs dispatches on subclasses).
+    _EVENT_STRUCTURERS.update({
+        cls: cattrs.gen.make_dict_structure_fn(cls, converter) for cls in EVENT_TYPES.values()
+    })
+    return converter
 
 
 def event_to_json(ev: Event) -> dict[str, Any]:
     """An event as a JSON-ready dict tagged by ``type`` (used by ``codexapi chat --json``)."""
-    result = converter.unstructure(ev, Event)
+    result = get_converter().unstructure(ev, Event)
     assert isinstance(result, dict)
     return result
 
 
 def event_from_json(data: Mapping[str, Any]) -> Event:
     """The inverse of :func:`event_to_json`; unknown types give :class:`UnknownEvent`."""
-    return converter.structure(data, Event)
+    return get_converter().structure(data, Event)
 
 
 __all__ = [
     "UnknownEvent",
-    "converter",
+    "converter",  # noqa: F822 - provided by the module __getattr__, built on first use
     "event_from_json",
     "event_to_json",
+    "get_converter",
     "item_to_json",
     "options_to_json",
 ]

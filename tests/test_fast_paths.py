@@ -9,6 +9,8 @@ Each is checked here against the general path on the same input.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -168,3 +170,39 @@ def test_stream_batch_path_equals_per_message_path() -> None:
     stream = ResponseStream(_Body(pieces), ResponsesDecoder())
     assert next(stream) == batch[0]
     assert list(stream) == batch[1:]  # next() and for-loops share one iterator
+
+
+def test_a_streamed_turn_never_imports_cattrs() -> None:
+    # cattrs costs ~25 ms to import; building bodies from our own models does not need it.
+    code = (
+        "import sys\n"
+        "from codexapi.server import EmbeddedServer\n"
+        "from codexapi import (Client, FunctionCall, FunctionCallOutput, Message, Provider,\n"
+        "                      ReasoningConfig, ResponsesRequest)\n"
+        "items = [Message(role='user', content='hi'), FunctionCall(name='f', arguments='{}',\n"
+        "         call_id='c1'), FunctionCallOutput(call_id='c1', output='ok')]\n"
+        "with EmbeddedServer() as s, Client(Provider(base_url=s.base_url),\n"
+        "                                   load_entrypoints=False) as c:\n"
+        "    req = ResponsesRequest(model='m', input=items, reasoning=ReasoningConfig('low'))\n"
+        "    assert c.stream(req).collect().text\n"
+        "print('cattrs' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_request_items_match_the_full_converter() -> None:
+    from codexapi import FunctionCall, FunctionCallOutput, Message, Reasoning, TextControls
+    from codexapi.convert import get_converter, item_to_json, options_to_json
+
+    items = [Message(role="assistant", content="a"),
+             Message(role="user", content=[{"type": "input_text", "text": "x"}], id="m1"),
+             FunctionCall(name="f", arguments="{}", call_id="c", id="fc1"),
+             FunctionCallOutput(call_id="c", output=[{"type": "input_text", "text": "o"}]),
+             Reasoning(summary=["s"], content=["t"], encrypted_content="e", id="r1")]
+    converter = get_converter()
+    for item in items:
+        assert item_to_json(item) == converter.unstructure(item)
+    text = TextControls(verbosity="low")
+    assert options_to_json(text) == converter.unstructure(text) == {"verbosity": "low"}
