@@ -10,7 +10,6 @@ with record mode ``none`` any attempt to open a socket fails (no silent network 
 from __future__ import annotations
 
 import contextlib
-import functools
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -100,9 +99,16 @@ def _vcr() -> Any:
     return vcr
 
 
-@functools.cache
+_SUBCLASSES: dict[Any, Any] = {}
+
+
 def _cassette_class() -> Any:
     from vcr.cassette import Cassette
+
+    # Keyed by vcrpy's class, not cached once: a re-imported vcrpy (pytester restores
+    # sys.modules between in-process runs) needs a subclass of its own classes.
+    if Cassette in _SUBCLASSES:
+        return _SUBCLASSES[Cassette]
 
     class CodexapiCassette(Cassette):  # type: ignore[misc]
         # vcrpy asks filter_request exactly when a write-protected cassette has nothing to
@@ -113,6 +119,7 @@ def _cassette_class() -> Any:
                 raise _no_match(self, request, filtered)
             return filtered
 
+    _SUBCLASSES[Cassette] = CodexapiCassette
     return CodexapiCassette
 
 

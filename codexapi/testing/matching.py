@@ -17,30 +17,37 @@ from .scrub import is_loopback
 Matcher = Callable[[Any, Any], None]
 
 
+def _check(ok: bool, message: str) -> None:
+    # Not `assert`: matchers must hold under `python -O`, and pytest rewrites asserts in
+    # plugin modules, which would add its own explanation to the message.
+    if not ok:
+        raise AssertionError(message)
+
+
 def method(live: Any, recorded: Any) -> None:
-    assert live.method.upper() == recorded.method.upper(), (
-        f"method {live.method} != {recorded.method}")
+    _check(live.method.upper() == recorded.method.upper(),
+           f"method {live.method} != {recorded.method}")
 
 
 def uri(live: Any, recorded: Any) -> None:
     """Scheme, host, path and query (as an unordered multiset); the port of a loopback host
     is ignored (servers under test listen on random ports)."""
     a, b = urlsplit(live.uri), urlsplit(recorded.uri)
-    assert a.scheme == b.scheme, f"scheme {a.scheme} != {b.scheme}"
+    _check(a.scheme == b.scheme, f"scheme {a.scheme} != {b.scheme}")
     path(live, recorded)
     qa = sorted(parse_qsl(a.query, keep_blank_values=True))
     qb = sorted(parse_qsl(b.query, keep_blank_values=True))
-    assert qa == qb, f"query {a.query!r} != {b.query!r}"
+    _check(qa == qb, f"query {a.query!r} != {b.query!r}")
 
 
 def path(live: Any, recorded: Any) -> None:
     """Like :func:`uri` without the query (for recordings whose clients sent other query
     parameters, e.g. ``client_version``)."""
     a, b = urlsplit(live.uri), urlsplit(recorded.uri)
-    assert a.scheme == b.scheme, f"scheme {a.scheme} != {b.scheme}"
+    _check(a.scheme == b.scheme, f"scheme {a.scheme} != {b.scheme}")
     if not (is_loopback(a.hostname) and is_loopback(b.hostname)):
-        assert (a.hostname, a.port) == (b.hostname, b.port), f"host {a.netloc} != {b.netloc}"
-    assert a.path.rstrip("/") == b.path.rstrip("/"), f"path {a.path} != {b.path}"
+        _check((a.hostname, a.port) == (b.hostname, b.port), f"host {a.netloc} != {b.netloc}")
+    _check(a.path.rstrip("/") == b.path.rstrip("/"), f"path {a.path} != {b.path}")
 
 
 def _as_bytes(body: Any) -> bytes:
@@ -105,9 +112,9 @@ def json_body(ignore_fields: Iterable[str] = ()) -> Matcher:
         ok_b, b = parse_json(recorded.body)
         if ok_a and ok_b:
             a, b = drop_fields(a, fields), drop_fields(b, fields)
-            assert a == b, f"JSON bodies differ: {first_difference(a, b)}"
+            _check(a == b, f"JSON bodies differ: {first_difference(a, b)}")
             return
-        assert _as_bytes(live.body) == _as_bytes(recorded.body), "bodies differ (not JSON)"
+        _check(_as_bytes(live.body) == _as_bytes(recorded.body), "bodies differ (not JSON)")
 
     return body
 

@@ -99,7 +99,8 @@ class Persister:
     @classmethod
     def load_cassette(cls, cassette_path: str | Path, serializer: Any = None
                       ) -> tuple[list[Any], list[dict[str, Any]]]:
-        from vcr.persisters.filesystem import CassetteNotFoundError
+        # The names vcr.cassette itself uses, so its `except CassetteNotFoundError` matches.
+        from vcr.cassette import CassetteNotFoundError
         from vcr.request import Request
 
         path = Path(cassette_path)
