@@ -126,6 +126,10 @@ class ResponseStream:
     def _release(self) -> None:
         if not self._closed:
             self._closed = True
+            drain = getattr(self.response, "drain", None)
+            if drain is not None and self._decoder.done:
+                # Completed: take the body's tail so the connection can be pooled again.
+                drain()
             self.response.close()
 
     def close(self) -> None:

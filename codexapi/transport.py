@@ -236,6 +236,27 @@ class Urllib3Response:
         finally:
             self.close()
 
+    def drain(self, grace: float = 0.05, limit: int = CHUNK_SIZE) -> None:
+        """The turn is complete but the body may not be (the chunked terminator, a trailing
+        ``[DONE]``): read what is left if it comes within ``grace`` seconds and is small, so
+        the connection returns to the pool instead of being reset. Otherwise close() drops it.
+        """
+        if self._closed or self._eof:
+            return
+        raw = self._raw
+        read = getattr(raw, "read1", None) or raw.read
+        try:
+            self.set_read_timeout(grace)  # urllib3 resets it when the connection is reused
+            left = limit
+            while left > 0:
+                chunk = read(left)
+                if not chunk:
+                    self._eof = True
+                    return
+                left -= len(chunk)
+        except Exception:  # a slow or broken tail: the connection is dropped on close()
+            return
+
     def close(self) -> None:
         if self._closed:
             return

@@ -67,3 +67,20 @@ def test_shared_client_16_threads_x_50_streams(server: EmbeddedServer, wire: Wir
     total = THREADS * STREAMS
     print(f"\n{wire}: {total} streams from {THREADS} threads on one Client in {elapsed:.2f}s "
           f"= {total / elapsed:.0f} streams/s")
+
+
+@pytest.mark.parametrize("wire", [WireApi.RESPONSES, WireApi.CHAT])
+def test_completed_streams_return_their_connection_to_the_pool(wire: WireApi) -> None:
+    with EmbeddedServer() as server:
+        provider = Provider(name="embedded", base_url=server.base_url, wire=wire,
+                            retry=RetryPolicy(max_attempts=1))
+        with Client(provider, load_entrypoints=False) as client:
+            for k in range(20):
+                result = client.stream(ResponsesRequest(model="m", input=f"n{k}")).collect()
+                assert result.text == f"You said: n{k}"
+            assert server.httpd.connections_accepted == 1
+            # A stream left early cannot be reused: the server must see it closed.
+            with client.stream(ResponsesRequest(model="m", input="a b c d e f")) as events:
+                next(iter(events))
+            client.stream(ResponsesRequest(model="m", input="again")).collect()
+            assert server.httpd.connections_accepted == 2

@@ -135,6 +135,9 @@ def post_responses(ex: Exchange) -> None:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each event is its own small write: without TCP_NODELAY, Nagle holds it (and the final
+    # chunked terminator) until the client's delayed ACK, ~40 ms later.
+    disable_nagle_algorithm = True
     server_version = "codexapi-embedded"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -227,6 +230,12 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         self.ssl_context: ssl.SSLContext | None = None
         #: Injected faults: the server's own plan, and per-request ones (see :mod:`.faults`).
         self.faults = FaultInjector()
+        #: TCP connections accepted so far (tests check that clients reuse them).
+        self.connections_accepted = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections_accepted += 1  # only the accept loop's thread gets here
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client resetting a kept-alive connection (it gave up on an injected stall, say)
