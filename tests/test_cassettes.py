@@ -300,3 +300,23 @@ def test_inflater_copes_with_bodies_split_anywhere(compress: Any) -> None:
     inflater = _Inflater()
     out = b"".join(inflater.feed(data[i:i + 1]) for i in range(len(data))) + inflater.flush()
     assert out == payload
+
+
+def test_a_key_echoed_in_a_response_body_is_scrubbed_too(tmp_path: Path) -> None:
+    key = "sk-echo-0123456789abcdef"
+    echo = Interaction("POST", "http://127.0.0.1/v1/responses", (), None, 401, "Unauthorized",
+                       (("Content-Type", "application/json"),),
+                       json.dumps({"error": {"message": f"Incorrect API key provided: {key}",
+                                             "code": "invalid_api_key"}}).encode())
+    from codexapi.testing import CassettePlayer
+
+    server = EmbeddedServer()
+    server.httpd.responder = CassettePlayer([echo])
+    target = tmp_path / "echo.yaml"
+    with server, use_cassette(target, "once"), client(server.base_url, BearerAuth(key)) as c, \
+            pytest.raises(CodexApiError) as info:
+        c.stream(request())
+    assert key not in str(info.value)  # the client's own scrubbing
+    text = target.read_text()
+    assert key not in text
+    assert "Incorrect API key provided: <redacted>" in text

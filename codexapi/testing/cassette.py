@@ -20,7 +20,7 @@ import attrs
 from . import matching
 from .errors import CassetteError, NetworkBlockedError, NoMatchingInteractionError
 from .formats import Interaction
-from .scrub import request_filter, response_filter
+from .scrub import Scrubber
 from .storage import Persister
 
 #: The record modes, vcrpy's meaning: ``none`` replays only; ``once`` records a cassette
@@ -153,9 +153,11 @@ def _framed_read1(self: Any, size: int = -1) -> bytes:
         return bytes(content.read1(size))
     data: bytes = self.recorded_response["body"]["string"]
     pos = content.tell()
-    ends = [i for i in (data.find(b"\n\n", pos), data.find(b"\r\n\r\n", pos)) if i >= 0]
-    end = min(ends) + (2 if data[min(ends):min(ends) + 2] == b"\n\n" else 4) if ends else len(
-        data)
+    end = len(data)
+    for blank_line in (b"\n\n", b"\r\n\r\n"):
+        found = data.find(blank_line, pos)
+        if found >= 0:
+            end = min(end, found + len(blank_line))
     if size is not None and size >= 0:
         end = min(end, pos + size)
     return bytes(content.read(end - pos))
@@ -218,11 +220,11 @@ def use_cassette(
         else:
             raise CassetteError(f"unknown matcher {m!r}: use {', '.join(MATCHERS)} or a callable")
     target = Path(path)
-    headers = tuple(scrub_headers)
+    scrubber = Scrubber(scrub_headers)
     context = _cassette_class().use(
         path=str(target), persister=Persister, record_mode=vcr.mode(mode),
-        match_on=tuple(matchers), before_record_request=request_filter(headers),
-        before_record_response=response_filter(headers),
+        match_on=tuple(matchers), before_record_request=scrubber.request,
+        before_record_response=scrubber.response,
         allow_playback_repeats=allow_playback_repeats)
     block = (mode == "none") if block_network is None else block_network
     with contextlib.ExitStack() as stack:

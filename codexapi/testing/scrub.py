@@ -7,7 +7,7 @@ requests, also on every request being matched, so a replay compares like with li
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,30 +54,50 @@ def scrub_request_headers(headers: Mapping[str, Any], extra: frozenset[str]) -> 
     return {k: (REDACTED if scrubbed(k, extra) else v) for k, v in headers.items()}
 
 
-def request_filter(extra_headers: Iterable[str] = ()) -> Callable[[Any], Any]:
-    """A ``before_record_request`` hook: a scrubbed, loopback-normalized *copy* (vcrpy still
-    sends the original request when recording, so it must not be changed in place)."""
-    extra = frozenset(h.lower() for h in extra_headers)
+class Scrubber:
+    """The record hooks of one cassette. Secret header values seen on requests are also
+    remembered and replaced wherever they reappear in a body (a key echoed in an error)."""
 
-    def before_record_request(request: Any) -> Any:
+    def __init__(self, extra_headers: Iterable[str] = ()) -> None:
+        self.extra = frozenset(h.lower() for h in extra_headers)
+        self.secrets: set[bytes] = set()
+
+    def _remember(self, value: Any) -> None:
+        for text in value if isinstance(value, list | tuple) else [value]:
+            text = str(text)
+            # "Bearer sk-..." / "Basic ...": the credential alone is what could be echoed.
+            for candidate in (text, text.split(" ", 1)[-1]):
+                if len(candidate) >= 8 and candidate != REDACTED:
+                    self.secrets.add(candidate.encode("utf-8"))
+
+    def _scrub(self, data: bytes) -> bytes:
+        for secret in self.secrets:
+            if secret in data:
+                data = data.replace(secret, REDACTED.encode())
+        return data
+
+    def request(self, request: Any) -> Any:
+        """``before_record_request``: a scrubbed, loopback-normalized *copy* (vcrpy still
+        sends the original request when recording, so it must not be changed in place)."""
+        headers = dict(request.headers)
+        for name, value in headers.items():
+            if scrubbed(name, self.extra):
+                self._remember(value)
         clean = copy.copy(request)
         clean.uri = normalize_uri(request.uri)
-        clean.headers = scrub_request_headers(dict(request.headers), extra)
+        clean.headers = scrub_request_headers(headers, self.extra)
+        if isinstance(request.body, bytes) and self.secrets:
+            clean.body = self._scrub(request.body)
         return clean
 
-    return before_record_request
-
-
-def response_filter(extra_headers: Iterable[str] = ()) -> Callable[[dict[str, Any]], Any]:
-    """A ``before_record_response`` hook: account headers and cookies scrubbed, the body
-    stored decoded (readable) with headers that describe it truthfully."""
-    extra = frozenset(h.lower() for h in extra_headers)
-
-    def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
+    def response(self, response: dict[str, Any]) -> dict[str, Any]:
+        """``before_record_response``: account headers and cookies scrubbed, the body stored
+        decoded (readable) with headers that describe it truthfully, known secrets removed."""
         headers: dict[str, list[str]] = {}
         for name, values in (response.get("headers") or {}).items():
             vals = values if isinstance(values, list) else [values]
-            headers[name] = [REDACTED] * len(vals) if scrubbed(name, extra) else list(vals)
+            headers[name] = ([REDACTED] * len(vals) if scrubbed(name, self.extra)
+                             else list(vals))
         body = response.get("body") or {}
         data = body.get("string")
         if isinstance(data, str):
@@ -85,7 +105,7 @@ def response_filter(extra_headers: Iterable[str] = ()) -> Callable[[dict[str, An
         if isinstance(data, bytes):
             # urllib3 hands vcrpy the decoded body but the header still says gzip; requests or
             # httpx hand it the gzip bytes. Either way what is stored is the plain body.
-            data = inflate(data)
+            data = self._scrub(inflate(data))
             for name in list(headers):
                 low = name.lower()
                 if low in ("content-encoding", "transfer-encoding"):
@@ -95,5 +115,3 @@ def response_filter(extra_headers: Iterable[str] = ()) -> Callable[[dict[str, An
             response = {**response, "body": {**body, "string": data}}
         response["headers"] = headers
         return response
-
-    return before_record_response
