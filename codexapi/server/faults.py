@@ -28,9 +28,10 @@ A fault plan is a comma-separated list of terms ``NAME[xN][:ARG][@K]``:
 ``ratelimits``
     add ``x-codex-*`` and ``x-ratelimit-*`` rate-limit headers to the stream's response.
 
-``xN`` limits a term to the first N requests that carry the same plan and fault id; without
-it the term applies to every request. Terms are tried in order and the first answering term
-wins, so ``429x1,500x1`` is one 429, then one 500, then success.
+``K`` counts the stream's events (SSE messages) already sent: 2 by default, 1 for
+``malformed`` and ``failed``. ``xN`` limits a term to the first N requests that carry the same
+plan and fault id; without it the term applies to every request. Terms are tried in order and
+the first answering term wins, so ``429x1,500x1`` is one 429, then one 500, then success.
 
 Where a plan comes from, first found wins: the ``x-codexapi-fault`` request header, a model
 name ``fault:<plan>``, the server's own plan (``EmbeddedServer(faults=...)``,
@@ -41,6 +42,7 @@ send their own id never see each other's counts.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import email.utils
 import json
@@ -215,8 +217,9 @@ class FaultInjector:
         self._counts: dict[tuple[str, str], int] = {}
         #: Set when the server stops, so a stall does not outlive it.
         self.stopping = threading.Event()
-        #: (fault id, term, what happened) in order.
-        self.log: list[tuple[str, str, str]] = []
+        #: (fault id, term, what happened) in order; the oldest entries are forgotten.
+        self.log: collections.deque[tuple[str, str, str]] = collections.deque(
+            maxlen=self.MAX_KEYS)
 
     def take(self, fault: Fault, fault_id: str) -> bool:
         """Whether ``fault`` acts on this request (consuming one of its ``xN``)."""
