@@ -47,7 +47,7 @@ def _fmt(value: float, goal: str) -> str:
     if goal.endswith("%"):
         return f"{value:.0%}"
     if "MiB" in goal:
-        return f"{value / 2**20:+.1f} MiB"
+        return f"{round(value / 2**20, 1) + 0.0:+.1f} MiB"
     if goal.endswith("ms"):
         return f"{value * 1e3:.1f} ms"
     return f"{value:.2f}x"

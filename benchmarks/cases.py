@@ -258,7 +258,7 @@ def import_time(s: Settings) -> Case:
 # --- 6. memory while streaming a large body -----------------------------------------------------
 
 def memory(s: Settings, server: BenchServer) -> Case:
-    big, small = (8.0, 2.0) if s.quick else (100.0, 10.0)
+    big, small = (4.0, 1.0) if s.quick else (100.0, 10.0)
     case = Case("memory", f"peak RSS growth streaming {big:.0f} MB (vs {small:.0f} MB)")
     grow = {size: _memory_child("codexapi", server.url(f"big{size:g}")) for size in (small, big)}
     oa = _memory_child("openai", server.url(f"big{big:g}"))
@@ -266,7 +266,7 @@ def memory(s: Settings, server: BenchServer) -> Case:
     case.codexapi = f"+{grow[big]['growth'] / 2**20:.1f} MiB ({grow[big]['events']:,} ev)"
     case.openai = f"+{oa['growth'] / 2**20:.1f} MiB ({oa['events']:,} ev)"
     case.ratio = (f"{small:.0f} MB stream: +{grow[small]['growth'] / 2**20:.1f} MiB; "
-                  f"{big / small:.0f}x longer adds {extra / 2**20:+.1f} MiB")
+                  f"{big / small:.0f}x longer adds {_mib(extra)} MiB")
     case.metrics = {"codexapi": {str(k): v for k, v in grow.items()}, "openai": oa,
                     "deltas": deltas_for_megabytes(big)}
     # Flat: a 10x longer stream may not cost more than a little allocator noise.
@@ -305,6 +305,10 @@ done.set()
 sampler.join()
 print(n, max(peak[0], rss()) - base)
 """
+
+
+def _mib(size: float) -> str:
+    return f"{round(size / 2**20, 1) + 0.0:+.1f}"  # + 0.0: no "-0.0" for a few stray KiB
 
 
 def _memory_child(which: str, url: str) -> dict[str, int]:
