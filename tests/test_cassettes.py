@@ -320,3 +320,21 @@ def test_a_key_echoed_in_a_response_body_is_scrubbed_too(tmp_path: Path) -> None
     text = target.read_text()
     assert key not in text
     assert "Incorrect API key provided: <redacted>" in text
+
+
+def test_openai_python_records_and_replays_too(tmp_path: Path, server: EmbeddedServer) -> None:
+    import openai
+
+    def ask(base_url: str) -> str:
+        oai = openai.OpenAI(base_url=base_url, api_key="sk-oai-0123456789abcdef",
+                            max_retries=0, timeout=10)
+        events = list(oai.responses.create(model="gpt-5", input="Hi there", stream=True))
+        return str(events[-1].response.output_text)
+
+    path = tmp_path / "oai.yaml"
+    with use_cassette(path, "once"):
+        assert ask(server.base_url) == "You said: Hi there"
+    assert "sk-oai" not in path.read_text()
+    with use_cassette(path) as cassette:
+        assert ask(DEAD) == "You said: Hi there"
+    assert cassette.all_played

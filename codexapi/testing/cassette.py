@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from ..redact import redact_url
 from . import matching
 from .errors import CassetteError, NetworkBlockedError, NoMatchingInteractionError
 from .formats import Interaction
@@ -136,8 +137,6 @@ def _no_match(cassette: Any, request: Any, filtered: Any) -> NoMatchingInteracti
     else:
         hint = ("to record it: pytest --codexapi-record-mode=new_episodes (add) or "
                 "--codexapi-record-mode=all (re-record)")
-    from ..redact import redact_url
-
     return NoMatchingInteractionError(
         request.method, redact_url(request.uri), matching.summarize_body(request.body),
         str(path), str(cassette.record_mode.value if hasattr(cassette.record_mode, "value")
