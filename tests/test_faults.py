@@ -417,3 +417,23 @@ def test_serve_cli_takes_fault_plans(capsys: pytest.CaptureFixture[str]) -> None
     assert args.fault == ["429x2", "drop@3"]
     assert main(["serve", "--port", "0", "--fault", "429x1,explode"]) == 2
     assert "unknown fault 'explode'" in capsys.readouterr().err
+
+
+def test_faults_apply_to_a_served_cassette() -> None:
+    from pathlib import Path
+
+    from codexapi.testing.formats import load_interactions
+    from codexapi.testing.player import CassettePlayer
+
+    path = (Path(__file__).resolve().parents[2] / "shared" / "real-cassettes" / "simonw-llm"
+            / "test_responses_basic_streaming.yaml")
+    recorded = [e["delta"] for e in load_interactions(path)[0].events()
+                if e.get("type") == "response.output_text.delta"]
+    with EmbeddedServer(faults="503x1:0.5") as server:
+        server.httpd.responder = CassettePlayer.from_file(path)
+        out = run(server, WireApi.RESPONSES, None, headers={FAULT_ID_HEADER: ""})
+        assert out.succeeded() and out.slept == [0.5] and out.attempts == 2
+        assert out.text == "".join(recorded) != ""
+        dropped = run(server, WireApi.RESPONSES, "drop@4")
+        assert type(dropped.error) is StreamError and dropped.attempts == 1
+        assert out.text.startswith(dropped.text)

@@ -161,9 +161,16 @@ class Handler(BaseHTTPRequestHandler):
                 return
         ex.body = body
         responder = ex.server.responder
-        if responder is not None and responder(ex):
-            ex.server.requests_seen.append((self.command, path, dict(self.headers.items()), body))
-            return
+        if responder is not None:
+            try:
+                # Injected faults act on recorded answers too (serve --cassette --fault ...).
+                answered = ex.server.faults.intercept(ex) or responder(ex)
+            except (BrokenPipeError, ConnectionResetError):
+                answered = self.close_connection = True
+            if answered:
+                ex.server.requests_seen.append(
+                    (self.command, path, dict(self.headers.items()), body))
+                return
         fn = ROUTES.get((self.command, path))
         if fn is None:
             known = any(p == path for _, p in ROUTES)
@@ -174,7 +181,8 @@ class Handler(BaseHTTPRequestHandler):
         if not self._authorized(ex):
             return
         try:
-            if ex.server.faults.intercept(ex):
+            # (With a responder, the faults were applied above already.)
+            if responder is None and ex.server.faults.intercept(ex):
                 return
             fn(ex)
         except (BrokenPipeError, ConnectionResetError):
