@@ -62,3 +62,15 @@ def test_record_mode_option_is_validated(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess("--codexapi-record-mode=sometimes")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*invalid choice: 'sometimes'*"])
+
+
+def test_ini_sets_directory_and_default_mode(pytester: pytest.Pytester, server: object,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini("[pytest]\ncodexapi_cassette_dir = recordings\n"
+                     "codexapi_record_mode = once\n")
+    pytester.makepyfile(test_rec=TEST_FILE)
+    monkeypatch.setenv("REC_BASE_URL", server.base_url)  # type: ignore[attr-defined]
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "fixture")
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "recordings" / "test_fixture.yaml").is_file()
+    assert not (pytester.path / "cassettes").exists()

@@ -123,3 +123,14 @@ def test_cli_reports_a_bad_cassette(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["serve", "--port", "0", "--cassette", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "CorruptCassetteError" in err and f"{bad}:3" in err
+
+
+def test_player_ignores_configured_fields_when_choosing() -> None:
+    path = REAL / "simonw-llm" / "test_responses_interleaved_reasoning_between_tool_calls.yaml"
+    interactions = load_interactions(path)
+    last = interactions[-1]
+    player = CassettePlayer(interactions, ignore_fields=["prompt_cache_key"])
+    asked = {**last.request_json(), "prompt_cache_key": "volatile"}
+    assert player.pick("POST", "/responses", asked) is last
+    strict = CassettePlayer(interactions)
+    assert strict.pick("POST", "/responses", asked) is interactions[0]  # next in order
