@@ -230,7 +230,10 @@ class Dispatcher:
                                    provider=provider, attempt=attempt, error=error)
             if delay is None:
                 raise self._final(error, attempt)
-            delay = max(0.0, float(delay))
+            # The policy's bound holds whatever a plugin answers: no negative, NaN or endless
+            # sleep (NaN fails every comparison, hence the explicit check).
+            delay = float(delay)
+            delay = min(max(delay, 0.0), provider.retry.max_delay) if delay == delay else 0.0
             notify(self.pm, "codexapi_on_retry", provider=provider, request=request,
                    attempt=attempt, error=error, delay=delay)
             self.sleep(delay)

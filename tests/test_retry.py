@@ -339,3 +339,17 @@ def test_delays_are_finite_floats() -> None:
     policy = RetryPolicy(max_attempts=3, base_delay=1e300, max_delay=7.0)
     delay = retry.retry_delay(policy, 2, ApiError(500, "x"))
     assert delay == 7.0 and math.isfinite(delay)
+
+
+@pytest.mark.parametrize(("answer", "slept"), [(float("inf"), 7.0), (1e9, 7.0), (-3.0, 0.0),
+                                                (float("nan"), 0.0), (2, 2.0)])
+def test_the_policy_bounds_any_plugin_delay(answer: float, slept: float) -> None:
+    class Odd:
+        @hookimpl(tryfirst=True)
+        def codexapi_retry_delay(self, provider: Provider, attempt: int, error: Exception
+                                 ) -> float:
+            return answer
+
+    transport = ScriptedTransport(status(500), ok())
+    _, delays = run(RetryPolicy(max_attempts=2, max_delay=7.0), transport, plugins=[Odd()])
+    assert delays == [slept]
