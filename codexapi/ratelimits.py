@@ -193,12 +193,12 @@ def _seconds(value: str) -> float | None:
 def _http_date_delay(value: str, now: float) -> float | None:
     try:
         when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            # RFC 9110 dates are GMT; "-0000" parses as naive, which must not mean local time.
+            when = when.replace(tzinfo=UTC)
+        return max(when.timestamp() - now, 0.0)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        # RFC 9110 dates are GMT; "-0000" parses as naive, which must not mean local time.
-        when = when.replace(tzinfo=UTC)
-    return max(when.timestamp() - now, 0.0)
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:

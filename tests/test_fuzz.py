@@ -214,3 +214,44 @@ def test_unmutated_real_streams_complete(index: int) -> None:
         for event in events:
             check_event(event)
         assert any(isinstance(e, Completed) for e in events)
+
+
+HEADER_NAMES = ["retry-after", "Retry-After", "retry-after-ms", "x-codex-primary-used-percent",
+                "x-codex-primary-window-minutes", "x-codex-primary-reset-at",
+                "x-codex-secondary-used-percent", "x-codex-secondary-resets-in-seconds",
+                "x-codex-credits-has-credits", "x-codex-credits-unlimited",
+                "x-codex-credits-balance", "x-codex-limit-name",
+                "x-codex-other-primary-used-percent",
+                "x-ratelimit-limit-requests", "x-ratelimit-reset-tokens",
+                "x-ratelimit-remaining-tokens"]
+header_values = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["1e999", "-1", "nan", "inf", "0", "1.5", "true",
+                     "Wed, 21 Oct 2015 07:28:00 GMT",
+                     "Fri, 31 Dec 99999 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 -0000",
+                     "6m0s", "1h2m", "999999999999999999999h", "20ms"]))
+
+
+@FUZZ
+@given(headers=st.dictionaries(st.sampled_from(HEADER_NAMES), header_values, max_size=8),
+       message=st.text(max_size=60))
+def test_header_parsers_take_any_value(headers: dict[str, str], message: str) -> None:
+    from codexapi import ApiError, RetryPolicy
+    from codexapi.ratelimits import (
+        OpenAILimits,
+        parse_rate_limit_updates,
+        retry_after_seconds,
+        snapshot_if_any,
+    )
+    from codexapi_plugins import retry
+
+    for snap in parse_rate_limit_updates(headers):
+        for window in (snap.primary, snap.secondary):
+            assert window is None or isinstance(window.used_percent, float)
+    snapshot_if_any(headers)
+    OpenAILimits.from_headers(headers)
+    hint = retry_after_seconds(headers)
+    assert hint is None or hint >= 0.0
+    policy = RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=9.0)
+    delay = retry.retry_delay(policy, 1, ApiError(429, message, headers=headers))
+    assert delay is not None and 0.0 <= delay <= 9.0
