@@ -108,6 +108,11 @@ def chunked(body: bytes, size: int = 64 * 1024) -> list[bytes]:
     return [body[i:i + size] for i in range(0, len(body), size)]
 
 
+def per_event(body: bytes) -> list[bytes]:
+    """``body`` cut after each message, as reads return it when events trickle in."""
+    return [part + b"\n\n" for part in body.split(b"\n\n") if part]
+
+
 def iter_responses_body(deltas: int) -> Iterator[bytes]:
     """The same body as :func:`responses_body`, generated in ~1 MiB blocks (huge streams)."""
     yield responses_head()

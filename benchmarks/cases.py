@@ -89,13 +89,15 @@ def _throughput(seconds: float, events: int, size: int) -> str:
 
 # --- 1. decode throughput, in memory ------------------------------------------------------------
 
-def decode(s: Settings, chat: bool) -> Case:
+def decode(s: Settings, chat: bool, per_event: bool = False) -> Case:
     kind = "Chat" if chat else "Responses"
     unit = "chunks" if chat else "deltas"
-    case = Case(f"decode_{kind.lower()}",
-                f"decode {kind} ({s.deltas:,} {unit}, 64 KiB feeds)")
+    feeds = "one event per read" if per_event else "64 KiB feeds"
+    case = Case(f"decode_{kind.lower()}" + ("_per_event" if per_event else ""),
+                f"decode {kind} ({s.deltas:,} {unit}, {feeds})")
     body = bodies.chat_body(s.deltas) if chat else bodies.responses_body(s.deltas)
-    chunks = bodies.chunked(body)
+    # A model that writes slower than the client reads arrives one event per read.
+    chunks = bodies.per_event(body) if per_event else bodies.chunked(body)
     cx = clients.codexapi_client("http://memory/v1", chat, clients.MemoryTransport(chunks))
     oa = clients.openai_client("http://memory/v1", chunks)
     try:
@@ -111,8 +113,9 @@ def decode(s: Settings, chat: bool) -> Case:
     case.ratio = f"{ratio:.1f}x faster"
     case.metrics = {"bytes": len(body), "codexapi": {"seconds": tc, "events": nc},
                     "openai": {"seconds": to, "events": no}, "speedup": ratio}
-    case.targets.append(Target(f"decode {kind} >= 3x openai-python", ">= 3x", ratio,
-                               ratio >= 3))
+    if not per_event:  # the target is on 64 KiB feeds; the other is for information
+        case.targets.append(Target(f"decode {kind} >= 3x openai-python", ">= 3x", ratio,
+                                   ratio >= 3))
     return case
 
 
@@ -343,6 +346,9 @@ def run_all(s: Settings, only: set[str] | None = None,
         if want(name):
             progress(name)
             out.append(decode(s, chat))
+    if want("decode_responses_per_event"):
+        progress("decode_responses_per_event")
+        out.append(decode(s, False, per_event=True))
     with BenchServer() as server:
         for name, fn in (("end_to_end", end_to_end), ("first_event", first_event),
                          ("models_list", models_overhead), ("memory", memory)):
@@ -355,8 +361,8 @@ def run_all(s: Settings, only: set[str] | None = None,
     return out
 
 
-CASE_NAMES = ("decode_responses", "decode_chat", "end_to_end", "first_event", "models_list",
-              "memory", "import")
+CASE_NAMES = ("decode_responses", "decode_chat", "decode_responses_per_event", "end_to_end",
+              "first_event", "models_list", "memory", "import")
 
 
 def as_json(cases: list[Case]) -> str:

@@ -53,6 +53,8 @@ class SseMessage:
 _SIMPLE_RUN = re.compile(rb"(?:(?:event: [^\n]*\n)?data: [^\n]*\n\n)*")
 _SIMPLE_PAIRS = re.compile(r"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
 _SIMPLE_DATA = re.compile(rb"(?:event: [^\n]*\n)?data: ([^\n]*)\n\n")
+# When the model writes slower than the client reads, each read is exactly one message.
+_SIMPLE_ONE = re.compile(rb"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
 
 
 class Decoder:
@@ -87,6 +89,12 @@ class Decoder:
         blocks = self._take(chunk)
         if not blocks:
             return []
+        one = _SIMPLE_ONE.fullmatch(blocks)
+        if one is not None:
+            event = one[1]
+            return [SseMessage(one[2].decode("utf-8", "replace"),
+                               event.decode("utf-8", "replace") if event else "message",
+                               self._last_id, self._retry)]
         if _SIMPLE_RUN.fullmatch(blocks):
             last_id, retry = self._last_id, self._retry
             return [
@@ -105,6 +113,9 @@ class Decoder:
         blocks = self._take(chunk)
         if not blocks:
             return []
+        one = _SIMPLE_ONE.fullmatch(blocks)
+        if one is not None:
+            return [one[2]]
         if _SIMPLE_RUN.fullmatch(blocks):
             return _SIMPLE_DATA.findall(blocks)
         lines = blocks[:-1].decode("utf-8", "replace").split("\n")
@@ -112,6 +123,9 @@ class Decoder:
 
     def _take(self, chunk: bytes) -> bytes:
         """Normalize ``chunk``; return the bytes up to and including its last blank line."""
+        if (chunk[-2:] == b"\n\n" and self._started and not self._parts and not self._skip_lf
+                and b"\r" not in chunk):
+            return chunk  # whole messages and nothing pending: the usual small read
         if not chunk:
             return b""
         if self._skip_lf:
