@@ -137,10 +137,7 @@ class ChatView:
                  tb: TracebackType | None) -> None:
         self.spinner.stop()
         self._end_reasoning()
-        if self._text_open:
-            self.out.write("\n")
-            self.out.flush()
-            self._text_open = False
+        self._end_text()
         if exc is None and self.usage and self._usage is not None:
             self._note(format_usage(self._usage))
 
@@ -155,6 +152,13 @@ class ChatView:
         self.err.write(f"{DIM}{delta}{RESET}" if self.color else delta)
         self.err.flush()
         self._reasoning_open = True
+
+    def _end_text(self) -> None:
+        # Notes go to stderr; close the answer's line first so the terminal shows them apart.
+        if self._text_open:
+            self.out.write("\n")
+            self.out.flush()
+            self._text_open = False
 
     def _end_reasoning(self) -> None:
         if self._reasoning_open:
@@ -195,10 +199,7 @@ class ChatView:
             if line is not None:
                 self.spinner.stop()
                 self._end_reasoning()
-                if self._text_open:
-                    self.out.write("\n")
-                    self.out.flush()
-                    self._text_open = False
+                self._end_text()
                 self._note(line)
 
 
