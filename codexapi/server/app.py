@@ -55,6 +55,15 @@ class Exchange:
             h.wfile.write(data)
         h.wfile.flush()
 
+    def model_request(self) -> dict[str, Any] | None:
+        """The JSON body of a model call, or None after answering 400 when it has no model."""
+        body = self.body
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            self.send_error(400, "body must be a JSON object with a string `model`",
+                            "invalid_body")
+            return None
+        return body
+
     def send_error(self, status: int, message: str, code: str | None = None,
                    err_type: str = "invalid_request_error",
                    headers: Mapping[str, str] | None = None) -> None:
@@ -118,9 +127,8 @@ def route(method: str, path: str) -> Callable[[Route], Route]:
 
 @route("POST", "/responses")
 def post_responses(ex: Exchange) -> None:
-    body = ex.body
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        ex.send_error(400, "body must be a JSON object with a string `model`", "invalid_body")
+    body = ex.model_request()
+    if body is None:
         return
     reasoning = body.get("reasoning")
     turn = ex.server.model.reply(responses_wire.request_items(body), body.get("tools") or [],

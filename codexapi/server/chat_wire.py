@@ -102,9 +102,8 @@ def completion(turn: Turn, model: str) -> dict[str, Any]:
 
 @route("POST", "/chat/completions")
 def post_chat_completions(ex: Exchange) -> None:
-    body = ex.body
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        ex.send_error(400, "body must be a JSON object with a string `model`", "invalid_body")
+    body = ex.model_request()
+    if body is None:
         return
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:

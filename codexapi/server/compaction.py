@@ -44,9 +44,8 @@ def compact(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
 
 @route("POST", "/responses/compact")
 def post_compact(ex: Exchange) -> None:
-    body = ex.body
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        ex.send_error(400, "body must be a JSON object with a string `model`", "invalid_body")
+    body = ex.model_request()
+    if body is None:
         return
     if not isinstance(body.get("input"), list | str):
         ex.send_error(400, "`input` must be an array of items", "invalid_body")
