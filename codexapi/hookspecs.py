@@ -66,9 +66,12 @@ def codexapi_stream_decoder(provider: Provider, endpoint: str) -> StreamDecoder 
 def codexapi_retry_delay(provider: Provider, attempt: int, error: Exception) -> float | None:
     """Called after attempt number ``attempt`` (1-based) failed with ``error``.
 
-    Return the seconds to wait before the next attempt, or None not to retry. ``error`` is a
-    :class:`codexapi.ApiError` (with ``headers``) or :class:`codexapi.TransportError`.
-    The dispatcher stops at ``provider.retry.max_attempts`` whatever this returns.
+    Return the seconds to wait before the next attempt, or None not to retry. The dispatcher
+    asks with a :class:`codexapi.ApiError` (with ``headers``) or
+    :class:`codexapi.TransportError`; callers that re-send a whole turn may also ask with the
+    :class:`codexapi.StreamError` a stream raised (e.g. a rate-limited ``response.failed``).
+    The dispatcher stops at ``provider.retry.max_attempts`` whatever this returns, and caps the
+    answer at ``provider.retry.max_delay``.
     firstresult. Built-in: ``codexapi_plugins.retry``.
     """
 
