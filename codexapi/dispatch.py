@@ -27,7 +27,7 @@ from .jsonutil import dumps, loads
 from .models import Provider
 from .plugins import DEFAULT_PLUGINS
 from .ratelimits import retry_after_seconds
-from .redact import is_secret_header, redact_url, scrub_text
+from .redact import is_secret_header, redact_headers, redact_url, scrub_text
 from .transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 
 log = logging.getLogger("codexapi")
@@ -257,7 +257,8 @@ class Dispatcher:
 
     def _status_error(self, response: HttpResponse, request: HttpRequest) -> ApiError:
         status = response.status
-        headers = {k.lower(): v for k, v in response.headers.items()}
+        # Kept on the error for callers (Retry-After, rate limits); cookies are not theirs.
+        headers = {k.lower(): v for k, v in redact_headers(response.headers).items()}
         request_id = headers.get("x-request-id") or headers.get("x-oai-request-id")
         url = redact_url(request.url)
         if 300 <= status < 400:

@@ -41,6 +41,8 @@ _SECRET_QUERY = re.compile(
 def is_secret_header(name: str) -> bool:
     """Whether a header's value must never be shown."""
     lowered = name.lower()
+    if lowered.startswith("x-ratelimit-"):
+        return False  # counters such as x-ratelimit-remaining-tokens, not credentials
     return lowered in SECRET_HEADERS or bool(_SECRET_WORDS.search(lowered))
 
 

@@ -197,3 +197,33 @@ def test_redact_query_params_and_scrub_text() -> None:
     assert scrub_text(f"bad key {TOKEN}!", [TOKEN]) == f"bad key {REDACTED}!"
     # Short values are not scrubbed: replacing "abc" everywhere would mangle messages.
     assert scrub_text("abc abc", ["abc"]) == "abc abc"
+
+
+# --- response headers kept on errors ----------------------------------------------------------
+
+
+@route("POST", "/test/cookie429")
+def _cookie429(ex: Exchange) -> None:
+    ex.send_error(429, "slow down", "rate_limit_exceeded", headers={
+        "Set-Cookie": "__cf_bm=planted-cookie-secret; path=/", "Retry-After": "7",
+        "x-ratelimit-remaining-tokens": "12"})
+
+
+class _CookiePath:
+    @codexapi.hookimpl(tryfirst=True)
+    def codexapi_endpoint_path(self, provider: Provider, endpoint: str) -> str | None:
+        return "test/cookie429" if endpoint == "stream" else None
+
+
+def test_api_error_headers_hide_cookies_keep_hints(server: EmbeddedServer) -> None:
+    provider = Provider(base_url=server.base_url, retry=RetryPolicy(max_attempts=1))
+    with Client(provider, plugins=[_CookiePath()], load_entrypoints=False) as client, \
+            pytest.raises(ApiError) as info:
+        client.stream(ResponsesRequest(model="m", input="x"))
+    err = info.value
+    assert "planted-cookie-secret" not in repr(err.headers)
+    assert err.headers["set-cookie"] == "<redacted>"
+    assert err.headers["retry-after"] == "7" and err.retry_after == 7
+    assert err.headers["x-ratelimit-remaining-tokens"] == "12"
+    assert not is_secret_header("x-ratelimit-remaining-tokens")
+    assert is_secret_header("x-gateway-token")
