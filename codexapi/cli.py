@@ -70,17 +70,21 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default=os.environ.get("CODEXAPI_MODEL", DEFAULT_MODEL))
     p.add_argument("--no-plugins", action="store_true",
                    help="do not load third-party plugins (entry points)")
+    p.add_argument("--provider", metavar="ID", help="a provider of Codex's config.toml "
+                   "([model_providers.ID], or a built-in such as openai)")
+    p.add_argument("--config", metavar="FILE", help="the Codex config file (default: "
+                   "$CODEX_HOME/config.toml, i.e. ~/.codex/config.toml)")
 
 
 def make_client(args: argparse.Namespace, stack: ExitStack) -> Client:
     """A Client for the command line: a Codex config provider (``--provider``), an explicit
     base URL, env, or an embedded server."""
     wire = WireApi(args.wire) if args.wire else None
-    provider_id = getattr(args, "provider", None)
+    provider_id = args.provider
     if provider_id:
         import attrs
 
-        provider = Provider.from_codex_config(provider_id, getattr(args, "config", None))
+        provider = Provider.from_codex_config(provider_id, args.config)
         overrides: dict[str, Any] = {}
         if args.base_url:
             overrides["base_url"] = args.base_url
@@ -106,10 +110,6 @@ def make_client(args: argparse.Namespace, stack: ExitStack) -> Client:
 def _chat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", help="the message to send ('-' reads stdin)")
     p.add_argument("--instructions", default="You are a helpful assistant.")
-    p.add_argument("--provider", metavar="ID", help="a provider of Codex's config.toml "
-                   "([model_providers.ID], or a built-in such as openai)")
-    p.add_argument("--config", metavar="FILE", help="the Codex config file (default: "
-                   "$CODEX_HOME/config.toml, i.e. ~/.codex/config.toml)")
     p.add_argument("--conversation-id", help="sent as conversation_id/session_id headers")
     p.add_argument("--reasoning-effort", choices=REASONING_EFFORTS,
                    help="ask for reasoning at this effort (summaries shown on stderr)")

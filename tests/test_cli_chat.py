@@ -164,6 +164,17 @@ def test_provider_from_codex_config(capsys: Capture, server: EmbeddedServer,
     assert headers["authorization"] == "Bearer sk-local-1234" and headers["x-from"] == "config"
 
 
+def test_models_and_compact_take_a_config_provider(capsys: Capture, server: EmbeddedServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(server)
+    monkeypatch.setenv("LOCAL_KEY", "sk-local-5678")
+    code, out, _ = run(capsys, "models", "--provider", "local")
+    assert code == 0 and out.strip()
+    assert last_request(server)[0]["authorization"] == "Bearer sk-local-5678"
+    code, out, _ = run(capsys, "compact", "--provider", "local", "Keep this")
+    assert code == 0 and "Keep this" in out
+
+
 def test_config_flag_names_another_file(capsys: Capture, server: EmbeddedServer,
                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     other = tmp_path / "other.toml"
