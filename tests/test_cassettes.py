@@ -338,3 +338,12 @@ def test_openai_python_records_and_replays_too(tmp_path: Path, server: EmbeddedS
     with use_cassette(path) as cassette:
         assert ask(DEAD) == "You said: Hi there"
     assert cassette.all_played
+
+
+def test_record_mode_all_replaces_the_cassette(recorded: Path, server: EmbeddedServer) -> None:
+    with use_cassette(recorded, "all") as cassette, client(server.base_url) as c:
+        assert c.stream(request("Fresh")).collect().text == "You said: Fresh"
+        assert [i.status for i in cassette.interactions()] == [200]
+    texts = [i.request_json()["input"][0]["content"][0]["text"]
+             for i in load_interactions(recorded)]
+    assert texts == ["Fresh"]  # the stale "Hello there" recording is gone

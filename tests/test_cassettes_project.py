@@ -35,6 +35,7 @@ from codexapi import (
 )
 from codexapi.server import EmbeddedServer
 from codexapi.testing import CassetteHandle
+from codexapi_plugins.wire_chat import ChatIncludeUsage
 
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes"
 DEAD = "http://127.0.0.1:9/v1"  # replays never reach it
@@ -83,7 +84,9 @@ def completed(cassette: CassetteHandle, index: int = 0) -> dict[str, Any]:
 @pytest.mark.parametrize("wire", WIRES)
 @cassette("{wire}_text.yaml")
 def test_text_turn(wire: WireApi, base_url: str, codexapi_cassette: CassetteHandle) -> None:
-    with make(base_url, wire) as client:
+    # On Chat, ask for the trailing usage chunk so both wires report usage.
+    plugins = [ChatIncludeUsage()] if wire is WireApi.CHAT else []
+    with make(base_url, wire, plugins=plugins) as client:
         result = client.stream(ResponsesRequest(model="gpt-5", instructions="Be brief.",
                                                 input="Hello there")).collect()
     deltas = "".join(e.delta for e in result.events if isinstance(e, OutputTextDelta))
@@ -91,10 +94,15 @@ def test_text_turn(wire: WireApi, base_url: str, codexapi_cassette: CassetteHand
     assert [i.text for i in result.items if i.type == "message"] == [deltas]
     recorded = completed(codexapi_cassette)
     assert result.response_id == recorded["id"]
+    usage = recorded["usage"]
+    assert result.usage is not None
     if wire is WireApi.RESPONSES:
-        assert result.usage is not None
-        assert result.usage.input_tokens == recorded["usage"]["input_tokens"]
-        assert result.usage.total_tokens == recorded["usage"]["total_tokens"]
+        assert (result.usage.input_tokens, result.usage.output_tokens) == (
+            usage["input_tokens"], usage["output_tokens"])
+    else:
+        assert (result.usage.input_tokens, result.usage.output_tokens) == (
+            usage["prompt_tokens"], usage["completion_tokens"])
+    assert result.usage.total_tokens == usage["total_tokens"] > 0
     assert_replayed(codexapi_cassette)
 
 

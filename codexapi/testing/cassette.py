@@ -224,7 +224,9 @@ def use_cassette(
         path=str(target), persister=Persister, record_mode=vcr.mode(mode),
         match_on=tuple(matchers), before_record_request=scrubber.request,
         before_record_response=scrubber.response,
-        allow_playback_repeats=allow_playback_repeats)
+        allow_playback_repeats=allow_playback_repeats,
+        # Re-recording replaces the file: a recording no request asked for this time is stale.
+        drop_unused_requests=mode == "all")
     block = (mode == "none") if block_network is None else block_network
     with contextlib.ExitStack() as stack:
         cassette = stack.enter_context(context)
