@@ -222,3 +222,15 @@ def test_error_cases(wire: WireApi, base_url: str, keyed_url: str,
     assert unauthorized.value.message == recorded[4].response_json()["error"]["message"]
     assert "sk-wrong" not in str(recorded)
     assert_replayed(codexapi_cassette)
+
+
+def test_project_cassettes_hold_no_secrets() -> None:
+    import re
+
+    files = sorted(CASSETTES.glob("*.yaml"))
+    assert len(files) == 10
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"sk-[A-Za-z0-9_-]{6,}", text), path  # masked keys are sk-***
+        assert not re.search(r"Bearer (?!<redacted>)", text), path
+        assert "!!binary" not in text, path
