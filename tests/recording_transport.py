@@ -12,19 +12,26 @@ from codexapi.transport import HttpRequest
 
 
 class CannedResponse:
-    """An HttpResponse with a fixed status, headers and body."""
+    """An HttpResponse with a fixed status, headers and body. ``body`` is bytes, or a list of
+    chunks handed out one per read (as a network would split them); ``reads`` counts them."""
 
-    def __init__(self, status: int = 200, body: bytes = b"",
+    def __init__(self, status: int = 200, body: bytes | list[bytes] = b"",
                  headers: Mapping[str, str] | None = None, url: str = "") -> None:
         self.status = status
         self.headers = {k.lower(): v for k, v in (headers or {}).items()}
         self.url = url
-        self._body = body
+        self._chunks = body if isinstance(body, list) else ([body] if body else [])
         self.closed = False
+        self.reads = 0
+
+    @property
+    def _body(self) -> bytes:
+        return b"".join(self._chunks)
 
     def iter_bytes(self) -> Iterator[bytes]:
-        if self._body:
-            yield self._body
+        for chunk in self._chunks:
+            self.reads += 1
+            yield chunk
 
     def read(self) -> bytes:
         self.closed = True
@@ -52,7 +59,7 @@ class RecordingTransport:
         if isinstance(answer, Exception):
             raise answer
         # A fresh copy per call, so a repeated answer can be read again.
-        return CannedResponse(answer.status, answer._body, answer.headers, request.url)
+        return CannedResponse(answer.status, list(answer._chunks), answer.headers, request.url)
 
     def close(self) -> None:
         self.closed = True
@@ -78,7 +85,12 @@ def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None
 
 def sse_response(*data: str) -> CannedResponse:
     body = "".join(f"data: {d}\n\n" for d in data).encode()
-    return CannedResponse(200, body, {"content-type": "text/event-stream"})
+    return stream_response([body])
+
+
+def stream_response(chunks: list[bytes], status: int = 200) -> CannedResponse:
+    """An event-stream response whose body arrives in ``chunks``."""
+    return CannedResponse(status, chunks, {"content-type": "text/event-stream"})
 
 
 CHAT_DONE = sse_response('{"choices":[{"delta":{"content":"ok"},"finish_reason":"stop"}]}',

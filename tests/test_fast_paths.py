@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recording_transport import stream_response
 
 from codexapi import OutputTextDelta, ResponseStream, StreamError
 from codexapi.events import new_output_text_delta
@@ -126,24 +126,6 @@ def test_skipped_event_is_explained_from_either_path() -> None:
             dec.close()
 
 
-class _Body:
-    status = 200
-    url = "http://memory"
-    headers: Mapping[str, str] = {}
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        return iter(self.chunks)
-
-    def read(self) -> bytes:
-        return b"".join(self.chunks)
-
-    def close(self) -> None:
-        pass
-
-
 class _PerMessageOnly:
     """A third-party-shaped decoder: ``feed``/``close``/``done`` only, no batch method."""
 
@@ -164,10 +146,10 @@ class _PerMessageOnly:
 def test_stream_batch_path_equals_per_message_path() -> None:
     body = b"".join(b"event: x\ndata: " + m + b"\n\n" for m in MESSAGES)
     pieces = [body[i:i + 7] for i in range(0, len(body), 7)]
-    batch = list(ResponseStream(_Body(pieces), ResponsesDecoder()))
-    general = list(ResponseStream(_Body(pieces), _PerMessageOnly()))  # type: ignore[arg-type]
+    batch = list(ResponseStream(stream_response(pieces), ResponsesDecoder()))
+    general = list(ResponseStream(stream_response(pieces), _PerMessageOnly()))  # type: ignore[arg-type]
     assert batch == general and len(batch) == 6
-    stream = ResponseStream(_Body(pieces), ResponsesDecoder())
+    stream = ResponseStream(stream_response(pieces), ResponsesDecoder())
     assert next(stream) == batch[0]
     assert list(stream) == batch[1:]  # next() and for-loops share one iterator
 

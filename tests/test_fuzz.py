@@ -7,7 +7,6 @@ KeyError/TypeError/UnicodeDecodeError, never an event carrying the wrong types.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from recording_transport import stream_response
 
 from codexapi import (
     CodexApiError,
@@ -57,27 +57,6 @@ def test_real_streams_were_found() -> None:
     assert wires == {"chat", "responses"} and len(real_streams()) >= 20
 
 
-class ChunkedResponse:
-    """A transport response whose body arrives in the given chunks."""
-
-    status = 200
-    url = "http://fuzz/v1/responses"
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.headers: dict[str, str] = {"content-type": "text/event-stream"}
-        self.chunks = chunks
-        self.closed = False
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        yield from self.chunks
-
-    def read(self) -> bytes:
-        return b"".join(self.chunks)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     pieces, last = [], 0
@@ -110,7 +89,7 @@ def check_event(event: Event) -> None:
 
 def run_stream(wire: str, chunks: list[bytes]) -> None:
     decoder = ChatDecoder() if wire == "chat" else ResponsesDecoder()
-    response = ChunkedResponse(chunks)
+    response = stream_response(chunks)
     stream = ResponseStream(response, decoder)  # type: ignore[arg-type]
     try:
         for event in stream:
@@ -210,7 +189,7 @@ def test_unmutated_real_streams_complete(index: int) -> None:
     streams = real_streams()
     for wire, body in streams[index::8]:
         decoder = ChatDecoder() if wire == "chat" else ResponsesDecoder()
-        events = list(ResponseStream(ChunkedResponse([body]), decoder))  # type: ignore[arg-type]
+        events = list(ResponseStream(stream_response([body]), decoder))  # type: ignore[arg-type]
         for event in events:
             check_event(event)
         assert any(isinstance(e, Completed) for e in events)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from recording_transport import RESPONSES_DONE, RecordingTransport
 
 import codexapi
 from codexapi import (
@@ -26,43 +26,10 @@ from codexapi import (
 from codexapi.server import EmbeddedServer
 from codexapi.transport import HttpRequest
 
-COMPLETED = b'data: {"type":"response.completed","response":{"id":"r"}}\n\n'
-
-
-class CapturingResponse:
-    def __init__(self, status: int = 200, body: bytes = COMPLETED) -> None:
-        self.status = status
-        self.headers: dict[str, str] = {"content-type": "text/event-stream"}
-        self.url = ""
-        self._body = body
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        yield self._body
-
-    def read(self) -> bytes:
-        return self._body
-
-    def close(self) -> None:
-        pass
-
-
-class CapturingTransport:
-    """The network seam, recording requests (as codex-api's tests do)."""
-
-    def __init__(self) -> None:
-        self.requests: list[HttpRequest] = []
-
-    def send(self, request: HttpRequest, stream: bool) -> CapturingResponse:
-        self.requests.append(request)
-        return CapturingResponse()
-
-    def close(self) -> None:
-        pass
-
 
 def send(provider: Provider, request: ResponsesRequest, auth: Any = None, **kw: Any
          ) -> HttpRequest:
-    transport = CapturingTransport()
+    transport = RecordingTransport(RESPONSES_DONE)
     client = Client(provider, auth=auth or NoAuth(), load_entrypoints=False, transport=transport)
     client.stream(request, **kw).collect()
     assert len(transport.requests) == 1

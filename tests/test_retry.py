@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import email.utils
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from recording_transport import CannedResponse
 
 from codexapi import (
     ApiError,
@@ -37,33 +38,14 @@ OK_BODY = (
 )
 
 
-class FakeResponse:
-    def __init__(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None
-                 ) -> None:
-        self.status = status
-        self.headers = dict(headers or {})
-        self.url = "http://fake/v1/responses"
-        self.body = body
-        self.closed = False
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        yield self.body
-
-    def read(self) -> bytes:
-        return self.body
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class ScriptedTransport:
     """Answers each send with the next scripted outcome: an exception or a response."""
 
-    def __init__(self, *script: Exception | FakeResponse) -> None:
+    def __init__(self, *script: Exception | CannedResponse) -> None:
         self.script = list(script)
         self.sent: list[HttpRequest] = []
 
-    def send(self, request: HttpRequest, stream: bool) -> FakeResponse:
+    def send(self, request: HttpRequest, stream: bool) -> CannedResponse:
         self.sent.append(request)
         outcome = self.script.pop(0)
         if isinstance(outcome, Exception):
@@ -74,14 +56,14 @@ class ScriptedTransport:
         pass
 
 
-def ok() -> FakeResponse:
-    return FakeResponse(200, OK_BODY, {"content-type": "text/event-stream"})
+def ok() -> CannedResponse:
+    return CannedResponse(200, OK_BODY, {"content-type": "text/event-stream"})
 
 
 def status(code: int, headers: Mapping[str, str] | None = None, message: str = "nope"
-           ) -> FakeResponse:
+           ) -> CannedResponse:
     body = b'{"error":{"message":"%s","type":"x","code":null}}' % message.encode()
-    return FakeResponse(code, body, {"content-type": "application/json", **(headers or {})})
+    return CannedResponse(code, body, {"content-type": "application/json", **(headers or {})})
 
 
 def run(policy: RetryPolicy, transport: ScriptedTransport, **client_kw: Any

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from recording_transport import stream_response
 
 from codexapi import (
     Client,
@@ -37,30 +37,6 @@ from codexapi_plugins.wire_chat import ChatDecoder
 REAL_CASSETTES = Path(__file__).resolve().parents[2] / "shared" / "real-cassettes"
 
 
-class BodyResponse:
-    """An HttpResponse whose body is given bytes, split into the given chunks."""
-
-    status = 200
-    url = "http://test/chat/completions"
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.headers: dict[str, str] = {"content-type": "text/event-stream"}
-        self._chunks = chunks
-        self.closed = False
-        self.reads = 0
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self.reads += 1
-            yield chunk
-
-    def read(self) -> bytes:
-        return b"".join(self._chunks)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def frame(*chunks: Any) -> bytes:
     """Chat chunks framed as the crate's tests frame them (``event: message`` + data)."""
     out = []
@@ -75,7 +51,7 @@ def run(body: bytes, split: int | None = None) -> list[Event | Exception]:
     step = split or max(len(body), 1)
     chunks = [body[i:i + step] for i in range(0, len(body), step)] or [b""]
     out: list[Event | Exception] = []
-    stream = ResponseStream(BodyResponse(chunks), ChatDecoder())  # type: ignore[arg-type]
+    stream = ResponseStream(stream_response(chunks), ChatDecoder())  # type: ignore[arg-type]
     try:
         for event in stream:
             out.append(event)
@@ -234,7 +210,7 @@ def test_a9_plain_text_answer_with_done() -> None:
 def test_nothing_is_read_after_done() -> None:
     body = frame({"choices": [{"delta": {"content": "x"}}]}, finish("stop"), "[DONE]")
     late = frame({"choices": [{"delta": {"content": "late"}}]})
-    response = BodyResponse([body, late])
+    response = stream_response([body, late])
     events = list(ResponseStream(response, ChatDecoder()))  # type: ignore[arg-type]
     assert OutputTextDelta("late") not in events
     assert isinstance(events[-1], Completed)
