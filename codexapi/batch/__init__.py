@@ -47,7 +47,6 @@ def run(
     output: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
     providers: Mapping[str, Provider | ClientSpec] | None = None,
-    client: Client | None = None,
     defaults: Mapping[str, Any] | None = None,
     max_attempts: int = 8,
     timeout: Timeout = None,
@@ -61,7 +60,7 @@ def run(
     ``provider``: where requests go (a :class:`ClientSpec` to name auth and plugins for
     workers); default ``$OPENAI_BASE_URL`` or the OpenAI API. ``providers``: the ids a line's
     ``"provider"`` may name (default: Codex's config, loaded only if a line names one).
-    ``client``: an existing Client for the threads engine. ``output``: a results file; ids
+    ``output``: a results file; ids
     already ``ok`` there are skipped (``error`` ones too, unless ``retry_failed``), results
     are appended as they complete. ``concurrency``: the ceiling of calls in flight; the limit
     adapts below it. ``engine``: ``"threads"`` or ``"dask"`` (``scheduler``: an address or a
@@ -86,9 +85,6 @@ def run(
     if max_attempts < 1:
         raise ConfigError(f"max_attempts counts the first try too; it must be >= 1, got "
                           f"{max_attempts}")
-    if client is not None and engine != "threads":
-        raise ConfigError("a Client cannot be sent to Dask workers (Clients are never "
-                          "pickled): pass provider= (a Provider or ClientSpec) instead")
     named = {j.provider for j in jobs if j.provider is not None}
     table: Mapping[str, Provider | ClientSpec] = providers or {}
     if named and providers is None:
@@ -96,11 +92,7 @@ def run(
 
         table = load_providers(config)
     resolve_providers(jobs, table, source)
-    if client is not None:
-        base: ClientSpec = ClientSpec(client.provider, load_entrypoints=load_entrypoints)
-    else:
-        base = _spec(provider if provider is not None else provider_from_env(),
-                     load_entrypoints)
+    base = _spec(provider if provider is not None else provider_from_env(), load_entrypoints)
     specs: dict[str | None, ClientSpec] = {None: base}
     for name in named:
         specs[name] = _spec(table[name], load_entrypoints)
@@ -123,14 +115,12 @@ def run(
         clients: dict[str | None, Client] = {}
         try:
             for key, spec in specs.items():
-                clients[key] = client if (key is None and client is not None) \
-                    else spec.build()
+                clients[key] = spec.build()
         except BaseException:
             for built in clients.values():
-                if built is not client:
-                    built.close()
+                built.close()
             raise
-        chosen = ThreadEngine(clients, concurrency, timeout, borrowed=client)
+        chosen = ThreadEngine(clients, concurrency, timeout)
     if log is not None:
         try:
             log.open()

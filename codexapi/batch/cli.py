@@ -47,26 +47,23 @@ def configure(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, stack: ExitStack) -> int:
     from ..cli import make_client
     from ..errors import ConfigError
-    from . import BatchStopped, read_jobs, run
+    from . import BatchStopped, run
     from .progress import Progress, summary_text
 
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.scheduler and args.engine != "dask":
         raise ConfigError("--scheduler is for --engine dask")
-    # Read and check the input before anything starts (an embedded server included).
-    jobs = read_jobs(args.input, {"model": args.model})
     client = make_client(args, stack)
-    options = dict(concurrency=args.concurrency, engine=args.engine, output=args.output,
+    options = dict(defaults={"model": args.model},
+                   concurrency=args.concurrency, engine=args.engine, output=args.output,
                    retry_failed=args.retry_failed, max_attempts=args.max_attempts,
                    timeout=args.timeout, load_entrypoints=not args.no_plugins,
                    config=args.config)
-    if args.engine == "dask":
-        if not args.scheduler:
-            raise ConfigError("--engine dask needs --scheduler ADDRESS")
-        batch = run(jobs, client.provider, scheduler=args.scheduler, **options)
-    else:
-        batch = run(jobs, client=client, **options)
+    if args.engine == "dask" and not args.scheduler:
+        raise ConfigError("--engine dask needs --scheduler ADDRESS")
+    # The provider only: the batch builds its own Clients, which leave 429s to it.
+    batch = run(args.input, client.provider, scheduler=args.scheduler, **options)
     mode = args.progress
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "lines"

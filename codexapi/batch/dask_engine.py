@@ -136,7 +136,10 @@ class DaskEngine:
             self._shared.pause, client=client)
         self._pause.set(0.0)
         self._held = 0
-        self._completed = distributed.as_completed(loop=client.loop)
+        # with_results: the client's event loop gathers each result as its task ends, so the
+        # driver never waits on a fetch in its own loop.
+        self._completed = distributed.as_completed(loop=client.loop, with_results=True,
+                                                   raise_errors=False)
         self._futures: dict[Any, Job] = {}
         self._attempt = 0
 
@@ -149,11 +152,12 @@ class DaskEngine:
         self._completed.add(future)
 
     def next_done(self) -> tuple[Job, Outcome]:
-        future = next(self._completed)
+        future, value = next(self._completed)
         job = self._futures.pop(future)
-        try:
-            outcome = future.result()
-        except Exception as exc:  # KilledWorker, a cancelled task...
+        if isinstance(value, Outcome):
+            outcome = value
+        else:  # the task failed (KilledWorker, cancelled...): (type, exception, traceback)
+            exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
             outcome = Outcome(ERROR, error_result(job.id, exc), message=str(exc))
         future.release()
         return job, outcome

@@ -207,9 +207,8 @@ class ThreadEngine:
     POLL = 0.5
 
     def __init__(self, clients: Mapping[str | None, Client], concurrency: int,
-                 timeout: Timeout = None, borrowed: Client | None = None) -> None:
+                 timeout: Timeout = None) -> None:
         self._clients = clients
-        self._borrowed = borrowed
         self._timeout = timeout
         self.pause = LocalPause()
         self._done: queue.SimpleQueue[tuple[Job, Outcome]] = queue.SimpleQueue()
@@ -243,8 +242,7 @@ class ThreadEngine:
         self.pause.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
-            if client is not self._borrowed:
-                client.close()
+            client.close()
 
 
 __all__ = ["BatchRun", "BatchStopped", "Engine", "Summary", "ThreadEngine"]
