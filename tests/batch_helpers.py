@@ -77,3 +77,30 @@ class FirstIs429:
             ex.send_error(429, "Rate limit reached for requests", "rate_limit_exceeded",
                           "requests", {"Retry-After": f"{self.retry_after:g}"})
         return answer
+
+
+class PeakConcurrency:
+    """Runs the embedded server's own route, counting how many model calls it is answering at
+    once (``peak``)."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.peak = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, ex: Exchange) -> bool:
+        if ex.path != "/responses":
+            return False
+        from codexapi.server import ROUTES
+
+        with self._lock:
+            self.active += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            ROUTES[("POST", "/responses")](ex)
+        finally:
+            with self._lock:
+                self.active -= 1
+        return True
