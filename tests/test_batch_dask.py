@@ -26,13 +26,13 @@ from codexapi.server import EmbeddedServer
 def cluster() -> Iterator[Any]:
     # Leases of a killed worker come back after lease-timeout: short here, so the kill test
     # does not wait 30 s for them.
-    with dask.config.set({"distributed.scheduler.locks.lease-timeout": "2s",
-                          "distributed.scheduler.locks.lease-validation-interval": "0.5s"}):
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=3, processes=True,
-                                      dashboard_address=None, worker_dashboard_address=None,
-                                      silence_logs=40) as local, \
-                distributed.Client(local, set_as_default=False) as client:
-            yield client
+    leases = {"distributed.scheduler.locks.lease-timeout": "2s",
+              "distributed.scheduler.locks.lease-validation-interval": "0.5s"}
+    with dask.config.set(leases), distributed.LocalCluster(
+            n_workers=2, threads_per_worker=3, processes=True, dashboard_address=None,
+            worker_dashboard_address=None, silence_logs=40) as local, \
+            distributed.Client(local, set_as_default=False) as client:
+        yield client
 
 
 @pytest.fixture

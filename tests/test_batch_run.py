@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from batch_helpers import FirstIs429, UsageLimit, ids, lines, model_calls, write_input
+from batch_helpers import (
+    FirstIs429,
+    PeakConcurrency,
+    UsageLimit,
+    ids,
+    lines,
+    model_calls,
+    write_input,
+)
 
 from codexapi import Provider, ResponsesRequest, RetryPolicy, batch
 from codexapi.batch.engine import BatchStopped
@@ -224,3 +232,39 @@ def test_import_codexapi_loads_no_batch_dask_or_progress_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=30)
     assert out.stdout.strip() == "[]"
+
+
+def test_calls_in_flight_stay_within_the_concurrency(own_server: EmbeddedServer) -> None:
+    peak = PeakConcurrency()
+    own_server.httpd.responder = peak
+    items = [(i, ResponsesRequest(model="fault:stall:0.03@1", input="x")) for i in range(24)]
+    assert len(list(run(items, own_server, concurrency=3))) == 24
+    assert peak.calls == 24 and 1 < peak.peak <= 3
+
+
+def test_slots_follow_a_lowered_limit() -> None:
+    import threading
+    import time
+
+    from codexapi.batch.limiter import LocalSlots
+
+    slots = LocalSlots(4)
+    slots.set_limit(1)
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def work() -> None:
+        with slots:
+            with lock:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            time.sleep(0.02)
+            with lock:
+                active[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert most[0] == 1

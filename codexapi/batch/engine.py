@@ -22,7 +22,7 @@ import attrs
 from ..client import Client, Timeout
 from ..errors import CodexApiError
 from .jobs import Job, JobId
-from .limiter import AdaptiveLimit, LocalPause
+from .limiter import AdaptiveLimit, LocalPause, LocalSlots
 from .output import ResultLog
 from .results import ERROR, OK, RATE_LIMITED, USAGE_LIMIT, BatchResult, Outcome, error_result
 from .spec import call_job
@@ -211,13 +211,17 @@ class ThreadEngine:
         self._clients = clients
         self._timeout = timeout
         self.pause = LocalPause()
+        self._ceiling = concurrency
+        self._slots = LocalSlots(concurrency)
         self._done: queue.SimpleQueue[tuple[Job, Outcome]] = queue.SimpleQueue()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=concurrency, thread_name_prefix="codexapi-batch")
 
     def _call(self, job: Job) -> None:
         try:
-            outcome = call_job(self._clients[job.provider], job, self.pause, self._timeout)
+            with self._slots:
+                outcome = call_job(self._clients[job.provider], job, self.pause,
+                                   self._timeout)
         except BaseException as exc:  # the driver must always hear back
             outcome = Outcome(ERROR, error_result(job.id, exc), message=str(exc))
         self._done.put((job, outcome))
@@ -233,13 +237,16 @@ class ThreadEngine:
                 continue
 
     def window(self, limit: int) -> int:
-        return limit
+        # Jobs queued ahead of the threads: a thread that finishes a call starts the next one
+        # at once instead of waiting for the driver's turn at the GIL.
+        return 2 * self._ceiling
 
     def set_limit(self, limit: int) -> None:
-        pass  # the driver's window is the limit
+        self._slots.set_limit(limit)
 
     def close(self) -> None:
         self.pause.cancel()
+        self._slots.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
             client.close()

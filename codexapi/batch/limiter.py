@@ -7,7 +7,8 @@ nearly used; after that it grows by one call per ``limit`` successes, up to the 
 user gave. One decrease per ``cooldown`` seconds: the calls already in flight when the first
 429 came tend to come back limited too, and must not drive the limit to one.
 
-:class:`LocalPause` is the thread engine's pause: a ``Retry-After`` seen by one worker holds
+:class:`LocalSlots` holds the thread engine's calls to the current limit, and
+:class:`LocalPause` is its pause: a ``Retry-After`` seen by one worker holds
 back every worker's next call until it has passed. (The Dask engine uses a
 ``distributed.Variable`` for the same thing.)
 """
@@ -98,6 +99,39 @@ def pause_seconds(retry_after: float | None) -> float:
     return min(retry_after, MAX_PAUSE)
 
 
+class LocalSlots:
+    """At most ``limit`` calls at once among this process's threads; the limit can change
+    while they wait (the thread engine's counterpart of the Dask engine's Semaphore)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._active = 0
+        self._cond = threading.Condition()
+        self._cancelled = False
+
+    def set_limit(self, limit: int) -> None:
+        with self._cond:
+            self._limit = limit
+            self._cond.notify_all()
+
+    def __enter__(self) -> None:
+        with self._cond:
+            # Bounded waits, so a cancelled run never leaves a thread behind for long.
+            while self._active >= self._limit and not self._cancelled:
+                self._cond.wait(1.0)
+            self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+
 class LocalPause:
     """A shared "no calls before this time" for the threads of one process."""
 
@@ -124,4 +158,4 @@ class LocalPause:
         self._wake.set()
 
 
-__all__ = ["AdaptiveLimit", "LocalPause", "pause_seconds", "window_nearly_used"]
+__all__ = ["AdaptiveLimit", "LocalPause", "LocalSlots", "pause_seconds", "window_nearly_used"]
