@@ -104,3 +104,33 @@ class PeakConcurrency:
             with self._lock:
                 self.active -= 1
         return True
+
+
+class HoldUntilFull:
+    """Holds the first model calls until ``n`` of them are in flight at once (``full`` is set),
+    then until ``release`` is set: a test knows every worker is mid-call in between."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.active = 0
+        self.full = threading.Event()
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, ex: Exchange) -> bool:
+        if ex.path != "/responses":
+            return False
+        from codexapi.server import ROUTES
+
+        with self._lock:
+            self.active += 1
+            if self.active >= self.n:
+                self.full.set()
+        if not self.release.is_set():
+            self.release.wait(30)
+        try:
+            ROUTES[("POST", "/responses")](ex)
+        finally:
+            with self._lock:
+                self.active -= 1
+        return True

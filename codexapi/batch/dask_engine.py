@@ -17,6 +17,7 @@ and the driver writes each id once whatever happens.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -78,19 +79,45 @@ class Shared:
     ceiling: int
 
 
+#: Seconds a worker process trusts its last read of the pause. A worker that gets a 429 pauses
+#: its own threads at once; the others see it within this lag (plus their calls in flight).
+PAUSE_FRESH = 0.2
+
+
 class _VariablePause:
-    """The pause, as a ``distributed.Variable`` holding a wall-clock deadline."""
+    """The pause, as a ``distributed.Variable`` holding a wall-clock deadline; its last read
+    is shared by the threads of a worker process, so a call costs no extra round trip to the
+    scheduler while the reading is fresh."""
+
+    _lock = threading.Lock()
+    #: Variable name -> (deadline, when it was read), per process.
+    _known: dict[str, tuple[float, float]] = {}
 
     def __init__(self, variable: Any) -> None:
         self._variable = variable
+        self._name = str(variable.name)
 
-    def _until(self) -> float:
+    def _until(self, fresh: bool = False) -> float:
+        now = time.monotonic()
+        with self._lock:
+            known = self._known.get(self._name)
+        if known is not None and not fresh and now - known[1] < PAUSE_FRESH:
+            return known[0]
         value = self._variable.get(timeout=CONNECT_TIMEOUT)
-        return float(value) if isinstance(value, int | float) else 0.0
+        until = float(value) if isinstance(value, int | float) else 0.0
+        self._remember(until, now)
+        return until
+
+    def _remember(self, until: float, now: float) -> None:
+        with self._lock:
+            known = self._known.get(self._name)
+            self._known[self._name] = (max(until, known[0]) if known else until, now)
 
     def pause(self, seconds: float) -> None:
         # Never moves the deadline back: a later, longer Retry-After wins.
-        self._variable.set(max(self._until(), time.time() + seconds))
+        until = max(self._until(fresh=True), time.time() + seconds)
+        self._variable.set(until)
+        self._remember(until, time.monotonic())
 
     def wait(self) -> None:
         while (left := self._until() - time.time()) > 0:
@@ -136,6 +163,7 @@ class DaskEngine:
             self._shared.pause, client=client)
         self._pause.set(0.0)
         self._held = 0
+        self._want = 0
         # with_results: the client's event loop gathers each result as its task ends, so the
         # driver never waits on a fetch in its own loop.
         self._completed = distributed.as_completed(loop=client.loop, with_results=True,
@@ -160,6 +188,8 @@ class DaskEngine:
             exc = value[1] if isinstance(value, tuple) and len(value) == 3 else value
             outcome = Outcome(ERROR, error_result(job.id, exc), message=str(exc))
         future.release()
+        if self._held < self._want:
+            self._catch_up()
         return job, outcome
 
     def window(self, limit: int) -> int:
@@ -168,12 +198,17 @@ class DaskEngine:
         return 2 * self._ceiling
 
     def set_limit(self, limit: int) -> None:
-        want = self._ceiling - max(1, min(limit, self._ceiling))
-        while self._held < want and self._semaphore.acquire(timeout=0.05):
-            self._held += 1
-        while self._held > want:
+        self._want = self._ceiling - max(1, min(limit, self._ceiling))
+        while self._held > self._want:
             self._semaphore.release()
             self._held -= 1
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        # Take the leases the lower limit removes as calls give them back: a short wait
+        # each time, never a block on the driver while every lease is busy.
+        while self._held < self._want and self._semaphore.acquire(timeout=0.02):
+            self._held += 1
 
     def close(self) -> None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import threading
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import attrs
@@ -35,6 +36,10 @@ def import_name(name: str, what: str) -> Any:
     return obj
 
 
+def _names(value: str | Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @attrs.frozen
 class ClientSpec:
     """How to build a Client anywhere: ``provider``; ``auth``, the import name
@@ -45,7 +50,7 @@ class ClientSpec:
 
     provider: Provider
     auth: str | None = None
-    plugins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    plugins: tuple[str, ...] = attrs.field(default=(), converter=_names)
     load_entrypoints: bool = True
 
     def check(self) -> None:
