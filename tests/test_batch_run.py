@@ -268,3 +268,36 @@ def test_slots_follow_a_lowered_limit() -> None:
     for t in threads:
         t.join(5)
     assert most[0] == 1
+
+
+def test_a_nearly_used_window_lowers_the_limit(own_server: EmbeddedServer,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from codexapi.server import faults
+
+    monkeypatch.setitem(faults.RATE_LIMIT_HEADERS, "x-codex-primary-used-percent", "96")
+    items = [(i, ResponsesRequest(model="fault:ratelimits", input="x")) for i in range(12)]
+    running = run(items, own_server, concurrency=4)
+    assert len(list(running)) == 12
+    assert running.summary.rate_limited == 0 and running.summary.lowest_concurrency == 3
+
+
+def test_progress_bar_and_plain_lines() -> None:
+    import io
+
+    from codexapi.batch.engine import Summary
+    from codexapi.batch.progress import Progress
+    from codexapi.batch.results import BatchResult
+
+    summary = Summary(total=2)
+    bar = io.StringIO()
+    progress = Progress(summary, bar, "bar")
+    for result in (BatchResult(1, "ok"), BatchResult(2, "error")):
+        summary.count(result)
+        progress.update(result)
+    progress.close()
+    shown = bar.getvalue()
+    assert "batch" in shown and "2/2" in shown and "req/s" in shown and "failed=1" in shown
+    plain = io.StringIO()
+    progress = Progress(summary, plain, "lines", interval=3600)
+    progress.close()
+    assert plain.getvalue().startswith("batch: 2/2 done, 1 failed, ")
