@@ -8,7 +8,8 @@ new token, or the one the request echoed (echoed ones are kept in
 ``EmbeddedHTTPServer.turn_states_echoed`` and logged with ``verbose``).
 
 A request whose last input item is ``{"type": "compaction_trigger"}`` (Codex's remote
-compaction v2) is answered with exactly one ``compaction`` output item.
+compaction v2) is answered with exactly one ``compaction`` output item; one with ``generate:
+false`` (the CLI's WebSocket prewarm) with no output at all.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def turn_of(model: ScriptedModel, body: Mapping[str, Any]) -> Turn:
     tools = body.get("tools") or []
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         raise ModelInputError("`tools` must be an array of tool objects", "tools")
+    if body.get("generate") is False:
+        # The Codex CLI's WebSocket prewarm: a response with no output, to warm the connection.
+        return Turn(input_tokens=_tokens(items))
     if items and items[-1].get("type") == "compaction_trigger":
         history = items[:-1]
         content, _ = encrypted_summary(history)
