@@ -176,7 +176,7 @@ def test_a_tool_call_runs_echo_and_the_follow_up_reports_it(cli: Cli,
     cli.env["CODEXAPI_TEST_KEY"] = TOKEN
     run = cli.exec("Please use a tool to run `echo hi-from-codex`")
     assert run.returncode == 0, run.stderr
-    first, second = posts(server)
+    _, second = posts(server)
     output = last_item(second[2])
     assert output["type"] == "function_call_output"
     assert "hi-from-codex" in text_of(output) and "failed to parse" not in text_of(output)
