@@ -346,6 +346,17 @@ def test_a_background_stream_resumes_after_a_disconnect(server: EmbeddedServer) 
     assert numbers == list(range(len(numbers))) and rest[-1]["type"] == "response.completed"
 
 
+def test_a_resumed_stream_of_a_response_still_generating_skips_what_was_seen(
+        server: EmbeddedServer) -> None:
+    server.httpd.background_interval = 0.05
+    started = turn(server, {"input": "a b c", "background": True})
+    rest = sse_events(call(server, "GET",
+                           f"/responses/{started['id']}?stream=true&starting_after=2"))
+    numbers = [e["sequence_number"] for e in rest]
+    assert numbers == list(range(3, 3 + len(numbers))) and rest[-1]["type"] == (
+        "response.completed")
+
+
 def test_a_fault_drops_a_background_stream_and_the_response_still_completes(
         server: EmbeddedServer) -> None:
     headers = {FAULT_HEADER: "dropx1@4", FAULT_ID_HEADER: "bg-drop"}

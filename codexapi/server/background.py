@@ -78,9 +78,12 @@ class StoredResponse:
         index = 0
         while True:
             with self.cond:
-                while index < len(self.events) and self.events[index]["sequence_number"] <= after:
-                    index += 1
-                while index >= len(self.events) and not self.finished and not stopping.is_set():
+                while True:
+                    while (index < len(self.events)
+                           and self.events[index]["sequence_number"] <= after):
+                        index += 1
+                    if index < len(self.events) or self.finished or stopping.is_set():
+                        break
                     self.cond.wait(wait)
                 batch = self.events[index:]
                 done = self.finished or stopping.is_set()
