@@ -37,10 +37,10 @@ pytestmark = pytest.mark.timeout(90)
 @pytest.fixture(scope="module")
 def codex() -> Path:
     """The ``codex`` launcher, installed on first use."""
-    if shutil.which("npm") is None and not os.environ.get("CI"):
-        pytest.skip("npm is not installed: the Codex CLI cannot be installed")
     done = subprocess.run([str(INSTALLER)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "CODEX_CLI_VERSION": VERSION})
+    if done.returncode != 0 and shutil.which("npm") is None and not os.environ.get("CI"):
+        pytest.skip("npm is not installed, so the Codex CLI cannot be installed")
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip().splitlines()[-1])
 
@@ -89,6 +89,10 @@ def server() -> Iterator[EmbeddedServer]:
         yield s
 
 
+#: Keeps the CLI off the network: its curated-plugin sync would try GitHub at startup.
+OFFLINE = "\n[features]\nplugins = false\n"
+
+
 def custom_provider(base_url: str, *, auth: str = "env", idle_ms: int = 4000,
                     fault: str | None = None) -> str:
     lines = [
@@ -109,11 +113,11 @@ def custom_provider(base_url: str, *, auth: str = "env", idle_ms: int = 4000,
     if auth == "command":
         lines += ["[model_providers.codexapi.auth]", f'command = "{sys.executable}"',
                   "args = [\"-c\", \"print('" + TOKEN + "')\"]"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + OFFLINE
 
 
 def openai_provider(base_url: str) -> str:
-    return f'model = "gpt-5-codex"\nopenai_base_url = "{base_url}"\n'
+    return f'model = "gpt-5-codex"\nopenai_base_url = "{base_url}"\n' + OFFLINE
 
 
 def posts(server: EmbeddedServer) -> list[tuple[str, dict[str, str], Any]]:

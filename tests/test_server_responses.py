@@ -451,3 +451,31 @@ def test_an_oversized_body_is_a_413(server: EmbeddedServer) -> None:
                             headers={"Content-Length": str(64 * 1024 * 1024)},
                             preload_content=False)
     assert response.status == 413
+
+
+@pytest.mark.parametrize(("encoding", "status"), [("gzip", 200), ("deflate", 200),
+                                                  ("br", 415)])
+def test_compressed_request_bodies(server: EmbeddedServer, encoding: str, status: int) -> None:
+    import gzip
+    import zlib
+
+    raw = json.dumps({"model": "gpt-5", "input": "packed"}).encode()
+    data = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
+    response = HTTP.request("POST", server.base_url + "/responses", body=data,
+                            headers={"Content-Type": "application/json",
+                                     "Content-Encoding": encoding})
+    assert response.status == status
+    if status == 200:
+        assert json.loads(response.data)["output"][-1]["content"][0]["text"] == (
+            "You said: packed")
+    else:
+        assert "Content-Encoding" in json.loads(response.data)["error"]["message"]
+
+
+def test_a_gzip_bomb_is_a_413_not_a_memory_spike(server: EmbeddedServer) -> None:
+    import gzip
+
+    bomb = gzip.compress(b" " * (40 * 1024 * 1024))
+    response = HTTP.request("POST", server.base_url + "/responses", body=bomb,
+                            headers={"Content-Encoding": "gzip"})
+    assert response.status == 413

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import itertools
 import json
 import re
 import socket
 import ssl
+import struct
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -26,11 +28,69 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import responses_wire
 from .background import ResponseStore
-from .faults import FaultInjector, StreamFaults, reset_socket
+from .faults import FaultInjector, StreamFaults
 from .model import ScriptedModel
 
 #: The largest request body read (413 beyond it): what the server holds per request.
 MAX_BODY = 32 * 1024 * 1024
+#: Requests remembered in ``requests_seen`` (for tests) before the oldest are forgotten.
+MAX_REQUESTS_SEEN = 10_000
+
+
+class RequestLog(list[tuple[str, str, dict[str, str], Any]]):
+    """A list (tests compare it to lists) keeping only the last MAX_REQUESTS_SEEN entries."""
+
+    def append(self, entry: tuple[str, str, dict[str, str], Any]) -> None:
+        super().append(entry)
+        if len(self) > MAX_REQUESTS_SEEN:
+            del self[: len(self) - MAX_REQUESTS_SEEN]
+
+
+class BodyEncodingError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def decode_body(raw: bytes, encoding: str) -> bytes:
+    """A request body sent with ``Content-Encoding`` (gzip, deflate, or zstd when a zstd
+    module is installed), decompressed to at most :data:`MAX_BODY` bytes."""
+    import zlib
+
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        wbits = 31 if "gzip" in encoding else 15
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(raw, MAX_BODY + 1)
+        except zlib.error as exc:
+            raise BodyEncodingError(400, f"the {encoding} request body does not decode: "
+                                    f"{exc}") from None
+    elif encoding == "zstd":
+        try:
+            # Optional, and untyped when present: looked up at run time.
+            zstandard: Any = importlib.import_module("zstandard")
+        except ImportError:
+            raise BodyEncodingError(415, "zstd request bodies need the `zstandard` package "
+                                    "on the server") from None
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw)
+            out = reader.read(MAX_BODY + 1)
+        except zstandard.ZstdError as exc:
+            raise BodyEncodingError(400, f"the zstd request body does not decode: {exc}"
+                                    ) from None
+    else:
+        raise BodyEncodingError(415, f"unsupported Content-Encoding {encoding!r} (gzip, "
+                                "deflate or zstd)")
+    if len(out) > MAX_BODY:
+        raise BodyEncodingError(413, f"the decoded request body is over {MAX_BODY} bytes")
+    return out
+
+
+def reset_socket(sock: socket.socket) -> None:
+    """Close ``sock`` with a TCP RST (SO_LINGER with a zero timeout) instead of a FIN."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 class Exchange:
@@ -240,6 +300,13 @@ class Handler(BaseHTTPRequestHandler):
                           "invalid_body")
             return
         raw = self.rfile.read(length) if length else b""
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if raw and encoding not in ("", "identity"):
+            try:
+                raw = decode_body(raw, encoding)
+            except BodyEncodingError as exc:
+                ex.send_error(exc.status, str(exc), "invalid_body")
+                return
         body: Any = None
         if raw:
             try:
@@ -324,7 +391,7 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         self.model = model or ScriptedModel()
         self.verbose = verbose
         #: (method, path, headers, body) of each routed request, for tests.
-        self.requests_seen: list[tuple[str, str, dict[str, str], Any]] = []
+        self.requests_seen: RequestLog = RequestLog()
         #: Answers requests before ROUTES do (a cassette being served); returns False to let
         #: the routes answer.
         self.responder: Callable[[Exchange], bool] | None = None
@@ -420,7 +487,9 @@ class EmbeddedServer:
         return f"{scheme}://{self.host}:{self.port}/v1"
 
     @property
-    def requests(self) -> list[tuple[str, str, dict[str, str], Any]]:
+    def requests(self) -> RequestLog:
+        """(method, path, headers, body) of the requests routed so far (the last 10,000);
+        WebSocket turns appear as method ``WS``."""
         return self.httpd.requests_seen
 
     def start(self) -> EmbeddedServer:

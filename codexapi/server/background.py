@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 #: Statuses after which a response changes no more.
@@ -167,11 +167,3 @@ class ResponseStore:
             with stored.cond:
                 stored.cond.notify_all()
 
-
-def response_of(events: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The last response object carried by ``events``."""
-    last = None
-    for event in events:
-        if isinstance(event.get("response"), dict):
-            last = dict(event["response"])
-    return last

@@ -52,11 +52,8 @@ generating. Over WebSocket a status fault is an ``{"type": "error", "status": ..
 from __future__ import annotations
 
 import collections
-import contextlib
 import email.utils
 import re
-import socket
-import struct
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -348,13 +345,6 @@ def fault_id_of(headers: Mapping[str, str]) -> str:
         if value:
             return value
     return ""
-
-
-def reset_socket(sock: socket.socket) -> None:
-    """Close ``sock`` with a TCP RST (SO_LINGER with a zero timeout) instead of a FIN."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 _COMPLETION = {

@@ -133,10 +133,10 @@ class _Builder:
                                 "forbids")
             else:
                 out[key] = self.string({}, key)
-        low = schema.get("minProperties", 0)
         high = schema.get("maxProperties")
-        if (isinstance(high, int) and len(out) > high) or (isinstance(high, int) and low > high):
-            raise self.fail(where, "requires more properties than `maxProperties` allows")
+        if isinstance(high, int) and len(out) > high:
+            raise self.fail(where, f"requires {len(out)} properties, over its maxProperties "
+                            f"{high}")
         return out
 
     def array(self, schema: Mapping[str, Any], where: str, name: str, depth: int) -> list[Any]:

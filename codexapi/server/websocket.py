@@ -27,8 +27,7 @@ import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .app import Exchange
-from .faults import reset_socket
+from .app import Exchange, reset_socket
 
 if TYPE_CHECKING:
     from websockets.sync.connection import Connection
