@@ -166,6 +166,9 @@ def test_command_auth_provider_accepts_the_model_list(cli: Cli,
     assert cache["etag"] == MODELS_ETAG
     listed = [h for m, p, h, _ in server.requests if (m, p) == ("GET", "/models")]
     assert listed and all(h.get("authorization") == f"Bearer {TOKEN}" for h in listed)
+    # The reply's X-Models-Etag matched the cached list's, so no refetch followed the turn
+    # (with a different value the CLI fetches /models again right after it).
+    assert [p for _, p, _, _ in server.requests][-1] == "/responses"
     (_, headers, body), = posts(server)
     # With the list accepted, the base instructions are the model's template.
     assert text_of(body["input"][0]) == INSTRUCTIONS

@@ -133,6 +133,8 @@ def test_websocket_turns_share_one_connection_and_the_scripted_model(
         assert conn.response is not None
         assert conn.response.headers["X-Models-Etag"] == MODELS_ETAG
         assert conn.response.headers["x-codex-turn-state"].startswith("ts_")
+        assert conn.response.headers["Sec-WebSocket-Extensions"].startswith(
+            "permessage-deflate")
         first = ws_turn(conn, {"type": "response.create", "model": "gpt-5", "input": "one"})
         conn.send(json.dumps({"type": "response.processed",
                               "response_id": first[-1]["response"]["id"]}))

@@ -115,13 +115,16 @@ def _reply_headers(ex: Exchange) -> dict[str, str]:
 def serve_websocket(handler: Handler, ex: Exchange) -> None:
     """Answer the upgrade ``ex`` and serve its turns until the client or the server ends."""
     from websockets.exceptions import ConnectionClosed
+    from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
     from websockets.http11 import Request
     from websockets.server import ServerProtocol
     from websockets.sync.connection import Connection
 
     handler.close_connection = True  # whatever happens, this socket is not HTTP any more
     sock: socket.socket = handler.connection
-    protocol = ServerProtocol(max_size=MAX_FRAME)
+    # permessage-deflate as websockets' own serve() offers it: the CLI asks for it.
+    protocol = ServerProtocol(extensions=enable_server_permessage_deflate(None),
+                              max_size=MAX_FRAME)
     # The request, as http.server read it, goes through websockets' own parser so that the
     # protocol moves past its handshake state exactly as if it had read the socket itself.
     head = f"GET {handler.path} HTTP/1.1\r\n" + "".join(
@@ -205,6 +208,8 @@ def _turn(handler: Handler, conn: Connection, message: str | bytes) -> bool:
     ex.body = body
     server = ex.server
     server.requests_seen.append(("WS", "/responses", dict(handler.headers.items()), body))
+    if server.verbose:
+        handler.log_message("WS response.create model=%r", body.get("model"))
     if not isinstance(body.get("model"), str):
         _bad_frame(ex, "`response.create` needs a string `model`", "invalid_body")
         return True
