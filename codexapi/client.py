@@ -17,12 +17,12 @@ from urllib.parse import quote
 import attrs
 
 from .auth import Auth, check_auth
-from .dispatch import Dispatcher, call_first
+from .dispatch import Dispatcher
 from .errors import StreamError
 from .events import Event, Item, RateLimits
 from .jsonutil import loads
 from .models import Provider, ResponsesRequest
-from .plugins import make_plugin_manager
+from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .ratelimits import snapshot_if_any
 from .stream import ResponseStream
 from .transport import HttpResponse, Transport, Urllib3Transport
@@ -106,12 +106,19 @@ def conversation_headers(
 Timeout = float | tuple[float, float] | None
 
 
-def _timeouts(timeout: Timeout, connect: float, read: float) -> tuple[float, float]:
+def _timeouts(timeout: Timeout, connect: float, read: float) -> tuple[float, float, float]:
+    """(connect, head, idle) for a unary call: ``read`` bounds the head and every read."""
     if timeout is None:
-        return connect, read
+        return connect, read, read
     if isinstance(timeout, int | float):
-        return float(timeout), float(timeout)
-    return float(timeout[0]), float(timeout[1])
+        return float(timeout), float(timeout), float(timeout)
+    return float(timeout[0]), float(timeout[1]), float(timeout[1])
+
+
+def _dispatcher(provider: Provider, pm: PluginManager, auth: Auth, transport: Transport,
+                sleep: Callable[[float], None] = time.sleep) -> Dispatcher:
+    wire = collect_wires(pm).resolve(provider)
+    return Dispatcher(provider, pm, auth, transport, wire, sleep=sleep)
 
 
 class _Endpoints:
@@ -127,14 +134,10 @@ class _Endpoints:
         # The head waits at most the read timeout (and never longer than the idle timeout:
         # no byte at all is idleness too); the body then waits at most `idle` between reads,
         # however long the whole stream runs.
-        connect, head = _timeouts(timeout, provider.connect_timeout,
-                                  min(provider.read_timeout, idle))
+        connect, head, _ = _timeouts(timeout, provider.connect_timeout,
+                                     min(provider.read_timeout, idle))
         response = dispatcher.send("POST", "stream", body, headers, stream=True,
-                                   timeout=(connect, head))
-        if head != idle:
-            set_read_timeout = getattr(response, "set_read_timeout", None)
-            if set_read_timeout is not None:
-                set_read_timeout(idle)
+                                   timeout=(connect, head, idle))
         try:
             decoder = dispatcher.decoder("stream")
         except BaseException:
@@ -180,8 +183,7 @@ class Client(_Endpoints):
         self.provider = provider if provider is not None else provider_from_env()
         self.plugin_manager = make_plugin_manager(plugins, load_entrypoints)
         if auth is None:
-            auth = call_first(self.plugin_manager, "codexapi_auth", Auth,
-                              provider=self.provider)
+            auth = self.plugin_manager.call("codexapi_auth", provider=self.provider)
         if auth is None:
             from codexapi_plugins.auth import NoAuth
 
@@ -189,8 +191,8 @@ class Client(_Endpoints):
         self.auth: Auth = check_auth(auth)
         self.transport: Transport = transport or Urllib3Transport(
             proxy=self.provider.proxy, ca_bundle=self.provider.ca_bundle)
-        self._dispatcher = Dispatcher(self.provider, self.plugin_manager, self.auth,
-                                      self.transport, sleep=sleep)
+        self._dispatcher = _dispatcher(self.provider, self.plugin_manager, self.auth,
+                                       self.transport, sleep)
         self._models_lock = threading.Lock()
         #: The last ModelList per client_version (each version may list other models).
         self._models_cache: dict[str, ModelList] = {}
@@ -251,7 +253,8 @@ class Client(_Endpoints):
         return result
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections (and those a wire kept)."""
+        self._dispatcher.context.close()
         self.transport.close()
 
     def __enter__(self) -> Client:
@@ -287,8 +290,8 @@ class _SeedClient(_Endpoints):
 
             auth = NoAuth()
         self.provider = provider
-        self._dispatcher = Dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
-                                      check_auth(auth), transport)
+        self._dispatcher = _dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
+                                       check_auth(auth), transport)
 
 
 class ResponsesClient(_SeedClient):

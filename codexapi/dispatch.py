@@ -1,7 +1,10 @@
-"""From a call to an HTTP response: hooks for path, body and auth; send; status; retry.
+"""From a call to an HTTP response: the Wire (through hooks) for path and body; auth; send;
+status; retry.
 
 The dispatcher is the only place that loops over attempts. It knows no concrete wire, auth or
-retry policy: each question goes to the plugin hooks. Once a 2xx response head is back it is
+retry policy: the path, body and decoder come from the provider's Wire (path and body through
+the ``codexapi_endpoint_path`` / ``codexapi_build_body`` hooks, so plugins can override or wrap
+them), each other question goes to the plugin hooks. Once a 2xx response head is back it is
 handed over; the stream is never re-sent after that (no duplicated output).
 """
 
@@ -10,82 +13,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
-
-import pluggy
+from typing import Any
 
 from .auth import Auth
+from .decoding import StreamDecoder
 from .errors import (
     ApiError,
     AuthError,
-    CodexApiError,
     PluginError,
     TransportError,
     UnsupportedEndpointError,
 )
 from .jsonutil import dumps, loads
 from .models import Provider
-from .plugins import DEFAULT_PLUGINS
+from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
 from .redact import is_secret_header, redact_headers, redact_url, scrub_text
 from .transport import USER_AGENT, HttpRequest, HttpResponse, Transport
+from .wires import Wire, WireContext, open_stream
 
 log = logging.getLogger("codexapi")
 
 #: How much of an error body is read and kept (a misconfigured proxy may send megabytes).
 MAX_ERROR_BODY = 256 * 1024
-
-
-def call_first(pm: pluggy.PluginManager, hook: str, expect: Any, **kwargs: Any) -> Any:
-    """Call a firstresult hook impl by impl, so a bad answer can name the plugin that gave it."""
-    impls = [i for i in reversed(getattr(pm.hook, hook).get_hookimpls())
-             if not (i.hookwrapper or getattr(i, "wrapper", False))]
-    # First-party plugins are the fallback: every other plugin is asked before them, even one
-    # marked trylast (pluggy alone would call it after the earlier-registered built-in).
-    impls.sort(key=lambda i: i.plugin_name in DEFAULT_PLUGINS)
-    for impl in impls:
-        args = [kwargs[name] for name in impl.argnames]
-        try:
-            result = impl.function(*args)
-        except CodexApiError:
-            raise
-        except Exception as exc:
-            raise _raised(impl.plugin_name, hook, exc) from exc
-        if result is None:
-            continue
-        if expect is not None and not isinstance(result, expect):
-            raise PluginError(
-                f"plugin {impl.plugin_name!r} returned {type(result).__name__} from {hook}, "
-                f"expected {getattr(expect, '__name__', expect)}",
-                plugin=impl.plugin_name,
-            )
-        return result
-    return None
-
-
-def notify(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> None:
-    """Call every impl of an observer hook; a failing observer is named in a PluginError."""
-    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
-        if impl.hookwrapper or getattr(impl, "wrapper", False):
-            continue
-        try:
-            impl.function(*[kwargs[name] for name in impl.argnames])
-        except CodexApiError:
-            raise
-        except Exception as exc:
-            raise _raised(impl.plugin_name, hook, exc) from exc
-
-
-def _raised(plugin: str, hook: str, exc: Exception) -> PluginError:
-    return PluginError(f"plugin {plugin!r} raised {type(exc).__name__} in {hook}: {exc}",
-                       plugin=plugin)
-
-
-@runtime_checkable
-class _Decoder(Protocol):
-    def feed(self, message: Any) -> Any: ...
-
-    def close(self) -> Any: ...
 
 
 class Dispatcher:
@@ -94,9 +44,10 @@ class Dispatcher:
     def __init__(
         self,
         provider: Provider,
-        pm: pluggy.PluginManager,
+        pm: PluginManager,
         auth: Auth,
         transport: Transport,
+        wire: Wire,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -104,34 +55,37 @@ class Dispatcher:
         self.pm = pm
         self.auth = auth
         self.transport = transport
+        self.wire = wire
+        self.context = WireContext(provider, transport)
         self.sleep = sleep
         self.clock = clock
 
     # --- hook questions ------------------------------------------------------------------
     def path(self, endpoint: str) -> str:
-        path = call_first(self.pm, "codexapi_endpoint_path", str, provider=self.provider,
-                          endpoint=endpoint)
+        path = self.pm.call("codexapi_endpoint_path", provider=self.provider,
+                            endpoint=endpoint, wire=self.wire)
         if path is None:
             raise UnsupportedEndpointError(
                 f"no plugin provides the {endpoint!r} endpoint for wire "
-                f"{self.provider.wire.value!r} (provider {self.provider.name!r})")
+                f"{str(self.provider.wire)!r} (provider {self.provider.name!r})")
         return str(path)
 
     def body(self, endpoint: str, request: Any) -> dict[str, Any]:
-        body = call_first(self.pm, "codexapi_build_body", dict, provider=self.provider,
-                          endpoint=endpoint, request=request)
+        body = self.pm.call("codexapi_build_body", provider=self.provider, endpoint=endpoint,
+                            request=request, wire=self.wire)
         if body is None:
             raise UnsupportedEndpointError(
-                f"no plugin builds a {endpoint!r} body for wire {self.provider.wire.value!r}")
+                f"no plugin builds a {endpoint!r} body for wire {str(self.provider.wire)!r}")
         return dict(body)
 
-    def decoder(self, endpoint: str) -> Any:
-        dec = call_first(self.pm, "codexapi_stream_decoder", _Decoder, provider=self.provider,
-                         endpoint=endpoint)
-        if dec is None:
-            raise UnsupportedEndpointError(
-                f"no plugin decodes {endpoint!r} streams for wire {self.provider.wire.value!r}")
-        return dec
+    def decoder(self, endpoint: str) -> StreamDecoder:
+        decoder = self.wire.decoder(endpoint)
+        if not callable(getattr(decoder, "feed_data", None)) or not callable(
+                getattr(decoder, "close", None)):
+            raise PluginError(f"wire {self.wire.name!r} ({type(self.wire).__name__}) returned "
+                              f"{type(decoder).__name__} from decoder(), expected a "
+                              "StreamDecoder (feed_data, close, done)")
+        return decoder
 
     # --- sending -------------------------------------------------------------------------
     def _auth_headers(self) -> dict[str, str]:
@@ -157,7 +111,7 @@ class Dispatcher:
 
     def build(
         self, method: str, url: str, body: bytes | None, extra: Mapping[str, str], stream: bool,
-        timeout: tuple[float, float],
+        timeout: tuple[float, float, float],
     ) -> HttpRequest:
         # Precedence as in codex-api: provider < caller extras < Accept < auth.
         headers: dict[str, str] = {"User-Agent": USER_AGENT}
@@ -180,7 +134,7 @@ class Dispatcher:
         stream: bool = False,
         query: str | None = None,
         accept_statuses: tuple[int, ...] = (),
-        timeout: tuple[float, float] | None = None,
+        timeout: tuple[float, float, float] | None = None,
     ) -> HttpResponse:
         """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error."""
         provider = self.provider
@@ -189,26 +143,30 @@ class Dispatcher:
             url += ("&" if "?" in url else "?") + query
         payload = dumps(body) if body is not None else None
         if timeout is None:
-            read = provider.stream_idle_timeout if stream else provider.read_timeout
-            timeout = (provider.connect_timeout, read)
+            head = min(provider.read_timeout, provider.stream_idle_timeout) if stream else (
+                provider.read_timeout)
+            idle = provider.stream_idle_timeout if stream else provider.read_timeout
+            timeout = (provider.connect_timeout, head, idle)
         extra = dict(extra_headers or {})
         attempt = 0
         refreshed = False
         while True:
             attempt += 1
             request = self.build(method, url, payload, extra, stream, timeout)
-            notify(self.pm, "codexapi_on_request", provider=provider, request=request,
-                   attempt=attempt)
+            self.pm.call("codexapi_on_request", provider=provider, request=request,
+                         attempt=attempt)
             started = self.clock()
             error: Exception
             try:
-                response = self.transport.send(request, stream)
+                response = open_stream(self.wire, self.transport, endpoint, request, stream,
+                                       self.context)
             except TransportError as exc:
                 error = exc
             else:
                 try:
-                    notify(self.pm, "codexapi_on_response", provider=provider, request=request,
-                           response=response, attempt=attempt, elapsed=self.clock() - started)
+                    self.pm.call("codexapi_on_response", provider=provider, request=request,
+                                 response=response, attempt=attempt,
+                                 elapsed=self.clock() - started)
                 except BaseException:
                     response.close()
                     raise
@@ -226,16 +184,16 @@ class Dispatcher:
                         continue
             delay = None
             if attempt < provider.retry.max_attempts:
-                delay = call_first(self.pm, "codexapi_retry_delay", (int, float),
-                                   provider=provider, attempt=attempt, error=error)
+                delay = self.pm.call("codexapi_retry_delay", provider=provider,
+                                     attempt=attempt, error=error)
             if delay is None:
                 raise self._final(error, attempt)
             # The policy's bound holds whatever a plugin answers: no negative, NaN or endless
             # sleep (NaN fails every comparison, hence the explicit check).
             delay = float(delay)
             delay = min(max(delay, 0.0), provider.retry.max_delay) if delay == delay else 0.0
-            notify(self.pm, "codexapi_on_retry", provider=provider, request=request,
-                   attempt=attempt, error=error, delay=delay)
+            self.pm.call("codexapi_on_retry", provider=provider, request=request,
+                         attempt=attempt, error=error, delay=delay)
             self.sleep(delay)
 
     def _refresh(self) -> bool:

@@ -18,7 +18,8 @@ from .redact import redact_headers, redact_query_params, redact_url
 
 
 class WireApi(enum.StrEnum):
-    """Which HTTP API a provider speaks for the streamed turn."""
+    """The names of the built-in wires. Members are strings (``WireApi.CHAT == "chat"``);
+    ``Provider.wire`` takes any registered wire's name (see :mod:`codexapi.wires`)."""
 
     RESPONSES = "responses"
     CHAT = "chat"
@@ -27,13 +28,16 @@ class WireApi(enum.StrEnum):
         return self.value
 
 
-def _wire(value: WireApi | str) -> WireApi:
+def _wire(value: str) -> str:
+    """A wire name: the built-in ones as WireApi members, any other as given (a plugin's wire;
+    an unknown name is a ConfigError when a Client looks it up among the registered wires)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"wire must be a wire's name (a non-empty string), got {value!r}")
+    name = value.strip()
     try:
-        return value if isinstance(value, WireApi) else WireApi(str(value).lower())
+        return WireApi(name.lower())
     except ValueError:
-        from .errors import ConfigError
-
-        raise ConfigError(f"unknown wire api {value!r}: use 'responses' or 'chat'") from None
+        return name
 
 
 class PolicyError(ConfigError, ValueError):
@@ -115,7 +119,9 @@ class Provider:
 
     name: str = "openai"
     base_url: str = "https://api.openai.com/v1"
-    wire: WireApi = attrs.field(default=WireApi.RESPONSES, converter=_wire)
+    #: The registered Wire's name: ``WireApi.RESPONSES`` (``"responses"``), ``WireApi.CHAT``
+    #: (``"chat"``) or a plugin's.
+    wire: str = attrs.field(default=WireApi.RESPONSES, converter=_wire)
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     query_params: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -160,7 +166,7 @@ class Provider:
 
     def is_azure_responses_endpoint(self) -> bool:
         """True for Azure OpenAI Responses endpoints, where ``store`` defaults to true."""
-        if self.wire is not WireApi.RESPONSES:
+        if self.wire != WireApi.RESPONSES:
             return False
         if self.name.lower() == "azure":
             return True
@@ -170,7 +176,7 @@ class Provider:
     def __repr__(self) -> str:
         return (
             f"Provider(name={self.name!r}, base_url={redact_url(self.base_url)!r}, "
-            f"wire={self.wire.value!r}, "
+            f"wire={str(self.wire)!r}, "
             f"headers={redact_headers(self.headers)!r}, query_params="
             f"{redact_query_params(self.query_params)!r}, retry={self.retry!r}, "
             f"stream_idle_timeout={self.stream_idle_timeout!r}"

@@ -2,8 +2,12 @@
 
 An iterator and a context manager. Each event is yielded as soon as its bytes have arrived
 (the transport reads what the socket has, never a fixed-size block). Leaving the ``with`` block,
-breaking out early, or reaching the end closes the connection. Idle streams end in
-:class:`IdleTimeout` (the transport's read timeout is the provider's ``stream_idle_timeout``).
+breaking out early, or reaching the end closes the connection. A read that stalls past the
+provider's ``stream_idle_timeout`` (the transport's :class:`~codexapi.ReadTimeout`) ends the
+stream in :class:`IdleTimeout`.
+
+The decoder comes from the provider's Wire and gets the body bytes as they arrive: the wire
+owns the framing (SSE, or frames). One decoder call per network read, none per event.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 import attrs
 
 from .decoding import StreamDecoder
-from .errors import StreamError, TransportError
+from .errors import IdleTimeout, ReadTimeout, StreamError, TransportError
 from .events import (
     Completed,
     Event,
@@ -27,7 +31,6 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
-from .sse import Decoder
 from .transport import HttpResponse
 
 
@@ -83,42 +86,23 @@ class ResponseStream:
 
     def _events(self) -> Generator[Event, None, None]:
         decoder = self._decoder
-        sse = Decoder()
-        feed = decoder.feed
-        # A decoder that only needs each message's data takes a whole chunk's worth at once:
-        # one call per network read instead of one per event (the first-party wires do).
-        feed_data = getattr(decoder, "feed_data", None)
+        feed = decoder.feed_data
         try:
             yield from self._prelude
             try:
-                if feed_data is not None:
-                    sse_data = sse.feed_data
-                    for chunk in self.response.iter_bytes():
-                        datas = sse_data(chunk)
-                        if datas:
-                            events = feed_data(datas)
-                            if events:
-                                yield from events
-                                if decoder.done:
-                                    return
-                else:
-                    sse_feed = sse.feed
-                    for chunk in self.response.iter_bytes():
-                        for message in sse_feed(chunk):
-                            events = feed(message)
-                            if events:
-                                yield from events
-                                if decoder.done:
-                                    return
+                for chunk in self.response.iter_bytes():
+                    events = feed(chunk)
+                    if events:
+                        yield from events
+                        if decoder.done:
+                            return
+            except ReadTimeout as exc:
+                raise IdleTimeout(f"idle timeout waiting for SSE: {exc.message}") from exc
             except TransportError as exc:
                 # Events may already be with the caller: re-sending would duplicate them, so a
                 # lost connection here is a stream failure, never a retried transport error.
                 raise StreamError(f"stream disconnected before completion: {exc.message}"
                                   ) from exc
-            for message in sse.close():
-                yield from feed(message)
-                if decoder.done:
-                    return
             yield from decoder.close()
         finally:
             self._release()
@@ -126,10 +110,9 @@ class ResponseStream:
     def _release(self) -> None:
         if not self._closed:
             self._closed = True
-            drain = getattr(self.response, "drain", None)
-            if drain is not None and self._decoder.done:
+            if self._decoder.done:
                 # Completed: take the body's tail so the connection can be pooled again.
-                drain()
+                self.response.drain()
             self.response.close()
 
     def close(self) -> None:
