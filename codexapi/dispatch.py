@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .auth import Auth
+from .auth import Auth, Flow, FlowAuth, FlowState
 from .decoding import StreamDecoder
 from .errors import (
     ApiError,
-    AuthError,
     PluginError,
     TransportError,
     UnsupportedEndpointError,
@@ -45,7 +44,7 @@ class Dispatcher:
         self,
         provider: Provider,
         pm: PluginManager,
-        auth: Auth,
+        auth: Auth | FlowAuth,
         transport: Transport,
         wire: Wire,
         sleep: Callable[[float], None] = time.sleep,
@@ -88,32 +87,12 @@ class Dispatcher:
         return decoder
 
     # --- sending -------------------------------------------------------------------------
-    def _auth_headers(self) -> dict[str, str]:
-        try:
-            headers = self.auth.headers()
-        except AuthError:
-            raise
-        except Exception as exc:
-            raise AuthError(f"{type(self.auth).__name__}.headers() raised "
-                            f"{type(exc).__name__}: {exc}") from None
-        if not isinstance(headers, Mapping):
-            raise AuthError(f"{type(self.auth).__name__}.headers() returned "
-                            f"{type(headers).__name__}, expected a dict")
-        for name, value in headers.items():
-            # Checked here because http.client would reject a bad value with the value (a
-            # credential) quoted in its error message.
-            if not isinstance(name, str) or not isinstance(value, str) or any(
-                    ord(c) < 0x20 or ord(c) == 0x7F for c in name + value):
-                raise AuthError(f"{type(self.auth).__name__}.headers() returned an invalid "
-                                f"value for header {str(name)[:40]!r}: header names and values "
-                                "must be strings without line breaks")
-        return dict(headers)
-
     def build(
         self, method: str, url: str, body: bytes | None, extra: Mapping[str, str], stream: bool,
-        timeout: tuple[float, float, float],
+        timeout: tuple[float, float, float], extensions: dict[str, Any] | None = None,
     ) -> HttpRequest:
-        # Precedence as in codex-api: provider < caller extras < Accept < auth.
+        """The request before auth. Precedence as in codex-api: provider < caller extras <
+        Accept < auth (the auth flow adds its headers last)."""
         headers: dict[str, str] = {"User-Agent": USER_AGENT}
         headers.update(self.provider.headers)
         headers.update(extra)
@@ -121,8 +100,8 @@ class Dispatcher:
             headers["Accept"] = "text/event-stream"
         if body is not None:
             headers["Content-Type"] = "application/json"
-        headers.update(self._auth_headers())
-        return HttpRequest(method, url, headers, body, timeout)
+        return HttpRequest(method, url, headers, body, timeout,
+                           extensions if extensions is not None else {})
 
     def send(
         self,
@@ -135,9 +114,17 @@ class Dispatcher:
         query: str | None = None,
         accept_statuses: tuple[int, ...] = (),
         timeout: tuple[float, float, float] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error."""
+        """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error.
+
+        Each attempt: build the request, tell ``codexapi_on_request`` observers (they may add
+        headers), run the auth flow (which signs what they added), send, tell
+        ``codexapi_on_response``, let the flow answer the head. The RetryPolicy decides when
+        to stop, the ``codexapi_retry_delay`` hook how long to wait.
+        """
         provider = self.provider
+        policy = provider.retry
         url = provider.url_for_path(self.path(endpoint))
         if query:
             url += ("&" if "?" in url else "?") + query
@@ -148,62 +135,67 @@ class Dispatcher:
             idle = provider.stream_idle_timeout if stream else provider.read_timeout
             timeout = (provider.connect_timeout, head, idle)
         extra = dict(extra_headers or {})
+        if extensions is None:
+            extensions = {}
+        state = FlowState()
         attempt = 0
-        refreshed = False
         while True:
             attempt += 1
-            request = self.build(method, url, payload, extra, stream, timeout)
-            self.pm.call("codexapi_on_request", provider=provider, request=request,
-                         attempt=attempt)
-            started = self.clock()
+            request = self.build(method, url, payload, extra, stream, timeout, extensions)
             error: Exception
             try:
-                response = open_stream(self.wire, self.transport, endpoint, request, stream,
-                                       self.context)
+                response, request = self._attempt(endpoint, request, stream, attempt, state)
             except TransportError as exc:
                 error = exc
             else:
-                try:
-                    self.pm.call("codexapi_on_response", provider=provider, request=request,
-                                 response=response, attempt=attempt,
-                                 elapsed=self.clock() - started)
-                except BaseException:
-                    response.close()
-                    raise
                 status = response.status
                 if 200 <= status < 300 or status in accept_statuses:
                     return response
                 error = self._status_error(response, request)
-                if status == 401 and not refreshed:
-                    refreshed = True
-                    if self._refresh():
-                        # A refreshed credential is a new request, not a retry of a failure.
-                        log.info("%s %s: 401, credentials refreshed; sending it again",
-                                 method, redact_url(url))
-                        attempt -= 1
-                        continue
-            delay = None
-            if attempt < provider.retry.max_attempts:
-                delay = self.pm.call("codexapi_retry_delay", provider=provider,
-                                     attempt=attempt, error=error)
+            if policy.is_exhausted(attempt):
+                raise self._final(error, attempt)
+            delay = self.pm.call("codexapi_retry_delay", provider=provider, attempt=attempt,
+                                 error=error)
             if delay is None:
                 raise self._final(error, attempt)
-            # The policy's bound holds whatever a plugin answers: no negative, NaN or endless
-            # sleep (NaN fails every comparison, hence the explicit check).
-            delay = float(delay)
-            delay = min(max(delay, 0.0), provider.retry.max_delay) if delay == delay else 0.0
+            delay = policy.bounded(delay)
             self.pm.call("codexapi_on_retry", provider=provider, request=request,
                          attempt=attempt, error=error, delay=delay)
             self.sleep(delay)
 
-    def _refresh(self) -> bool:
-        try:
-            return bool(self.auth.refresh())
-        except AuthError:
-            raise
-        except Exception as exc:
-            raise AuthError(f"{type(self.auth).__name__}.refresh() raised "
-                            f"{type(exc).__name__}: {exc}") from None
+    def _attempt(self, endpoint: str, request: HttpRequest, stream: bool, attempt: int,
+                 state: FlowState) -> tuple[HttpResponse, HttpRequest]:
+        """One attempt, through the auth flow: the response to act on and the request sent."""
+        provider = self.provider
+        self.pm.call("codexapi_on_request", provider=provider, request=request,
+                     attempt=attempt)
+        flow = Flow(self.auth, request, state)
+        request = flow.first()
+        while True:
+            started = self.clock()
+            response = open_stream(self.wire, self.transport, endpoint, request, stream,
+                                   self.context)
+            try:
+                self.pm.call("codexapi_on_response", provider=provider, request=request,
+                             response=response, attempt=attempt,
+                             elapsed=self.clock() - started)
+                again = flow.answer(response)
+            except BaseException:
+                response.close()
+                flow.close()
+                raise
+            if again is None:
+                return response, request
+            # The flow answered this head (a challenge, a refreshed credential) with another
+            # request: the same attempt, not a retry of a failure.
+            how = ("credentials refreshed" if not isinstance(self.auth, FlowAuth) else
+                   f"answered by {type(self.auth).__name__}.auth_flow()")
+            log.info("%s %s: %d, %s; sending it again", request.method,
+                     redact_url(request.url), response.status, how)
+            response.close()
+            request = again
+            self.pm.call("codexapi_on_request", provider=provider, request=request,
+                         attempt=attempt)
 
     def _final(self, error: Exception, attempts: int) -> Exception:
         if isinstance(error, ApiError):

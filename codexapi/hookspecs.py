@@ -97,7 +97,12 @@ def codexapi_retry_delay(provider: Provider, attempt: int, error: Exception) -> 
 def codexapi_on_request(provider: Provider, request: HttpRequest, attempt: int) -> None:
     """Observer, called before each attempt is sent. Return value ignored.
 
-    ``request.headers`` hold credentials: log them only through ``codexapi.redact``.
+    It runs before the auth flow adds credentials, so it may add entries to
+    ``request.headers`` (a plain dict; e.g. a trace context) and a signing auth covers them.
+    It is called again for each further request an auth flow sends within the attempt (a
+    challenge answered), then with the credentials in. Headers may hold secrets: log them only
+    through ``codexapi.redact``. ``request.extensions`` is the same dict for every request of
+    one call (and on the turn's ``StreamResult``).
     """
 
 

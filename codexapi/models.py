@@ -15,6 +15,7 @@ import attrs
 
 from .errors import ConfigError
 from .redact import redact_headers, redact_query_params, redact_url
+from .retry import PolicyError, RetryPolicy
 
 
 class WireApi(enum.StrEnum):
@@ -38,63 +39,6 @@ def _wire(value: str) -> str:
         return WireApi(name.lower())
     except ValueError:
         return name
-
-
-class PolicyError(ConfigError, ValueError):
-    """An invalid policy value (also a ValueError, as attrs validators conventionally raise)."""
-
-
-#: Statuses that are retried when the policy allows it (codex-client ``RetryOn``).
-RETRY_AFTER_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
-
-
-@attrs.frozen
-class RetryPolicy:
-    """How many times, and how soon, a request is re-sent.
-
-    ``max_attempts`` counts every try, the first included (Codex's ``request_max_retries = n``
-    is ``max_attempts = n + 1``). Delays are seconds. Only establishing a stream is retried:
-    once an event has reached the caller, failures surface as :class:`StreamError`.
-    """
-
-    max_attempts: int = attrs.field(default=5)
-    base_delay: float = attrs.field(default=0.2)
-    retry_429: bool = True
-    retry_5xx: bool = True
-    retry_transport: bool = True
-    #: Upper bound for any single delay, server hints (``Retry-After``) included.
-    max_delay: float = attrs.field(default=30.0)
-
-    @max_attempts.validator
-    def _check_attempts(self, _: Any, value: int) -> None:
-        if value < 1:
-            raise PolicyError("max_attempts counts the first try too; it must be >= 1")
-
-    @base_delay.validator
-    @max_delay.validator
-    def _check_delay(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= 0.0:  # also refuses NaN
-            raise PolicyError(f"{attribute.name} is seconds and must be >= 0, got {value!r}")
-
-    @classmethod
-    def from_codex(cls, request_max_retries: int = 4, **kw: Any) -> RetryPolicy:
-        """Codex's ``request_max_retries`` (retries after the first try) as a policy."""
-        return cls(max_attempts=request_max_retries + 1, **kw)
-
-    @classmethod
-    def never(cls) -> RetryPolicy:
-        """One try, no retries."""
-        return cls(max_attempts=1)
-
-    def new(self, **changes: Any) -> RetryPolicy:
-        """A copy with ``changes`` applied (policies are immutable, as urllib3's ``Retry``)."""
-        return attrs.evolve(self, **changes)
-
-    def retries_status(self, status: int) -> bool:
-        """Whether a response with ``status`` may be retried under this policy."""
-        if status == 429:
-            return self.retry_429
-        return self.retry_5xx and 500 <= status <= 599
 
 
 def _str_map(value: Mapping[str, str]) -> dict[str, str]:
@@ -288,7 +232,6 @@ class ResponsesRequest:
 
 
 __all__ = [
-    "RETRY_AFTER_STATUS_CODES",
     "FunctionCall",
     "FunctionCallOutput",
     "InputItem",

@@ -13,7 +13,8 @@ owns the framing (SSE, or frames). One decoder call per network read, none per e
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -44,6 +45,15 @@ class StreamResult:
     usage: TokenUsage | None
     rate_limits: RateLimitSnapshot | None = None
     events: list[Event] = attrs.field(factory=list, repr=False)
+    #: The model that answered (the ``openai-model`` response header), when the server says.
+    model: str | None = None
+    #: How the turn ended, for ``codexapi_on_stream_end``: ``"stop"``, ``"tool_calls"``,
+    #: ``"error"`` or ``"cancelled"`` (the caller closed the stream early); None from collect().
+    finish_reason: str | None = None
+    #: Seconds from the call to the first event its decoder produced (``codexapi_on_stream_end``).
+    time_to_first_event: float | None = None
+    #: The call's ``HttpRequest.extensions`` (the same dict every attempt's request had).
+    extensions: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @property
     def function_calls(self) -> list[Item]:
@@ -51,18 +61,76 @@ class StreamResult:
         return [i for i in self.items if i.type == "function_call"]
 
 
+#: Told once how a turn ended: the result so far and the error (None on success).
+OnEnd = Callable[[StreamResult, "BaseException | None"], None]
+
+
+class _Turn:
+    """What a turn delivered so far, kept only when someone observes its end."""
+
+    __slots__ = ("_clock", "deltas", "extensions", "first_at", "items", "limits", "model",
+                 "response_id", "started", "usage")
+
+    def __init__(self, started: float | None, model: str | None,
+                 extensions: dict[str, Any] | None, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.started = clock() if started is None else started
+        self.first_at: float | None = None
+        self.deltas: list[str] = []
+        self.items: list[Item] = []
+        self.response_id: str | None = None
+        self.usage: TokenUsage | None = None
+        self.limits: RateLimitSnapshot | None = None
+        self.model = model
+        self.extensions = extensions if extensions is not None else {}
+
+    def add(self, events: list[Event], decoded: bool = True) -> None:
+        if decoded and self.first_at is None:
+            self.first_at = self._clock()
+        for ev in events:
+            if isinstance(ev, OutputTextDelta):
+                self.deltas.append(ev.delta)
+            elif isinstance(ev, OutputItemDone):
+                self.items.append(ev.item)
+            elif isinstance(ev, Completed):
+                self.response_id, self.usage = ev.response_id, ev.token_usage
+            elif isinstance(ev, RateLimits):
+                self.limits = ev.snapshot
+
+    def result(self, finish_reason: str) -> StreamResult:
+        text = "".join(self.deltas) or "".join(
+            i.text for i in self.items if i.type == "message")
+        if finish_reason == "stop" and any(i.type == "function_call" for i in self.items):
+            finish_reason = "tool_calls"
+        ttfe = None if self.first_at is None else self.first_at - self.started
+        return StreamResult(text, list(self.items), self.response_id, self.usage, self.limits,
+                            [], self.model, finish_reason, ttfe, self.extensions)
+
+
 class ResponseStream:
-    """Iterate for events; ``collect()`` for the whole turn. Single consumer."""
+    """Iterate for events; ``collect()`` for the whole turn. Single consumer.
+
+    ``on_end`` (optional) is told once how the turn ended (``codexapi_on_stream_end``):
+    success, an error, or closed early. ``started`` is when the call began
+    (``time.monotonic``), for ``StreamResult.time_to_first_event``.
+    """
 
     def __init__(
         self,
         response: HttpResponse,
         decoder: StreamDecoder,
         prelude: list[Event] | None = None,
+        *,
+        on_end: OnEnd | None = None,
+        started: float | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         self.response = response
         self._decoder = decoder
         self._prelude = prelude or []
+        self._on_end = on_end
+        self._turn = (None if on_end is None else _Turn(
+            started, response.headers.get("openai-model"), extensions, time.monotonic))
         self._gen = self._events()
         self._closed = False
 
@@ -87,12 +155,17 @@ class ResponseStream:
     def _events(self) -> Generator[Event, None, None]:
         decoder = self._decoder
         feed = decoder.feed_data
+        turn = self._turn
         try:
+            if turn is not None:
+                turn.add(self._prelude, decoded=False)
             yield from self._prelude
             try:
                 for chunk in self.response.iter_bytes():
                     events = feed(chunk)
                     if events:
+                        if turn is not None:
+                            turn.add(events)
                         yield from events
                         if decoder.done:
                             return
@@ -103,9 +176,24 @@ class ResponseStream:
                 # lost connection here is a stream failure, never a retried transport error.
                 raise StreamError(f"stream disconnected before completion: {exc.message}"
                                   ) from exc
-            yield from decoder.close()
+            events = decoder.close()
+            if turn is not None:
+                turn.add(events)
+            yield from events
+        except GeneratorExit:
+            self._end("cancelled", None)
+            raise
+        except BaseException as exc:
+            self._end("error", exc)
+            raise
         finally:
             self._release()
+            self._end("stop", None)
+
+    def _end(self, reason: str, error: BaseException | None) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None and self._turn is not None:
+            on_end(self._turn.result(reason), error)
 
     def _release(self) -> None:
         if not self._closed:
@@ -119,6 +207,7 @@ class ResponseStream:
         """Release the connection (idempotent). Unread events are discarded."""
         self._release()
         self._gen.close()
+        self._end("cancelled", None)  # a stream closed before it was ever read
 
     def __enter__(self) -> ResponseStream:
         return self

@@ -56,16 +56,24 @@ def _timeouts(value: tuple[float, ...]) -> Timeouts:
     raise ValueError(f"timeout must be (connect, head, idle) seconds, got {value!r}")
 
 
+def _header_dict(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
 @attrs.frozen(repr=False)
 class HttpRequest:
     """One HTTP request as sent: headers include credentials, so the repr redacts them."""
 
     method: str
     url: str
-    headers: Mapping[str, str]
+    #: A plain dict: an auth flow (or a ``codexapi_on_request`` observer) may add to it.
+    headers: dict[str, str] = attrs.field(converter=_header_dict)
     body: bytes | None = None
     #: (connect, head, idle) seconds; a (connect, read) pair sets head and idle to read.
     timeout: Timeouts = attrs.field(default=(30.0, 600.0, 600.0), converter=_timeouts)
+    #: Per-call scratch space for plugins (httpx's ``extensions``): the same dict for every
+    #: attempt and auth-flow request of one call, and on the turn's ``StreamResult``.
+    extensions: dict[str, Any] = attrs.field(factory=dict, eq=False)
 
     def __repr__(self) -> str:
         return (

@@ -7,7 +7,6 @@ in its newer form where ``Completed`` is delivered as soon as ``response.complet
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,6 +37,7 @@ from codexapi.events import (
 )
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
+from codexapi.ratelimits import parse_retry_after
 from codexapi.sse import SseMessage, SseStreamDecoder
 
 PATHS = {"stream": "responses", "compact": "responses/compact", "models": "models"}
@@ -131,19 +131,6 @@ def build_body(provider: Provider, request: ResponsesRequest) -> dict[str, Any]:
 
 
 # --- decoding -------------------------------------------------------------------------------
-
-_RETRY_AFTER = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)", re.IGNORECASE)
-
-
-def parse_retry_after(message: str) -> float | None:
-    """Seconds from "try again in 1.5s / 28ms / 35 seconds" in a rate-limit message."""
-    match = _RETRY_AFTER.search(message)
-    if not match:
-        return None
-    value, unit = float(match.group(1)), match.group(2).lower()
-    # The crate truncates milliseconds to whole ms.
-    return int(value) / 1000.0 if unit == "ms" else value
-
 
 def failure_error(response: Any) -> Exception:
     """The typed error for a ``response.failed`` event's ``response`` object."""
