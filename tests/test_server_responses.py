@@ -179,6 +179,25 @@ def test_bad_websocket_frames_get_an_error_event_and_the_connection_survives(
         assert events[-1]["type"] == "response.completed"
 
 
+def test_a_broken_upgrade_is_a_plain_http_error(server: EmbeddedServer) -> None:
+    response = HTTP.request("GET", server.base_url + "/responses",
+                            headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert response.status == 400 and b"Sec-WebSocket-Key" in response.data
+    assert call(server, "GET", "/models").status == 200  # the server is fine
+
+
+def test_websocket_upgrades_need_a_key_when_the_server_has_keys(
+        server: EmbeddedServer) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    server.api_keys = ["sk-right"]
+    with pytest.raises(InvalidStatus, match="401"):
+        ws(server, Authorization="Bearer sk-wrong").close()
+    with ws(server, Authorization="Bearer sk-right") as conn:
+        events = ws_turn(conn, {"type": "response.create", "model": "gpt-5", "input": "k"})
+    assert events[-1]["type"] == "response.completed"
+
+
 def test_websocket_faults_act_per_turn(server: EmbeddedServer) -> None:
     with ws(server, **{FAULT_ID_HEADER: "ws-faults"}) as conn:
         error = ws_turn(conn, {"type": "response.create", "model": "fault:429x1:2",

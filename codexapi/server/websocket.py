@@ -132,7 +132,7 @@ def serve_websocket(handler: Handler, ex: Exchange) -> None:
     protocol.receive_data(head.encode("latin-1"))
     request = next((e for e in protocol.events_received() if isinstance(e, Request)), None)
     if request is None:
-        handler.send_error(400, "not a WebSocket upgrade request")
+        ex.send_error(400, "the WebSocket upgrade request does not parse", "invalid_upgrade")
         return
     response = protocol.accept(request)
     if response.status_code == 101 and _early_data(handler):
