@@ -7,7 +7,6 @@ from .app import ROUTES, EmbeddedServer, Exchange, route
 
 # Imported for their @route registrations (responses, chat completions, compact, models).
 from . import catalog, chat_wire, compaction, responses  # noqa: F401  # isort: skip
-from .model import ModelInputError, ScriptedModel, ToolCall, Turn
+from .model import ScriptedModel, ToolCall, Turn
 
-__all__ = ["ROUTES", "EmbeddedServer", "Exchange", "ModelInputError", "ScriptedModel",
-           "ToolCall", "Turn", "route"]
+__all__ = ["ROUTES", "EmbeddedServer", "Exchange", "ScriptedModel", "ToolCall", "Turn", "route"]
