@@ -500,3 +500,24 @@ def test_a_gzip_bomb_is_a_413_not_a_memory_spike(server: EmbeddedServer) -> None
     response = HTTP.request("POST", server.base_url + "/responses", body=bomb,
                             headers={"Content-Encoding": "gzip"})
     assert response.status == 413
+
+
+def test_a_drop_at_every_position_resumes_to_the_whole_stream_exactly_once(
+        server: EmbeddedServer) -> None:
+    body = {"model": "gpt-5", "input": "the quick brown fox", "background": True,
+            "stream": True}
+    whole = sse_events(call(server, "POST", "/responses", body))
+    for k in range(len(whole)):
+        headers = {FAULT_HEADER: f"dropx1@{k}", FAULT_ID_HEADER: f"every-{k}"}
+        got: list[dict[str, Any]] = []
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            sse_events(call(server, "POST", "/responses", body, headers), events=got)
+        assert len(got) == k
+        if not got:  # nothing arrived: no id to resume, the turn is simply sent again
+            got = sse_events(call(server, "POST", "/responses", body, headers))
+        else:
+            rid, last = got[0]["response"]["id"], got[-1]["sequence_number"]
+            got += sse_events(call(server, "GET", f"/responses/{rid}?stream=true"
+                                   f"&starting_after={last}", headers=headers))
+        assert [e["sequence_number"] for e in got] == list(range(len(whole)))
+        assert [e["type"] for e in got] == [e["type"] for e in whole]
