@@ -16,7 +16,15 @@ from typing import Any
 import dask
 import distributed
 import pytest
-from batch_helpers import FirstIs429, HoldUntilFull, PeakConcurrency, ids, lines, write_input
+from batch_helpers import (
+    FirstIs429,
+    HoldUntilFull,
+    PeakConcurrency,
+    UsageLimit,
+    ids,
+    lines,
+    write_input,
+)
 
 from codexapi import Provider, ResponsesRequest, RetryPolicy, batch
 from codexapi.server import EmbeddedServer
@@ -84,6 +92,24 @@ def test_a_429_pauses_every_worker(own_server: EmbeddedServer, cluster: Any) -> 
     after = [t - limiter.limited_at for t in limiter.arrivals]
     assert not [t for t in after if 0.6 < t < 1.8], after
     assert len(after) == 16 and running.summary.rate_limited == 1
+
+
+def test_usage_limit_stops_the_cluster_and_a_rerun_carries_on(
+        own_server: EmbeddedServer, cluster: Any, tmp_path: Path) -> None:
+    own_server.httpd.responder = UsageLimit()
+    src = write_input(tmp_path / "in.jsonl", 16, special={3: "limit"})
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(batch.BatchStopped) as stopped:
+        for _ in run(src, own_server, cluster, output=out, concurrency=2):
+            pass
+    assert stopped.value.resets_at is not None and stopped.value.left > 0
+    first = ids(out)
+    assert "q3" not in first and len(first) < 16
+    own_server.httpd.responder = None
+    src = write_input(tmp_path / "in.jsonl", 16)
+    rest = [r.id for r in run(src, own_server, cluster, output=out)]
+    assert "q3" in rest and not set(rest) & set(first)
+    assert sorted(ids(out)) == sorted(f"q{i}" for i in range(16))
 
 
 # Last in the module: the cluster is one worker short while its nanny restarts it.

@@ -139,7 +139,7 @@ def test_usage_limit_stops_cleanly_and_a_rerun_carries_on(own_server: EmbeddedSe
     own_server.httpd.responder = UsageLimit(resets_in=3600)
     src = write_input(tmp_path / "in.jsonl", 20, special={6: "limit"})
     out = tmp_path / "out.jsonl"
-    running = run(src, own_server, output=out, concurrency=2)
+    running = run(src, own_server, output=out, concurrency=1)
     seen = []
     with pytest.raises(BatchStopped) as stopped:
         for result in running:
@@ -150,9 +150,9 @@ def test_usage_limit_stops_cleanly_and_a_rerun_carries_on(own_server: EmbeddedSe
     assert "usage limit reached" in str(stopped.value) and stopped.value.left > 0
     assert running.summary.stopped == "usage_limit"
     written = ids(out)
-    assert written == seen and "q6" not in written and len(written) < 20
+    assert written == seen == [f"q{i}" for i in range(6)]
     calls = model_calls(own_server.requests)
-    assert calls < 20  # stopped sending: the rest never went out
+    assert calls == 7  # stopped sending at the limit: what was queued never went out
     # Once the limit has reset, the same batch finishes what was left, each id once.
     own_server.httpd.responder = None
     src = write_input(tmp_path / "in.jsonl", 20)
@@ -301,3 +301,26 @@ def test_progress_bar_and_plain_lines() -> None:
     progress = Progress(summary, plain, "lines", interval=3600)
     progress.close()
     assert plain.getvalue().startswith("batch: 2/2 done, 1 failed, ")
+
+
+def test_a_rate_limit_inside_the_stream_is_sent_again(own_server: EmbeddedServer) -> None:
+    # One response.failed rate_limit_exceeded ("try again in 0.2s") among the calls.
+    model = "fault:failedx1:rate_limit_exceeded=0.2"
+    items = [(i, ResponsesRequest(model=model, input=f"n{i}")) for i in range(6)]
+    running = run(items, own_server, concurrency=2)
+    results = list(running)
+    assert sorted(r.id for r in results) == list(range(6)) and all(r.ok for r in results)
+    assert running.summary.rate_limited == 1 and model_calls(own_server.requests) == 7
+
+
+def test_a_line_can_name_another_provider(server: EmbeddedServer, own_server: EmbeddedServer,
+                                          tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1, "request": {"model": "m", "input": "a"}}\n'
+                   '{"id": 2, "request": {"model": "m", "input": "b"}, "provider": "other"}\n')
+    before = model_calls(server.requests)
+    results = list(run(src, server, providers={"other": provider(own_server)}))
+    assert sorted(r.text for r in results) == ["You said: a", "You said: b"]
+    assert model_calls(server.requests) - before == 1
+    assert model_calls(own_server.requests) == 1
+    assert own_server.requests[-1][3]["input"][0]["content"][0]["text"] == "b"

@@ -28,7 +28,6 @@ import attrs
 from ..client import Timeout
 from ..errors import ConfigError
 from .jobs import Job
-from .limiter import MAX_PAUSE
 from .results import ERROR, Outcome, error_result
 from .spec import ClientSpec, cached_client, call_job
 
@@ -79,6 +78,8 @@ class Shared:
     ceiling: int
 
 
+#: The pause Variable's value once the driver stopped the run (usage limit reached).
+STOP = "stop"
 #: Seconds a worker process trusts its last read of the pause. A worker that gets a 429 pauses
 #: its own threads at once; the others see it within this lag (plus their calls in flight).
 PAUSE_FRESH = 0.2
@@ -98,13 +99,14 @@ class _VariablePause:
         self._name = str(variable.name)
 
     def _until(self, fresh: bool = False) -> float:
+        """The deadline; ``inf`` once the driver stopped the run (the Variable says "stop")."""
         now = time.monotonic()
         with self._lock:
             known = self._known.get(self._name)
         if known is not None and not fresh and now - known[1] < PAUSE_FRESH:
             return known[0]
         value = self._variable.get(timeout=CONNECT_TIMEOUT)
-        until = float(value) if isinstance(value, int | float) else 0.0
+        until = float(value) if isinstance(value, int | float) else float("inf")
         self._remember(until, now)
         return until
 
@@ -119,9 +121,17 @@ class _VariablePause:
         self._variable.set(until)
         self._remember(until, time.monotonic())
 
-    def wait(self) -> None:
+    def stop(self) -> None:
+        self._variable.set(STOP)
+        self._remember(float("inf"), time.monotonic())
+
+    def wait(self) -> bool:
         while (left := self._until() - time.time()) > 0:
-            time.sleep(min(left, MAX_PAUSE))
+            if left == float("inf"):
+                return False
+            # Short naps, so a stop during a long pause is seen soon.
+            time.sleep(min(left, 1.0))
+        return True
 
 
 _semaphores: dict[str, Any] = {}
@@ -209,6 +219,9 @@ class DaskEngine:
         # each time, never a block on the driver while every lease is busy.
         while self._held < self._want and self._semaphore.acquire(timeout=0.02):
             self._held += 1
+
+    def stop(self) -> None:
+        self._pause.set(STOP)
 
     def close(self) -> None:
         try:

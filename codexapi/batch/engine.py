@@ -24,7 +24,16 @@ from ..errors import CodexApiError
 from .jobs import Job, JobId
 from .limiter import AdaptiveLimit, LocalPause, LocalSlots
 from .output import ResultLog
-from .results import ERROR, OK, RATE_LIMITED, USAGE_LIMIT, BatchResult, Outcome, error_result
+from .results import (
+    ERROR,
+    NOT_SENT,
+    OK,
+    RATE_LIMITED,
+    USAGE_LIMIT,
+    BatchResult,
+    Outcome,
+    error_result,
+)
 from .spec import call_job
 
 
@@ -102,6 +111,9 @@ class Engine(Protocol):
 
     def set_limit(self, limit: int) -> None: ...
 
+    def stop(self) -> None:
+        """Start no more calls: those not started come back as ``NOT_SENT``."""
+
     def close(self) -> None: ...
 
 
@@ -165,10 +177,11 @@ class BatchRun:
                     if attempts[job.id] < self._max_attempts:
                         pending.appendleft(job)  # first in line once the pause is over
                         result = None
-                elif outcome.kind == USAGE_LIMIT:
+                elif outcome.kind in (USAGE_LIMIT, NOT_SENT):
                     # Not a result: the job runs again when the batch is resumed.
-                    if stop is None:
+                    if stop is None and outcome.kind == USAGE_LIMIT:
                         stop = outcome
+                        engine.stop()  # what is queued is not sent
                     pending.appendleft(job)
                     result = None
                 if limit.current != summary.concurrency:
@@ -244,8 +257,11 @@ class ThreadEngine:
     def set_limit(self, limit: int) -> None:
         self._slots.set_limit(limit)
 
+    def stop(self) -> None:
+        self.pause.stop()
+
     def close(self) -> None:
-        self.pause.cancel()
+        self.pause.stop()
         self._slots.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():

@@ -145,16 +145,18 @@ class LocalPause:
         with self._lock:
             self._until = max(self._until, self._clock() + seconds)
 
-    def wait(self) -> None:
-        """Return once no pause is in force (or the pause was cancelled)."""
-        while True:
+    def wait(self) -> bool:
+        """Return once no pause is in force: True to go ahead, False when the run stopped."""
+        while not self._wake.is_set():
             with self._lock:
                 left = self._until - self._clock()
-            if left <= 0 or self._wake.wait(min(left, MAX_PAUSE)):
-                return
+            if left <= 0:
+                return True
+            self._wake.wait(min(left, MAX_PAUSE))
+        return False
 
-    def cancel(self) -> None:
-        """End every wait now (the run is stopping)."""
+    def stop(self) -> None:
+        """No call starts from now on; every wait ends at once, answering False."""
         self._wake.set()
 
 

@@ -21,6 +21,8 @@ OK = "ok"
 ERROR = "error"
 RATE_LIMITED = "rate_limited"
 USAGE_LIMIT = "usage_limit"
+#: Not sent: the run stopped before the call started.
+NOT_SENT = "not_sent"
 
 
 @attrs.frozen

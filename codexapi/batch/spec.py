@@ -21,7 +21,16 @@ from ..errors import CodexApiError, ConfigError
 from ..models import Provider
 from .jobs import Job
 from .limiter import pause_seconds
-from .results import OK, RATE_LIMITED, Outcome, error_result, ok_result, outcome_of_error
+from .results import (
+    NOT_SENT,
+    OK,
+    RATE_LIMITED,
+    USAGE_LIMIT,
+    Outcome,
+    error_result,
+    ok_result,
+    outcome_of_error,
+)
 
 
 def import_name(name: str, what: str) -> Any:
@@ -90,18 +99,23 @@ def cached_client(spec: ClientSpec) -> Client:
 class Pause(Protocol):
     def pause(self, seconds: float) -> None: ...
 
-    def wait(self) -> None: ...
+    def wait(self) -> bool: ...
+
+    def stop(self) -> None: ...
 
 
 def call_job(client: Client, job: Job, pause: Pause, timeout: Timeout = None) -> Outcome:
     """Send one job and say how it went. A 429 pauses every worker sharing ``pause``."""
-    pause.wait()
+    if not pause.wait():
+        return Outcome(NOT_SENT)
     try:
         result = client.stream(job.request, timeout=timeout).collect()
     except CodexApiError as exc:
         outcome = outcome_of_error(job.id, exc)
         if outcome.kind == RATE_LIMITED:
             pause.pause(pause_seconds(outcome.retry_after))
+        elif outcome.kind == USAGE_LIMIT:
+            pause.stop()  # at once, before another worker starts a call
         return outcome
     except Exception as exc:  # a plugin's bug fails this job, not the batch
         return Outcome("error", error_result(job.id, exc), message=str(exc))
