@@ -60,10 +60,9 @@ def run(
     ``provider``: where requests go (a :class:`ClientSpec` to name auth and plugins for
     workers); default ``$OPENAI_BASE_URL`` or the OpenAI API. ``providers``: the ids a line's
     ``"provider"`` may name (default: Codex's config, loaded only if a line names one).
-    ``output``: a results file; ids
-    already ``ok`` there are skipped (``error`` ones too, unless ``retry_failed``), results
-    are appended as they complete. ``concurrency``: the ceiling of calls in flight; the limit
-    adapts below it. ``engine``: ``"threads"`` or ``"dask"`` (``scheduler``: an address or a
+    ``output``: a results file; ids already ``ok`` there are skipped (``error`` ones too,
+    unless ``retry_failed``), results are appended as they complete. ``concurrency``: the
+    ceiling of calls in flight; the limit adapts below it. ``engine``: ``"threads"`` or ``"dask"`` (``scheduler``: an address or a
     ``distributed.Client``). ``defaults``: request fields for lines that lack them (e.g. a
     model). ``max_attempts``: tries per request when rate limited. ``timeout``: per call,
     connect and response head (see ``Client.stream``). ``config``: the Codex config file
