@@ -62,11 +62,12 @@ def run(
     ``"provider"`` may name (default: Codex's config, loaded only if a line names one).
     ``output``: a results file; ids already ``ok`` there are skipped (``error`` ones too,
     unless ``retry_failed``), results are appended as they complete. ``concurrency``: the
-    ceiling of calls in flight; the limit adapts below it. ``engine``: ``"threads"`` or ``"dask"`` (``scheduler``: an address or a
-    ``distributed.Client``). ``defaults``: request fields for lines that lack them (e.g. a
-    model). ``max_attempts``: tries per request when rate limited. ``timeout``: per call,
-    connect and response head (see ``Client.stream``). ``config``: the Codex config file
-    that line providers come from (default ``$CODEX_HOME/config.toml``).
+    ceiling of calls in flight; the limit adapts below it. ``engine``: ``"threads"`` or
+    ``"dask"`` (``scheduler``: an address or a ``distributed.Client``). ``defaults``: request
+    fields for lines that lack them (e.g. a model). ``max_attempts``: tries per request when
+    rate limited. ``timeout``: per call, connect and response head (see ``Client.stream``).
+    ``config``: the Codex config file that line providers come from (default
+    ``$CODEX_HOME/config.toml``).
 
     Raises :class:`BatchInputError` (a ConfigError) before sending anything when the input,
     providers, output file or engine are wrong; iterating raises :class:`BatchStopped` after
