@@ -196,3 +196,37 @@ def test_sigkill_loses_no_finished_result_and_a_rerun_completes(tmp_path: Path) 
         assert sorted(ids(out)) == sorted(f"q{i}" for i in range(300))
         # The rerun sent only what had not finished (at most the calls in flight, again).
         assert model_calls(srv.requests) - calls == 300 - len(first)
+
+
+def test_a_terminal_gets_a_progress_bar(server: EmbeddedServer, tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    src = write_input(tmp_path / "in.jsonl", 5)
+    master, slave = pty.openpty()
+    # A terminal 100 columns wide (a new pty says 0, and a 0-wide bar draws nothing).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "codexapi", "batch", str(src), "-o", str(tmp_path / "o"),
+             "--base-url", server.base_url, "--no-plugins"],
+            env=_env(), stdout=subprocess.PIPE, stderr=slave, timeout=60)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    text = shown.decode("utf-8", "replace")
+    # tqdm's bar: description, count, rate (redrawn with carriage returns).
+    assert "batch: 100%" in text and "5/5" in text and "req/s" in text and "\r" in text
+    assert "5 ok, 0 failed" in proc.stdout.decode()
