@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import events
+from . import events, items
 from ._version import __version__
 from .client import (
     ChatClient,
@@ -31,12 +31,14 @@ from .errors import (
     ContextWindowExceeded,
     IdleTimeout,
     InvalidRequest,
+    OutputParseError,
     PluginError,
     QuotaExceeded,
     RateLimitError,
     ReadTimeout,
     ServerOverloaded,
     StreamError,
+    ToolArgumentsError,
     TransportError,
     UnsupportedEndpointError,
     UsageNotIncluded,
@@ -57,12 +59,20 @@ from .events import (
     TokenUsage,
 )
 from .hookspecs import hookimpl
-from .models import (
+from .items import (
+    Compaction,
+    CustomToolCall,
+    CustomToolCallOutput,
     FunctionCall,
     FunctionCallOutput,
+    ImageGenerationCall,
+    LocalShellCall,
     Message,
-    Provider,
     Reasoning,
+    WebSearchCall,
+)
+from .models import (
+    Provider,
     ReasoningConfig,
     ResponsesRequest,
     RetryPolicy,
@@ -71,6 +81,7 @@ from .models import (
 )
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
+from .structured import json_schema
 from .transport import HttpRequest, Transport, Urllib3Transport
 
 _AUTH_NAMES = ("AzureKeyAuth", "BearerAuth", "CodexAuthFile", "NoAuth")
@@ -99,18 +110,23 @@ __all__ = [
     "CodexApiError",
     "CodexAuthFile",
     "CompactClient",
+    "Compaction",
     "Completed",
     "ConfigError",
     "ConnectTimeout",
     "ContextWindowExceeded",
     "Created",
+    "CustomToolCall",
+    "CustomToolCallOutput",
     "Event",
     "FunctionCall",
     "FunctionCallOutput",
     "HttpRequest",
     "IdleTimeout",
+    "ImageGenerationCall",
     "InvalidRequest",
     "Item",
+    "LocalShellCall",
     "Message",
     "ModelInfo",
     "ModelList",
@@ -118,6 +134,7 @@ __all__ = [
     "NoAuth",
     "OutputItemAdded",
     "OutputItemDone",
+    "OutputParseError",
     "OutputTextDelta",
     "PluginError",
     "Provider",
@@ -141,14 +158,18 @@ __all__ = [
     "StreamResult",
     "TextControls",
     "TokenUsage",
+    "ToolArgumentsError",
     "Transport",
     "TransportError",
     "UnsupportedEndpointError",
     "Urllib3Transport",
     "UsageNotIncluded",
+    "WebSearchCall",
     "WireApi",
     "__version__",
     "events",
     "hookimpl",
+    "items",
+    "json_schema",
     "load_providers",
 ]

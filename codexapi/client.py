@@ -19,12 +19,13 @@ import attrs
 from .auth import Auth, check_auth
 from .dispatch import Dispatcher, call_first
 from .errors import StreamError
-from .events import Event, Item, RateLimits
+from .events import Event, RateLimits
+from .items import Item, item_from_json
 from .jsonutil import loads
 from .models import Provider, ResponsesRequest
 from .plugins import make_plugin_manager
 from .ratelimits import snapshot_if_any
-from .stream import ResponseStream
+from .stream import ResponseStream, StreamResult
 from .transport import HttpResponse, Transport, Urllib3Transport
 
 
@@ -157,7 +158,9 @@ class _Endpoints:
             output = data["output"]
             if not isinstance(output, list):
                 raise TypeError("`output` is not a list")
-            return [Item(i) for i in output]
+            if not all(isinstance(i, dict) for i in output):
+                raise TypeError("`output` holds a value that is not an item object")
+            return [item_from_json(i) for i in output]
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise StreamError(f"failed to decode compact response: {detail}; body: "
@@ -218,6 +221,23 @@ class Client(_Endpoints):
         extra = dict(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
         return self._open_stream(body, extra, timeout)
+
+    def create(
+        self,
+        request: ResponsesRequest,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        subagent: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
+    ) -> StreamResult:
+        """One whole turn: :meth:`stream` with the same arguments, then ``collect()``.
+
+        Raises what :meth:`stream` and iterating its events raise; the connection is released
+        before it returns.
+        """
+        return self.stream(request, conversation_id, session_id, subagent, headers,
+                           timeout).collect()
 
     def compact(self, request: ResponsesRequest, timeout: Timeout = None) -> list[Item]:
         """``POST responses/compact``: the compacted history as output items. ``timeout``

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -27,8 +27,11 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
+from .items import FunctionCall
 from .sse import Decoder
 from .transport import HttpResponse
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -43,9 +46,29 @@ class StreamResult:
     events: list[Event] = attrs.field(factory=list, repr=False)
 
     @property
-    def function_calls(self) -> list[Item]:
+    def function_calls(self) -> list[FunctionCall]:
         """The function_call items, in order."""
-        return [i for i in self.items if i.type == "function_call"]
+        return [i for i in self.items if isinstance(i, FunctionCall)]
+
+    def output_json(self) -> Any:
+        """The text output decoded as JSON (structured output asked for with ``text.format``).
+
+        Raises :class:`~codexapi.OutputParseError` when the text is empty or not JSON.
+        """
+        from .structured import parse_output
+
+        return parse_output(self.text)
+
+    def parsed(self, cls: type[T]) -> T:
+        """The JSON text output structured into ``cls`` (an attrs class, e.g. the one given to
+        :meth:`TextControls.for_class <codexapi.TextControls.for_class>`) by the one converter.
+
+        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
+        """
+        from .structured import parse_output
+
+        result: T = parse_output(self.text, cls)
+        return result
 
 
 class ResponseStream:
