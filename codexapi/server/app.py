@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from . import responses_wire
 from .faults import FaultInjector, StreamFaults
 from .model import ScriptedModel
+from .structured import output_schema
 
 
 class Exchange:
@@ -132,7 +133,7 @@ def post_responses(ex: Exchange) -> None:
         return
     reasoning = body.get("reasoning")
     turn = ex.server.model.reply(responses_wire.request_items(body), body.get("tools") or [],
-                                 reasoning=bool(reasoning))
+                                 reasoning=bool(reasoning), output_schema=output_schema(body))
     events = responses_wire.events(turn, body["model"])
     if body.get("stream"):
         ex.stream_events(responses_wire.sse(e) for e in events)

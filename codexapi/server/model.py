@@ -4,6 +4,8 @@ Rules, in order:
 - the last input item is a ``function_call_output``: answer ``Tool <call_id> returned: <output>``;
 - tools are offered and the prompt asks for a tool (``call``, ``tool``, ``use``): call the first
   tool with ``{"input": <prompt>}``;
+- the request asks for structured output (a ``text.format`` JSON schema): a JSON value that
+  fits it, made from the prompt (see :mod:`codexapi.server.structured`);
 - otherwise echo: ``You said: <prompt>``.
 Reasoning (a summary, and raw reasoning text) is added when the request asks for reasoning or
 the prompt contains ``think``.
@@ -11,6 +13,7 @@ the prompt contains ``think``.
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from collections.abc import Mapping, Sequence
@@ -77,6 +80,7 @@ class ScriptedModel:
         items: Sequence[Mapping[str, Any]],
         tools: Sequence[Mapping[str, Any]] = (),
         reasoning: bool = False,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Turn:
         prompt = ""
         last = items[-1] if items else {}
@@ -100,11 +104,14 @@ class ScriptedModel:
             call_id = f"call_{zlib.crc32(prompt.encode()):08x}"
             call = ToolCall(names[0], _json_string(prompt), call_id)
             return Turn(reasoning=thought, tool_calls=(call,), input_tokens=tokens)
+        if output_schema is not None:
+            from .structured import instance
+
+            text = json.dumps(instance(output_schema, prompt))
+            return Turn(text=text, reasoning=thought, input_tokens=tokens)
         text = f"You said: {prompt}" if prompt else "Hello! Send me a message."
         return Turn(text=text, reasoning=thought, input_tokens=tokens)
 
 
 def _json_string(prompt: str) -> str:
-    import json
-
     return json.dumps({"input": prompt})
