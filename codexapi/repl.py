@@ -18,6 +18,7 @@ import attrs
 
 from .client import Client
 from .conversation import Conversation, schema_controls, state_dir, user_message
+from .errors import ConfigError
 from .events import Completed, OutputItemDone
 from .items import Item
 from .models import ReasoningConfig, ResponsesRequest, TextControls
@@ -86,7 +87,11 @@ class Chat:
                 elif isinstance(event, Completed):
                     response_id = event.response_id
         self.conversation.add_turn(message, output, response_id)
-        self.conversation.save()
+        try:
+            self.conversation.save()
+        except ConfigError as exc:
+            # The answer is out; not being able to resume it later is worth a warning only.
+            print(f"codexapi: warning: {exc}", file=self.err, flush=True)
 
 
 def repl(chat: Chat, read: Callable[[str], str] = input) -> int:

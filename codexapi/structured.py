@@ -60,7 +60,11 @@ class _Builder:
         self.defs = defs
 
     def object_schema(self, cls: type[Any]) -> dict[str, Any]:
-        hints = typing.get_type_hints(cls)
+        try:
+            hints = typing.get_type_hints(cls)
+        except NameError as exc:
+            raise ConfigError(f"cannot resolve the annotations of {cls.__name__}: {exc} "
+                              "(define the types it uses at module level)") from None
         props: dict[str, Any] = {}
         required: list[str] = []
         for field in attrs.fields(cls):
