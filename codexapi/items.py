@@ -62,8 +62,10 @@ class Item:
         return isinstance(other, Item) and other.raw == self.raw
 
     def __hash__(self) -> int:
-        raw = self.raw
-        return hash((raw.get("type"), raw.get("id"), raw.get("call_id")))
+        # By identity fields only: content is a list (unhashable) and may be large. Typed
+        # items share this hash (attrs would hash every field), so items and the events that
+        # carry them stay hashable.
+        return hash((self.type, getattr(self, "id", None), getattr(self, "call_id", None)))
 
     def __repr__(self) -> str:
         return f"Item({self.raw!r})"
@@ -118,6 +120,7 @@ class Message(Item):
     type: str = attrs.field(default="message", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
     @property
     def text(self) -> str:
@@ -139,6 +142,7 @@ class FunctionCall(Item):
     type: str = attrs.field(default="function_call", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
     def parsed_arguments(self, cls: builtins.type[T] | None = None) -> Any:
         """The decoded JSON arguments; structured into ``cls`` (an attrs class, or any type the
@@ -171,6 +175,7 @@ class FunctionCallOutput(Item):
     type: str = attrs.field(default="function_call_output", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
 
 @attrs.frozen
@@ -184,6 +189,7 @@ class Reasoning(Item):
     type: str = attrs.field(default="reasoning", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
     @property
     def summary_text(self) -> str:
@@ -205,6 +211,7 @@ class CustomToolCall(Item):
     type: str = attrs.field(default="custom_tool_call", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
 
 @attrs.frozen
@@ -218,6 +225,7 @@ class CustomToolCallOutput(Item):
     type: str = attrs.field(default="custom_tool_call_output", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
 
 @attrs.frozen
@@ -231,6 +239,7 @@ class LocalShellCall(Item):
     type: str = attrs.field(default="local_shell_call", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
 
 @attrs.frozen
@@ -243,6 +252,7 @@ class WebSearchCall(Item):
     type: str = attrs.field(default="web_search_call", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
 
 @attrs.frozen
@@ -256,6 +266,7 @@ class ImageGenerationCall(Item):
     type: str = attrs.field(default="image_generation_call", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
 
 @attrs.frozen
@@ -267,6 +278,7 @@ class Compaction(Item):
     type: str = attrs.field(default="compaction", init=False)
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
+    __hash__ = Item.__hash__
 
 
 #: Item classes by their ``type`` tag (``compaction_summary`` is the crate's older name).

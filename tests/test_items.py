@@ -131,6 +131,8 @@ def test_built_items_equal_decoded_ones_and_evolve_updates_what_is_sent() -> Non
         "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
     assert Message(role="assistant", content="Hi").text == "Hi"
     assert item_from_json(dict(SAMPLES[3][1])).summary_text == "Plan."  # type: ignore[attr-defined]
+    # Hashable by identity fields, like generic items, though content is a list.
+    assert hash(decoded) == hash(built) and len({decoded, built, OutputItemDone(decoded)}) == 2
 
 
 def test_the_converter_structures_items_through_the_same_dispatch() -> None:
