@@ -94,7 +94,8 @@ def test_schema_asks_for_structured_output(capsys: Capture, server: EmbeddedServ
     path = tmp_path / "forecast.json"
     path.write_text(json.dumps(schema))
     code, out, _ = chat(capsys, server, "--schema", str(path), "Paris tomorrow")
-    assert code == 0 and json.loads(out) == {"city": "Paris tomorrow", "days": 2}
+    assert code == 0 and json.loads(out) == {"city": "You said: Paris tomorrow",
+                                                "days": 1}
     fmt = sent(server)["text"]["format"]
     assert fmt["type"] == "json_schema" and fmt["schema"] == schema and fmt["strict"] is True
     path.write_text("[not json")
