@@ -102,10 +102,10 @@ def _base(item: Any) -> dict[str, Any]:
 
 
 def _put(out: dict[str, Any], name: str, value: Any) -> None:
-    if value is None:
-        out.pop(name, None)
-    else:
+    if value is not None:
         out[name] = value
+    elif out.get(name) is not None:
+        out.pop(name)  # cleared with attrs.evolve; an explicit null from the server stays
 
 
 def _unstructure_message(m: Message) -> dict[str, Any]:

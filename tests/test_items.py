@@ -38,7 +38,7 @@ from codexapi import (
     WebSearchCall,
     WireApi,
 )
-from codexapi.convert import get_converter, item_to_json
+from codexapi.convert import event_from_json, event_to_json, get_converter, item_to_json
 from codexapi.items import item_from_json
 from codexapi.server import EmbeddedServer
 from codexapi.server.faults import FAULT_HEADER
@@ -71,10 +71,13 @@ SAMPLES: list[tuple[type[Item], dict[str, Any]]] = [
                            "status": "completed", "result": "iVBORw0KGgo=",
                            "revised_prompt": "A cat"}),
     (Compaction, {"type": "compaction", "id": "cmp_1", "encrypted_content": "blob"}),
+    (Reasoning, {"type": "reasoning", "id": "rs_2", "summary": [], "content": None,
+                 "encrypted_content": None, "status": None}),  # explicit nulls stay
 ]
 
 
-@pytest.mark.parametrize(("cls", "raw"), SAMPLES, ids=[c.__name__ for c, _ in SAMPLES])
+@pytest.mark.parametrize(("cls", "raw"), SAMPLES, ids=[f"{c.__name__}-{i}" for i, (c, _) in
+                                                       enumerate(SAMPLES)])
 def test_each_type_decodes_to_its_class_and_goes_back_unchanged(cls: type[Item],
                                                                  raw: dict[str, Any]) -> None:
     sent = json.dumps(raw)
@@ -143,6 +146,10 @@ def test_the_converter_structures_items_through_the_same_dispatch() -> None:
     with pytest.raises(ValueError, match="does not fit Message"):
         conv.structure(raw, Message)
     assert conv.unstructure(item_from_json(dict(raw))) == raw
+    # Events carrying items round-trip through JSON (`codexapi chat --json`) as typed items.
+    event = OutputItemDone(item_from_json(dict(raw)))
+    back = event_from_json(event_to_json(event))
+    assert back == event and type(back.item) is FunctionCall  # type: ignore[attr-defined]
 
 
 # --- parsed_arguments ----------------------------------------------------------------------
