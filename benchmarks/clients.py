@@ -38,6 +38,9 @@ class MemoryResponse:
     def read(self) -> bytes:
         return b"".join(self._chunks)
 
+    def drain(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -12,7 +12,8 @@ Nothing of OpenTelemetry is imported by this module. It is active only when
 ``opentelemetry.trace`` has been imported by the program and a tracer provider is configured
 (a program cannot configure one without importing it), or when it is given providers as a
 plugin object: ``Client(plugins=[codexapi_plugins.otel.OpenTelemetry(tracer_provider=...)])``.
-Otherwise every hook returns after one dictionary lookup.
+Otherwise every hook returns at once; without OpenTelemetry installed the module registers no
+hooks at all.
 
 Message content (instructions, input and output messages, tool definitions) is recorded only
 when the user opts in, with the conventions' switch
@@ -25,6 +26,7 @@ Telemetry never breaks a call: every hook swallows (and logs at debug level) its
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -590,9 +592,20 @@ def _output_messages(result: Any, finish_reason: str) -> list[dict[str, Any]]:
     return [{"role": "assistant", "parts": parts, "finish_reason": reason}]
 
 
+def installed() -> bool:
+    """Whether the OpenTelemetry API can be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec("opentelemetry") is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+        return False
+
+
 # The built-in registration: module-level hooks of one default object (global providers).
+# Without OpenTelemetry installed the module has no hooks at all: an observed stream end
+# makes every stream keep its result as it goes, which nobody should pay for for nothing.
 _default = OpenTelemetry()
-codexapi_build_body = _default.codexapi_build_body
-codexapi_on_request = _default.codexapi_on_request
-codexapi_on_retry = _default.codexapi_on_retry
-codexapi_on_stream_end = _default.codexapi_on_stream_end
+if installed():
+    codexapi_build_body = _default.codexapi_build_body
+    codexapi_on_request = _default.codexapi_on_request
+    codexapi_on_retry = _default.codexapi_on_retry
+    codexapi_on_stream_end = _default.codexapi_on_stream_end
