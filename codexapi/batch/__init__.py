@@ -88,7 +88,7 @@ def run(
     named = {j.provider for j in jobs if j.provider is not None}
     table: Mapping[str, Provider | ClientSpec] = providers or {}
     if named and providers is None:
-        from ..config import load_providers
+        from ..models import load_providers
 
         table = load_providers(config)
     resolve_providers(jobs, table, source)

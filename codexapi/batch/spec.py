@@ -73,8 +73,8 @@ class ClientSpec:
         """A new Client. 429s are left to the batch (it pauses every worker and sends the
         call again), so the provider's retry policy gets ``retry_429=False``; 5xx and
         transport retries stay as configured."""
-        provider = attrs.evolve(self.provider,
-                                retry=attrs.evolve(self.provider.retry, retry_429=False))
+        retry = attrs.evolve(self.provider.retry, retry_429=False)
+        provider = attrs.evolve(self.provider, retry=retry)
         auth = import_name(self.auth, "auth")() if self.auth is not None else None
         plugins = [import_name(n, "plugin") for n in self.plugins]
         return Client(provider, auth=auth, plugins=plugins,
