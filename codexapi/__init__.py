@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from . import events
+from . import events, items
 from ._version import __version__
 from .auth import AzureKeyAuth, BearerAuth, CodexAuthFile, NoAuth
 from .client import (
@@ -30,12 +30,14 @@ from .errors import (
     ContextWindowExceeded,
     IdleTimeout,
     InvalidRequest,
+    OutputParseError,
     PluginError,
     QuotaExceeded,
     RateLimitError,
     ReadTimeout,
     ServerOverloaded,
     StreamError,
+    ToolArgumentsError,
     TransportError,
     UnsupportedEndpointError,
     UsageNotIncluded,
@@ -56,12 +58,20 @@ from .events import (
     TokenUsage,
 )
 from .hookspecs import hookimpl
-from .models import (
+from .items import (
+    Compaction,
+    CustomToolCall,
+    CustomToolCallOutput,
     FunctionCall,
     FunctionCallOutput,
+    ImageGenerationCall,
+    LocalShellCall,
     Message,
-    Provider,
     Reasoning,
+    WebSearchCall,
+)
+from .models import (
+    Provider,
     ReasoningConfig,
     ResponsesRequest,
     RetryPolicy,
@@ -71,6 +81,7 @@ from .models import (
 )
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
+from .structured import json_schema
 from .transport import HttpRequest, Transport, Urllib3Transport
 
 # A library logs, the application decides where it goes.
@@ -86,18 +97,23 @@ __all__ = [
     "CodexApiError",
     "CodexAuthFile",
     "CompactClient",
+    "Compaction",
     "Completed",
     "ConfigError",
     "ConnectTimeout",
     "ContextWindowExceeded",
     "Created",
+    "CustomToolCall",
+    "CustomToolCallOutput",
     "Event",
     "FunctionCall",
     "FunctionCallOutput",
     "HttpRequest",
     "IdleTimeout",
+    "ImageGenerationCall",
     "InvalidRequest",
     "Item",
+    "LocalShellCall",
     "Message",
     "ModelInfo",
     "ModelList",
@@ -105,6 +121,7 @@ __all__ = [
     "NoAuth",
     "OutputItemAdded",
     "OutputItemDone",
+    "OutputParseError",
     "OutputTextDelta",
     "PluginError",
     "Provider",
@@ -128,14 +145,18 @@ __all__ = [
     "StreamResult",
     "TextControls",
     "TokenUsage",
+    "ToolArgumentsError",
     "Transport",
     "TransportError",
     "UnsupportedEndpointError",
     "Urllib3Transport",
     "UsageNotIncluded",
+    "WebSearchCall",
     "WireApi",
     "__version__",
     "events",
     "hookimpl",
+    "items",
+    "json_schema",
     "load_providers",
 ]
