@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from . import events, items
 from ._version import __version__
+from .auth import AzureKeyAuth, BearerAuth, CodexAuthFile, NoAuth
 from .client import (
     ChatClient,
     Client,
@@ -21,7 +21,6 @@ from .client import (
     ModelsClient,
     ResponsesClient,
 )
-from .config import load_providers
 from .errors import (
     ApiError,
     AuthError,
@@ -78,24 +77,12 @@ from .models import (
     RetryPolicy,
     TextControls,
     WireApi,
+    load_providers,
 )
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
 from .structured import json_schema
 from .transport import HttpRequest, Transport, Urllib3Transport
-
-_AUTH_NAMES = ("AzureKeyAuth", "BearerAuth", "CodexAuthFile", "NoAuth")
-
-
-def __getattr__(name: str) -> Any:
-    # The auth classes live in their plugin; loaded on first use so that first-party plugins
-    # can import ``codexapi.hookimpl`` exactly like third-party ones, without an import cycle.
-    if name in _AUTH_NAMES:
-        from codexapi_plugins import auth
-
-        return getattr(auth, name)
-    raise AttributeError(f"module 'codexapi' has no attribute {name!r}")
-
 
 # A library logs, the application decides where it goes.
 logging.getLogger("codexapi").addHandler(logging.NullHandler())

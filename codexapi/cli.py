@@ -308,6 +308,20 @@ def cmd_plugins(args: argparse.Namespace, stack: ExitStack) -> int:
     return 0
 
 
+def _batch_args(p: argparse.ArgumentParser) -> None:
+    from .batch.cli import configure
+
+    configure(p)
+
+
+@command("batch", "run a JSONL file of requests: resumable, rate-limit aware, on threads or "
+         "a Dask cluster (docs/batch.md)")(_batch_args)
+def cmd_batch(args: argparse.Namespace, stack: ExitStack) -> int:
+    from .batch.cli import main as batch_main
+
+    return batch_main(args, stack)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codexapi", description=__doc__)
     parser.add_argument("--version", action="version", version=f"codexapi {__version__}")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import attrs
 
-from .auth import Auth, FlowAuth, check_auth
+from .auth import Auth, FlowAuth, NoAuth, check_auth
 from .dispatch import Dispatcher
 from .errors import StreamError
 from .events import Event, RateLimits
@@ -208,8 +208,6 @@ class Client(_Endpoints):
         if auth is None:
             auth = self.plugin_manager.call("codexapi_auth", provider=self.provider)
         if auth is None:
-            from codexapi_plugins.auth import NoAuth
-
             auth = NoAuth()
         self.auth: Auth | FlowAuth = check_auth(auth)
         self.transport: Transport = transport or Urllib3Transport(
@@ -326,8 +324,6 @@ class _SeedClient(_Endpoints):
         load_entrypoints: bool = False,
     ) -> None:
         if auth is None:
-            from codexapi_plugins.auth import NoAuth
-
             auth = NoAuth()
         self.provider = provider
         self._dispatcher = _dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .config import load_provider_settings, provider_settings
 from .errors import ConfigError
 from .items import FunctionCall, FunctionCallOutput, InputItem, Message, Reasoning
 from .redact import redact_headers, redact_query_params, redact_url
@@ -95,9 +96,7 @@ class Provider:
                           ) -> Provider:
         """``[model_providers.<provider_id>]`` of Codex's ``config.toml`` (or a provider Codex
         has built in, e.g. ``openai``); see :mod:`codexapi.config`."""
-        from .config import provider_from_codex_config
-
-        return provider_from_codex_config(provider_id, path)
+        return cls(**provider_settings(provider_id, path))
 
     def url_for_path(self, path: str) -> str:
         """Join ``path`` to the base URL the way codex-api's ``url_for_path`` does."""
@@ -129,6 +128,12 @@ class Provider:
             + (f", proxy={redact_url(self.proxy)!r}" if self.proxy is not None else "")
             + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "") + ")"
         )
+
+
+def load_providers(path: str | os.PathLike[str] | None = None) -> dict[str, Provider]:
+    """Every provider Codex would know: the built-ins, then ``[model_providers.*]`` of the
+    config file (a configured id replaces a built-in of the same id)."""
+    return {pid: Provider(**kw) for pid, kw in load_provider_settings(path).items()}
 
 
 # Input items (Responses JSON form) live in .items, where they double as output items; plain
@@ -207,4 +212,5 @@ __all__ = [
     "RetryPolicy",
     "TextControls",
     "WireApi",
+    "load_providers",
 ]
