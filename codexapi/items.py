@@ -18,12 +18,21 @@ type whose JSON does not have the fields the class needs (a missing ``call_id``,
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
 
+from .errors import OutputParseError, ToolArgumentsError
+
 T = TypeVar("T")
+
+#: ``structure(data, cls, error)``: structures ``data`` into ``cls`` through the one converter,
+#: raising ``error(detail)``. Set by :mod:`codexapi.structured` when it loads: it sits above
+#: this module (it needs the converter, which needs these classes), so this one cannot import
+#: it. ``codexapi/__init__`` imports it, so it is set before any item exists.
+_structure: Callable[[Any, Any, Callable[[str], OutputParseError]], Any] | None = None
 
 
 class Item:
@@ -81,9 +90,12 @@ class Item:
 
     def to_dict(self) -> dict[str, Any]:
         """The item's JSON form, ready to be sent back as input on the next turn."""
-        from .convert import item_to_json
-
-        return item_to_json(self)
+        to_json = _TO_JSON.get(type(self))
+        if to_json is not None:
+            return to_json(self)
+        if attrs.has(type(self)):
+            return _fields_json(self)
+        return dict(self._raw)
 
 
 def _text_of(content: Any) -> str:
@@ -151,17 +163,18 @@ class FunctionCall(Item):
         Raises :class:`~codexapi.errors.ToolArgumentsError` (naming the call) when the arguments
         are not JSON or do not fit ``cls``.
         """
-        from .errors import ToolArgumentsError
-        from .structured import loads_json, structure
-
         text = self.arguments
-        if not text.strip():
-            data: Any = {}
-        else:
-            data = loads_json(text, lambda detail: ToolArgumentsError(self, detail))
+        data: Any = {}
+        if text.strip():
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise ToolArgumentsError(self, f"not valid JSON ({exc})") from None
         if cls is None:
             return data
-        return structure(data, cls, lambda detail: ToolArgumentsError(self, detail))
+        if _structure is None:  # pragma: no cover - codexapi/__init__ imports structured
+            raise RuntimeError("codexapi.structured is not loaded")
+        return _structure(data, cls, lambda detail: ToolArgumentsError(self, detail))
 
 
 @attrs.frozen
@@ -279,6 +292,90 @@ class Compaction(Item):
     _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
                                               alias="raw")
     __hash__ = Item.__hash__
+
+
+# --- JSON form (what an item sends as input) -------------------------------------------------
+# A decoded item goes back as it came, with its modelled fields (which attrs.evolve may have
+# changed) written over it: fields this library does not model are not lost. An item built in
+# Python gives its fields, None ones left out.
+
+
+def _base(item: Any) -> dict[str, Any]:
+    raw = item._raw
+    if raw is None:
+        return {"type": item.type}
+    out = dict(raw)
+    out.setdefault("type", item.type)
+    return out
+
+
+def _put(out: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        out[name] = value
+    elif out.get(name) is not None:
+        out.pop(name)  # cleared with attrs.evolve; an explicit null from the server stays
+
+
+def _parts(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    out = _base(m)
+    out["role"] = m.role
+    if isinstance(m.content, list):
+        out["content"] = list(m.content)
+    else:
+        kind = "output_text" if m.role == "assistant" else "input_text"
+        out["content"] = [{"type": kind, "text": m.content}]
+    _put(out, "id", m.id)
+    _put(out, "status", m.status)
+    _put(out, "phase", m.phase)
+    return out
+
+
+def _function_call_json(c: FunctionCall) -> dict[str, Any]:
+    out = _base(c)
+    out.update(name=c.name, arguments=c.arguments, call_id=c.call_id)
+    _put(out, "id", c.id)
+    _put(out, "status", c.status)
+    _put(out, "namespace", c.namespace)
+    return out
+
+
+def _function_call_output_json(o: FunctionCallOutput) -> dict[str, Any]:
+    out = _base(o)
+    out.update(call_id=o.call_id, output=_parts(o.output))
+    _put(out, "id", o.id)
+    return out
+
+
+def _reasoning_json(r: Reasoning) -> dict[str, Any]:
+    out = _base(r)
+    out["summary"] = [{"type": "summary_text", "text": p} if isinstance(p, str) else p
+                      for p in r.summary]
+    _put(out, "content", None if r.content is None else [
+        {"type": "reasoning_text", "text": p} if isinstance(p, str) else p for p in r.content])
+    _put(out, "encrypted_content", r.encrypted_content)
+    _put(out, "id", r.id or None)
+    return out
+
+
+def _fields_json(item: Any) -> dict[str, Any]:
+    """The other typed items: their modelled fields over their JSON, None fields omitted."""
+    out = _base(item)
+    for f in attrs.fields(type(item)):
+        if f.name not in ("type", "_raw"):
+            _put(out, f.name, _parts(getattr(item, f.name)))
+    return out
+
+
+_TO_JSON: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Message: _message_json,
+    FunctionCall: _function_call_json,
+    FunctionCallOutput: _function_call_output_json,
+    Reasoning: _reasoning_json,
+}
 
 
 #: Item classes by their ``type`` tag (``compaction_summary`` is the crate's older name).
