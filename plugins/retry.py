@@ -78,7 +78,9 @@ def is_retryable(policy: RetryPolicy, error: Exception) -> bool:
     if isinstance(error, ApiError):
         return policy.retries_status(error.status)
     if isinstance(error, TransportError | IdleTimeout):
-        return policy.retry_transport
+        # A transport error that says it cannot succeed (a TLS certificate that does not
+        # verify, a proxy refusing our credentials) is final whatever the policy.
+        return error.retryable and policy.retry_transport
     if isinstance(error, RateLimitError):
         return policy.retry_429
     if isinstance(error, ServerOverloaded):
