@@ -16,10 +16,10 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack, suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .client import Client
@@ -38,6 +38,10 @@ from .models import Provider, ResponsesRequest, WireApi
 
 DEFAULT_MODEL = "gpt-5"
 
+
+class DeadlineExceeded(CodexApiError):
+    """``--deadline`` passed before the command finished (retries and reads included)."""
+
 #: Exit code per error kind (first match wins); documented in the README.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (ConfigError, 2),
@@ -45,6 +49,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (AuthError, 3),
     (ApiError, 4),
     (TransportError, 5),
+    (DeadlineExceeded, 5),
     (ContextWindowExceeded, 6),
     (StreamError, 7),
     (CodexApiError, 1),
@@ -58,7 +63,7 @@ EXIT_MEANINGS: tuple[tuple[int, str], ...] = (
         "file, proxy, CA bundle, busy port), PluginError, a bad option"),
     (3, "AuthError: credentials missing or unreadable"),
     (4, "ApiError: the server answered with an error status"),
-    (5, "TransportError: connect, proxy or timeout failure"),
+    (5, "TransportError: connect, proxy or timeout failure; DeadlineExceeded (--deadline)"),
     (6, "ContextWindowExceeded"),
     (7, "StreamError: a malformed, truncated or idle stream"),
     (74, "output could not be written (disk full, I/O error)"),
@@ -102,6 +107,8 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
                    help="model name sent in the request; $CODEXAPI_MODEL sets the default")
     p.add_argument("--retries", type=int, metavar="N", help="retry a failed request up to N "
                    "times, 0 for none (default: the provider's policy, 4 unless configured)")
+    p.add_argument("--deadline", type=float, metavar="SECONDS", help="end the whole command "
+                   "after this many seconds, retries and every read included (exit code 5)")
     p.add_argument("--no-plugins", action="store_true",
                    help="do not load third-party plugins (entry points)")
     p.add_argument("--provider", metavar="ID", help="a provider of Codex's config.toml "
@@ -440,6 +447,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _epilog() -> str:
     import textwrap
 
@@ -455,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(module)
     import textwrap
 
-    parser = argparse.ArgumentParser(prog="codexapi", description=textwrap.fill(DESCRIPTION, 79),
+    parser = Parser(prog="codexapi", description=textwrap.fill(DESCRIPTION, 79),
                                      epilog=_epilog(), formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"codexapi {__version__}",
                         help="print the version and exit")
@@ -527,6 +541,45 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Bound the whole command by ``seconds`` with a real-time timer (SIGALRM): it interrupts a
+    blocked connect, read or backoff sleep wherever it is and raises :class:`DeadlineExceeded`.
+
+    The library's per-call ``deadline=`` is not there yet, so the command line keeps its own
+    overall timer; an alarm someone else had set (pytest-timeout's) is restored afterwards.
+    """
+    if seconds is None:
+        yield
+        return
+    import math
+    import signal
+    import threading
+    import time
+
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(f"--deadline must be a positive number of seconds, got {seconds:g}")
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "setitimer"):
+        raise ConfigError("--deadline needs a POSIX system and the main thread")
+
+    def expire(signum: int, frame: Any) -> None:
+        raise DeadlineExceeded(f"the command did not finish within --deadline {seconds:g} s "
+                               "(retries and reads included)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_delay:
+            left = old_delay - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), old_interval)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
     logger = logging.getLogger("codexapi")
@@ -536,7 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Last out: the handler stays for the cleanup (closing the client) and no longer.
         stack.callback(logger.removeHandler, _STDERR)
         try:
-            return int(args.run(args, stack))
+            with deadline(getattr(args, "deadline", None)):
+                return int(args.run(args, stack))
         except CodexApiError as exc:
             code = exit_code(exc)
             _report(exc, code, args)

@@ -313,3 +313,45 @@ def test_serve_on_all_interfaces_warns() -> None:
     warning = [line for line in err.splitlines() if "warning" in line]
     assert len(warning) == 1 and "reachable from other machines" in warning[0]
     assert "--api-key is not set" in warning[0]
+
+
+# --- --deadline ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("plan", "seconds", "partial"), [
+    ("stallhead:10", "1", ""),             # no response head at all
+    ("stall:10@6", "2", "You said:"),      # the answer stops midway
+    ("503x20:0.3", "1", ""),               # retries that would go on for seconds
+])
+def test_deadline_bounds_the_whole_command(plan: str, seconds: str, partial: str,
+                                           server: EmbeddedServer, capsys: Capture) -> None:
+    code, out, err = run(capsys, "chat", "--base-url", server.base_url, "--deadline", seconds,
+                         "--retries", "20", "--model", f"fault:{plan}", "--conversation-id",
+                         f"deadline-{plan}", "Hi there")
+    assert code == 5, err
+    assert out.startswith(partial) and "there" not in out
+    line = err.splitlines()[-1]
+    assert line == ("codexapi: error: DeadlineExceeded: the command did not finish within "
+                    f"--deadline {seconds} s (retries and reads included)")
+    assert "Traceback" not in err
+
+
+def test_deadline_that_is_not_reached_changes_nothing(server: EmbeddedServer, capsys: Capture
+                                                      ) -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGALRM)
+    assert run(capsys, "chat", "--base-url", server.base_url, "--deadline", "30", "Hi")[:2] == (
+        0, "You said: Hi\n")
+    assert signal.getsignal(signal.SIGALRM) is before  # pytest-timeout's handler is back
+    code, _, err = run(capsys, "chat", "--deadline", "0", "Hi")
+    assert code == 2 and "--deadline must be a positive number" in err
+
+
+def test_a_usage_error_is_one_line_exit_2(capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--port", "abc"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err == ("codexapi serve: error: argument --port: invalid int value: 'abc' (see "
+                   "'codexapi serve --help')\n")

@@ -45,4 +45,4 @@ def test_ci_runs_the_two_readme_commands_verbatim_before_any_pip_upgrade() -> No
                if not line.lstrip().startswith("#"))
     # Debian's python3 first on PATH for them when there is one.
     before = "\n".join(ci[:at[0]])
-    assert "/usr/bin/python3" in before and 'export PATH="$scratch/bin:$PATH"' in before
+    assert "/usr/bin/python3" in before and 'export PATH="$(dirname "$py"):$PATH"' in before

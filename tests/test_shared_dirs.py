@@ -58,6 +58,7 @@ def _run_copy(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[str
     shutil.copy(HERE / "conftest.py", repo / "tests" / "conftest.py")
     (repo / "tests" / "test_it.py").write_text(TEST_FILE)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "CODEXAPI_SHARED")}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only conftest.py is under test: start fast
     if ci is not None:
         env["CI"] = ci
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
