@@ -16,7 +16,8 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn
@@ -121,7 +122,8 @@ EMBEDDED_NOTICE = ("codexapi: no base URL or API key configured: answering from 
                    "scripted model (offline); set OPENAI_API_KEY or --base-url for a real server")
 
 
-def choose_provider(args: argparse.Namespace, environ: Any = None) -> Provider | None:
+def choose_provider(args: argparse.Namespace, environ: Mapping[str, str] | None = None
+                    ) -> Provider | None:
     """The provider the command line asks for; None means the embedded offline server.
 
     In order: ``--provider`` (Codex's config), ``--base-url``, ``$OPENAI_BASE_URL``, the
@@ -132,8 +134,6 @@ def choose_provider(args: argparse.Namespace, environ: Any = None) -> Provider |
     from .urls import check_base_url
 
     env = os.environ if environ is None else environ
-    wire = WireApi(args.wire) if args.wire else None
-    provider: Provider | None
     if args.provider:
         provider = Provider.from_codex_config(args.provider, args.config)
         if args.base_url:
@@ -152,8 +152,15 @@ def choose_provider(args: argparse.Namespace, environ: Any = None) -> Provider |
             provider = built_in_providers()["openai"]
         else:
             return None
-    if wire is not None:
-        provider = attrs.evolve(provider, wire=wire)
+    return _overrides(provider, args)
+
+
+def _overrides(provider: Provider, args: argparse.Namespace) -> Provider:
+    """``--wire`` and ``--retries`` applied to ``provider``."""
+    import attrs
+
+    if args.wire:
+        provider = attrs.evolve(provider, wire=WireApi(args.wire))
     if args.retries is not None:
         if args.retries < 0:
             raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
@@ -172,12 +179,7 @@ def make_client(args: argparse.Namespace, stack: ExitStack, plugins: Iterable[An
 
         print(EMBEDDED_NOTICE, file=sys.stderr, flush=True)
         server = stack.enter_context(EmbeddedServer())
-        provider = choose_provider(argparse.Namespace(**{**vars(args),
-                                                         "base_url": server.base_url}))
-        assert provider is not None
-        import attrs
-
-        provider = attrs.evolve(provider, name="embedded")
+        provider = _overrides(Provider(name="embedded", base_url=server.base_url), args)
     client = Client(provider, plugins=plugins, load_entrypoints=not args.no_plugins)
     stack.callback(client.close)
     return client
@@ -455,8 +457,6 @@ class Parser(argparse.ArgumentParser):
 
 
 def _epilog() -> str:
-    import textwrap
-
     rows = "\n".join(textwrap.fill(meaning, 79, initial_indent=f"  {code:>3}  ",
                                    subsequent_indent=" " * 7)
                       for code, meaning in EXIT_MEANINGS)
@@ -467,10 +467,8 @@ def _epilog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         importlib.import_module(module)
-    import textwrap
-
     parser = Parser(prog="codexapi", description=textwrap.fill(DESCRIPTION, 79),
-                                     epilog=_epilog(), formatter_class=HelpFormatter)
+                    epilog=_epilog(), formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"codexapi {__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
