@@ -26,7 +26,7 @@ from codexapi import (
 )
 from codexapi.jsonutil import dumps
 from codexapi.server import EmbeddedServer, Exchange, route
-from codexapi.server.app import post_responses
+from codexapi.server.responses import post_responses
 from codexapi.transport import HttpRequest, HttpResponse
 
 REQ = ResponsesRequest(model="m", input="Hello")
