@@ -189,3 +189,12 @@ def test_no_urllib3_warning_leaks(server: EmbeddedServer, caplog: pytest.LogCapt
         warnings.simplefilter("always")
         _attempts(base)
     assert [w for w in seen if issubclass(w.category, FutureWarning | DeprecationWarning)] == []
+
+
+def test_a_bad_base_url_in_config_toml_names_key_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[model_providers.gw]\nbase_url = "http://"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Provider.from_codex_config("gw", config)
+    assert str(info.value) == f"model_providers.gw.base_url in {config} 'http://' has no host " \
+        "(e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1)"
