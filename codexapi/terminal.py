@@ -155,16 +155,30 @@ class ChatView:
         self._summary_seen = False
         self._usage: TokenUsage | None = None
 
+    #: The view whose turn is on the terminal now (one at a time: a command line has one
+    #: terminal); the chat command's retry observer shows retries there.
+    current: ChatView | None = None
+
     def retrying(self, label: str) -> None:
         """Show ``label`` (a retry about to happen) in place of the spinner's label."""
         self.spinner.set_label(label)
 
+    @classmethod
+    def show_retry(cls, label: str) -> None:
+        """:meth:`retrying` on the current view, if a turn is on screen."""
+        view = cls.current
+        if view is not None:
+            view.retrying(label)
+
     def __enter__(self) -> ChatView:
+        ChatView.current = self
         self.spinner.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if ChatView.current is self:
+            ChatView.current = None
         self.spinner.stop()
         self._end_reasoning()
         self._end_text()
