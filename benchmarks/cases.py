@@ -349,9 +349,12 @@ def run_all(s: Settings, only: set[str] | None = None,
     if want("decode_responses_per_event"):
         progress("decode_responses_per_event")
         out.append(decode(s, False, per_event=True))
+    from .tracing import otel_overhead
+
     with BenchServer() as server:
         for name, fn in (("end_to_end", end_to_end), ("first_event", first_event),
-                         ("models_list", models_overhead), ("memory", memory)):
+                         ("models_list", models_overhead), ("memory", memory),
+                         ("otel", otel_overhead)):
             if want(name):
                 progress(name)
                 out.append(fn(s, server))
@@ -362,7 +365,7 @@ def run_all(s: Settings, only: set[str] | None = None,
 
 
 CASE_NAMES = ("decode_responses", "decode_chat", "decode_responses_per_event", "end_to_end",
-              "first_event", "models_list", "memory", "import")
+              "first_event", "models_list", "memory", "import", "otel")
 
 
 def as_json(cases: list[Case]) -> str:

@@ -29,14 +29,15 @@ def memory_transport(chunks: list[bytes]) -> MockTransport:
     return MockTransport(lambda request: MockResponse(200, chunks, headers))
 
 
-def codexapi_client(base_url: str, chat: bool = False, transport: Any = None) -> Client:
+def codexapi_client(base_url: str, chat: bool = False, transport: Any = None,
+                    plugins: tuple[Any, ...] = ()) -> Client:
     import codexapi
 
     provider = Provider(name="bench", base_url=base_url,
                         wire=WireApi.CHAT if chat else WireApi.RESPONSES,
                         retry=RetryPolicy(max_attempts=1), stream_idle_timeout=60.0)
-    return Client(provider, auth=codexapi.BearerAuth(API_KEY), load_entrypoints=False,
-                  transport=transport)
+    return Client(provider, auth=codexapi.BearerAuth(API_KEY), plugins=plugins,
+                  load_entrypoints=False, transport=transport)
 
 
 def codexapi_stream(client: Client) -> Iterator[Any]:

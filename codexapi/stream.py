@@ -33,6 +33,7 @@ from .events import (
     TokenUsage,
 )
 from .items import FunctionCall
+from .parsing import parse_output
 from .transport import HttpResponse
 
 T = TypeVar("T")
@@ -68,8 +69,6 @@ class StreamResult:
 
         Raises :class:`~codexapi.OutputParseError` when the text is empty or not JSON.
         """
-        from .structured import parse_output
-
         return parse_output(self.text)
 
     def parsed(self, cls: type[T]) -> T:
@@ -78,8 +77,6 @@ class StreamResult:
 
         Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
         """
-        from .structured import parse_output
-
         result: T = parse_output(self.text, cls)
         return result
 
