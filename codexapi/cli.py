@@ -1,5 +1,9 @@
-"""The ``codexapi`` command: ``chat`` (offline against the embedded server unless a base URL
-is configured) and ``serve``.
+"""The ``codexapi`` command.
+
+Each sub-command is a ``configure(parser)`` function and a ``run(args, stack) -> int``
+function registered with ``@command(name, summary)(configure)``: that is all it takes to add
+one (``codexapi --help`` lists it with its summary). A sub-command living in another module is
+named in :data:`COMMAND_MODULES`, imported when the parser is built.
 
 Errors are printed in one line on stderr; the exit code tells their kind (see EXIT_CODES).
 """
@@ -7,12 +11,16 @@ Errors are printed in one line on stderr; the exit code tells their kind (see EX
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib
+import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+import textwrap
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .client import Client
@@ -26,9 +34,14 @@ from .errors import (
     StreamError,
     TransportError,
 )
+from .hookspecs import hookimpl
 from .models import Provider, ResponsesRequest, WireApi
 
 DEFAULT_MODEL = "gpt-5"
+
+
+class DeadlineExceeded(CodexApiError):
+    """``--deadline`` passed before the command finished (retries and reads included)."""
 
 #: Exit code per error kind (first match wins); documented in the README.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -37,10 +50,34 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (AuthError, 3),
     (ApiError, 4),
     (TransportError, 5),
+    (DeadlineExceeded, 5),
     (ContextWindowExceeded, 6),
     (StreamError, 7),
     (CodexApiError, 1),
 )
+
+#: What each exit code means, for ``codexapi --help`` (the README has the same table).
+EXIT_MEANINGS: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (1, "any other codexapi error"),
+    (2, "configuration or usage: ConfigError (bad base URL, TLS that cannot succeed, config "
+        "file, proxy, CA bundle, busy port), PluginError, a bad option"),
+    (3, "AuthError: credentials missing or unreadable"),
+    (4, "ApiError: the server answered with an error status"),
+    (5, "TransportError: connect, proxy or timeout failure; DeadlineExceeded (--deadline)"),
+    (6, "ContextWindowExceeded"),
+    (7, "StreamError: a malformed, truncated or idle stream"),
+    (74, "output could not be written (disk full, I/O error)"),
+    (130, "interrupted (Ctrl-C)"),
+    (141, "stdout closed by its reader (| head)"),
+)
+
+DESCRIPTION = ("A client for the model APIs the Codex CLI speaks (Responses, Chat Completions, "
+               "compact, models), with an embedded OpenAI-compatible server. Without a base URL "
+               "or an API key, commands answer offline from the embedded scripted model.")
+
+#: Modules that register further sub-commands with @command when imported.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 Command = Callable[[argparse.Namespace, ExitStack], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
@@ -63,11 +100,16 @@ def command(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser
 
 def add_connection_args(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that talks to a server."""
-    p.add_argument("--base-url", help="server base URL (default: $OPENAI_BASE_URL, else an "
-                   "embedded offline server)")
+    p.add_argument("--base-url", help="server base URL (default: $OPENAI_BASE_URL; else the "
+                   "OpenAI API when $OPENAI_API_KEY is set; else an embedded offline server)")
     p.add_argument("--wire", choices=[w.value for w in WireApi], default=None,
-                   help="wire API (default: responses)")
-    p.add_argument("--model", "-m", default=os.environ.get("CODEXAPI_MODEL", DEFAULT_MODEL))
+                   help="wire API (default: responses, or the provider's)")
+    p.add_argument("--model", "-m", default=os.environ.get("CODEXAPI_MODEL", DEFAULT_MODEL),
+                   help="model name sent in the request; $CODEXAPI_MODEL sets the default")
+    p.add_argument("--retries", type=int, metavar="N", help="retry a failed request up to N "
+                   "times, 0 for none (default: the provider's policy, 4 unless configured)")
+    p.add_argument("--deadline", type=float, metavar="SECONDS", help="end the whole command "
+                   "after this many seconds, retries and every read included (exit code 5)")
     p.add_argument("--no-plugins", action="store_true",
                    help="do not load third-party plugins (entry points)")
     p.add_argument("--provider", metavar="ID", help="a provider of Codex's config.toml "
@@ -76,33 +118,68 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
                    "$CODEX_HOME/config.toml, i.e. ~/.codex/config.toml)")
 
 
-def make_client(args: argparse.Namespace, stack: ExitStack) -> Client:
-    """A Client for the command line: a Codex config provider (``--provider``), an explicit
-    base URL, env, or an embedded server."""
-    wire = WireApi(args.wire) if args.wire else None
-    provider_id = args.provider
-    if provider_id:
-        import attrs
+EMBEDDED_NOTICE = ("codexapi: no base URL or API key configured: answering from the embedded "
+                   "scripted model (offline); set OPENAI_API_KEY or --base-url for a real server")
 
-        provider = Provider.from_codex_config(provider_id, args.config)
-        overrides: dict[str, Any] = {}
+
+def choose_provider(args: argparse.Namespace, environ: Mapping[str, str] | None = None
+                    ) -> Provider | None:
+    """The provider the command line asks for; None means the embedded offline server.
+
+    In order: ``--provider`` (Codex's config), ``--base-url``, ``$OPENAI_BASE_URL``, the
+    OpenAI API when ``$OPENAI_API_KEY`` is set (as every OpenAI tool does), else None.
+    """
+    import attrs
+
+    from .urls import check_base_url
+
+    env = os.environ if environ is None else environ
+    if args.provider:
+        provider = Provider.from_codex_config(args.provider, args.config)
         if args.base_url:
-            overrides["base_url"] = args.base_url
-        if wire is not None:
-            overrides["wire"] = wire
-        provider = attrs.evolve(provider, **overrides)
+            provider = attrs.evolve(provider, base_url=check_base_url(args.base_url,
+                                                                      "--base-url"))
     else:
-        base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
+        base_url = args.base_url
+        what = "--base-url"
+        if not base_url and env.get("OPENAI_BASE_URL"):
+            base_url, what = env["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
         if base_url:
-            provider = Provider(name="openai", base_url=base_url,
-                                wire=wire or WireApi.RESPONSES)
+            provider = Provider(name="openai", base_url=check_base_url(base_url, what))
+        elif env.get("OPENAI_API_KEY", "").strip():
+            # Codex's built-in OpenAI provider (or config.toml's [model_providers.openai]).
+            provider = Provider.from_codex_config("openai", args.config)
         else:
-            from .server import EmbeddedServer
+            return None
+    return _overrides(provider, args)
 
-            server = stack.enter_context(EmbeddedServer())
-            provider = Provider(name="embedded", base_url=server.base_url,
-                                wire=wire or WireApi.RESPONSES)
-    client = Client(provider, load_entrypoints=not args.no_plugins)
+
+def _overrides(provider: Provider, args: argparse.Namespace) -> Provider:
+    """``--wire`` and ``--retries`` applied to ``provider``."""
+    import attrs
+
+    if args.wire:
+        provider = attrs.evolve(provider, wire=WireApi(args.wire))
+    if args.retries is not None:
+        if args.retries < 0:
+            raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
+        provider = attrs.evolve(provider, retry=attrs.evolve(provider.retry,
+                                                             max_attempts=args.retries + 1))
+    return provider
+
+
+def make_client(args: argparse.Namespace, stack: ExitStack, plugins: Iterable[Any] = ()
+                ) -> Client:
+    """A Client for the command line: the provider :func:`choose_provider` picks, or an
+    embedded server (said on stderr) when nothing is configured."""
+    provider = choose_provider(args)
+    if provider is None:
+        from .server import EmbeddedServer
+
+        print(EMBEDDED_NOTICE, file=sys.stderr, flush=True)
+        server = stack.enter_context(EmbeddedServer())
+        provider = _overrides(Provider(name="embedded", base_url=server.base_url), args)
+    client = Client(provider, plugins=plugins, load_entrypoints=not args.no_plugins)
     stack.callback(client.close)
     return client
 
@@ -129,7 +206,8 @@ def _chat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reasoning", action="store_true",
                    help="do not show reasoning summaries")
     p.add_argument("--json", action="store_true",
-                   help="write every event as one JSON object per line (NDJSON) to stdout")
+                   help="write every event as one JSON object per line (NDJSON) to stdout; an "
+                        "error is a last {\"type\": \"error\", ...} line")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="connect/response timeout for this call (the stream idle timeout "
                    "still applies between events)")
@@ -139,10 +217,25 @@ def _chat_args(p: argparse.ArgumentParser) -> None:
 REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 
 
+class RetryNotice:
+    """A plugin that shows each retry in the chat view's spinner (on a terminal)."""
+
+    def __init__(self, show: Callable[[str], None]) -> None:
+        self.show = show
+
+    @hookimpl
+    def codexapi_on_retry(self, provider: Provider, attempt: int, error: Exception,
+                          delay: float) -> None:
+        from .terminal import format_retry
+
+        self.show(format_retry(delay, attempt + 1, provider.retry.max_attempts, error))
+
+
 @command("chat", "send a message and stream the answer to stdout, or chat interactively")(
     _chat_args)
 def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
     from .repl import TurnOptions, start
+    from .terminal import ChatView, Spinner
 
     interactive = args.prompt is None and sys.stdin.isatty()
     prompt = None
@@ -156,7 +249,11 @@ def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
         reasoning_effort=args.reasoning_effort, verbosity=args.verbosity, schema=args.schema,
         files=tuple(args.files), json_lines=args.json, show_reasoning=not args.no_reasoning,
         usage=args.usage, conversation_id=args.conversation_id, timeout=args.timeout)
-    return start(make_client(args, stack), prompt=prompt, resume=args.resume,
+    if Spinner(sys.stderr).enabled:
+        # The spinner shows each retry; a log line would tear the spinner's line apart.
+        _STDERR.quiet_retries = True
+    client = make_client(args, stack, plugins=[RetryNotice(ChatView.show_retry)])
+    return start(client, prompt=prompt, resume=args.resume,
                  model=args.model, instructions=args.instructions, options=options,
                  interactive=interactive)
 
@@ -190,7 +287,8 @@ def _compact_args(p: argparse.ArgumentParser) -> None:
                    "appended after the items)")
     p.add_argument("--input", metavar="FILE", help="a JSON file of input items (an array, or "
                    "an object with an \"input\" array), '-' for stdin")
-    p.add_argument("--instructions", default="You are a helpful assistant.")
+    p.add_argument("--instructions", default="You are a helpful assistant.",
+                   help="system instructions sent with the items")
     add_connection_args(p)
 
 
@@ -230,8 +328,13 @@ def cmd_compact(args: argparse.Namespace, stack: ExitStack) -> int:
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (an address "
+                   "other than loopback makes the server reachable from other machines)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (0 picks a free "
+                   "one)")
+    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                   help="require this key as a bearer token or api-key header (repeatable; "
+                        "default: no key required)")
     p.add_argument("--verbose", "-v", action="store_true", help="log each request")
     p.add_argument("--cassette", metavar="PATH",
                    help="answer from this recorded cassette (vcrpy, pydantic-ai or Ruby VCR "
@@ -246,22 +349,61 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    + "; requests may also send their own plan in an x-codexapi-fault header")
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> ConfigError:
+    if exc.errno == errno.EADDRINUSE:
+        why = "the port is already in use (pick another --port, or 0 for a free one)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "that address is not one of this machine's"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+    else:
+        why = exc.strerror or str(exc)
+    return ConfigError(f"cannot listen on {host}:{port}: {why}")
+
+
 @command("serve", "run the embedded OpenAI-compatible server")(_serve_args)
 def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
+    import socket
+
     from .server import EmbeddedServer
 
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is out of range: use 0-65535 (0 picks a free "
+                          "port)")
+    if not args.host.strip():
+        raise ConfigError("--host is empty: give an address such as 127.0.0.1")
     player = None
     if args.cassette:
         from .testing.player import CassettePlayer
 
         player = CassettePlayer.from_file(args.cassette, args.ignore_field)
-    server = EmbeddedServer(args.host, args.port, verbose=args.verbose,
-                            faults=args.fault or None)
+    try:
+        server = EmbeddedServer(args.host, args.port, verbose=args.verbose,
+                                faults=args.fault or None, api_keys=args.api_key or None)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on --host {args.host!r}: {exc.strerror}") from None
+    except (OverflowError, UnicodeError) as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    except OSError as exc:
+        raise _bind_error(args.host, args.port, exc) from None
     server.httpd.responder = player
     if player is not None:
         from .testing.player import describe
 
         print(f"serving {describe(player)} from {args.cassette}", flush=True)
+    if not _is_loopback(server.host):
+        print(f"codexapi: warning: listening on {server.host}: the server is reachable from "
+              "other machines" + ("" if args.api_key else ", and --api-key is not set: anyone "
+                                  "who can reach it can use it"), file=sys.stderr, flush=True)
     print(f"codexapi embedded server on {server.base_url} (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
@@ -308,6 +450,34 @@ def cmd_plugins(args: argparse.Namespace, stack: ExitStack) -> int:
     return 0
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's table as written and appends each option's default to its help
+    (when it has one worth showing: not None, False or an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or default in (None, False, argparse.SUPPRESS)
+                or default == [] or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _epilog() -> str:
+    rows = "\n".join(textwrap.fill(meaning, 79, initial_indent=f"  {code:>3}  ",
+                                   subsequent_indent=" " * 7)
+                      for code, meaning in EXIT_MEANINGS)
+    return ("Run 'codexapi COMMAND --help' for a command's options. An error is one line on\n"
+            f"stderr: 'codexapi: error: KIND: message'.\n\nexit codes:\n{rows}")
+
+
 def _batch_args(p: argparse.ArgumentParser) -> None:
     from .batch.cli import configure
 
@@ -323,11 +493,17 @@ def cmd_batch(args: argparse.Namespace, stack: ExitStack) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codexapi", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"codexapi {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    parser = Parser(prog="codexapi", description=textwrap.fill(DESCRIPTION, 79),
+                    epilog=_epilog(), formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"codexapi {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
     for name, (configure, run, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text[:1].upper()
+                           + help_text[1:] + ".", formatter_class=HelpFormatter)
         configure(p)
         p.set_defaults(run=run)
     return parser
@@ -340,23 +516,124 @@ def exit_code(exc: BaseException) -> int:
     return 1
 
 
+class _StderrHandler(logging.Handler):
+    """The ``codexapi`` logger's warnings as one ``codexapi: warning:`` line each on the
+    stderr of the moment (tests swap it); retries can be left to the chat spinner."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.quiet_retries = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.quiet_retries and record.funcName == "codexapi_on_retry":
+            return
+        try:
+            text = " ".join(record.getMessage().split())
+            sys.stderr.write(f"codexapi: warning: {text}\n")
+            sys.stderr.flush()
+        except Exception:  # a warning must never end the command
+            pass
+
+
+_STDERR = _StderrHandler()
+
+
+def _report(exc: BaseException, code: int, args: Any) -> None:
+    kind = type(exc).__name__
+    message = " ".join(str(exc).split())
+    if getattr(args, "json", False):
+        from .jsonutil import dumps
+
+        try:
+            sys.stdout.write(dumps({"type": "error", "error": kind, "message": message,
+                                    "exit_code": code}).decode() + "\n")
+            sys.stdout.flush()
+        except OSError:
+            pass
+    else:
+        with suppress(OSError):
+            sys.stdout.flush()
+    print(f"codexapi: error: {kind}: {message}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    # Keep the interpreter from failing again when it flushes stdout at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Bound the whole command by ``seconds`` with a real-time timer (SIGALRM): it interrupts a
+    blocked connect, read or backoff sleep wherever it is and raises :class:`DeadlineExceeded`.
+
+    The library's per-call ``deadline=`` is not there yet, so the command line keeps its own
+    overall timer; an alarm someone else had set (pytest-timeout's) is restored afterwards.
+    """
+    if seconds is None:
+        yield
+        return
+    import math
+    import signal
+    import threading
+    import time
+
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(f"--deadline must be a positive number of seconds, got {seconds:g}")
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "setitimer"):
+        raise ConfigError("--deadline needs a POSIX system and the main thread")
+
+    def expire(signum: int, frame: Any) -> None:
+        raise DeadlineExceeded(f"the command did not finish within --deadline {seconds:g} s "
+                               "(retries and reads included)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_delay:
+            left = old_delay - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), old_interval)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
+    logger = logging.getLogger("codexapi")
+    _STDERR.quiet_retries = False
+    logger.addHandler(_STDERR)
     with ExitStack() as stack:
+        # Last out: the handler stays for the cleanup (closing the client) and no longer.
+        stack.callback(logger.removeHandler, _STDERR)
         try:
-            return int(args.run(args, stack))
+            with deadline(getattr(args, "deadline", None)):
+                return int(args.run(args, stack))
         except CodexApiError as exc:
-            sys.stdout.flush()
-            print(f"codexapi: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return exit_code(exc)
+            code = exit_code(exc)
+            _report(exc, code, args)
+            return code
         except KeyboardInterrupt:
             return 130
         except BrokenPipeError:
             # The reader went away (`codexapi models --json | head`): stop quietly, as
-            # shell tools do, and keep the interpreter from complaining at exit.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            # shell tools do.
+            _silence_stdout()
             return 141
+        except OSError as exc:
+            # Writing the answer failed (`> /dev/full`, a full disk, an I/O error).
+            print(f"codexapi: error: cannot write the output: {exc.strerror or exc}",
+                  file=sys.stderr)
+            _silence_stdout()
+            return 74
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -181,8 +181,10 @@ def settings_from_table(provider_id: str, data: Any, file: Path) -> Settings:
     if base_url is None:
         # Codex falls back to the OpenAI API for a provider without base_url.
         base_url = "https://api.openai.com/v1"
-    elif not base_url.startswith(("http://", "https://")):
-        raise t.error("base_url", "an http:// or https:// URL")
+    else:
+        from .urls import check_base_url
+
+        check_base_url(base_url, f"{t.where}.base_url in {file}")
     headers = t.string_map("http_headers")
     for header, var in t.string_map("env_http_headers").items():
         # As in Codex: an unset or blank variable leaves the header out.

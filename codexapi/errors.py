@@ -87,6 +87,15 @@ class ReadTimeout(TransportError):
     """The server accepted the request but sent no response within the read timeout."""
 
 
+class TLSHandshakeError(ConfigError, TransportError):
+    """A TLS handshake that cannot succeed as configured: the certificate does not verify, or
+    the server does not speak TLS there (``https://`` to a plain-HTTP port). Both a
+    :class:`ConfigError` (fix the URL or the CA bundle) and a :class:`TransportError`; never
+    retried."""
+
+    retryable = False
+
+
 class ApiError(CodexApiError):
     """The server answered with a non-2xx status."""
 
@@ -210,6 +219,7 @@ __all__ = [
     "ReadTimeout",
     "ServerOverloaded",
     "StreamError",
+    "TLSHandshakeError",
     "ToolArgumentsError",
     "TransportError",
     "UnsupportedEndpointError",

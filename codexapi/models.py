@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .items import FunctionCall, FunctionCallOutput, InputItem, Message, Reasoning
 from .redact import redact_headers, redact_query_params, redact_url
 from .retry import PolicyError, RetryPolicy
+from .urls import check_base_url, join
 
 
 class WireApi(enum.StrEnum):
@@ -64,7 +65,9 @@ class Provider:
     """Where requests go and how: base URL, wire API, static headers and policies."""
 
     name: str = "openai"
-    base_url: str = "https://api.openai.com/v1"
+    #: Checked when the Provider is made (:func:`codexapi.urls.check_base_url`).
+    base_url: str = attrs.field(default="https://api.openai.com/v1",
+                                validator=lambda _, __, url: check_base_url(url))
     #: The registered Wire's name: ``WireApi.RESPONSES`` (``"responses"``), ``WireApi.CHAT``
     #: (``"chat"``) or a plugin's.
     wire: str = attrs.field(default=WireApi.RESPONSES, converter=_wire)
@@ -99,14 +102,9 @@ class Provider:
         return cls(**provider_settings(provider_id, path))
 
     def url_for_path(self, path: str) -> str:
-        """Join ``path`` to the base URL the way codex-api's ``url_for_path`` does."""
-        base = self.base_url.rstrip("/")
-        path = path.lstrip("/")
-        url = f"{base}/{path}" if path else base
-        if self.query_params:
-            # The crate appends k=v verbatim (no encoding); keep that for byte-equal URLs.
-            url += "?" + "&".join(f"{k}={v}" for k, v in self.query_params.items())
-        return url
+        """Join ``path`` to the base URL as codex-api's ``url_for_path`` does (a query in the
+        base URL kept after the path; see :func:`codexapi.urls.join`)."""
+        return join(self.base_url, path, self.query_params)
 
     def is_azure_responses_endpoint(self) -> bool:
         """True for Azure OpenAI Responses endpoints, where ``store`` defaults to true."""

@@ -54,8 +54,18 @@ class Spinner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @property
+    def enabled(self) -> bool:
+        """Whether this spinner shows at all (its stream is a terminal)."""
+        return _is_tty(self.stream)
+
+    def set_label(self, label: str) -> None:
+        """Change the text shown beside the spinner from the next frame on."""
+        with self._lock:
+            self.label = label
+
     def start(self) -> None:
-        if not _is_tty(self.stream) or self._thread is not None:
+        if not self.enabled or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._run, name="codexapi-spinner", daemon=True)
         self._thread.start()
@@ -66,7 +76,8 @@ class Spinner:
             with self._lock:
                 if self._stop.is_set():
                     return
-                self.stream.write(f"\r{SPINNER_FRAMES[frame % len(SPINNER_FRAMES)]} "
+                # Cleared each frame: a new label (a retry) may be shorter than the last.
+                self.stream.write(f"{CLEAR_LINE}{SPINNER_FRAMES[frame % len(SPINNER_FRAMES)]} "
                                   f"{self.label}")
                 self.stream.flush()
             frame += 1
@@ -93,6 +104,21 @@ def format_usage(usage: TokenUsage) -> str:
     if usage.reasoning_output_tokens:
         text += f" ({usage.reasoning_output_tokens} reasoning)"
     return text + f", {usage.total_tokens} total"
+
+
+def format_retry(delay: float, attempt: int, max_attempts: int, error: BaseException) -> str:
+    """``retrying in 0.4 s, attempt 2/5: 503``: ``attempt`` is the try about to be made."""
+    from .errors import ApiError, CodexApiError
+
+    if isinstance(error, ApiError):
+        why = str(error.status)
+    else:
+        why = (error.message if isinstance(error, CodexApiError) else str(error)) or type(
+            error).__name__
+        why = " ".join(why.split())
+        why = why if len(why) <= 80 else why[:79] + "…"
+    shown = f"{delay:.1f}" if delay >= 0.1 or delay == 0 else f"{delay:.2f}"
+    return f"retrying in {shown} s, attempt {attempt}/{max_attempts}: {why}"
 
 
 def describe_tool_call(item: object) -> str | None:
@@ -129,12 +155,30 @@ class ChatView:
         self._summary_seen = False
         self._usage: TokenUsage | None = None
 
+    #: The view whose turn is on the terminal now (one at a time: a command line has one
+    #: terminal); the chat command's retry observer shows retries there.
+    current: ChatView | None = None
+
+    def retrying(self, label: str) -> None:
+        """Show ``label`` (a retry about to happen) in place of the spinner's label."""
+        self.spinner.set_label(label)
+
+    @classmethod
+    def show_retry(cls, label: str) -> None:
+        """:meth:`retrying` on the current view, if a turn is on screen."""
+        view = cls.current
+        if view is not None:
+            view.retrying(label)
+
     def __enter__(self) -> ChatView:
+        ChatView.current = self
         self.spinner.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if ChatView.current is self:
+            ChatView.current = None
         self.spinner.stop()
         self._end_reasoning()
         self._end_text()
@@ -203,4 +247,5 @@ class ChatView:
                 self._note(line)
 
 
-__all__ = ["ChatView", "Spinner", "describe_tool_call", "format_usage", "use_color"]
+__all__ = ["ChatView", "Spinner", "describe_tool_call", "format_retry", "format_usage",
+           "use_color"]

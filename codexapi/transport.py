@@ -33,7 +33,12 @@ from urllib3.exceptions import (
 )
 
 from ._version import __version__
-from .errors import ConnectTimeout, ReadTimeout, TransportError
+from .errors import (
+    ConnectTimeout,
+    ReadTimeout,
+    TLSHandshakeError,
+    TransportError,
+)
 from .proxy import Proxy, ProxySettings
 from .redact import redact_headers, redact_url
 from .tls import make_ssl_context
@@ -122,6 +127,16 @@ class Transport(Protocol):
         ...
 
 
+#: OpenSSL reasons of a handshake that fails the same way every time (a bad certificate, a
+#: server that does not speak TLS, no common protocol): never retried. A reset or EOF during
+#: the handshake is not among them: that may be transient.
+_TLS_NEVER = ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL",
+              "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "NO_PROTOCOLS_AVAILABLE",
+              "TLSV1_ALERT_PROTOCOL_VERSION", "TLSV1_ALERT_UNKNOWN_CA",
+              "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+              "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_UNRECOGNIZED_NAME")
+
+
 def describe_error(exc: BaseException, url: str) -> TransportError:
     """Map a urllib3/socket exception to a TransportError a person can act on."""
     where = redact_url(url)
@@ -141,7 +156,12 @@ def describe_error(exc: BaseException, url: str) -> TransportError:
         if "CERTIFICATE_VERIFY_FAILED" in reason:
             hint = (" (if the server's certificate comes from a private CA, point "
                     "CODEX_CA_CERTIFICATE, SSL_CERT_FILE or Provider.ca_bundle at its PEM file)")
-        return TransportError(f"TLS error talking to {where}: {reason}{hint}", url=where)
+        elif "WRONG_VERSION_NUMBER" in reason:
+            hint = " (the server does not speak TLS on this port: should the URL be http://?)"
+        message = f"TLS error talking to {where}: {reason}{hint}"
+        if any(marker in reason for marker in _TLS_NEVER):
+            return TLSHandshakeError(message, url=where)
+        return TransportError(message, url=where)
     if isinstance(exc, ProxyError):
         inner = getattr(exc, "original_error", None)
         why = _reason(inner if isinstance(inner, BaseException) else exc)

@@ -1,13 +1,50 @@
-"""Shared fixtures: the embedded server on 127.0.0.1 and clients pointed at it."""
+"""Shared fixtures: the embedded server on 127.0.0.1 and clients pointed at it; and the one
+rule for tests that read ``../shared`` (the real cassettes, the wire reference)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
 from codexapi import Client, Provider, RetryPolicy, WireApi
 from codexapi.server import EmbeddedServer
+
+#: ``../shared`` beside the repository (``$CODEXAPI_SHARED`` points elsewhere, e.g. from a
+#: git worktree): public real cassettes and the wire reference, read in place, never copied.
+SHARED = Path(os.environ.get("CODEXAPI_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
+def under_ci(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this run is CI's (``CI`` set, as every CI service sets it)."""
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_shared(name: str, *, shared: Path | None = None,
+                   environ: Mapping[str, str] = os.environ) -> Path:
+    """``../shared/<name>``, or skip the test when it is missing (a bare clone). Under CI a
+    missing folder fails the test instead: conformance must never silently stop running."""
+    path = (SHARED if shared is None else shared) / name
+    if path.is_dir():
+        return path
+    reason = (f"needs ../shared/{name} beside the repository, and {path} is missing (a bare "
+              "clone; set CODEXAPI_SHARED to its location)")
+    if under_ci(environ):
+        pytest.fail(f"{reason}; under CI this is a failure, not a skip", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "shared(*names): the test reads ../shared/<name> for "
+                            "each name; skipped on a bare clone, failed under CI")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("shared"):
+        for name in mark.args:
+            require_shared(name)
 
 
 @pytest.fixture(autouse=True)

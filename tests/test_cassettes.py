@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import SHARED
 
 from codexapi import (
     BearerAuth,
@@ -38,7 +39,7 @@ from codexapi.testing.formats import Interaction
 from codexapi.testing.storage import dump_cassette
 from codexapi.transport import HttpRequest
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real-cassettes"
+REAL = SHARED / "real-cassettes"
 DEAD = "http://127.0.0.1:9/v1"  # nothing listens there: a replay must not need a server
 
 
@@ -236,6 +237,7 @@ def test_transport_decodes_what_stock_vcrpy_replays_whether_stored_compressed_or
         assert VcrTransport().send(request, stream=False).read() == payload
 
 
+@pytest.mark.shared("real-cassettes")
 def test_transport_decodes_a_real_gzip_cassette_under_stock_vcrpy() -> None:
     import vcr
 
@@ -249,6 +251,7 @@ def test_transport_decodes_a_real_gzip_cassette_under_stock_vcrpy() -> None:
         assert json.loads(response.read()) == original.response_json()
 
 
+@pytest.mark.shared("real-cassettes")
 def test_loading_through_use_cassette_normalizes_old_recordings() -> None:
     # Loaded interactions pass the record hooks too: bodies decoded, secrets scrubbed, while
     # rate-limit counters (whose names contain "tokens") are kept for replays.
@@ -262,6 +265,7 @@ def test_loading_through_use_cassette_normalizes_old_recordings() -> None:
         assert json.loads(response.read())["object"] == "response"
 
 
+@pytest.mark.shared("real-cassettes")
 def test_recording_stores_gzip_bodies_decoded_and_account_response_headers_scrubbed(
         tmp_path: Path) -> None:
     # A server that answers with gzip and account headers: a real OpenAI answer, served.

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from codexapi import OutputTextDelta, ReasoningSummaryDelta
-from codexapi.cli import EXIT_CODES, main
+from codexapi.cli import EMBEDDED_NOTICE, EXIT_CODES, main
 from codexapi.errors import ApiError, AuthError, ConfigError, StreamError, TransportError
 from codexapi.events import Completed, TokenUsage
 from codexapi.server import EmbeddedServer, Exchange, route
@@ -43,8 +43,11 @@ def test_text_on_stdout_usage_on_stderr(capsys: Capture) -> None:
     code, out, err = run(capsys, "chat", "--usage", "Hello there")
     assert code == 0
     assert out == "You said: Hello there\n"
-    assert err.strip().startswith("tokens: ") and " in, " in err and " total" in err
-    assert run(capsys, "chat", "Hello there")[1:] == ("You said: Hello there\n", "")
+    notice, usage = err.splitlines()
+    assert notice == EMBEDDED_NOTICE  # offline: it says so, in one line
+    assert usage.startswith("tokens: ") and " in, " in usage and " total" in usage
+    assert run(capsys, "chat", "Hello there")[1:] == ("You said: Hello there\n",
+                                                     EMBEDDED_NOTICE + "\n")
 
 
 def test_stdin_as_input(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,7 +69,7 @@ def test_json_writes_one_event_per_line(capsys: Capture) -> None:
 def test_reasoning_summaries_on_stderr_or_hidden(capsys: Capture) -> None:
     code, out, err = run(capsys, "chat", "--reasoning-effort", "low", "--usage", "Hi")
     assert code == 0 and out == "You said: Hi\n"
-    reasoning = err.splitlines()[0]
+    reasoning = err.splitlines()[1]  # after the offline notice
     assert "words" in reasoning  # the scripted model's summary
     assert "reasoning" in err.splitlines()[-1]  # usage counts reasoning tokens
     code, out, err = run(capsys, "chat", "--reasoning-effort", "low", "--no-reasoning", "Hi")
@@ -126,8 +129,8 @@ def test_terminal_view_dims_reasoning_and_spins_until_the_first_token(
         time.sleep(0.15)  # a stopped spinner writes nothing more
     text = err.getvalue()
     assert spun.count("waiting for the model") >= 2 and CLEAR_LINE in spun
-    assert text.index(CLEAR_LINE) < text.index("pondering")
-    assert "waiting for the model" not in text[text.index(CLEAR_LINE):]
+    erased = text.rindex(CLEAR_LINE, 0, text.index("pondering"))  # the spinner's last write
+    assert "waiting for the model" not in text[erased:]
     assert f"{DIM}pondering" in text and f"{DIM}tokens: 1 in, 2 out, 3 total" in text
     assert out.getvalue() == "Hi\n"
 

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 from codexapi.cli import build_parser
 from codexapi.server import EmbeddedServer
@@ -90,8 +91,9 @@ def test_use_cassette_snippet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert (tmp_path / "session.yaml").read_text().count("- request:") == 1
 
 
+@pytest.mark.shared("real-cassettes")
 def test_load_interactions_snippet(capsys: pytest.CaptureFixture[str]) -> None:
-    path = ROOT.parent / "shared" / "real-cassettes" / "llmrb-llm" / "text_streaming.yaml"
+    path = SHARED / "real-cassettes" / "llmrb-llm" / "text_streaming.yaml"
     exec(compile(snippet("load_interactions(path)"), "docs/testing.md", "exec"), {"path": path})
     out = capsys.readouterr().out.splitlines()
     assert out[0] == ("POST https://api.openai.com/v1/responses 200 text/event-stream")

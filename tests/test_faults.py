@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
+from conftest import SHARED
 
 from codexapi import (
     ApiError,
@@ -421,14 +422,13 @@ def test_serve_cli_takes_fault_plans(capsys: pytest.CaptureFixture[str]) -> None
     assert "unknown fault 'explode'" in capsys.readouterr().err
 
 
+@pytest.mark.shared("real-cassettes")
 def test_faults_apply_to_a_served_cassette() -> None:
-    from pathlib import Path
 
     from codexapi.testing.formats import load_interactions
     from codexapi.testing.player import CassettePlayer
 
-    path = (Path(__file__).resolve().parents[2] / "shared" / "real-cassettes" / "simonw-llm"
-            / "test_responses_basic_streaming.yaml")
+    path = SHARED / "real-cassettes" / "simonw-llm" / "test_responses_basic_streaming.yaml"
     recorded = [e["delta"] for e in load_interactions(path)[0].events()
                 if e.get("type") == "response.output_text.delta"]
     with EmbeddedServer(faults="503x1:0.5") as server:

@@ -8,10 +8,10 @@ KeyError/TypeError/UnicodeDecodeError, never an event carrying the wrong types.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import attrs
 import pytest
+from conftest import SHARED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recording_transport import stream_response
@@ -35,7 +35,7 @@ from codexapi.testing.formats import load_interactions
 from codexapi_plugins.wire_chat import ChatDecoder
 from codexapi_plugins.wire_responses import ResponsesDecoder
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-cassettes"
+REAL = SHARED / "real-cassettes"
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -52,6 +52,7 @@ def real_streams() -> tuple[tuple[str, bytes], ...]:
     return tuple(out)
 
 
+@pytest.mark.shared("real-cassettes")
 def test_real_streams_were_found() -> None:
     wires = {wire for wire, _ in real_streams()}
     assert wires == {"chat", "responses"} and len(real_streams()) >= 20
@@ -174,6 +175,7 @@ def mutated_real_stream(draw: st.DrawFn) -> tuple[str, bytes]:
     return wire, bytes(data)
 
 
+@pytest.mark.shared("real-cassettes")
 @settings(FUZZ, max_examples=300)
 @given(case=mutated_real_stream(), cut=cuts)
 def test_mutated_real_streams(case: tuple[str, bytes], cut: list[int]) -> None:
@@ -183,6 +185,7 @@ def test_mutated_real_streams(case: tuple[str, bytes], cut: list[int]) -> None:
     run_stream(wire, chunks)
 
 
+@pytest.mark.shared("real-cassettes")
 @pytest.mark.parametrize("index", range(8))
 def test_unmutated_real_streams_complete(index: int) -> None:
     """The baseline the mutations start from: each real stream decodes without error."""

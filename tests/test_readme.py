@@ -35,5 +35,15 @@ def test_readme_starts_with_the_two_fresh_machine_commands() -> None:
     commands = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
     assert "pip install -e '.[test]'" in commands[0] and "codexapi chat" in commands[0]
     assert "pytest" in commands[1]
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert commands[1].strip().removeprefix(".venv/bin/python -m ") in ci
+
+
+def test_ci_runs_the_two_readme_commands_verbatim_before_any_pip_upgrade() -> None:
+    commands = [c.strip() for c in re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)[:2]]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    at = [ci.index(command) for command in commands]  # each a line of its own, as written
+    assert at == sorted(at)
+    assert not any("pip" in line and "upgrade" in line for line in ci[:at[-1]]
+               if not line.lstrip().startswith("#"))
+    # Debian's python3 first on PATH for them when there is one.
+    before = "\n".join(ci[:at[0]])
+    assert "/usr/bin/python3" in before and 'export PATH="$(dirname "$py"):$PATH"' in before

@@ -133,7 +133,7 @@ def test_401_echo_is_scrubbed_for_bearer_and_azure_keys(srv: EmbeddedServer) -> 
 
 
 def test_reprs_hide_secrets(srv: EmbeddedServer) -> None:
-    prov = provider(f"https://user:{QUERY}@gateway.example/v1?token={QUERY}")
+    prov = provider(f"https://gateway.example/v1?token={QUERY}")
     request = HttpRequest("POST", f"https://x/v1/responses?access_token={QUERY}",
                           {"Authorization": f"Bearer {TOKEN}", "api-key": AZURE,
                            "ChatGPT-Account-ID": ACCOUNT, "Cookie": COOKIE,

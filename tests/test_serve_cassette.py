@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from conftest import SHARED
 
 from codexapi.cli import main
 from codexapi.testing import load_interactions, serve_cassette
@@ -18,7 +19,7 @@ from codexapi.testing.player import CassettePlayer
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN = ROOT / "cassettes"
-REAL = ROOT.parent / "shared" / "real-cassettes"
+REAL = SHARED / "real-cassettes"
 
 
 def oai(base_url: str) -> openai.OpenAI:
@@ -59,6 +60,7 @@ def test_cli_serves_a_project_cassette_to_openai_python(served_cli: str) -> None
     assert [e.type for e in events] == [e["type"] for e in recorded]
 
 
+@pytest.mark.shared("real-cassettes")
 def test_real_responses_stream_served_to_openai_python() -> None:
     path = REAL / "simonw-llm" / "test_responses_tool_use_streaming.yaml"
     recorded = load_interactions(path)
@@ -75,6 +77,7 @@ def test_real_responses_stream_served_to_openai_python() -> None:
     assert text and text == second[-1].response.output_text
 
 
+@pytest.mark.shared("real-cassettes")
 def test_real_chat_stream_models_and_error_served_to_openai_python() -> None:
     chat = REAL / "openllmetry" / "test_open_ai_function_calls_tools_streaming_parallel.yaml"
     with serve_cassette(chat) as server:
@@ -105,6 +108,7 @@ def test_a_request_the_cassette_lacks_gets_a_404_naming_it() -> None:
     assert "POST /v1/responses/compact" in str(info.value)
 
 
+@pytest.mark.shared("real-cassettes")
 def test_player_prefers_the_recording_whose_body_matches() -> None:
     path = REAL / "simonw-llm" / "test_responses_interleaved_reasoning_between_tool_calls.yaml"
     first, second = load_interactions(path)[:2]
@@ -125,6 +129,7 @@ def test_cli_reports_a_bad_cassette(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "CorruptCassetteError" in err and f"{bad}:3" in err
 
 
+@pytest.mark.shared("real-cassettes")
 def test_player_ignores_configured_fields_when_choosing() -> None:
     path = REAL / "simonw-llm" / "test_responses_interleaved_reasoning_between_tool_calls.yaml"
     interactions = load_interactions(path)

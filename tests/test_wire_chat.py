@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import SHARED
 from recording_transport import stream_response
 
 from codexapi import (
@@ -35,7 +35,7 @@ from codexapi.sse import SseStreamDecoder
 from codexapi.stream import ResponseStream
 from codexapi_plugins.wire_chat import ChatDecoder
 
-REAL_CASSETTES = Path(__file__).resolve().parents[2] / "shared" / "real-cassettes"
+REAL_CASSETTES = SHARED / "real-cassettes"
 
 
 def frame(*chunks: Any) -> bytes:
@@ -433,6 +433,7 @@ def _cassette_bodies(name: str) -> list[str]:
     return [i["response"]["body"]["string"] for i in interactions]
 
 
+@pytest.mark.shared("real-cassettes")
 def test_real_openai_parallel_tool_call_stream() -> None:
     body = _cassette_bodies("openllmetry/test_open_ai_function_calls_tools_streaming_parallel.yaml")
     events = run(body[-1].encode(), split=97)
@@ -445,6 +446,7 @@ def test_real_openai_parallel_tool_call_stream() -> None:
     assert isinstance(events[-1], Completed) and events[-1].response_id.startswith("chatcmpl-")
 
 
+@pytest.mark.shared("real-cassettes")
 def test_real_openai_stream_with_usage() -> None:
     first, second = _cassette_bodies("llmrb-llm/llm_chat_stream_tool.yaml")
     calls_turn = run(first.encode())

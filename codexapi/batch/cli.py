@@ -40,7 +40,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                    help="progress on stderr: a bar on a terminal, else a line every "
                    "--progress-interval seconds (auto)")
-    p.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="seconds between progress lines when stderr is not a terminal")
     add_connection_args(p)
 
 
