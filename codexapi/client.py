@@ -21,6 +21,7 @@ from .dispatch import Dispatcher, call_first
 from .errors import StreamError
 from .events import Event, Item, RateLimits
 from .jsonutil import loads
+from .limits import read_body
 from .models import Provider, ResponsesRequest
 from .plugins import make_plugin_manager
 from .ratelimits import snapshot_if_any
@@ -144,14 +145,14 @@ class _Endpoints:
         snapshot = snapshot_if_any(response.headers)
         if snapshot is not None:
             prelude.append(RateLimits(snapshot))
-        return ResponseStream(response, decoder, prelude)
+        return ResponseStream(response, decoder, prelude, provider)
 
     def _compact(self, body: Mapping[str, Any], timeout: Timeout = None) -> list[Item]:
         provider = self._dispatcher.provider
         response = self._dispatcher.send(
             "POST", "compact", body,
             timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout))
-        raw = response.read()
+        raw = read_body(response, provider, "compact")
         try:
             data = loads(raw)
             output = data["output"]
@@ -245,7 +246,8 @@ class Client(_Endpoints):
             raise StreamError("the server answered 304 Not Modified to a models request "
                               "without If-None-Match; there is no cached list to return",
                               retryable=False)
-        result = parse_models(response.read(), response.headers.get("etag"))
+        result = parse_models(read_body(response, provider, "models"),
+                              response.headers.get("etag"))
         with self._models_lock:
             self._models_cache[client_version] = result
         return result
@@ -326,4 +328,5 @@ class ModelsClient(_SeedClient):
         query = "client_version=" + quote(client_version, safe="")
         response: HttpResponse = self._dispatcher.send("GET", "models", None, headers,
                                                        query=query)
-        return parse_models(response.read(), response.headers.get("etag"))
+        return parse_models(read_body(response, self.provider, "models"),
+                            response.headers.get("etag"))

@@ -117,6 +117,31 @@ class IdleTimeout(StreamError):
     """No bytes arrived on an open stream for longer than ``stream_idle_timeout``."""
 
 
+class ResponseTooLarge(StreamError):
+    """A response passed one of the provider's size bounds (``setting`` names it).
+
+    Never retried: the same request would get the same oversized answer.
+    """
+
+    def __init__(self, message: str, *, setting: str, limit: int) -> None:
+        super().__init__(message, retryable=False)
+        self.setting = setting
+        self.limit = limit
+
+
+class UndecodableEvent(StreamError):
+    """An event's data was not valid JSON (or had no ``type``), so it could not be delivered.
+
+    Raised by default rather than skipping the event as the crate does: a skipped delta is
+    text silently missing from the turn. ``Provider.skip_undecodable_events`` restores the
+    skip (each one counted in ``StreamResult.skipped_events`` and logged as a warning).
+    """
+
+    def __init__(self, message: str, *, event_type: str | None = None) -> None:
+        super().__init__(message, retryable=False)
+        self.event_type = event_type
+
+
 class RateLimitError(StreamError):
     """The server reported a rate limit; ``retry_after`` (seconds) is its hint, if any."""
 
@@ -183,9 +208,11 @@ __all__ = [
     "QuotaExceeded",
     "RateLimitError",
     "ReadTimeout",
+    "ResponseTooLarge",
     "ServerOverloaded",
     "StreamError",
     "TransportError",
+    "UndecodableEvent",
     "UnsupportedEndpointError",
     "UsageNotIncluded",
 ]

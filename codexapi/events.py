@@ -36,7 +36,11 @@ class Item:
         return isinstance(other, Item) and other.raw == self.raw
 
     def __hash__(self) -> int:
-        return hash((self.raw.get("type"), self.raw.get("id"), self.raw.get("call_id")))
+        # Only string fields take part: a server may send any JSON there (a list ``type``),
+        # and equal items still hash equal.
+        raw = self.raw
+        return hash(tuple(v if v.__class__ is str else None
+                          for v in (raw.get("type"), raw.get("id"), raw.get("call_id"))))
 
     def __repr__(self) -> str:
         return f"Item({self.raw!r})"

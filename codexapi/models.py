@@ -93,6 +93,12 @@ class RetryPolicy:
         return self.retry_5xx and 500 <= status <= 599
 
 
+def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PolicyError(f"Provider.{attribute.name} is a size in bytes and must be a positive "
+                          f"int, got {value!r}")
+
+
 def _str_map(value: Mapping[str, str]) -> dict[str, str]:
     # A typed copy: mypy cannot see through attrs' ``converter=dict``.
     return dict(value)
@@ -138,6 +144,18 @@ class Provider:
     #: Codex ``stream_max_retries``, for callers that reconnect dropped streams themselves
     #: (codexapi never re-sends a stream that has started).
     stream_max_retries: int = 5
+    #: The largest SSE message (or WebSocket frame) accepted, in bytes; a longer one ends the
+    #: stream with :class:`ResponseTooLarge` instead of being buffered without end.
+    max_message_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_positive)
+    #: The largest unary response body (compact, models) accepted, in bytes (after decoding).
+    max_body_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=_positive)
+    #: The most bytes any compressed body (gzip, deflate...) may inflate to: a small gzip
+    #: "bomb" stops here instead of filling memory.
+    max_decompressed_bytes: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)
+    #: Skip events whose data is not valid JSON, as the crate does, instead of ending the stream
+    #: with :class:`UndecodableEvent`; each skip is logged and counted in
+    #: ``StreamResult.skipped_events``.
+    skip_undecodable_events: bool = False
 
     @classmethod
     def from_codex_config(cls, provider_id: str, path: str | os.PathLike[str] | None = None

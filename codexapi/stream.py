@@ -27,6 +27,8 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
+from .limits import iter_body
+from .models import Provider
 from .sse import Decoder
 from .transport import HttpResponse
 
@@ -56,8 +58,10 @@ class ResponseStream:
         response: HttpResponse,
         decoder: StreamDecoder,
         prelude: list[Event] | None = None,
+        provider: Provider | None = None,
     ) -> None:
         self.response = response
+        self._provider = provider
         self._decoder = decoder
         self._prelude = prelude or []
         self._gen = self._events()
@@ -83,7 +87,10 @@ class ResponseStream:
 
     def _events(self) -> Generator[Event, None, None]:
         decoder = self._decoder
-        sse = Decoder()
+        provider = self._provider
+        sse = Decoder(provider.max_message_bytes) if provider else Decoder()
+        body = iter_body(self.response, provider, what="stream") if provider else (
+            self.response.iter_bytes())
         feed = decoder.feed
         # A decoder that only needs each message's data takes a whole chunk's worth at once:
         # one call per network read instead of one per event (the first-party wires do).
@@ -93,7 +100,7 @@ class ResponseStream:
             try:
                 if feed_data is not None:
                     sse_data = sse.feed_data
-                    for chunk in self.response.iter_bytes():
+                    for chunk in body:
                         datas = sse_data(chunk)
                         if datas:
                             events = feed_data(datas)
@@ -103,7 +110,7 @@ class ResponseStream:
                                     return
                 else:
                     sse_feed = sse.feed
-                    for chunk in self.response.iter_bytes():
+                    for chunk in body:
                         for message in sse_feed(chunk):
                             events = feed(message)
                             if events:

@@ -152,21 +152,30 @@ class _Inflater:
         encoding = (headers.get("content-encoding") or "").strip().lower()
         return cls() if encoding in ("gzip", "x-gzip", "deflate") else None
 
-    def feed(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """The inflated bytes of ``chunk``, in pieces of at most CHUNK_SIZE: a highly
+        compressed chunk is never inflated in one piece (a gzip bomb would fill memory)."""
         if self._head is not None:
             head = self._head + chunk
             if len(head) < 2:
                 self._head = head
-                return b""
+                return
             self._head = None
             if head[:2] == b"\x1f\x8b":
                 self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
             elif head[0] & 0x0F == 8 and int.from_bytes(head[:2], "big") % 31 == 0:
                 self._decoder = zlib.decompressobj()
             chunk = head
-        if self._decoder is None:
-            return chunk
-        return bytes(self._decoder.decompress(chunk))
+        decoder = self._decoder
+        if decoder is None:
+            if chunk:
+                yield chunk
+            return
+        while chunk:
+            piece = decoder.decompress(chunk, CHUNK_SIZE)
+            if piece:
+                yield bytes(piece)
+            chunk = decoder.unconsumed_tail
 
     def flush(self) -> bytes:
         if self._decoder is not None:
@@ -210,9 +219,8 @@ class Urllib3Response:
                     self._eof = True
                     return
                 if inflate is not None:
-                    chunk = inflate.feed(chunk)
-                    if not chunk:
-                        continue
+                    yield from inflate.feed(chunk)
+                    continue
                 yield chunk
         except (ReadTimeoutError, TimeoutError) as exc:
             self.close()
