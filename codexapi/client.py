@@ -25,6 +25,7 @@ from .limits import read_body
 from .models import Provider, ResponsesRequest
 from .plugins import make_plugin_manager
 from .ratelimits import snapshot_if_any
+from .redact import scrub_error
 from .stream import ResponseStream
 from .transport import HttpResponse, Transport, Urllib3Transport
 
@@ -145,7 +146,15 @@ class _Endpoints:
         snapshot = snapshot_if_any(response.headers)
         if snapshot is not None:
             prelude.append(RateLimits(snapshot))
-        return ResponseStream(response, decoder, prelude, provider)
+        return ResponseStream(response, decoder, prelude, provider,
+                              secrets=lambda: dispatcher.secrets(headers))
+
+    def _parse_models(self, response: HttpResponse) -> ModelList:
+        body = read_body(response, self._dispatcher.provider, "models")
+        try:
+            return parse_models(body, response.headers.get("etag"))
+        except StreamError as exc:
+            raise scrub_error(exc, self._dispatcher.secrets()) from None
 
     def _compact(self, body: Mapping[str, Any], timeout: Timeout = None) -> list[Item]:
         provider = self._dispatcher.provider
@@ -161,8 +170,11 @@ class _Endpoints:
             return [Item(i) for i in output]
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise StreamError(f"failed to decode compact response: {detail}; body: "
-                              f"{raw[:200].decode('utf-8', 'replace')}", retryable=False) from None
+            error = StreamError(f"failed to decode compact response: {detail}; body: "
+                                f"{raw[:200].decode('utf-8', 'replace')}", retryable=False)
+        # Raised outside the except block: the body preview may echo a secret, scrubbed here,
+        # and the parse error is not kept in the context chain.
+        raise scrub_error(error, self._dispatcher.secrets())
 
 
 class Client(_Endpoints):
@@ -246,8 +258,7 @@ class Client(_Endpoints):
             raise StreamError("the server answered 304 Not Modified to a models request "
                               "without If-None-Match; there is no cached list to return",
                               retryable=False)
-        result = parse_models(read_body(response, provider, "models"),
-                              response.headers.get("etag"))
+        result = self._parse_models(response)
         with self._models_lock:
             self._models_cache[client_version] = result
         return result
@@ -328,5 +339,4 @@ class ModelsClient(_SeedClient):
         query = "client_version=" + quote(client_version, safe="")
         response: HttpResponse = self._dispatcher.send("GET", "models", None, headers,
                                                        query=query)
-        return parse_models(read_body(response, self.provider, "models"),
-                            response.headers.get("etag"))
+        return self._parse_models(response)

@@ -7,6 +7,7 @@ handed over; the stream is never re-sent after that (no duplicated output).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -19,15 +20,17 @@ from .errors import (
     ApiError,
     AuthError,
     CodexApiError,
+    ConfigError,
     PluginError,
     TransportError,
     UnsupportedEndpointError,
 )
+from .headers import check_headers
 from .jsonutil import dumps, loads
 from .models import Provider
 from .plugins import DEFAULT_PLUGINS
 from .ratelimits import retry_after_seconds
-from .redact import is_secret_header, redact_headers, redact_url, scrub_text
+from .redact import redact_headers, redact_url, scrub_body, scrub_error, scrub_text, secrets_of
 from .transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 
 log = logging.getLogger("codexapi")
@@ -134,6 +137,14 @@ class Dispatcher:
         return dec
 
     # --- sending -------------------------------------------------------------------------
+    def secrets(self, extra_headers: Mapping[str, str] | None = None) -> list[str]:
+        """The secret values a request of this dispatcher carries, to scrub from errors found
+        after the response head (stream failures, undecodable bodies). Computed only then."""
+        headers = {**self.provider.headers, **(extra_headers or {})}
+        with contextlib.suppress(Exception):
+            headers.update(self._auth_headers())
+        return secrets_of(headers, self.provider.url_for_path(""))
+
     def _auth_headers(self) -> dict[str, str]:
         try:
             headers = self.auth.headers()
@@ -145,14 +156,12 @@ class Dispatcher:
         if not isinstance(headers, Mapping):
             raise AuthError(f"{type(self.auth).__name__}.headers() returned "
                             f"{type(headers).__name__}, expected a dict")
-        for name, value in headers.items():
-            # Checked here because http.client would reject a bad value with the value (a
-            # credential) quoted in its error message.
-            if not isinstance(name, str) or not isinstance(value, str) or any(
-                    ord(c) < 0x20 or ord(c) == 0x7F for c in name + value):
-                raise AuthError(f"{type(self.auth).__name__}.headers() returned an invalid "
-                                f"value for header {str(name)[:40]!r}: header names and values "
-                                "must be strings without line breaks")
+        # Checked here because http.client would reject a bad value with the value (a
+        # credential) quoted in its error message.
+        problem = check_headers(headers)
+        if problem is not None:
+            raise AuthError(f"{type(self.auth).__name__}.headers() returned an invalid header: "
+                            f"{problem}")
         return dict(headers)
 
     def build(
@@ -163,6 +172,11 @@ class Dispatcher:
         headers: dict[str, str] = {"User-Agent": USER_AGENT}
         headers.update(self.provider.headers)
         headers.update(extra)
+        problem = check_headers(headers)
+        if problem is not None:
+            # Local input (a CRLF in a conversation id, a bad header name): nothing was sent
+            # and a retry cannot help.
+            raise ConfigError(f"cannot send {method} {redact_url(url)}: {problem}")
         if stream:
             headers["Accept"] = "text/event-stream"
         if body is not None:
@@ -204,7 +218,8 @@ class Dispatcher:
             try:
                 response = self.transport.send(request, stream)
             except TransportError as exc:
-                error = exc
+                # e.g. http.client quoting a status line that echoes the key
+                error = scrub_error(exc, secrets_of(request.headers, request.url))
             else:
                 try:
                     notify(self.pm, "codexapi_on_response", provider=provider, request=request,
@@ -257,27 +272,38 @@ class Dispatcher:
 
     def _status_error(self, response: HttpResponse, request: HttpRequest) -> ApiError:
         status = response.status
+        # A server may echo the credential it rejected (a 401 quoting the key, in the body or
+        # in www-authenticate / location): scrub the secret values sent from all of it.
+        secrets = secrets_of(request.headers, request.url)
         # Kept on the error for callers (Retry-After, rate limits); cookies are not theirs.
-        headers = {k.lower(): v for k, v in redact_headers(response.headers).items()}
+        headers = {k.lower(): scrub_text(v, secrets)
+                   for k, v in redact_headers(response.headers).items()}
         request_id = headers.get("x-request-id") or headers.get("x-oai-request-id")
         url = redact_url(request.url)
         if 300 <= status < 400:
             response.close()
-            target = redact_url(headers.get("location", "?"))
-            return ApiError(status, f"the server redirected {request.method} {url} to {target}; "
-                            "redirects are not followed (set base_url to the final address)",
-                            None, request_id=request_id, url=url, headers=headers)
+            location = (headers.get("location") or "").strip()
+            if status == 304:
+                message = (f"the server answered 304 Not Modified to {request.method} {url}, "
+                           "which only answers a conditional GET; is a cache or proxy between "
+                           "you and the server?")
+            elif not location or location.startswith(";"):
+                message = (f"the server answered {status} to {request.method} {url} without a "
+                           "usable Location; redirects are not followed anyway (set base_url "
+                           "to the final address)")
+            else:
+                message = (f"the server redirected {request.method} {url} to "
+                           f"{redact_url(location)}; redirects are not followed (set base_url "
+                           "to the final address)")
+            return ApiError(status, message, None, request_id=request_id, url=url,
+                            headers=headers)
         try:
             raw = _read_limited(response)
         except TransportError as exc:
             raw = f"<body unreadable: {exc.message}>".encode()
         finally:
             response.close()
-        # A server may echo the credential it rejected (a 401 quoting the key): scrub the
-        # values of the secret headers sent, and the token after an auth scheme.
-        secrets = [v for k, v in request.headers.items() if is_secret_header(k)]
-        text = scrub_text(raw.decode("utf-8", "replace"), [*secrets, *(
-            s.split(" ", 1)[-1] for s in secrets)])
+        text = scrub_body(raw.decode("utf-8", "replace"), secrets)
         message, code = error_message(status, text, headers.get("content-type", ""))
         return ApiError(status, message, text, request_id=request_id, url=url, code=code,
                         retry_after=retry_after_seconds(headers), headers=headers)

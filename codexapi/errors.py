@@ -7,7 +7,16 @@ follow ``codex-rs/codex-api/src/error.rs``; the messages are written for people.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+
+def _finite_delay(seconds: float | None) -> float | None:
+    """A server's retry hint as kept on an error: a positive finite number of seconds, or None
+    (an infinite or negative hint is no hint)."""
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return float(seconds)
 
 
 class CodexApiError(Exception):
@@ -85,7 +94,7 @@ class ApiError(CodexApiError):
         self.request_id = request_id
         self.url = url
         self.code = code
-        self.retry_after = retry_after
+        self.retry_after = _finite_delay(retry_after)
         self.attempts = attempts
         self.headers = headers or {}
         self.retryable = status == 429 or 500 <= status <= 599
@@ -146,6 +155,7 @@ class RateLimitError(StreamError):
     """The server reported a rate limit; ``retry_after`` (seconds) is its hint, if any."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
+        retry_after = _finite_delay(retry_after)
         super().__init__(message, retryable=True, delay=retry_after)
         self.retry_after = retry_after
 

@@ -99,6 +99,14 @@ def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> Non
                           f"int, got {value!r}")
 
 
+def _valid_headers(instance: Any, attribute: Any, value: Mapping[str, str]) -> None:
+    from .headers import check_headers
+
+    problem = check_headers(value)
+    if problem is not None:
+        raise PolicyError(f"Provider.headers: {problem}")
+
+
 def _str_map(value: Mapping[str, str]) -> dict[str, str]:
     # A typed copy: mypy cannot see through attrs' ``converter=dict``.
     return dict(value)
@@ -122,7 +130,8 @@ class Provider:
     name: str = "openai"
     base_url: str = "https://api.openai.com/v1"
     wire: WireApi = attrs.field(default=WireApi.RESPONSES, converter=_wire)
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map,
+                                             validator=_valid_headers)
     query_params: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     #: Seconds without a byte on an open stream before :class:`IdleTimeout`.

@@ -9,14 +9,14 @@ breaking out early, or reaching the end closes the connection. Idle streams end 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any
 
 import attrs
 
 from .decoding import StreamDecoder
-from .errors import StreamError, TransportError
+from .errors import CodexApiError, StreamError, TransportError
 from .events import (
     Completed,
     Event,
@@ -29,6 +29,7 @@ from .events import (
 )
 from .limits import iter_body
 from .models import Provider
+from .redact import scrub_error
 from .sse import Decoder
 from .transport import HttpResponse
 
@@ -43,6 +44,9 @@ class StreamResult:
     usage: TokenUsage | None
     rate_limits: RateLimitSnapshot | None = None
     events: list[Event] = attrs.field(factory=list, repr=False)
+    #: Undecodable events skipped under ``Provider.skip_undecodable_events`` (else always 0:
+    #: such an event raises UndecodableEvent).
+    skipped_events: int = 0
 
     @property
     def function_calls(self) -> list[Item]:
@@ -59,9 +63,12 @@ class ResponseStream:
         decoder: StreamDecoder,
         prelude: list[Event] | None = None,
         provider: Provider | None = None,
+        secrets: Callable[[], list[str]] | None = None,
     ) -> None:
         self.response = response
         self._provider = provider
+        #: The request's secret values, asked for only when an error must be scrubbed.
+        self._secrets = secrets
         self._decoder = decoder
         self._prelude = prelude or []
         self._gen = self._events()
@@ -127,6 +134,12 @@ class ResponseStream:
                 if decoder.done:
                     return
             yield from decoder.close()
+        except CodexApiError as exc:
+            # A response.failed message, a Chat error chunk or an undecodable event's preview
+            # may echo the credential sent.
+            if self._secrets is not None:
+                scrub_error(exc, self._secrets())
+            raise
         finally:
             self._release()
 
@@ -180,4 +193,6 @@ class ResponseStream:
         text = "".join(deltas)
         if not text:
             text = "".join(i.text for i in items if i.type == "message")
-        return StreamResult(text, items, response_id, usage, limits, events)
+        skipped = getattr(self._decoder, "skipped", 0)
+        return StreamResult(text, items, response_id, usage, limits, events,
+                            skipped if isinstance(skipped, int) else 0)

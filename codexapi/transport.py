@@ -27,10 +27,19 @@ from urllib3.exceptions import (
 )
 
 from ._version import __version__
-from .errors import CodexApiError, ConnectTimeout, IdleTimeout, ReadTimeout, TransportError
+from .errors import (
+    CodexApiError,
+    ConfigError,
+    ConnectTimeout,
+    IdleTimeout,
+    ReadTimeout,
+    TransportError,
+)
 from .proxy import Proxy, ProxySettings
-from .redact import redact_headers, redact_url
+from .redact import install_urllib3_filter, redact_headers, redact_url
 from .tls import make_ssl_context
+
+install_urllib3_filter()
 
 USER_AGENT = f"codexapi/{__version__}"
 CHUNK_SIZE = 64 * 1024
@@ -324,6 +333,7 @@ class Urllib3Transport:
     def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
         connect, read = request.timeout
         manager, proxy = self._manager_for(request.url)
+        local: ConfigError | None = None
         try:
             raw = manager.urlopen(
                 request.method,
@@ -341,11 +351,24 @@ class Urllib3Transport:
         except CodexApiError:
             # Already typed (e.g. a replay layer refusing an unrecorded request): keep it.
             raise
+        except (UnicodeError, ValueError) as exc:
+            if isinstance(exc, HTTPError):  # urllib3's URL errors: described below
+                error = describe_error(exc, request.url)
+                raise error from exc
+            # http.client refusing a header or URL while sending: local input, not a network
+            # failure. Its message quotes the offending value (often a credential), so neither
+            # the message nor the exception is kept.
+            local = ConfigError(
+                f"cannot send {request.method} {redact_url(request.url)}: http.client refused "
+                f"the request ({type(exc).__name__}); check header names and values (printable "
+                "ASCII only) and the URL")
         except Exception as exc:
             error = describe_error(exc, request.url)
             if proxy is not None:
                 error.message += f" (via proxy {proxy.url} from {proxy.source})"
             raise error from exc
+        if local is not None:
+            raise local
         if proxy is not None and raw.status == 407:
             # The proxy, not the API, refused: say so rather than report an API error.
             Urllib3Response(raw, request.url).close()

@@ -95,8 +95,8 @@ def retry_delay(policy: RetryPolicy, attempt: int, error: Exception,
     if attempt >= policy.max_attempts or not is_retryable(policy, error):
         return None
     hint = server_delay(error, now)
-    if hint is not None and math.isfinite(hint):
-        return min(max(hint, 0.0), policy.max_delay)
+    if hint is not None and math.isfinite(hint) and hint > 0:
+        return min(hint, policy.max_delay)
     return backoff(policy, attempt)
 
 

@@ -6,6 +6,8 @@ in its newer form where ``Completed`` is delivered as soon as ``response.complet
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +21,7 @@ from codexapi.errors import (
     RateLimitError,
     ServerOverloaded,
     StreamError,
+    UndecodableEvent,
     UsageNotIncluded,
 )
 from codexapi.events import (
@@ -37,6 +40,8 @@ from codexapi.events import (
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.sse import SseMessage
+
+log = logging.getLogger("codexapi")
 
 PATHS = {"stream": "responses", "compact": "responses/compact", "models": "models"}
 
@@ -68,7 +73,7 @@ def codexapi_build_body(provider: Provider, endpoint: str, request: Any) -> dict
 def codexapi_stream_decoder(provider: Provider, endpoint: str) -> ResponsesDecoder | None:
     if provider.wire is not WireApi.RESPONSES or endpoint != "stream":
         return None
-    return ResponsesDecoder()
+    return ResponsesDecoder(skip_undecodable=provider.skip_undecodable_events)
 
 
 def _input_item(item: Any, keep_id: bool) -> dict[str, Any]:
@@ -117,6 +122,8 @@ def parse_retry_after(message: str) -> float | None:
     if not match:
         return None
     value, unit = float(match.group(1)), match.group(2).lower()
+    if not math.isfinite(value) or value <= 0:
+        return None  # "try again in 999…9s" is no hint; neither is 0
     # The crate truncates milliseconds to whole ms.
     return int(value) / 1000.0 if unit == "ms" else value
 
@@ -175,12 +182,16 @@ class ResponsesDecoder:
     """Responses SSE messages -> events. Errors in the stream are kept and raised at the end,
     unless ``response.completed`` arrives (then it wins), as in codex-api."""
 
-    __slots__ = ("_error", "_skipped", "done")
+    __slots__ = ("_error", "_skipped", "done", "skip_undecodable", "skipped")
 
-    def __init__(self) -> None:
+    def __init__(self, skip_undecodable: bool = False) -> None:
         self.done = False
         self._error: Exception | None = None
         self._skipped: str | None = None
+        #: Skip undecodable events (the crate's behaviour) instead of raising UndecodableEvent.
+        self.skip_undecodable = skip_undecodable
+        #: How many were skipped.
+        self.skipped = 0
 
     def feed(self, message: SseMessage) -> list[Event]:
         return self.feed_data((message.data,))
@@ -228,11 +239,24 @@ class ResponsesDecoder:
                 return obj
             except Exception:
                 pass
-        # The crate skips undecodable events; remember the first so a stream that then
-        # fails to complete says why.
+        if data.strip() == "[DONE]":
+            return None  # a Chat-style terminator some gateways append: not an event
+        return self._bad_event(data)
+
+    def _bad_event(self, data: str) -> None:
+        description = _describe_bad_event(data)
+        kind = guess_event_type(data)
+        if not self.skip_undecodable:
+            # A skipped delta is text silently missing from the turn: say so instead.
+            raise UndecodableEvent(f"{description}; set Provider.skip_undecodable_events=True "
+                                   "to skip such events as the Codex CLI does", event_type=kind)
+        # The crate skips undecodable events; count them, and remember the first so a stream
+        # that then fails to complete says why. The log names the event, never its data.
+        self.skipped += 1
+        log.warning("skipped an undecodable event%s (%d characters)",
+                    f" of type {kind!r}" if kind else "", len(data))
         if self._skipped is None:
-            self._skipped = _describe_bad_event(data)
-        return None
+            self._skipped = description
 
     def close(self) -> list[Event]:
         if self.done:
@@ -295,12 +319,23 @@ class ResponsesDecoder:
         return []
 
 
+_TYPE_FIELD = re.compile(r'"type"\s*:\s*"([A-Za-z0-9_.\-]{1,100})"')
+
+
+def guess_event_type(data: str) -> str | None:
+    """The ``"type"`` an undecodable event's data names, if it names one."""
+    match = _TYPE_FIELD.search(data[:4096])
+    return match.group(1) if match else None
+
+
 def _describe_bad_event(data: str) -> str:
     preview = data if len(data) <= 80 else data[:77] + "..."
+    kind = guess_event_type(data)
+    name = f"a {kind!r} event's data" if kind else "an event's data"
     try:
         loads(data)
-    except Exception:
-        return f"an event's data was not valid JSON: {preview!r}"
+    except Exception as exc:
+        return f"{name} was not valid JSON: {preview!r} ({exc})"
     return f"an event had no `type` field: {preview!r}"
 
 

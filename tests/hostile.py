@@ -93,6 +93,8 @@ class RawServer:
 
 
 def head(status: str = "200 OK", **headers: str) -> bytes:
-    """A response head; header names use ``_`` for ``-``."""
+    """A response head; header names use ``_`` for ``-``. One request per connection, so the
+    head says ``Connection: close`` unless told otherwise."""
+    headers.setdefault("Connection", "close")
     lines = [f"HTTP/1.1 {status}"] + [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

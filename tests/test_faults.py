@@ -33,6 +33,7 @@ from codexapi import (
     ServerOverloaded,
     StreamError,
     TransportError,
+    UndecodableEvent,
     UsageNotIncluded,
     WireApi,
 )
@@ -79,12 +80,12 @@ def attempts_seen(server: EmbeddedServer, run_id: str) -> int:
 
 def run(server: EmbeddedServer, wire: WireApi, plan: str | None, *,
         policy: RetryPolicy = POLICY, idle: float = 5.0, model: str = "gpt-test",
-        headers: Mapping[str, str] | None = None) -> Outcome:
+        headers: Mapping[str, str] | None = None, lenient: bool = False) -> Outcome:
     fault_id = uuid.uuid4().hex
     prompt = f"fault case {plan} {fault_id[:8]}"
     slept: list[float] = []
     provider = Provider(name="embedded", base_url=server.base_url, wire=wire, retry=policy,
-                        stream_idle_timeout=idle)
+                        stream_idle_timeout=idle, skip_undecodable_events=lenient)
     sent: dict[str, str] = {RUN_HEADER: fault_id, FAULT_ID_HEADER: fault_id, **(headers or {})}
     if plan is not None:
         sent[FAULT_HEADER] = plan
@@ -240,16 +241,25 @@ def test_a_short_stall_within_the_idle_timeout_is_fine(server: EmbeddedServer, w
 
 
 @pytest.mark.parametrize("wire", WIRES)
-def test_malformed_event_is_skipped_without_losing_or_repeating_text(
+def test_malformed_event_is_skipped_without_losing_or_repeating_text_when_lenient(
         server: EmbeddedServer, wire: WireApi) -> None:
-    out = run(server, wire, "malformed@2")
+    out = run(server, wire, "malformed@2", lenient=True)
     assert ("malformed@2", "sent") in server.faults.events_for(out.fault_id)
     assert out.succeeded() and out.text == out.expected and out.attempts == 1
 
 
 @pytest.mark.parametrize("wire", WIRES)
+def test_malformed_event_is_a_typed_error_by_default(server: EmbeddedServer, wire: WireApi
+                                                     ) -> None:
+    out = run(server, wire, "malformed@2")
+    assert isinstance(out.error, UndecodableEvent) and out.attempts == 1
+    assert "not valid JSON" in str(out.error) and not out.error.retryable
+    assert not any(isinstance(e, Completed) for e in out.events)
+
+
+@pytest.mark.parametrize("wire", WIRES)
 def test_malformed_then_truncated_explains_both(server: EmbeddedServer, wire: WireApi) -> None:
-    out = run(server, wire, "malformed@2,truncate")
+    out = run(server, wire, "malformed@2,truncate", lenient=True)
     assert type(out.error) is StreamError
     if wire is WireApi.RESPONSES:
         assert "stream closed before response.completed" in str(out.error)
