@@ -100,6 +100,8 @@ class Decoder:
         blocks = self._take(chunk)
         if not blocks:
             return []
+        if len(blocks) > self._max:
+            self._check(blocks)
         one = _SIMPLE_ONE.fullmatch(blocks)
         if one is not None:
             event = one[1]
@@ -124,6 +126,8 @@ class Decoder:
         blocks = self._take(chunk)
         if not blocks:
             return []
+        if len(blocks) > self._max:
+            self._check(blocks)
         one = _SIMPLE_ONE.fullmatch(blocks)
         if one is not None:
             return [one[2]]
@@ -179,16 +183,24 @@ class Decoder:
             self._hold(buf[cut + 2 :])
         return buf[: cut + 2]
 
+    def _check(self, blocks: bytes) -> None:
+        # Only reached when complete messages arrive together in more bytes than the bound.
+        largest = max(len(m) for m in blocks.split(b"\n\n"))
+        if largest > self._max:
+            self._too_large(largest)
+
+    def _too_large(self, size: int) -> None:
+        self._parts.clear()
+        self._pending = 0
+        raise ResponseTooLarge(
+            f"an SSE message of {size} bytes or more passed the bound of {self._max} "
+            "bytes; raise Provider.max_message_bytes if the server's events "
+            "really are this large", setting="max_message_bytes", limit=self._max)
+
     def _hold(self, part: bytes) -> None:
         self._pending += len(part)
         if self._pending > self._max:
-            size = self._pending
-            self._parts.clear()
-            self._pending = 0
-            raise ResponseTooLarge(
-                f"an SSE message grew past {self._max} bytes ({size} bytes so far without a "
-                "blank line ending it); raise Provider.max_message_bytes if the server's events "
-                "really are this large", setting="max_message_bytes", limit=self._max)
+            self._too_large(self._pending)
         self._parts.append(part)
 
     def close(self) -> list[SseMessage]:

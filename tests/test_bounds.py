@@ -64,13 +64,17 @@ def bomb_handler(content_type: str, body: bytes):  # type: ignore[no-untyped-def
 
 
 PROBE = r"""
-import json, resource, sys
+import json, sys
 import codexapi
 from codexapi import Client, NoAuth, Provider, ResponsesRequest, RetryPolicy
 provider = Provider(base_url=sys.argv[1], retry=RetryPolicy.never())
 client = Client(provider, auth=NoAuth(), load_entrypoints=False)
 req = ResponsesRequest(model="m", input="hi")
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(field):
+    # Linux: VmRSS is the resident size now, VmHWM its peak so far (kB).
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+before = status("VmRSS")
 error = None
 try:
     if sys.argv[2] == "stream":
@@ -81,11 +85,12 @@ try:
         client.list_models("1.0")
 except codexapi.CodexApiError as exc:
     error = [type(exc).__name__, getattr(exc, "setting", None)]
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = status("VmHWM")
 print(json.dumps({"error": error, "rise_mb": (after - before) / 1024, "peak_mb": after / 1024}))
 """
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize(("endpoint", "content_type", "setting"), [
     ("stream", "text/event-stream", "max_message_bytes"),
     ("compact", "application/json", "max_body_bytes"),
@@ -145,6 +150,9 @@ def test_one_endless_sse_line_is_bounded() -> None:
         for _ in range(1000):
             dec.feed(b"data: " + b"x" * 100)
     assert isinstance(info.value, StreamError) and info.value.limit == 10_000
+    # A complete message over the bound, arriving whole, is refused too.
+    with pytest.raises(ResponseTooLarge):
+        Decoder(max_message=100).feed(b"data: " + b"z" * 200 + b"\n\n")
     # Below the bound a large message passes whole, however it was split.
     dec = Decoder(max_message=10_000)
     parts = [b"data: ", b"y" * 5000, b"y" * 4000, b"\n\n"]
