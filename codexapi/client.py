@@ -16,9 +16,10 @@ from urllib.parse import quote
 
 import attrs
 
+from . import forksafe
 from .auth import Auth, check_auth
 from .dispatch import Dispatcher, call_first
-from .errors import StreamError
+from .errors import ConfigError, StreamError
 from .events import Event, Item, RateLimits
 from .jsonutil import loads
 from .limits import read_body
@@ -207,6 +208,17 @@ class Client(_Endpoints):
         self._models_lock = threading.Lock()
         #: The last ModelList per client_version (each version may list other models).
         self._models_cache: dict[str, ModelList] = {}
+        self._closed = False
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        # A thread of the parent may have held the lock when it forked.
+        self._models_lock = threading.Lock()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this Client is closed (close() or the end of its `with` block); "
+                              "create a new Client to send more requests")
 
     def __repr__(self) -> str:
         return f"Client(provider={self.provider!r}, auth={self.auth!r})"
@@ -227,6 +239,7 @@ class Client(_Endpoints):
         bounds connecting and waiting for the response head; once the stream is open only the
         provider's ``stream_idle_timeout`` applies, between reads, never to the whole stream.
         """
+        self._check_open()
         body = self._dispatcher.body("stream", request)
         extra = dict(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
@@ -235,12 +248,14 @@ class Client(_Endpoints):
     def compact(self, request: ResponsesRequest, timeout: Timeout = None) -> list[Item]:
         """``POST responses/compact``: the compacted history as output items. ``timeout``
         (seconds, or ``(connect, read)``) overrides the provider's for this call."""
+        self._check_open()
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
         return self._compact(self._dispatcher.body("compact", request), timeout)
 
     def list_models(self, client_version: str, timeout: Timeout = None) -> ModelList:
         """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache).
         ``timeout`` (seconds, or ``(connect, read)``) overrides the provider's for this call."""
+        self._check_open()
         query = "client_version=" + quote(client_version, safe="")
         with self._models_lock:
             cached = self._models_cache.get(client_version)
@@ -264,7 +279,9 @@ class Client(_Endpoints):
         return result
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections; the Client then refuses new calls (ConfigError).
+        Streams already open keep their connection until they end."""
+        self._closed = True
         self.transport.close()
 
     def __enter__(self) -> Client:

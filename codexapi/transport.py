@@ -26,6 +26,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from . import forksafe
 from ._version import __version__
 from .errors import (
     CodexApiError,
@@ -310,6 +311,16 @@ class Urllib3Transport:
         self._proxies = ProxySettings.for_provider(proxy, trust_env)
         self._pool = pool or urllib3.PoolManager(**self._pool_kw)
         self._proxy_pools: dict[str, urllib3.ProxyManager] = {}
+        self._lock = threading.Lock()
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        # In a forked child: the pools hold the parent's sockets. Start with empty ones (a
+        # pool given to __init__ is replaced too) and a fresh lock (another thread may have
+        # held the old one at the moment of the fork).
+        forksafe.keep((self._pool, self._proxy_pools))
+        self._pool = urllib3.PoolManager(**self._pool_kw)
+        self._proxy_pools = {}
         self._lock = threading.Lock()
 
     def _manager_for(self, url: str) -> tuple[urllib3.PoolManager, Proxy | None]:
