@@ -7,9 +7,11 @@ error after the right number of attempts; never duplicated text, never a hang (p
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import pytest
@@ -447,3 +449,68 @@ def test_faults_apply_to_a_served_cassette() -> None:
         dropped = run(server, WireApi.RESPONSES, "drop@4")
         assert type(dropped.error) is StreamError and dropped.attempts == 1
         assert out.text.startswith(dropped.text)
+
+
+@attrs.define
+class RecordingConnection:
+    """The faults' whole view of an exchange (faults.Connection), with no socket behind it."""
+
+    wire: str = "responses"
+    headers: Mapping[str, str] = attrs.Factory(dict)
+    body: object = None
+    stream_faults: Any = None
+    sent: list[bytes] = attrs.Factory(list)
+    actions: list[str] = attrs.Factory(list)
+
+    def send_error(self, status: int, message: str, code: str | None = None,
+                   err_type: str = "invalid_request_error",
+                   headers: Mapping[str, str] | None = None) -> None:
+        self.actions.append(f"error {status} {dict(headers or {})}")
+
+    def reset(self) -> None:
+        self.actions.append("reset")
+
+    def send_message(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def drop(self) -> None:
+        self.actions.append("drop")
+
+    def encode(self, event: Mapping[str, object]) -> bytes:
+        return json.dumps(event).encode()
+
+    def malformed(self) -> bytes:
+        return b"{"
+
+
+@pytest.mark.parametrize(("plan", "sent", "actions"), [
+    ("drop@2", [b"e0", b"e1"], ["drop"]),
+    ("malformed@1", [b"e0", b"{", b"e1", b"e2", b"done"], []),
+    ("truncate", [b"e0", b"e1", b"e2"], []),
+    ("429:2", [], ["error 429 {'Retry-After': '2'}"]),
+    ("reset", [], ["reset"]),
+])
+def test_faults_act_on_events_through_the_connection_interface(
+        plan: str, sent: list[bytes], actions: list[str]) -> None:
+    from codexapi.server.faults import FaultInjector
+
+    conn = RecordingConnection(headers={FAULT_HEADER: plan})
+    injector = FaultInjector()
+    if not injector.intercept(conn):
+        assert conn.stream_faults is not None
+        for i, data in enumerate([b"e0", b"e1", b"e2", b"done"]):
+            conn.stream_faults.write(conn, data, final=i == 3)
+    assert (conn.sent, conn.actions) == (sent, actions)
+
+
+def test_a_failure_fault_is_an_event_in_the_connections_own_framing() -> None:
+    from codexapi.server.faults import FaultInjector
+
+    conn = RecordingConnection(headers={FAULT_HEADER: "failed:insufficient_quota@1"})
+    assert not FaultInjector().intercept(conn)
+    for data in (b"e0", b"e1"):
+        conn.stream_faults.write(conn, data)
+    first, failure = conn.sent
+    event = json.loads(failure)
+    assert first == b"e0" and event["type"] == "response.failed"
+    assert event["response"]["error"]["code"] == "insufficient_quota"

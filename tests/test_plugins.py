@@ -30,7 +30,7 @@ from codexapi import (
 from codexapi import plugins as plugin_loader
 from codexapi.cli import main
 from codexapi.server import EmbeddedServer, Exchange, route
-from codexapi.server.app import post_responses
+from codexapi.server.responses import post_responses
 
 REQ = ResponsesRequest(model="m", input="Hello")
 
