@@ -6,6 +6,7 @@ object, a transport with one connection pool, and the models ETag cache (under a
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -18,8 +19,9 @@ import attrs
 
 from . import forksafe
 from .auth import Auth, check_auth
+from .deadline import Deadline
 from .dispatch import Dispatcher, call_first
-from .errors import ConfigError, StreamError
+from .errors import ConfigError, DeadlineExceeded, StreamError
 from .events import Event, Item, RateLimits
 from .jsonutil import loads
 from .limits import read_body
@@ -29,6 +31,8 @@ from .ratelimits import snapshot_if_any
 from .redact import scrub_error
 from .stream import ResponseStream
 from .transport import HttpResponse, Transport, Urllib3Transport
+
+log = logging.getLogger("codexapi")
 
 
 @attrs.frozen
@@ -117,13 +121,24 @@ def _timeouts(timeout: Timeout, connect: float, read: float) -> tuple[float, flo
     return float(timeout[0]), float(timeout[1])
 
 
+def _read(response: HttpResponse, provider: Provider, what: str, deadline: Deadline | None
+          ) -> bytes:
+    try:
+        return read_body(response, provider, what)
+    except DeadlineExceeded as exc:
+        if deadline is None:
+            raise
+        raise deadline.exceeded(exc.url, f"reading the {what} response") from exc
+
+
 class _Endpoints:
     """What every client does with a dispatcher: open a stream, post JSON, get JSON."""
 
     _dispatcher: Dispatcher
 
     def _open_stream(self, body: Mapping[str, Any], headers: Mapping[str, str],
-                     timeout: Timeout = None) -> ResponseStream:
+                     timeout: Timeout = None, deadline: Deadline | None = None
+                     ) -> ResponseStream:
         dispatcher = self._dispatcher
         provider = dispatcher.provider
         idle = provider.stream_idle_timeout
@@ -132,37 +147,71 @@ class _Endpoints:
         # however long the whole stream runs.
         connect, head = _timeouts(timeout, provider.connect_timeout,
                                   min(provider.read_timeout, idle))
-        response = dispatcher.send("POST", "stream", body, headers, stream=True,
-                                   timeout=(connect, head))
-        if head != idle:
-            set_read_timeout = getattr(response, "set_read_timeout", None)
-            if set_read_timeout is not None:
-                set_read_timeout(idle)
-        try:
-            decoder = dispatcher.decoder("stream")
-        except BaseException:
-            response.close()
-            raise
+
+        def open_once(method: str, payload: Mapping[str, Any] | None, suffix: str = "",
+                      query: str | None = None) -> tuple[HttpResponse, Any]:
+            response = dispatcher.send(method, "stream", payload, headers, stream=True,
+                                       timeout=(connect, head), deadline=deadline,
+                                       suffix=suffix, query=query)
+            if head != idle:
+                set_read_timeout = getattr(response, "set_read_timeout", None)
+                if set_read_timeout is not None:
+                    set_read_timeout(idle)
+            try:
+                return response, dispatcher.decoder("stream")
+            except BaseException:
+                response.close()
+                raise
+
+        def reopen(resends: int, error: Exception, response_id: str | None,
+                   after: int | None) -> tuple[HttpResponse, Any] | None:
+            # Each re-send waits as the retry policy says, and is itself sent under it.
+            policy = provider.retry
+            attempt = min(resends, policy.max_attempts - 1)
+            delay = None
+            if attempt >= 1:
+                delay = call_first(dispatcher.pm, "codexapi_retry_delay", (int, float),
+                                   provider=provider, attempt=attempt, error=error)
+            if delay is None:
+                return None
+            delay = min(max(float(delay), 0.0), policy.max_delay) if delay == delay else 0.0
+            if deadline is not None and delay >= deadline.remaining():
+                return None
+            what = (f"resuming it after event {after}" if response_id is not None
+                    else "sending the turn again")
+            log.warning("stream failed (%s); %s in %.3fs (%d of at most %d)", error, what,
+                        delay, resends, provider.stream_max_retries)
+            dispatcher.sleep(delay)
+            if response_id is None:
+                return open_once("POST", body)
+            return open_once("GET", None, "/" + quote(response_id, safe=""),
+                             f"stream=true&starting_after={after}")
+
+        response, decoder = open_once("POST", body)
         prelude: list[Event] = []
         snapshot = snapshot_if_any(response.headers)
         if snapshot is not None:
             prelude.append(RateLimits(snapshot))
         return ResponseStream(response, decoder, prelude, provider,
-                              secrets=lambda: dispatcher.secrets(headers))
+                              secrets=lambda: dispatcher.secrets(headers), deadline=deadline,
+                              reopen=reopen, background=body.get("background") is True)
 
-    def _parse_models(self, response: HttpResponse) -> ModelList:
-        body = read_body(response, self._dispatcher.provider, "models")
+    def _parse_models(self, response: HttpResponse, deadline: Deadline | None = None
+                      ) -> ModelList:
+        body = _read(response, self._dispatcher.provider, "models", deadline)
         try:
             return parse_models(body, response.headers.get("etag"))
         except StreamError as exc:
             raise scrub_error(exc, self._dispatcher.secrets()) from None
 
-    def _compact(self, body: Mapping[str, Any], timeout: Timeout = None) -> list[Item]:
+    def _compact(self, body: Mapping[str, Any], timeout: Timeout = None,
+                 deadline: Deadline | None = None) -> list[Item]:
         provider = self._dispatcher.provider
         response = self._dispatcher.send(
             "POST", "compact", body,
-            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout))
-        raw = read_body(response, provider, "compact")
+            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
+            deadline=deadline)
+        raw = _read(response, provider, "compact", deadline)
         try:
             data = loads(raw)
             output = data["output"]
@@ -231,31 +280,40 @@ class Client(_Endpoints):
         subagent: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: Timeout = None,
+        deadline: float | None = None,
     ) -> ResponseStream:
         """Send one turn; return its events as a :class:`ResponseStream`.
 
         Raises ApiError / TransportError (after retries) before returning; errors inside the
         stream are raised while iterating. ``timeout`` (seconds, or ``(connect, read)``)
-        bounds connecting and waiting for the response head; once the stream is open only the
-        provider's ``stream_idle_timeout`` applies, between reads, never to the whole stream.
+        bounds connecting and waiting for the response head; once the stream is open the
+        provider's ``stream_idle_timeout`` applies between reads. ``deadline`` (seconds) bounds
+        the whole turn, retries, re-sends and every read included (DeadlineExceeded).
         """
         self._check_open()
+        until = Deadline.of(deadline, self._dispatcher.clock)
         body = self._dispatcher.body("stream", request)
         extra = dict(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
-        return self._open_stream(body, extra, timeout)
+        return self._open_stream(body, extra, timeout, until)
 
-    def compact(self, request: ResponsesRequest, timeout: Timeout = None) -> list[Item]:
+    def compact(self, request: ResponsesRequest, timeout: Timeout = None,
+                deadline: float | None = None) -> list[Item]:
         """``POST responses/compact``: the compacted history as output items. ``timeout``
-        (seconds, or ``(connect, read)``) overrides the provider's for this call."""
+        (seconds, or ``(connect, read)``) overrides the provider's for this call; ``deadline``
+        (seconds) bounds all of it, retries included."""
         self._check_open()
+        until = Deadline.of(deadline, self._dispatcher.clock)
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
-        return self._compact(self._dispatcher.body("compact", request), timeout)
+        return self._compact(self._dispatcher.body("compact", request), timeout, until)
 
-    def list_models(self, client_version: str, timeout: Timeout = None) -> ModelList:
+    def list_models(self, client_version: str, timeout: Timeout = None,
+                    deadline: float | None = None) -> ModelList:
         """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache).
-        ``timeout`` (seconds, or ``(connect, read)``) overrides the provider's for this call."""
+        ``timeout`` (seconds, or ``(connect, read)``) overrides the provider's for this call;
+        ``deadline`` (seconds) bounds all of it, retries included."""
         self._check_open()
+        until = Deadline.of(deadline, self._dispatcher.clock)
         query = "client_version=" + quote(client_version, safe="")
         with self._models_lock:
             cached = self._models_cache.get(client_version)
@@ -265,7 +323,8 @@ class Client(_Endpoints):
         provider = self.provider
         response = self._dispatcher.send(
             "GET", "models", None, extra, query=query, accept_statuses=(304,),
-            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout))
+            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
+            deadline=until)
         if response.status == 304:
             response.close()
             if cached is not None:
@@ -273,7 +332,7 @@ class Client(_Endpoints):
             raise StreamError("the server answered 304 Not Modified to a models request "
                               "without If-None-Match; there is no cached list to return",
                               retryable=False)
-        result = self._parse_models(response)
+        result = self._parse_models(response, until)
         with self._models_lock:
             self._models_cache[client_version] = result
         return result

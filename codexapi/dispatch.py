@@ -16,11 +16,13 @@ from typing import Any, Protocol, runtime_checkable
 import pluggy
 
 from .auth import Auth
+from .deadline import Deadline
 from .errors import (
     ApiError,
     AuthError,
     CodexApiError,
     ConfigError,
+    DeadlineExceeded,
     PluginError,
     TransportError,
     UnsupportedEndpointError,
@@ -166,7 +168,7 @@ class Dispatcher:
 
     def build(
         self, method: str, url: str, body: bytes | None, extra: Mapping[str, str], stream: bool,
-        timeout: tuple[float, float],
+        timeout: tuple[float, float], deadline: float | None = None,
     ) -> HttpRequest:
         # Precedence as in codex-api: provider < caller extras < Accept < auth.
         headers: dict[str, str] = {"User-Agent": USER_AGENT}
@@ -182,7 +184,7 @@ class Dispatcher:
         if body is not None:
             headers["Content-Type"] = "application/json"
         headers.update(self._auth_headers())
-        return HttpRequest(method, url, headers, body, timeout)
+        return HttpRequest(method, url, headers, body, timeout, deadline)
 
     def send(
         self,
@@ -195,10 +197,16 @@ class Dispatcher:
         query: str | None = None,
         accept_statuses: tuple[int, ...] = (),
         timeout: tuple[float, float] | None = None,
+        deadline: Deadline | None = None,
+        suffix: str = "",
     ) -> HttpResponse:
-        """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error."""
+        """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error.
+
+        With a ``deadline`` every try, wait and read fits in it: each try's timeouts are cut
+        to what is left, a wait that would pass it ends the call (DeadlineExceeded, its cause
+        the failure being retried), and the response's reads end at it."""
         provider = self.provider
-        url = provider.url_for_path(self.path(endpoint))
+        url = provider.url_for_path(self.path(endpoint) + suffix)
         if query:
             url += ("&" if "?" in url else "?") + query
         payload = dumps(body) if body is not None else None
@@ -210,7 +218,13 @@ class Dispatcher:
         refreshed = False
         while True:
             attempt += 1
-            request = self.build(method, url, payload, extra, stream, timeout)
+            left = None
+            if deadline is not None:
+                left = deadline.remaining()
+                if left <= 0:
+                    raise deadline.exceeded(redact_url(url))
+            request = self.build(method, url, payload, extra, stream,
+                                 _cut(timeout, left), left)
             notify(self.pm, "codexapi_on_request", provider=provider, request=request,
                    attempt=attempt)
             started = self.clock()
@@ -220,6 +234,9 @@ class Dispatcher:
             except TransportError as exc:
                 # e.g. http.client quoting a status line that echoes the key
                 error = scrub_error(exc, secrets_of(request.headers, request.url))
+                if deadline is not None and deadline.passed() and not isinstance(
+                        error, DeadlineExceeded):
+                    raise deadline.exceeded(redact_url(url)) from error
             else:
                 try:
                     notify(self.pm, "codexapi_on_response", provider=provider, request=request,
@@ -249,6 +266,9 @@ class Dispatcher:
             # sleep (NaN fails every comparison, hence the explicit check).
             delay = float(delay)
             delay = min(max(delay, 0.0), provider.retry.max_delay) if delay == delay else 0.0
+            if deadline is not None and delay >= deadline.remaining():
+                raise deadline.exceeded(redact_url(url), f"the next try would have been in "
+                                        f"{delay:g} s") from error
             notify(self.pm, "codexapi_on_retry", provider=provider, request=request,
                    attempt=attempt, error=error, delay=delay)
             self.sleep(delay)
@@ -307,6 +327,11 @@ class Dispatcher:
         message, code = error_message(status, text, headers.get("content-type", ""))
         return ApiError(status, message, text, request_id=request_id, url=url, code=code,
                         retry_after=retry_after_seconds(headers), headers=headers)
+
+
+def _cut(timeout: tuple[float, ...], left: float | None) -> Any:
+    """Each timeout of a try, cut to the time left before the deadline."""
+    return timeout if left is None else tuple(min(t, left) for t in timeout)
 
 
 def _read_limited(response: HttpResponse) -> bytes:

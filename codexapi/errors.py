@@ -72,6 +72,20 @@ class ReadTimeout(TransportError):
     """The server accepted the request but sent no response within the read timeout."""
 
 
+class DeadlineExceeded(TransportError):
+    """The call's ``deadline=`` passed: retries, waits and reads included. Never retried.
+
+    ``__cause__`` is the failure that was being retried when time ran out, if any.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, deadline: float, url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        #: The deadline the call was given, in seconds.
+        self.deadline = deadline
+
+
 class ApiError(CodexApiError):
     """The server answered with a non-2xx status."""
 
@@ -212,6 +226,7 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "ContextWindowExceeded",
+    "DeadlineExceeded",
     "IdleTimeout",
     "InvalidRequest",
     "PluginError",

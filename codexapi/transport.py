@@ -10,8 +10,11 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from functools import partial
 from typing import Any, Protocol
 
 import attrs
@@ -32,6 +35,7 @@ from .errors import (
     CodexApiError,
     ConfigError,
     ConnectTimeout,
+    DeadlineExceeded,
     IdleTimeout,
     ReadTimeout,
     TransportError,
@@ -39,8 +43,62 @@ from .errors import (
 from .proxy import Proxy, ProxySettings
 from .redact import install_urllib3_filter, redact_headers, redact_url
 from .tls import make_ssl_context
+from .watchdog import WATCHDOG, Timer, shutdown_socket
 
 install_urllib3_filter()
+
+#: How long the response head of the request being sent may take, as a whole: set around
+#: each ``urlopen`` and read by the connection classes below.
+_HEAD_BUDGET: ContextVar[float | None] = ContextVar("codexapi_head_budget", default=None)
+
+
+def _whole_head(conn: Any, getresponse: Callable[[], Any]) -> Any:
+    # A socket timeout bounds each read, so a head dripped one byte at a time would reset it
+    # on every byte; the watchdog bounds the whole wait, shutting the socket down when it is
+    # over. urllib3 reports the socket.timeout raised here as a read timeout.
+    budget = _HEAD_BUDGET.get()
+    sock = getattr(conn, "sock", None)
+    if budget is None or sock is None:
+        return getresponse()
+    timer = WATCHDOG.schedule(budget, partial(shutdown_socket, sock))
+    try:
+        response = getresponse()
+    except BaseException as exc:
+        timer.cancel()
+        if timer.fired:
+            raise TimeoutError(
+                f"the response head did not arrive whole within {budget:g} s") from exc
+        raise
+    timer.cancel()
+    if timer.fired:
+        # The shut-down socket ended the head early: http.client may take a cut header
+        # line for the end of the head. Whatever it parsed, the head did not arrive.
+        raise TimeoutError(f"the response head did not arrive whole within {budget:g} s")
+    return response
+
+
+def _bounded(conn: Any) -> Any:
+    # Wrapped per connection, not by a connection subclass, and only urllib3's own: whatever
+    # class urllib3 is set to use (vcrpy swaps in stubs that forward attributes to a real
+    # connection while recording) keeps working as it does.
+    if type(conn).__module__.startswith("urllib3."):
+        conn.getresponse = partial(_whole_head, conn, conn.getresponse)
+    return conn
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    def _new_conn(self) -> Any:
+        return _bounded(super()._new_conn())
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    def _new_conn(self) -> Any:
+        return _bounded(super()._new_conn())
+
+
+def _bound_heads(manager: urllib3.PoolManager) -> urllib3.PoolManager:
+    manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+    return manager
 
 USER_AGENT = f"codexapi/{__version__}"
 CHUNK_SIZE = 64 * 1024
@@ -56,6 +114,9 @@ class HttpRequest:
     body: bytes | None = None
     #: (connect, read) seconds; read bounds the head and every body read (idle timeout).
     timeout: tuple[float, float] = (30.0, 600.0)
+    #: Seconds from sending until the whole exchange, body reads included, must be over
+    #: (the call's ``deadline=``), or None.
+    deadline: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -108,7 +169,10 @@ def describe_error(exc: BaseException, url: str) -> TransportError:
     if isinstance(exc, ConnectTimeoutError):
         return ConnectTimeout(f"timed out connecting to {where}", url=where)
     if isinstance(exc, ReadTimeoutError | socket.timeout | TimeoutError):
-        return ReadTimeout(f"timed out waiting for a response from {where}", url=where)
+        whole = any("response head did not arrive whole" in str(e)
+                    for e in (exc, exc.__cause__, exc.__context__))
+        detail = " (its head did not arrive whole within the read timeout)" if whole else ""
+        return ReadTimeout(f"timed out waiting for a response from {where}{detail}", url=where)
     if isinstance(exc, SSLError | ssl.SSLError):
         reason = _reason(exc)
         hint = ""
@@ -194,15 +258,27 @@ class _Inflater:
         return tail
 
 
+def _socket_of(raw: Any) -> Any:
+    """The socket a response is read from. With ``Connection: close`` http.client hands the
+    socket to the response and forgets it on the connection, so look there too."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock
+
+
 class Urllib3Response:
     """An urllib3 (or http.client-compatible) response, streamed, never read ahead."""
 
-    __slots__ = ("_closed", "_eof", "_raw", "headers", "status", "url")
+    __slots__ = ("_closed", "_deadline", "_eof", "_raw", "_timer", "headers", "status", "url")
 
     def __init__(self, raw: Any, url: str) -> None:
         self._raw = raw
         self._closed = False
         self._eof = False
+        self._timer: Timer | None = None
+        self._deadline = 0.0
         self.status: int = raw.status
         self.headers: Mapping[str, str] = raw.headers
         self.url = url
@@ -210,9 +286,26 @@ class Urllib3Response:
     def set_read_timeout(self, seconds: float) -> None:
         """Bound each further body read by ``seconds``: once a stream's head is in, the wait
         for its next bytes is the idle timeout, whatever the head was given."""
-        sock = getattr(getattr(self._raw, "connection", None), "sock", None)
+        sock = _socket_of(self._raw)
         if sock is not None:
             sock.settimeout(seconds)
+
+    def end_reads_at(self, until: float, seconds: float) -> None:
+        """End every read at monotonic time ``until`` (a call's deadline, ``seconds`` long):
+        the socket is shut down then, so even a body dripping a byte at a time stops."""
+        sock = _socket_of(self._raw)
+        if sock is not None:
+            self._deadline = seconds
+            self._timer = WATCHDOG.schedule(until - time.monotonic(),
+                                            partial(shutdown_socket, sock))
+
+    def _deadline_error(self) -> DeadlineExceeded | None:
+        if self._timer is None or not self._timer.fired:
+            return None
+        self.close()
+        return DeadlineExceeded(f"the deadline passed while reading the response from "
+                                f"{redact_url(self.url)}", self._deadline,
+                                url=redact_url(self.url))
 
     def iter_bytes(self) -> Iterator[bytes]:
         raw = self._raw
@@ -221,17 +314,28 @@ class Urllib3Response:
         read = getattr(raw, "read1", None) or raw.read
         inflate = _Inflater.for_response(raw, self.headers)
         try:
-            while True:
-                chunk = read(CHUNK_SIZE)
-                if not chunk:
-                    if inflate is not None and (tail := inflate.flush()):
-                        yield tail
-                    self._eof = True
-                    return
-                if inflate is not None:
-                    yield from inflate.feed(chunk)
-                    continue
-                yield chunk
+            try:
+                while True:
+                    chunk = read(CHUNK_SIZE)
+                    if not chunk:
+                        if (late := self._deadline_error()) is not None:
+                            raise late
+                        if inflate is not None and (tail := inflate.flush()):
+                            yield tail
+                        self._eof = True
+                        return
+                    if inflate is not None:
+                        yield from inflate.feed(chunk)
+                        continue
+                    yield chunk
+            except DeadlineExceeded:
+                raise
+            except Exception as exc:
+                # The watchdog shut the socket down at the deadline: whatever the read then
+                # raised, that is what happened.
+                if (late := self._deadline_error()) is not None:
+                    raise late from exc
+                raise
         except (ReadTimeoutError, TimeoutError) as exc:
             self.close()
             raise IdleTimeout("idle timeout waiting for SSE: no bytes for the stream idle "
@@ -279,6 +383,8 @@ class Urllib3Response:
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
         raw = self._raw
         try:
             if not self._eof:
@@ -309,7 +415,7 @@ class Urllib3Transport:
         if context is not None:
             self._pool_kw["ssl_context"] = context
         self._proxies = ProxySettings.for_provider(proxy, trust_env)
-        self._pool = pool or urllib3.PoolManager(**self._pool_kw)
+        self._pool = pool or _bound_heads(urllib3.PoolManager(**self._pool_kw))
         self._proxy_pools: dict[str, urllib3.ProxyManager] = {}
         self._lock = threading.Lock()
         forksafe.register(self)
@@ -319,7 +425,7 @@ class Urllib3Transport:
         # pool given to __init__ is replaced too) and a fresh lock (another thread may have
         # held the old one at the moment of the fork).
         forksafe.keep((self._pool, self._proxy_pools))
-        self._pool = urllib3.PoolManager(**self._pool_kw)
+        self._pool = _bound_heads(urllib3.PoolManager(**self._pool_kw))
         self._proxy_pools = {}
         self._lock = threading.Lock()
 
@@ -338,6 +444,7 @@ class Urllib3Transport:
                 manager = urllib3.ProxyManager(
                     proxy.url, proxy_headers=dict(proxy.headers),
                     proxy_ssl_context=self._pool_kw.get("ssl_context"), **self._pool_kw)
+                _bound_heads(manager)
                 self._proxy_pools[proxy.url] = manager
         return manager, proxy
 
@@ -345,6 +452,8 @@ class Urllib3Transport:
         connect, read = request.timeout
         manager, proxy = self._manager_for(request.url)
         local: ConfigError | None = None
+        until = None if request.deadline is None else time.monotonic() + request.deadline
+        budget = _HEAD_BUDGET.set(read)
         try:
             raw = manager.urlopen(
                 request.method,
@@ -378,6 +487,8 @@ class Urllib3Transport:
             if proxy is not None:
                 error.message += f" (via proxy {proxy.url} from {proxy.source})"
             raise error from exc
+        finally:
+            _HEAD_BUDGET.reset(budget)
         if local is not None:
             raise local
         if proxy is not None and raw.status == 407:
@@ -388,7 +499,10 @@ class Urllib3Transport:
                 "user:password in the proxy URL", url=redact_url(request.url))
             error.retryable = False
             raise error
-        return Urllib3Response(raw, request.url)
+        response = Urllib3Response(raw, request.url)
+        if until is not None:
+            response.end_reads_at(until, request.deadline or 0.0)
+        return response
 
     def close(self) -> None:
         self._pool.clear()

@@ -182,7 +182,8 @@ class ResponsesDecoder:
     """Responses SSE messages -> events. Errors in the stream are kept and raised at the end,
     unless ``response.completed`` arrives (then it wins), as in codex-api."""
 
-    __slots__ = ("_error", "_skipped", "done", "skip_undecodable", "skipped")
+    __slots__ = ("_error", "_skipped", "done", "response_id", "sequence_number",
+                 "skip_undecodable", "skipped")
 
     def __init__(self, skip_undecodable: bool = False) -> None:
         self.done = False
@@ -192,6 +193,10 @@ class ResponsesDecoder:
         self.skip_undecodable = skip_undecodable
         #: How many were skipped.
         self.skipped = 0
+        #: The ``sequence_number`` of the last event decoded and the response's id, as a
+        #: dropped background stream's resume needs them.
+        self.sequence_number: int | None = None
+        self.response_id: str | None = None
 
     def feed(self, message: SseMessage) -> list[Event]:
         return self.feed_data((message.data,))
@@ -201,6 +206,7 @@ class ResponsesDecoder:
         after the message that completes the response, as the stream does."""
         out: list[Event] = []
         append = out.append
+        last = None
         for data in datas:
             if not data:
                 continue
@@ -212,6 +218,7 @@ class ResponsesDecoder:
                 if obj is None:
                     continue
                 kind = obj["type"]
+            last = obj
             # The commonest event by far, handled inline.
             if kind == "response.output_text.delta":
                 delta = obj.get("delta")
@@ -226,6 +233,10 @@ class ResponsesDecoder:
                 out.extend(events)
                 if self.done:
                     break
+        if last is not None and last.__class__ is dict:
+            seq = last.get("sequence_number")
+            if seq.__class__ is int:
+                self.sequence_number = seq
         return out
 
     def _undecodable(self, data: str | bytes) -> Any:
@@ -270,7 +281,16 @@ class ResponsesDecoder:
 
     # Each handler takes the decoded event object and returns the events it produces.
     def _created(self, obj: dict[str, Any]) -> list[Event]:
+        self._queued(obj)
         return [Created()] if "response" in obj else []
+
+    def _queued(self, obj: dict[str, Any]) -> list[Event]:
+        response = obj.get("response")
+        if self.response_id is None and isinstance(response, dict):
+            rid = response.get("id")
+            if isinstance(rid, str) and rid:
+                self.response_id = rid
+        return []
 
     def _item_added(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
@@ -340,6 +360,8 @@ def _describe_bad_event(data: str) -> str:
 
 
 _HANDLERS = {
+    "response.queued": ResponsesDecoder._queued,
+    "response.in_progress": ResponsesDecoder._queued,
     "response.created": ResponsesDecoder._created,
     "response.output_item.added": ResponsesDecoder._item_added,
     "response.output_item.done": ResponsesDecoder._item_done,
