@@ -2,7 +2,8 @@
 
 The dispatcher is the only place that loops over attempts. It knows no concrete wire, auth or
 retry policy: each question goes to the plugin hooks. Once a 2xx response head is back it is
-handed over; the stream is never re-sent after that (no duplicated output).
+handed over; re-sending a streamed turn after that is the stream's decision (only before any
+event reached the caller, or a background resume: no duplicated output).
 """
 
 from __future__ import annotations

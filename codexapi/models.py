@@ -150,8 +150,8 @@ class Provider:
     #: CA bundle (PEM file or directory) trusted besides the system roots; None follows
     #: ``CODEX_CA_CERTIFICATE``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``.
     ca_bundle: str | None = None
-    #: Codex ``stream_max_retries``, for callers that reconnect dropped streams themselves
-    #: (codexapi never re-sends a stream that has started).
+    #: Codex ``stream_max_retries``: how many times a streamed turn that failed before any
+    #: event reached the caller is sent again (or a dropped background stream resumed).
     stream_max_retries: int = 5
     #: The largest SSE message (or WebSocket frame) accepted, in bytes; a longer one ends the
     #: stream with :class:`ResponseTooLarge` instead of being buffered without end.

@@ -1,8 +1,9 @@
 """First-party retry policy: codex-client's backoff, honouring the server's timing hints.
 
-Retried, as the provider's :class:`codexapi.RetryPolicy` allows: connect errors and resets
-before any response byte (``retry_transport``), 429 (``retry_429``) and 500-599
-(``retry_5xx``). Never another 4xx: the same request would fail the same way.
+Retried, as the provider's :class:`codexapi.RetryPolicy` allows: a request whose response
+head did not arrive whole (connect errors, resets, a head cut short, garbled or timed out, the
+body sent or not: ``retry_transport``), 429 (``retry_429``) and 500-599 (``retry_5xx``). Never
+another 4xx: the same request would fail the same way.
 
 The delay is the server's hint when it gave one — ``retry-after-ms``, then ``Retry-After``
 (seconds or an HTTP date, RFC 9110 §10.2.3), then a "Please try again in 1.5s / 28ms" message
@@ -11,8 +12,9 @@ codex-client's exponential backoff: ``base_delay * 2**(attempt-1)`` times a jitt
 [0.9, 1.1), floored to whole milliseconds (``codex-client/src/retry.rs``). Every delay is capped
 by ``max_delay``, so a hostile or confused server cannot park a client for hours.
 
-Stream-level failures (:class:`codexapi.StreamError`) are answered too, for callers that
-re-send a turn themselves: the dispatcher never re-sends a stream whose events were yielded.
+Stream-level failures (:class:`codexapi.StreamError`) are answered too: a turn that fails
+before any event reached the caller is re-sent (``Provider.stream_max_retries``) after the delay
+given here; once an event reached the caller, nothing is re-sent.
 """
 
 from __future__ import annotations
