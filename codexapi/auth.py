@@ -1,15 +1,47 @@
-"""The Auth protocol. Concrete auth lives in plugins (``codexapi_plugins.auth`` and yours)."""
+"""The Auth protocol, and the flow every request goes through.
+
+An auth object has either ``headers()`` / ``refresh()`` (credentials as headers, refreshed once
+after a 401), or ``auth_flow(request)``, a generator in httpx's shape: it yields the request to
+send (after editing ``request.headers``, a plain dict, or as a new :class:`HttpRequest`),
+receives each response head (``status``, ``headers``; the body is not read), and may yield
+another request (a 401 challenge answered, a refreshed token). An auth with both is used
+through ``auth_flow``.
+
+The auths that ship: :class:`NoAuth`, :class:`BearerAuth` (a token or a callable that fetches
+one), :class:`AzureKeyAuth` and :class:`CodexAuthFile` (Codex's ``auth.json``). Reprs never
+show secrets, and no error raised here quotes a credential. Which one a Client uses when the
+caller passes none is decided by the ``codexapi_auth`` hook (the built-in fallback chain is
+``codexapi_plugins.auth``).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import base64
+import json
+import os
+import threading
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .errors import AuthError
+import attrs
+
+from .errors import AuthError, CodexApiError, ConfigError
+from .redact import mask
+
+if TYPE_CHECKING:
+    from .transport import HttpRequest, HttpResponse
+
+#: How many requests one auth flow may send for a single attempt (a challenge, a refresh...):
+#: a flow that keeps answering would otherwise loop forever.
+MAX_FLOW_REQUESTS = 5
+
+AuthFlow = Generator["HttpRequest", "HttpResponse", None]
 
 
 @runtime_checkable
 class Auth(Protocol):
-    """Credentials for one provider.
+    """Credentials for one provider, as headers.
 
     ``headers()`` is called for every attempt, so it must be cheap; ``refresh()`` is called once
     after a 401 and returns True when new credentials are worth a second try.
@@ -20,11 +52,341 @@ class Auth(Protocol):
     def refresh(self) -> bool: ...
 
 
-def check_auth(auth: object) -> Auth:
-    """``auth`` if it is an Auth; else an AuthError that never quotes it (it may be a key)."""
-    if isinstance(auth, Auth):
+@runtime_checkable
+class FlowAuth(Protocol):
+    """Credentials computed per request, seeing each response head (httpx's ``Auth`` shape)."""
+
+    def auth_flow(self, request: HttpRequest) -> AuthFlow: ...
+
+
+def check_auth(auth: object) -> Auth | FlowAuth:
+    """``auth`` if it is an auth; else an AuthError that never quotes it (it may be a key)."""
+    if isinstance(auth, FlowAuth | Auth):
         return auth
     hint = (" (to send an API key, pass codexapi.BearerAuth(key))"
             if isinstance(auth, str | bytes) else "")
-    raise AuthError(f"auth must have headers() and refresh() methods; got a "
+    raise AuthError(f"auth must have headers() and refresh() methods, or auth_flow(); got a "
                     f"{type(auth).__name__}{hint}")
+
+
+def _name(auth: object) -> str:
+    return type(auth).__name__
+
+
+def auth_headers(auth: Auth) -> dict[str, str]:
+    """``auth.headers()``, checked: strings without line breaks (http.client would reject a bad
+    value quoting it, a credential, in its error message)."""
+    try:
+        headers = auth.headers()
+    except CodexApiError:
+        raise
+    except Exception as exc:
+        raise AuthError(f"{_name(auth)}.headers() raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(headers, Mapping):
+        raise AuthError(f"{_name(auth)}.headers() returned {type(headers).__name__}, expected "
+                        "a dict")
+    for name, value in headers.items():
+        if not _valid(name, value):
+            raise AuthError(f"{_name(auth)}.headers() returned an invalid value for header "
+                            f"{str(name)[:40]!r}: header names and values must be strings "
+                            "without line breaks")
+    return dict(headers)
+
+
+def _valid(name: object, value: object) -> bool:
+    return isinstance(name, str) and isinstance(value, str) and not any(
+        ord(c) < 0x20 or ord(c) == 0x7F for c in name + value)
+
+
+@attrs.define
+class FlowState:
+    """What one call's flows remember across its attempts (a header auth refreshes once)."""
+
+    refreshed: bool = False
+
+
+def headers_flow(auth: Auth, request: HttpRequest, state: FlowState) -> AuthFlow:
+    """The flow of a ``headers()`` / ``refresh()`` auth: send with its headers; after a 401,
+    ``refresh()`` once per call and, if it found new credentials, send again."""
+    base = dict(request.headers)
+    request.headers.update(auth_headers(auth))
+    response = yield request
+    if response.status != 401 or state.refreshed:
+        return
+    state.refreshed = True
+    try:
+        fresh = bool(auth.refresh())
+    except CodexApiError:
+        raise
+    except Exception as exc:
+        raise AuthError(f"{_name(auth)}.refresh() raised {type(exc).__name__}: {exc}") from None
+    if fresh:
+        # A refreshed credential is a new request, not a retry of a failure.
+        yield attrs.evolve(request, headers={**base, **auth_headers(auth)})
+
+
+class Flow:
+    """Runs one attempt's auth flow: ``first()`` the request to send, then ``answer(response)``
+    the next request to send or None. Errors an auth raises become AuthError naming it."""
+
+    __slots__ = ("_auth", "_base", "_gen", "_sent")
+
+    def __init__(self, auth: Auth | FlowAuth, request: HttpRequest, state: FlowState) -> None:
+        self._auth = auth
+        self._base = dict(request.headers)
+        self._sent = 0
+        if isinstance(auth, FlowAuth):
+            try:
+                self._gen = auth.auth_flow(request)
+            except CodexApiError:
+                raise
+            except Exception as exc:
+                raise AuthError(f"{_name(auth)}.auth_flow() raised {type(exc).__name__}: "
+                                f"{exc}") from None
+        else:
+            self._gen = headers_flow(auth, request, state)
+
+    def first(self) -> HttpRequest:
+        request = self._step(None)
+        if request is None:
+            raise AuthError(f"{_name(self._auth)}.auth_flow() yielded no request to send")
+        return request
+
+    def answer(self, response: HttpResponse) -> HttpRequest | None:
+        return self._step(response)
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def _step(self, response: HttpResponse | None) -> HttpRequest | None:
+        from .transport import HttpRequest
+
+        try:
+            request = next(self._gen) if response is None else self._gen.send(response)
+        except StopIteration:
+            return None
+        except CodexApiError:
+            raise
+        except Exception as exc:
+            raise AuthError(f"{_name(self._auth)}.auth_flow() raised {type(exc).__name__}: "
+                            f"{exc}") from None
+        if not isinstance(request, HttpRequest):
+            raise AuthError(f"{_name(self._auth)}.auth_flow() yielded "
+                            f"{type(request).__name__}, expected an HttpRequest")
+        self._sent += 1
+        if self._sent > MAX_FLOW_REQUESTS:
+            raise AuthError(f"{_name(self._auth)}.auth_flow() sent {MAX_FLOW_REQUESTS} requests "
+                            "for one attempt and asks for more; giving up")
+        for name, value in request.headers.items():
+            if not _valid(name, value):
+                problem = (f"header {str(name)[:40]!r} has an invalid value (header names and "
+                           "values must be strings without line breaks)")
+                if name in self._base and self._base[name] == value:
+                    raise ConfigError(problem)  # the caller's or the provider's header
+                raise AuthError(f"{_name(self._auth)} set {problem}")
+        return request
+
+
+# --- the auths that ship ---------------------------------------------------------------
+
+Token = str | Callable[[], str]
+
+
+def checked_secret(value: str, what: str) -> str:
+    """``value`` stripped; an AuthError (naming ``what``, never the value) when it is empty or
+    holds control characters."""
+    # Token files and vault CLIs often end in a newline; a line break inside a header value
+    # would be rejected by http.client with the whole value quoted in its error message.
+    value = value.strip()
+    if not value:
+        raise AuthError(f"{what} is empty")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise AuthError(f"{what} contains control characters (line breaks?); it cannot be sent "
+                        "in an HTTP header")
+    if not value.isascii():
+        raise AuthError(f"{what} contains a non-ASCII character (a stray character pasted with "
+                        "it?); HTTP header values must be ASCII")
+    return value
+
+
+class NoAuth:
+    """Sends no credentials (local servers, gateways that authenticate otherwise)."""
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def refresh(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NoAuth()"
+
+
+class BearerAuth:
+    """``Authorization: Bearer <token>`` (+ ``ChatGPT-Account-ID`` when ``account_id`` is set).
+
+    ``token`` is a string, or a zero-argument callable called on first use and again on each
+    :meth:`refresh` (e.g. fetching a short-lived token from a vault).
+    """
+
+    def __init__(self, token: Token, account_id: str | None = None) -> None:
+        if isinstance(token, str):
+            token = checked_secret(token, "BearerAuth token")
+        elif not callable(token):
+            raise AuthError("BearerAuth token must be a string or a zero-argument callable, "
+                            f"not {type(token).__name__}")
+        if account_id is not None:
+            if not isinstance(account_id, str):
+                raise AuthError("BearerAuth account_id must be a string, "
+                                f"not {type(account_id).__name__}")
+            account_id = checked_secret(account_id, "BearerAuth account_id")
+        self._source = token
+        self._token: str | None = token if isinstance(token, str) else None
+        self.account_id = account_id
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> str:
+        source = self._source
+        assert callable(source)
+        name = getattr(source, "__qualname__", None) or type(source).__name__
+        module = getattr(source, "__module__", None)
+        name = f"{module}.{name}" if module and module != "builtins" else name
+        try:
+            value = source()
+        except AuthError:
+            raise
+        except Exception as exc:
+            raise AuthError(f"token callable {name} raised {type(exc).__name__}: {exc}"
+                            ) from exc
+        if not isinstance(value, str):
+            raise AuthError(f"token callable {name} returned {type(value).__name__}, "
+                            "expected a non-empty string")
+        return checked_secret(value, f"the token returned by {name}")
+
+    def token(self) -> str:
+        """The current token (fetched on first use)."""
+        with self._lock:
+            if self._token is None:
+                self._token = self._fetch()
+            return self._token
+
+    def headers(self) -> dict[str, str]:
+        out = {"Authorization": f"Bearer {self.token()}"}
+        if self.account_id:
+            out["ChatGPT-Account-ID"] = self.account_id
+        return out
+
+    def refresh(self) -> bool:
+        if isinstance(self._source, str):
+            return False
+        with self._lock:
+            old, self._token = self._token, self._fetch()
+            return self._token != old
+
+    def __repr__(self) -> str:
+        kind = "str" if isinstance(self._source, str) else "callable"
+        return f"BearerAuth(token=<{kind} redacted>, account_id={mask(self.account_id)})"
+
+
+class AzureKeyAuth:
+    """Azure OpenAI's ``api-key`` header."""
+
+    def __init__(self, key: str) -> None:
+        if not isinstance(key, str):
+            raise AuthError(f"AzureKeyAuth key must be a string, not {type(key).__name__}")
+        self._key = checked_secret(key, "AzureKeyAuth key")
+
+    def headers(self) -> dict[str, str]:
+        return {"api-key": self._key}
+
+    def refresh(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "AzureKeyAuth(key=<redacted>)"
+
+
+def codex_home() -> Path:
+    """``$CODEX_HOME``, default ``~/.codex``."""
+    home = os.environ.get("CODEX_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".codex"
+
+
+def _account_from_id_token(id_token: Any) -> str | None:
+    # Older Codex logins keep the account id only inside the id_token's claims
+    # ("https://api.openai.com/auth" -> "chatgpt_account_id"). The JWT is not verified: it
+    # is our own file, and the server checks the access token anyway.
+    if not isinstance(id_token, str) or id_token.count(".") != 2:
+        return None
+    try:
+        payload = id_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        account = claims["https://api.openai.com/auth"]["chatgpt_account_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return account if isinstance(account, str) and account else None
+
+
+class CodexAuthFile:
+    """Credentials from Codex's ``auth.json``: an ``OPENAI_API_KEY`` entry, or ChatGPT tokens
+    (``tokens.access_token`` as bearer, ``tokens.account_id`` as ``ChatGPT-Account-ID``).
+    The file is read on first use and again on :meth:`refresh` (Codex rewrites it when it
+    refreshes its tokens). ``auth_mode: "chatgpt"`` prefers the tokens over a key."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else codex_home() / "auth.json"
+        self._headers: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def _error(self, problem: str) -> AuthError:
+        return AuthError(f"Codex auth file {self.path} {problem}; run `codex login` again or "
+                         "set OPENAI_API_KEY")
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data: Any = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise self._error("does not exist") from None
+        except OSError as exc:
+            raise self._error(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+        except UnicodeDecodeError:
+            raise self._error("is not UTF-8 text") from None
+        except ValueError as exc:
+            # JSONDecodeError's message gives the position only, never the file's content.
+            raise self._error(f"is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise self._error(f"must hold a JSON object, not {type(data).__name__}")
+        key = data.get("OPENAI_API_KEY")
+        tokens = data.get("tokens")
+        if tokens is not None and not isinstance(tokens, dict):
+            raise self._error("has a `tokens` entry that is not an object")
+        access = tokens.get("access_token") if tokens else None
+        prefer_tokens = str(data.get("auth_mode", "")).lower() == "chatgpt"
+        if isinstance(key, str) and key.strip() and not (prefer_tokens and access):
+            key = checked_secret(key, f"OPENAI_API_KEY in {self.path}")
+            return {"Authorization": f"Bearer {key}"}
+        if tokens:
+            if not isinstance(access, str) or not access.strip():
+                raise self._error("has `tokens` without a string `access_token`")
+            out = {"Authorization": "Bearer "
+                   + checked_secret(access, f"tokens.access_token in {self.path}")}
+            account = tokens.get("account_id") or _account_from_id_token(tokens.get("id_token"))
+            if isinstance(account, str) and account.strip():
+                out["ChatGPT-Account-ID"] = checked_secret(
+                    account, f"tokens.account_id in {self.path}")
+            return out
+        raise self._error("has neither an OPENAI_API_KEY nor tokens.access_token")
+
+    def headers(self) -> dict[str, str]:
+        with self._lock:
+            if self._headers is None:
+                self._headers = self._load()
+            return dict(self._headers)
+
+    def refresh(self) -> bool:
+        with self._lock:
+            old, self._headers = self._headers, self._load()
+            return self._headers != old
+
+    def __repr__(self) -> str:
+        return f"CodexAuthFile(path={str(self.path)!r})"

@@ -18,18 +18,19 @@ from urllib.parse import quote
 import attrs
 
 from . import forksafe
-from .auth import Auth, check_auth
+from .auth import Auth, FlowAuth, NoAuth, check_auth
 from .deadline import Deadline
-from .dispatch import Dispatcher, call_first
+from .dispatch import Dispatcher
 from .errors import ConfigError, DeadlineExceeded, StreamError
-from .events import Event, Item, RateLimits
+from .events import Event, RateLimits
+from .items import Item, item_from_json
 from .jsonutil import loads
 from .limits import read_body
 from .models import Provider, ResponsesRequest
-from .plugins import make_plugin_manager
+from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .ratelimits import snapshot_if_any
 from .redact import scrub_error
-from .stream import ResponseStream
+from .stream import ResponseStream, StreamResult
 from .transport import HttpResponse, Transport, Urllib3Transport
 
 log = logging.getLogger("codexapi")
@@ -113,12 +114,31 @@ def conversation_headers(
 Timeout = float | tuple[float, float] | None
 
 
-def _timeouts(timeout: Timeout, connect: float, read: float) -> tuple[float, float]:
+def _timeouts(timeout: Timeout, connect: float, read: float) -> tuple[float, float, float]:
+    """(connect, head, idle) for a unary call: ``read`` bounds the head and every read."""
     if timeout is None:
-        return connect, read
+        return connect, read, read
     if isinstance(timeout, int | float):
-        return float(timeout), float(timeout)
-    return float(timeout[0]), float(timeout[1])
+        return float(timeout), float(timeout), float(timeout)
+    return float(timeout[0]), float(timeout[1]), float(timeout[1])
+
+
+def _dispatcher(provider: Provider, pm: PluginManager, auth: Auth | FlowAuth,
+                transport: Transport,
+                sleep: Callable[[float], None] = time.sleep) -> Dispatcher:
+    wire = collect_wires(pm).resolve(provider)
+    return Dispatcher(provider, pm, auth, transport, wire, sleep=sleep)
+
+
+def _configure(decoder: Any, provider: Provider) -> None:
+    """Apply the provider's stream settings to a wire's decoder (the Wire builds it without
+    the provider): the SSE message bound, and whether undecodable events are skipped."""
+    bound = getattr(decoder, "bound_messages", None)
+    if callable(bound):
+        bound(provider.max_message_bytes)
+    inner = getattr(decoder, "inner", decoder)
+    if hasattr(inner, "skip_undecodable"):
+        inner.skip_undecodable = provider.skip_undecodable_events
 
 
 def _read(response: HttpResponse, provider: Provider, what: str, deadline: Deadline | None
@@ -136,29 +156,39 @@ class _Endpoints:
 
     _dispatcher: Dispatcher
 
-    def _open_stream(self, body: Mapping[str, Any], headers: Mapping[str, str],
-                     timeout: Timeout = None, deadline: Deadline | None = None
-                     ) -> ResponseStream:
+    def _open_stream(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+                     headers: Mapping[str, str], timeout: Timeout = None,
+                     request: ResponsesRequest | None = None,
+                     deadline: Deadline | None = None) -> ResponseStream:
         dispatcher = self._dispatcher
         provider = dispatcher.provider
+        pm = dispatcher.pm
+        started = time.monotonic()
+        extensions: dict[str, Any] = {}
+        on_end = None
+        if pm.hook.codexapi_on_stream_end.get_hookimpls():
+            # Only when observed: keeping the turn's result costs a pass over each read's
+            # events, which an unobserved stream does not pay.
+            def on_end(result: StreamResult, error: BaseException | None) -> None:
+                pm.call("codexapi_on_stream_end", provider=provider, request=request,
+                        result=result, error=error)
         idle = provider.stream_idle_timeout
         # The head waits at most the read timeout (and never longer than the idle timeout:
         # no byte at all is idleness too); the body then waits at most `idle` between reads,
         # however long the whole stream runs.
-        connect, head = _timeouts(timeout, provider.connect_timeout,
-                                  min(provider.read_timeout, idle))
+        connect, head, _ = _timeouts(timeout, provider.connect_timeout,
+                                     min(provider.read_timeout, idle))
+        payload: Mapping[str, Any] = {}
 
-        def open_once(method: str, payload: Mapping[str, Any] | None, suffix: str = "",
+        def open_once(method: str, data: Mapping[str, Any] | None, suffix: str = "",
                       query: str | None = None) -> tuple[HttpResponse, Any]:
-            response = dispatcher.send(method, "stream", payload, headers, stream=True,
-                                       timeout=(connect, head), deadline=deadline,
-                                       suffix=suffix, query=query)
-            if head != idle:
-                set_read_timeout = getattr(response, "set_read_timeout", None)
-                if set_read_timeout is not None:
-                    set_read_timeout(idle)
+            response = dispatcher.send(method, "stream", data, headers, stream=True,
+                                       timeout=(connect, head, idle), extensions=extensions,
+                                       deadline=deadline, suffix=suffix, query=query)
             try:
-                return response, dispatcher.decoder("stream")
+                decoder = dispatcher.decoder("stream")
+                _configure(decoder, provider)
+                return response, decoder
             except BaseException:
                 response.close()
                 raise
@@ -170,11 +200,11 @@ class _Endpoints:
             attempt = min(resends, policy.max_attempts - 1)
             delay = None
             if attempt >= 1:
-                delay = call_first(dispatcher.pm, "codexapi_retry_delay", (int, float),
-                                   provider=provider, attempt=attempt, error=error)
+                delay = dispatcher.pm.call("codexapi_retry_delay", provider=provider,
+                                           attempt=attempt, error=error)
             if delay is None:
                 return None
-            delay = min(max(float(delay), 0.0), policy.max_delay) if delay == delay else 0.0
+            delay = policy.bounded(delay)
             if deadline is not None and delay >= deadline.remaining():
                 return None
             what = (f"resuming it after event {after}" if response_id is not None
@@ -183,18 +213,26 @@ class _Endpoints:
                         delay, resends, provider.stream_max_retries)
             dispatcher.sleep(delay)
             if response_id is None:
-                return open_once("POST", body)
+                return open_once("POST", payload)
             return open_once("GET", None, "/" + quote(response_id, safe=""),
                              f"stream=true&starting_after={after}")
 
-        response, decoder = open_once("POST", body)
+        try:
+            payload = body() if callable(body) else body
+            response, decoder = open_once("POST", payload)
+        except BaseException as exc:
+            if on_end is not None:
+                on_end(StreamResult("", [], None, None, finish_reason="error",
+                                    extensions=extensions), exc)
+            raise
         prelude: list[Event] = []
         snapshot = snapshot_if_any(response.headers)
         if snapshot is not None:
             prelude.append(RateLimits(snapshot))
-        return ResponseStream(response, decoder, prelude, provider,
+        return ResponseStream(response, decoder, prelude, on_end=on_end, started=started,
+                              extensions=extensions, provider=provider,
                               secrets=lambda: dispatcher.secrets(headers), deadline=deadline,
-                              reopen=reopen, background=body.get("background") is True)
+                              reopen=reopen, background=payload.get("background") is True)
 
     def _parse_models(self, response: HttpResponse, deadline: Deadline | None = None
                       ) -> ModelList:
@@ -217,7 +255,9 @@ class _Endpoints:
             output = data["output"]
             if not isinstance(output, list):
                 raise TypeError("`output` is not a list")
-            return [Item(i) for i in output]
+            if not all(isinstance(i, dict) for i in output):
+                raise TypeError("`output` holds a value that is not an item object")
+            return [item_from_json(i) for i in output]
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             error = StreamError(f"failed to decode compact response: {detail}; body: "
@@ -233,7 +273,7 @@ class Client(_Endpoints):
     def __init__(
         self,
         provider: Provider | None = None,
-        auth: Auth | None = None,
+        auth: Auth | FlowAuth | None = None,
         plugins: Iterable[Any] = (),
         load_entrypoints: bool = True,
         *,
@@ -243,17 +283,14 @@ class Client(_Endpoints):
         self.provider = provider if provider is not None else provider_from_env()
         self.plugin_manager = make_plugin_manager(plugins, load_entrypoints)
         if auth is None:
-            auth = call_first(self.plugin_manager, "codexapi_auth", Auth,
-                              provider=self.provider)
+            auth = self.plugin_manager.call("codexapi_auth", provider=self.provider)
         if auth is None:
-            from codexapi_plugins.auth import NoAuth
-
             auth = NoAuth()
-        self.auth: Auth = check_auth(auth)
+        self.auth: Auth | FlowAuth = check_auth(auth)
         self.transport: Transport = transport or Urllib3Transport(
             proxy=self.provider.proxy, ca_bundle=self.provider.ca_bundle)
-        self._dispatcher = Dispatcher(self.provider, self.plugin_manager, self.auth,
-                                      self.transport, sleep=sleep)
+        self._dispatcher = _dispatcher(self.provider, self.plugin_manager, self.auth,
+                                       self.transport, sleep)
         self._models_lock = threading.Lock()
         #: The last ModelList per client_version (each version may list other models).
         self._models_cache: dict[str, ModelList] = {}
@@ -292,10 +329,28 @@ class Client(_Endpoints):
         """
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
-        body = self._dispatcher.body("stream", request)
         extra = dict(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
-        return self._open_stream(body, extra, timeout, until)
+        return self._open_stream(lambda: self._dispatcher.body("stream", request), extra,
+                                 timeout, request, until)
+
+    def create(
+        self,
+        request: ResponsesRequest,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        subagent: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
+        deadline: float | None = None,
+    ) -> StreamResult:
+        """One whole turn: :meth:`stream` with the same arguments, then ``collect()``.
+
+        Raises what :meth:`stream` and iterating its events raise; the connection is released
+        before it returns.
+        """
+        return self.stream(request, conversation_id, session_id, subagent, headers,
+                           timeout, deadline).collect()
 
     def compact(self, request: ResponsesRequest, timeout: Timeout = None,
                 deadline: float | None = None) -> list[Item]:
@@ -338,9 +393,10 @@ class Client(_Endpoints):
         return result
 
     def close(self) -> None:
-        """Close pooled connections; the Client then refuses new calls (ConfigError).
-        Streams already open keep their connection until they end."""
+        """Close pooled connections (and those a wire kept); the Client then refuses new calls
+        (ConfigError). Streams already open keep their connection until they end."""
         self._closed = True
+        self._dispatcher.context.close()
         self.transport.close()
 
     def __enter__(self) -> Client:
@@ -367,17 +423,15 @@ class _SeedClient(_Endpoints):
         self,
         transport: Transport,
         provider: Provider,
-        auth: Auth | None = None,
+        auth: Auth | FlowAuth | None = None,
         plugins: Iterable[Any] = (),
         load_entrypoints: bool = False,
     ) -> None:
         if auth is None:
-            from codexapi_plugins.auth import NoAuth
-
             auth = NoAuth()
         self.provider = provider
-        self._dispatcher = Dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
-                                      check_auth(auth), transport)
+        self._dispatcher = _dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
+                                       check_auth(auth), transport)
 
 
 class ResponsesClient(_SeedClient):
@@ -391,8 +445,9 @@ class ResponsesClient(_SeedClient):
         self, request: ResponsesRequest, conversation_id: str | None = None,
         subagent: str | None = None,
     ) -> ResponseStream:
-        body = self._dispatcher.body("stream", request)
-        return self._open_stream(body, conversation_headers(conversation_id, None, subagent))
+        return self._open_stream(lambda: self._dispatcher.body("stream", request),
+                                 conversation_headers(conversation_id, None, subagent),
+                                 request=request)
 
 
 class ChatClient(ResponsesClient):

@@ -2,22 +2,34 @@
 
 An iterator and a context manager. Each event is yielded as soon as its bytes have arrived
 (the transport reads what the socket has, never a fixed-size block). Leaving the ``with`` block,
-breaking out early, or reaching the end closes the connection. Idle streams end in
-:class:`IdleTimeout` (the transport's read timeout is the provider's ``stream_idle_timeout``).
+breaking out early, or reaching the end closes the connection. A read that stalls past the
+provider's ``stream_idle_timeout`` (the transport's :class:`~codexapi.ReadTimeout`) ends the
+stream in :class:`IdleTimeout`.
+
+The decoder comes from the provider's Wire and gets the body bytes as they arrive: the wire
+owns the framing (SSE, or frames). One decoder call per network read, none per event.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from .deadline import Deadline
 from .decoding import StreamDecoder
-from .errors import CodexApiError, DeadlineExceeded, StreamError, TransportError
+from .errors import (
+    CodexApiError,
+    DeadlineExceeded,
+    IdleTimeout,
+    ReadTimeout,
+    StreamError,
+    TransportError,
+)
 from .events import (
     Completed,
     Event,
@@ -28,11 +40,13 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
+from .items import FunctionCall
 from .limits import iter_body
 from .models import Provider
 from .redact import scrub_error
-from .sse import Decoder
 from .transport import HttpResponse
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -45,14 +59,89 @@ class StreamResult:
     usage: TokenUsage | None
     rate_limits: RateLimitSnapshot | None = None
     events: list[Event] = attrs.field(factory=list, repr=False)
+    #: The model that answered (the ``openai-model`` response header), when the server says.
+    model: str | None = None
+    #: How the turn ended, for ``codexapi_on_stream_end``: ``"stop"``, ``"tool_calls"``,
+    #: ``"error"`` or ``"cancelled"`` (the caller closed the stream early); None from collect().
+    finish_reason: str | None = None
+    #: Seconds from the call to the first event its decoder produced (``codexapi_on_stream_end``).
+    time_to_first_event: float | None = None
+    #: The call's ``HttpRequest.extensions`` (the same dict every attempt's request had).
+    extensions: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
     #: Undecodable events skipped under ``Provider.skip_undecodable_events`` (else always 0:
     #: such an event raises UndecodableEvent).
     skipped_events: int = 0
 
     @property
-    def function_calls(self) -> list[Item]:
+    def function_calls(self) -> list[FunctionCall]:
         """The function_call items, in order."""
-        return [i for i in self.items if i.type == "function_call"]
+        return [i for i in self.items if isinstance(i, FunctionCall)]
+
+    def output_json(self) -> Any:
+        """The text output decoded as JSON (structured output asked for with ``text.format``).
+
+        Raises :class:`~codexapi.OutputParseError` when the text is empty or not JSON.
+        """
+        from .structured import parse_output
+
+        return parse_output(self.text)
+
+    def parsed(self, cls: type[T]) -> T:
+        """The JSON text output structured into ``cls`` (an attrs class, e.g. the one given to
+        :meth:`TextControls.for_class <codexapi.TextControls.for_class>`) by the one converter.
+
+        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
+        """
+        from .structured import parse_output
+
+        result: T = parse_output(self.text, cls)
+        return result
+
+
+#: Told once how a turn ended: the result so far and the error (None on success).
+OnEnd = Callable[[StreamResult, "BaseException | None"], None]
+
+
+class _Turn:
+    """What a turn delivered so far, kept only when someone observes its end."""
+
+    __slots__ = ("_clock", "deltas", "extensions", "first_at", "items", "limits", "model",
+                 "response_id", "started", "usage")
+
+    def __init__(self, started: float | None, model: str | None,
+                 extensions: dict[str, Any] | None, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.started = clock() if started is None else started
+        self.first_at: float | None = None
+        self.deltas: list[str] = []
+        self.items: list[Item] = []
+        self.response_id: str | None = None
+        self.usage: TokenUsage | None = None
+        self.limits: RateLimitSnapshot | None = None
+        self.model = model
+        self.extensions = extensions if extensions is not None else {}
+
+    def add(self, events: list[Event], decoded: bool = True) -> None:
+        if decoded and self.first_at is None:
+            self.first_at = self._clock()
+        for ev in events:
+            if isinstance(ev, OutputTextDelta):
+                self.deltas.append(ev.delta)
+            elif isinstance(ev, OutputItemDone):
+                self.items.append(ev.item)
+            elif isinstance(ev, Completed):
+                self.response_id, self.usage = ev.response_id, ev.token_usage
+            elif isinstance(ev, RateLimits):
+                self.limits = ev.snapshot
+
+    def result(self, finish_reason: str) -> StreamResult:
+        text = "".join(self.deltas) or "".join(
+            i.text for i in self.items if i.type == "message")
+        if finish_reason == "stop" and any(i.type == "function_call" for i in self.items):
+            finish_reason = "tool_calls"
+        ttfe = None if self.first_at is None else self.first_at - self.started
+        return StreamResult(text, list(self.items), self.response_id, self.usage, self.limits,
+                            [], self.model, finish_reason, ttfe, self.extensions)
 
 
 #: ``reopen(resends, error, response_id, after)``: a new response and decoder for the same
@@ -62,26 +151,27 @@ Reopen = Callable[[int, Exception, "str | None", "int | None"],
                   "tuple[HttpResponse, StreamDecoder] | None"]
 
 
-class _Turn:
+class _Call:
     """The state the stream's generator works on. The generator holds this, never the
     ResponseStream, so an abandoned stream is freed (and its connection released) as soon as
     it is unreachable, without waiting for the cyclic garbage collector."""
 
-    __slots__ = ("background", "closed", "deadline", "decoder", "delivered", "prelude",
-                 "provider", "reopen", "resends", "response", "response_id", "secrets",
-                 "sequence_number")
+    __slots__ = ("background", "closed", "deadline", "decoder", "delivered", "observed",
+                 "on_end", "prelude", "provider", "reopen", "resends", "response",
+                 "response_id", "secrets", "sequence_number")
 
     def __init__(self, response: HttpResponse, decoder: StreamDecoder, prelude: list[Event],
-                 provider: Provider | None, secrets: Callable[[], list[str]] | None,
-                 deadline: Deadline | None, reopen: Reopen | None, background: bool) -> None:
+                 on_end: OnEnd | None, observed: _Turn | None) -> None:
         self.response = response
         self.decoder = decoder
         self.prelude = prelude
-        self.provider = provider
-        self.secrets = secrets
-        self.deadline = deadline
-        self.reopen = reopen
-        self.background = background
+        self.on_end = on_end
+        self.observed = observed
+        self.provider: Provider | None = None
+        self.secrets: Callable[[], list[str]] | None = None
+        self.deadline: Deadline | None = None
+        self.reopen: Reopen | None = None
+        self.background = False
         self.closed = False
         #: Whether any event (beyond the head's) has reached the caller.
         self.delivered = False
@@ -97,11 +187,19 @@ class _Turn:
     def release(self) -> None:
         if not self.closed:
             self.closed = True
-            drain = getattr(self.response, "drain", None)
-            if drain is not None and self.decoder.done:
+            if self.decoder.done:
                 # Completed: take the body's tail so the connection can be pooled again.
-                drain()
+                self.response.drain()
             self.response.close()
+
+    def end(self, reason: str, error: BaseException | None) -> None:
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None and self.observed is not None:
+            on_end(self.observed.result(reason), error)
+
+
+def _inner(decoder: Any) -> Any:
+    return getattr(decoder, "inner", decoder)
 
 
 def _dropped(error: Exception, at_eof: bool) -> bool:
@@ -111,173 +209,179 @@ def _dropped(error: Exception, at_eof: bool) -> bool:
     return type(error) is StreamError and error.message.startswith("stream closed before")
 
 
-def _recover(turn: _Turn, error: Exception, at_eof: bool) -> bool:
+def _recover(call: _Call, error: Exception, at_eof: bool) -> bool:
     """Re-send or resume the turn after ``error`` if the contract allows; True if it did."""
-    reopen = turn.reopen
+    reopen = call.reopen
     if reopen is None or isinstance(error, DeadlineExceeded) or not getattr(
             error, "retryable", False):
         return False
-    limit = turn.provider.stream_max_retries if turn.provider is not None else 0
-    if turn.resends >= limit:
+    limit = call.provider.stream_max_retries if call.provider is not None else 0
+    if call.resends >= limit:
         return False
-    if (turn.background and turn.response_id is not None and turn.sequence_number is not None
+    if (call.background and call.response_id is not None and call.sequence_number is not None
             and _dropped(error, at_eof)):
         # Resume after the last event received: the caller sees each event exactly once.
-        target: tuple[str | None, int | None] = turn.response_id, turn.sequence_number
-    elif not turn.delivered:
+        target: tuple[str | None, int | None] = call.response_id, call.sequence_number
+    elif not call.delivered:
         target = None, None  # nothing reached the caller: the whole turn is sent again
     else:
         return False  # nothing is ever re-sent once an event reached the caller
-    turn.resends += 1
-    opened = reopen(turn.resends, error, *target)
+    call.resends += 1
+    opened = reopen(call.resends, error, *target)
     if opened is None:
         return False
-    old = turn.response
-    turn.closed = True
+    old = call.response
+    call.closed = True
     with contextlib.suppress(Exception):
         old.close()
-    turn.response, turn.decoder = opened
-    turn.closed = False
+    call.response, call.decoder = opened
+    call.closed = False
     return True
 
 
-def _events(turn: _Turn) -> Generator[Event, None, None]:
+def _track(call: _Call, decoder: Any) -> None:
+    inner = _inner(decoder)
+    seq = getattr(inner, "sequence_number", None)
+    if seq is not None:
+        call.sequence_number = seq
+    rid = getattr(inner, "response_id", None)
+    if rid:
+        call.response_id = rid
+
+
+def _events(call: _Call) -> Generator[Event, None, None]:
+    observed = call.observed
     try:
-        if turn.prelude:
-            yield from turn.prelude
+        if observed is not None:
+            observed.add(call.prelude, decoded=False)
+        yield from call.prelude
         while True:
-            decoder = turn.decoder
-            feed = decoder.feed
-            # A decoder that only needs each message's data takes a whole chunk's worth at
-            # once: one call per network read instead of one per event (the first-party wires).
-            feed_data = getattr(decoder, "feed_data", None)
-            sse = (Decoder(turn.provider.max_message_bytes) if turn.provider is not None
-                   else Decoder())
-            body = (iter_body(turn.response, turn.provider, what="stream")
-                    if turn.provider is not None else turn.response.iter_bytes())
-            deadline = turn.deadline
+            decoder = call.decoder
+            feed = decoder.feed_data
+            body = (iter_body(call.response, call.provider, what="stream")
+                    if call.provider is not None else call.response.iter_bytes())
+            deadline = call.deadline
             at_eof = False
             try:
                 try:
                     for chunk in body:
-                        if feed_data is not None:
-                            datas = sse.feed_data(chunk)
-                            events = feed_data(datas) if datas else None
-                        else:
-                            events = None
-                            for message in sse.feed(chunk):
-                                each = feed(message)
-                                if each:
-                                    turn.delivered = True
-                                    yield from each
-                                if decoder.done:
-                                    return
+                        events = feed(chunk)
                         if events:
-                            turn.delivered = True
+                            call.delivered = True
+                            if observed is not None:
+                                observed.add(events)
                             yield from events
                             if decoder.done:
                                 return
-                        if turn.background:
-                            _track(turn, decoder)
+                        if call.background:
+                            _track(call, decoder)
                         if deadline is not None and deadline.passed():
-                            raise deadline.exceeded(turn.response.url, "reading the stream")
+                            raise deadline.exceeded(call.response.url, "reading the stream")
                 except DeadlineExceeded as exc:
                     if deadline is None:
                         raise
                     raise deadline.exceeded(exc.url, "reading the stream") from exc
+                except ReadTimeout as exc:
+                    raise IdleTimeout(f"idle timeout waiting for SSE: {exc.message}") from exc
                 except TransportError as exc:
                     # Events may already be with the caller: re-sending would duplicate them,
-                    # so a lost connection here is a stream failure (re-sent or resumed only as
-                    # _recover allows), never a retried transport error.
+                    # so a lost connection here is a stream failure (re-sent or resumed only
+                    # as _recover allows), never a retried transport error.
                     raise StreamError(f"stream disconnected before completion: {exc.message}"
                                       ) from exc
                 at_eof = True
-                for message in sse.close():
-                    events = feed(message)
-                    if events:
-                        turn.delivered = True
-                        yield from events
-                    if decoder.done:
-                        return
-                tail = decoder.close()
-                if tail:
-                    turn.delivered = True
-                    yield from tail
+                events = decoder.close()
+                if events:
+                    call.delivered = True
+                    if observed is not None:
+                        observed.add(events)
+                    yield from events
                 return
             except CodexApiError as exc:
-                if not _recover(turn, exc, at_eof):
+                if not _recover(call, exc, at_eof):
                     raise
-    except CodexApiError as exc:
+    except GeneratorExit:
+        call.end("cancelled", None)
+        raise
+    except BaseException as exc:
         # A response.failed message, a Chat error chunk or an undecodable event's preview
         # may echo the credential sent.
-        if turn.secrets is not None:
-            scrub_error(exc, turn.secrets())
+        if isinstance(exc, CodexApiError) and call.secrets is not None:
+            scrub_error(exc, call.secrets())
+        call.end("error", exc)
         raise
     finally:
-        turn.release()
-
-
-def _track(turn: _Turn, decoder: StreamDecoder) -> None:
-    seq = getattr(decoder, "sequence_number", None)
-    if seq is not None:
-        turn.sequence_number = seq
-    rid = getattr(decoder, "response_id", None)
-    if rid:
-        turn.response_id = rid
+        call.release()
+        call.end("stop", None)
 
 
 class ResponseStream:
-    """Iterate for events; ``collect()`` for the whole turn. Single consumer."""
+    """Iterate for events; ``collect()`` for the whole turn. Single consumer.
+
+    ``on_end`` (optional) is told once how the turn ended (``codexapi_on_stream_end``):
+    success, an error, or closed early. ``started`` is when the call began
+    (``time.monotonic``), for ``StreamResult.time_to_first_event``.
+    """
 
     def __init__(
         self,
         response: HttpResponse,
         decoder: StreamDecoder,
         prelude: list[Event] | None = None,
+        *,
+        on_end: OnEnd | None = None,
+        started: float | None = None,
+        extensions: dict[str, Any] | None = None,
         provider: Provider | None = None,
         secrets: Callable[[], list[str]] | None = None,
         deadline: Deadline | None = None,
         reopen: Reopen | None = None,
         background: bool = False,
     ) -> None:
-        self._turn = _Turn(response, decoder, prelude or [], provider, secrets, deadline,
-                           reopen, background)
-        self._gen = _events(self._turn)
+        observed = (None if on_end is None else _Turn(
+            started, response.headers.get("openai-model"), extensions, time.monotonic))
+        call = self._call = _Call(response, decoder, prelude or [], on_end, observed)
+        call.provider = provider
+        call.secrets = secrets
+        call.deadline = deadline
+        call.reopen = reopen
+        call.background = background
+        self._gen = _events(call)
 
     @property
     def response(self) -> HttpResponse:
         """The HTTP response being read (after a re-send or resume, the new one)."""
-        return self._turn.response
+        return self._call.response
 
     @property
     def headers(self) -> Any:
         """The HTTP response headers."""
-        return self._turn.response.headers
+        return self._call.response.headers
 
     @property
     def request_id(self) -> str | None:
-        h = self._turn.response.headers
+        h = self._call.response.headers
         return h.get("x-request-id") or h.get("x-oai-request-id")
 
     @property
     def sequence_number(self) -> int | None:
         """The ``sequence_number`` of the last event received on a background stream (what
         a resume continues after), or None."""
-        return self._turn.sequence_number
+        return self._call.sequence_number
 
     @property
     def resends(self) -> int:
         """How many times the turn was re-sent or resumed (at most
         ``Provider.stream_max_retries``)."""
-        return self._turn.resends
+        return self._call.resends
 
     @property
     def _decoder(self) -> StreamDecoder:
-        return self._turn.decoder
+        return self._call.decoder
 
     @property
     def _closed(self) -> bool:
-        return self._turn.closed
+        return self._call.closed
 
     def __iter__(self) -> Iterator[Event]:
         # The generator itself, so a ``for`` loop runs without a Python-level __next__ call per
@@ -289,8 +393,9 @@ class ResponseStream:
 
     def close(self) -> None:
         """Release the connection (idempotent). Unread events are discarded."""
-        self._turn.release()
+        self._call.release()
         self._gen.close()
+        self._call.end("cancelled", None)  # a stream closed before it was ever read
 
     def __enter__(self) -> ResponseStream:
         return self
@@ -303,7 +408,7 @@ class ResponseStream:
 
     # No __del__: a stream iterated without being kept (``for ev in client.stream(r)``) dies
     # while its generator runs on. The generator releases the connection when it ends or is
-    # freed; a stream never iterated releases it when its _Turn is freed.
+    # freed; a stream never iterated releases it when its _Call is freed.
 
     def collect(self) -> StreamResult:
         """Consume the stream; return the whole turn (raises what the stream raises)."""
@@ -327,6 +432,6 @@ class ResponseStream:
         text = "".join(deltas)
         if not text:
             text = "".join(i.text for i in items if i.type == "message")
-        skipped = getattr(self._decoder, "skipped", 0)
+        skipped = getattr(_inner(self._decoder), "skipped", 0)
         return StreamResult(text, items, response_id, usage, limits, events,
-                            skipped if isinstance(skipped, int) else 0)
+                            skipped_events=skipped if isinstance(skipped, int) else 0)

@@ -1,17 +1,23 @@
 """The HTTP seam: a one-method Transport protocol and its urllib3 implementation.
 
-A transport sends one :class:`HttpRequest` and returns an :class:`HttpResponse` whose body is
-read lazily (``iter_bytes`` yields what the socket has as soon as it has it). It does not retry,
-redirect or interpret statuses: the dispatcher does that, the same way for every transport.
+A transport sends one :class:`HttpRequest` and returns an :class:`HttpResponse`: streamed,
+its body is read lazily (``iter_bytes`` yields what the socket has as soon as it has it);
+otherwise it is read whole (bounded) before ``send`` returns. It does not retry, redirect or
+interpret statuses: the dispatcher does that, the same way for every transport.
+
+Timeouts are ``(connect, head, idle)`` seconds: establishing the connection, waiting for the
+response head, and waiting for each further body read. A stalled read raises
+:class:`ReadTimeout` (a TransportError); on a stream, :class:`~codexapi.ResponseStream` reports
+it as :class:`IdleTimeout`.
 """
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from functools import partial
@@ -32,12 +38,11 @@ from urllib3.exceptions import (
 from . import forksafe
 from ._version import __version__
 from .errors import (
-    CodexApiError,
     ConfigError,
     ConnectTimeout,
     DeadlineExceeded,
-    IdleTimeout,
     ReadTimeout,
+    ResponseTooLarge,
     TransportError,
 )
 from .proxy import Proxy, ProxySettings
@@ -102,6 +107,24 @@ def _bound_heads(manager: urllib3.PoolManager) -> urllib3.PoolManager:
 
 USER_AGENT = f"codexapi/{__version__}"
 CHUNK_SIZE = 64 * 1024
+#: The largest body a non-streamed ``send`` reads into memory (compact, models, errors).
+MAX_UNARY_BODY = 64 * 1024 * 1024
+
+#: ``(connect, head, idle)`` seconds.
+Timeouts = tuple[float, float, float]
+
+
+def _timeouts(value: tuple[float, ...]) -> Timeouts:
+    # (connect, read) from before the idle timeout had its own slot: read bounds both.
+    if len(value) == 2:
+        return float(value[0]), float(value[1]), float(value[1])
+    if len(value) == 3:
+        return float(value[0]), float(value[1]), float(value[2])
+    raise ValueError(f"timeout must be (connect, head, idle) seconds, got {value!r}")
+
+
+def _header_dict(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
 
 
 @attrs.frozen(repr=False)
@@ -110,10 +133,14 @@ class HttpRequest:
 
     method: str
     url: str
-    headers: Mapping[str, str]
+    #: A plain dict: an auth flow (or a ``codexapi_on_request`` observer) may add to it.
+    headers: dict[str, str] = attrs.field(converter=_header_dict)
     body: bytes | None = None
-    #: (connect, read) seconds; read bounds the head and every body read (idle timeout).
-    timeout: tuple[float, float] = (30.0, 600.0)
+    #: (connect, head, idle) seconds; a (connect, read) pair sets head and idle to read.
+    timeout: Timeouts = attrs.field(default=(30.0, 600.0, 600.0), converter=_timeouts)
+    #: Per-call scratch space for plugins (httpx's ``extensions``): the same dict for every
+    #: attempt and auth-flow request of one call, and on the turn's ``StreamResult``.
+    extensions: dict[str, Any] = attrs.field(factory=dict, eq=False)
     #: Seconds from sending until the whole exchange, body reads included, must be over
     #: (the call's ``deadline=``), or None.
     deadline: float | None = None
@@ -133,11 +160,17 @@ class HttpResponse(Protocol):
     url: str
 
     def iter_bytes(self) -> Iterator[bytes]:
-        """Body bytes as they arrive; raises TransportError / IdleTimeout on failure."""
+        """Body bytes as they arrive; raises TransportError (ReadTimeout when a read stalls
+        past the idle timeout) on failure."""
         ...
 
     def read(self) -> bytes:
-        """The whole (decoded) body."""
+        """The whole (decoded) body, then close."""
+        ...
+
+    def drain(self) -> None:
+        """The caller is done with a complete body: read a short, quick tail (a chunked
+        terminator) so the connection can be reused; give up at once otherwise."""
         ...
 
     def close(self) -> None:
@@ -149,7 +182,9 @@ class Transport(Protocol):
     """Sends requests. Implementations must be safe to share between threads."""
 
     def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
-        """Send ``request``; return once the response head has arrived."""
+        """Send ``request``; return once the response head has arrived (``stream``) or the
+        whole body has been read (not ``stream``). ``request.timeout`` is
+        ``(connect, head, idle)``. Raises TransportError (ConnectTimeout, ReadTimeout)."""
         ...
 
     def close(self) -> None:
@@ -202,62 +237,6 @@ def _reason(exc: BaseException) -> str:
     return text.replace("HTTPConnection(host=", "(host=")
 
 
-class _Inflater:
-    """Decodes gzip/deflate bodies that reached us still compressed.
-
-    urllib3 responses arrive decoded (``decode_content=True``). A plain ``http.client``
-    response does not decode: that is what vcrpy hands urllib3 on replay. And vcrpy cassettes
-    differ: those recorded through urllib3 hold the decoded body yet keep
-    ``Content-Encoding: gzip``, those recorded through requests/httpx hold the gzip bytes.
-    So the body is sniffed: compressed bytes are inflated, anything else passes through.
-    """
-
-    __slots__ = ("_decoder", "_head")
-
-    def __init__(self) -> None:
-        self._decoder: Any = None
-        #: Bytes kept until the first two are known; None once the body has been sniffed.
-        self._head: bytes | None = b""
-
-    @classmethod
-    def for_response(cls, raw: Any, headers: Mapping[str, str]) -> _Inflater | None:
-        if isinstance(raw, urllib3.BaseHTTPResponse):
-            return None
-        encoding = (headers.get("content-encoding") or "").strip().lower()
-        return cls() if encoding in ("gzip", "x-gzip", "deflate") else None
-
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
-        """The inflated bytes of ``chunk``, in pieces of at most CHUNK_SIZE: a highly
-        compressed chunk is never inflated in one piece (a gzip bomb would fill memory)."""
-        if self._head is not None:
-            head = self._head + chunk
-            if len(head) < 2:
-                self._head = head
-                return
-            self._head = None
-            if head[:2] == b"\x1f\x8b":
-                self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            elif head[0] & 0x0F == 8 and int.from_bytes(head[:2], "big") % 31 == 0:
-                self._decoder = zlib.decompressobj()
-            chunk = head
-        decoder = self._decoder
-        if decoder is None:
-            if chunk:
-                yield chunk
-            return
-        while chunk:
-            piece = decoder.decompress(chunk, CHUNK_SIZE)
-            if piece:
-                yield bytes(piece)
-            chunk = decoder.unconsumed_tail
-
-    def flush(self) -> bytes:
-        if self._decoder is not None:
-            return bytes(self._decoder.flush())
-        tail, self._head = self._head or b"", None
-        return tail
-
-
 def _socket_of(raw: Any) -> Any:
     """The socket a response is read from. With ``Connection: close`` http.client hands the
     socket to the response and forgets it on the connection, so look there too."""
@@ -271,21 +250,26 @@ def _socket_of(raw: Any) -> Any:
 class Urllib3Response:
     """An urllib3 (or http.client-compatible) response, streamed, never read ahead."""
 
-    __slots__ = ("_closed", "_deadline", "_eof", "_raw", "_timer", "headers", "status", "url")
+    __slots__ = ("_closed", "_deadline", "_eof", "_idle", "_raw", "_timer", "headers",
+                 "status", "url")
 
-    def __init__(self, raw: Any, url: str) -> None:
+    def __init__(self, raw: Any, url: str, idle: float | None = None,
+                 head: float | None = None) -> None:
         self._raw = raw
         self._closed = False
         self._eof = False
         self._timer: Timer | None = None
         self._deadline = 0.0
+        self._idle = idle
         self.status: int = raw.status
         self.headers: Mapping[str, str] = raw.headers
         self.url = url
+        if idle is not None and idle != head:
+            # Once the head is in, the wait for each next read is the idle timeout, whatever
+            # the head was given.
+            self._set_read_timeout(idle)
 
-    def set_read_timeout(self, seconds: float) -> None:
-        """Bound each further body read by ``seconds``: once a stream's head is in, the wait
-        for its next bytes is the idle timeout, whatever the head was given."""
+    def _set_read_timeout(self, seconds: float) -> None:
         sock = _socket_of(self._raw)
         if sock is not None:
             sock.settimeout(seconds)
@@ -312,7 +296,6 @@ class Urllib3Response:
         # read1 returns whatever is buffered or arrives next without waiting to fill the chunk:
         # an event is delivered as soon as its bytes are here.
         read = getattr(raw, "read1", None) or raw.read
-        inflate = _Inflater.for_response(raw, self.headers)
         try:
             try:
                 while True:
@@ -320,13 +303,8 @@ class Urllib3Response:
                     if not chunk:
                         if (late := self._deadline_error()) is not None:
                             raise late
-                        if inflate is not None and (tail := inflate.flush()):
-                            yield tail
                         self._eof = True
                         return
-                    if inflate is not None:
-                        yield from inflate.feed(chunk)
-                        continue
                     yield chunk
             except DeadlineExceeded:
                 raise
@@ -338,19 +316,15 @@ class Urllib3Response:
                 raise
         except (ReadTimeoutError, TimeoutError) as exc:
             self.close()
-            raise IdleTimeout("idle timeout waiting for SSE: no bytes for the stream idle "
-                              "timeout; the connection was closed") from exc
+            wait = f" for {self._idle:g} s" if self._idle is not None else ""
+            raise ReadTimeout(f"timed out reading the response from {redact_url(self.url)}: "
+                              f"no bytes{wait}; the connection was closed",
+                              url=redact_url(self.url)) from exc
         except (ProtocolError, HTTPError, OSError) as exc:
             self.close()
             raise TransportError(
                 f"connection lost while reading the response from {redact_url(self.url)}: "
                 f"{_reason(exc)}", url=redact_url(self.url)) from exc
-        except zlib.error as exc:
-            self.close()
-            raise TransportError(
-                f"the response from {redact_url(self.url)} claims Content-Encoding "
-                f"{self.headers.get('content-encoding')!r} but does not decode: {exc}",
-                url=redact_url(self.url)) from exc
 
     def read(self) -> bytes:
         try:
@@ -368,7 +342,7 @@ class Urllib3Response:
         raw = self._raw
         read = getattr(raw, "read1", None) or raw.read
         try:
-            self.set_read_timeout(grace)  # urllib3 resets it when the connection is reused
+            self._set_read_timeout(grace)  # urllib3 resets it when the connection is reused
             left = limit
             while left > 0:
                 chunk = read(left)
@@ -394,6 +368,49 @@ class Urllib3Response:
                 raw.release_conn()
         except Exception:  # pragma: no cover - closing must never raise
             pass
+
+
+class BufferedResponse:
+    """A response whose body has been read whole (non-streamed ``send``, tests)."""
+
+    __slots__ = ("body", "headers", "status", "url")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, url: str) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.url = url
+
+    @classmethod
+    def read_from(cls, response: HttpResponse, limit: int = MAX_UNARY_BODY) -> BufferedResponse:
+        """Read ``response`` whole (at most ``limit`` bytes) and release its connection."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise ResponseTooLarge(
+                        f"the response body from {redact_url(response.url)} passed its bound "
+                        f"of {limit} bytes; raise Provider.max_body_bytes if such a body is "
+                        "expected", setting="max_body_bytes", limit=limit)
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return cls(response.status, response.headers, b"".join(chunks), response.url)
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        if self.body:
+            yield self.body
+
+    def read(self) -> bytes:
+        return self.body
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class Urllib3Transport:
@@ -449,7 +466,7 @@ class Urllib3Transport:
         return manager, proxy
 
     def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
-        connect, read = request.timeout
+        connect, read, idle = request.timeout
         manager, proxy = self._manager_for(request.url)
         local: ConfigError | None = None
         until = None if request.deadline is None else time.monotonic() + request.deadline
@@ -468,13 +485,9 @@ class Urllib3Transport:
                 decode_content=True,
                 timeout=urllib3.Timeout(connect=connect, read=read),
             )
-        except CodexApiError:
-            # Already typed (e.g. a replay layer refusing an unrecorded request): keep it.
-            raise
         except (UnicodeError, ValueError) as exc:
             if isinstance(exc, HTTPError):  # urllib3's URL errors: described below
-                error = describe_error(exc, request.url)
-                raise error from exc
+                raise describe_error(exc, request.url) from exc
             # http.client refusing a header or URL while sending: local input, not a network
             # failure. Its message quotes the offending value (often a credential), so neither
             # the message nor the exception is kept.
@@ -482,7 +495,9 @@ class Urllib3Transport:
                 f"cannot send {request.method} {redact_url(request.url)}: http.client refused "
                 f"the request ({type(exc).__name__}); check header names and values (printable "
                 "ASCII only) and the URL")
-        except Exception as exc:
+        except (HTTPError, OSError, http.client.HTTPException) as exc:
+            # What urllib3, sockets, TLS and http.client raise; anything else (a replay
+            # layer's own typed error) passes through untouched.
             error = describe_error(exc, request.url)
             if proxy is not None:
                 error.message += f" (via proxy {proxy.url} from {proxy.source})"
@@ -499,10 +514,10 @@ class Urllib3Transport:
                 "user:password in the proxy URL", url=redact_url(request.url))
             error.retryable = False
             raise error
-        response = Urllib3Response(raw, request.url)
+        response = Urllib3Response(raw, request.url, idle, read)
         if until is not None:
             response.end_reads_at(until, request.deadline or 0.0)
-        return response
+        return response if stream else BufferedResponse.read_from(response)
 
     def close(self) -> None:
         self._pool.clear()

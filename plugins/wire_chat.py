@@ -24,7 +24,7 @@ stream when asked; pass :class:`ChatIncludeUsage` as a plugin to ask for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from codexapi import hookimpl
@@ -39,16 +39,16 @@ from codexapi.errors import (
 from codexapi.events import (
     Completed,
     Event,
-    Item,
     OutputItemAdded,
     OutputItemDone,
     OutputTextDelta,
     ReasoningContentDelta,
     TokenUsage,
 )
+from codexapi.items import item_from_json
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.sse import SseMessage
+from codexapi.sse import SseMessage, SseStreamDecoder
 
 from .wire_responses import failure_error
 
@@ -60,32 +60,49 @@ PATHS = {"stream": "chat/completions", "models": "models"}
 COMPACT_ON_CHAT = "compact endpoint requires responses wire api"
 
 
-@hookimpl
-def codexapi_endpoint_path(provider: Provider, endpoint: str) -> str | None:
-    if provider.wire is not WireApi.CHAT:
-        return None
-    if endpoint == "compact":
-        # Raised here, not at send time: Client.compact asks for the path before any traffic.
-        raise UnsupportedEndpointError(
-            f"{COMPACT_ON_CHAT} (provider {provider.name!r} uses the chat wire; compact "
-            "needs a provider with wire='responses')")
-    return PATHS.get(endpoint)
+class ChatWire:
+    """Chat Completions over HTTP + SSE (no compact endpoint)."""
+
+    name = WireApi.CHAT.value
+
+    def path(self, endpoint: str) -> str:
+        if endpoint == "compact":
+            # Raised here, not at send time: Client.compact asks for the path before any
+            # traffic.
+            raise UnsupportedEndpointError(
+                f"{COMPACT_ON_CHAT} (this provider uses the chat wire; compact needs a "
+                "provider with wire='responses')")
+        try:
+            return PATHS[endpoint]
+        except KeyError:
+            raise UnsupportedEndpointError(f"the chat wire has no {endpoint!r} endpoint"
+                                           ) from None
+
+    def body(self, endpoint: str, request: Any) -> dict[str, Any]:
+        if endpoint != "stream":
+            self.path(endpoint)  # the endpoint's own error
+            raise UnsupportedEndpointError(f"the chat wire sends no body to {endpoint!r}")
+        if not isinstance(request, ResponsesRequest):
+            raise InvalidRequest(f"the chat wire builds bodies from a ResponsesRequest, not "
+                                 f"{type(request).__name__}")
+        return build_body(request)
+
+    def decoder(self, endpoint: str) -> SseStreamDecoder:
+        if endpoint != "stream":
+            raise UnsupportedEndpointError(f"the chat wire streams only 'stream', not "
+                                           f"{endpoint!r}")
+        return SseStreamDecoder(ChatDecoder())
+
+    def __repr__(self) -> str:
+        return "ChatWire()"
+
+
+WIRE = ChatWire()
 
 
 @hookimpl
-def codexapi_build_body(provider: Provider, endpoint: str, request: Any) -> dict[str, Any] | None:
-    if provider.wire is not WireApi.CHAT or endpoint != "stream":
-        return None
-    if not isinstance(request, ResponsesRequest):
-        return None
-    return build_body(request)
-
-
-@hookimpl
-def codexapi_stream_decoder(provider: Provider, endpoint: str) -> ChatDecoder | None:
-    if provider.wire is not WireApi.CHAT or endpoint != "stream":
-        return None
-    return ChatDecoder(skip_undecodable=provider.skip_undecodable_events)
+def codexapi_register_wires(register: Callable[[Any], None]) -> None:
+    register(WIRE)
 
 
 class ChatIncludeUsage:
@@ -98,12 +115,11 @@ class ChatIncludeUsage:
     not send ``stream_options`` and a few servers reject fields they do not know.
     """
 
-    @hookimpl(tryfirst=True)
-    def codexapi_build_body(
-        self, provider: Provider, endpoint: str, request: Any
-    ) -> dict[str, Any] | None:
-        body = codexapi_build_body(provider, endpoint, request)
-        if body is not None:
+    @hookimpl(wrapper=True)
+    def codexapi_build_body(self, provider: Provider, endpoint: str
+                            ) -> Generator[None, Any, Any]:
+        body = yield
+        if endpoint == "stream" and provider.wire == WireApi.CHAT and isinstance(body, dict):
             body["stream_options"] = {"include_usage": True}
         return body
 
@@ -530,7 +546,7 @@ class ChatDecoder:
         parts = self._assistant
         if parts is None:
             parts = self._assistant = []
-            out.append(OutputItemAdded(Item(
+            out.append(OutputItemAdded(item_from_json(
                 {"type": "message", "role": "assistant", "content": []})))
         parts.append({"type": "output_text", "text": text})
         out.append(OutputTextDelta(text))
@@ -539,7 +555,8 @@ class ChatDecoder:
         parts = self._reasoning
         if parts is None:
             parts = self._reasoning = []
-            out.append(OutputItemAdded(Item({"type": "reasoning", "summary": [], "content": []})))
+            out.append(OutputItemAdded(item_from_json(
+                {"type": "reasoning", "summary": [], "content": []})))
         out.append(ReasoningContentDelta(text, len(parts)))
         parts.append({"type": "reasoning_text", "text": text})
 
@@ -580,14 +597,14 @@ class ChatDecoder:
     # --- flushing --------------------------------------------------------------------------
     def _flush_reasoning(self, out: list[Event]) -> None:
         if self._reasoning is not None:
-            out.append(OutputItemDone(Item(
+            out.append(OutputItemDone(item_from_json(
                 {"type": "reasoning", "summary": [], "content": self._reasoning})))
             self._reasoning = None
 
     def _flush_items(self, out: list[Event]) -> None:
         self._flush_reasoning(out)
         if self._assistant is not None:
-            out.append(OutputItemDone(Item(
+            out.append(OutputItemDone(item_from_json(
                 {"type": "message", "role": "assistant", "content": self._assistant})))
             self._assistant = None
 
@@ -596,7 +613,7 @@ class ChatDecoder:
             state = self._calls[index]
             if not state.name:
                 continue  # a call without a name cannot be run; the crate skips it too
-            out.append(OutputItemDone(Item({
+            out.append(OutputItemDone(item_from_json({
                 "type": "function_call", "name": state.name, "arguments": state.arguments,
                 "call_id": state.id or f"tool-call-{index}"})))
         self._drop_calls()

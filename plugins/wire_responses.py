@@ -1,4 +1,5 @@
-"""The Responses wire: ``POST responses`` bodies and the Responses SSE decoder.
+"""The Responses wire: ``POST responses`` bodies and the Responses SSE decoder, registered as
+the Wire ``"responses"`` (``WireApi.RESPONSES``).
 
 Follows codex-rs/codex-api ``requests/responses.rs`` (body) and ``sse/responses.rs`` (events),
 in its newer form where ``Completed`` is delivered as soon as ``response.completed`` arrives.
@@ -7,9 +8,8 @@ in its newer form where ``Completed`` is delivered as soon as ``response.complet
 from __future__ import annotations
 
 import logging
-import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from codexapi import hookimpl
@@ -22,13 +22,13 @@ from codexapi.errors import (
     ServerOverloaded,
     StreamError,
     UndecodableEvent,
+    UnsupportedEndpointError,
     UsageNotIncluded,
 )
 from codexapi.events import (
     Completed,
     Created,
     Event,
-    Item,
     OutputItemAdded,
     OutputItemDone,
     ReasoningContentDelta,
@@ -37,43 +37,67 @@ from codexapi.events import (
     TokenUsage,
     new_output_text_delta,
 )
+from codexapi.items import item_from_json
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.sse import SseMessage
+from codexapi.ratelimits import parse_retry_after
+from codexapi.sse import SseMessage, SseStreamDecoder
 
 log = logging.getLogger("codexapi")
 
 PATHS = {"stream": "responses", "compact": "responses/compact", "models": "models"}
 
 
-@hookimpl
-def codexapi_endpoint_path(provider: Provider, endpoint: str) -> str | None:
-    if provider.wire is not WireApi.RESPONSES:
-        return None
-    return PATHS.get(endpoint)
+class ResponsesWire:
+    """The Responses API over HTTP + SSE. ``bind(provider)`` gives the copy a Client uses (the
+    body depends on whether the provider is Azure)."""
+
+    name = WireApi.RESPONSES.value
+
+    def __init__(self, provider: Provider | None = None) -> None:
+        self.provider = provider if provider is not None else Provider()
+
+    def bind(self, provider: Provider) -> ResponsesWire:
+        return type(self)(provider)
+
+    def path(self, endpoint: str) -> str:
+        try:
+            return PATHS[endpoint]
+        except KeyError:
+            raise UnsupportedEndpointError(f"the responses wire has no {endpoint!r} endpoint"
+                                           ) from None
+
+    def body(self, endpoint: str, request: Any) -> dict[str, Any]:
+        if not isinstance(request, ResponsesRequest):
+            raise InvalidRequest(f"the responses wire builds bodies from a ResponsesRequest, "
+                                 f"not {type(request).__name__}")
+        if endpoint == "stream":
+            return build_body(self.provider, request)
+        if endpoint == "compact":
+            # CompactionInput serializes exactly these three fields, in this order.
+            return {
+                "model": request.model,
+                "input": [_input_item(i, keep_id=False) for i in request.input],
+                "instructions": request.instructions,
+            }
+        raise UnsupportedEndpointError(f"the responses wire sends no body to {endpoint!r}")
+
+    def decoder(self, endpoint: str) -> SseStreamDecoder:
+        if endpoint != "stream":
+            raise UnsupportedEndpointError(f"the responses wire streams only 'stream', not "
+                                           f"{endpoint!r}")
+        return SseStreamDecoder(ResponsesDecoder())
+
+    def __repr__(self) -> str:
+        return f"ResponsesWire(provider={self.provider.name!r})"
+
+
+WIRE = ResponsesWire()
 
 
 @hookimpl
-def codexapi_build_body(provider: Provider, endpoint: str, request: Any) -> dict[str, Any] | None:
-    if provider.wire is not WireApi.RESPONSES or not isinstance(request, ResponsesRequest):
-        return None
-    if endpoint == "stream":
-        return build_body(provider, request)
-    if endpoint == "compact":
-        # CompactionInput serializes exactly these three fields, in this order.
-        return {
-            "model": request.model,
-            "input": [_input_item(i, keep_id=False) for i in request.input],
-            "instructions": request.instructions,
-        }
-    return None
-
-
-@hookimpl
-def codexapi_stream_decoder(provider: Provider, endpoint: str) -> ResponsesDecoder | None:
-    if provider.wire is not WireApi.RESPONSES or endpoint != "stream":
-        return None
-    return ResponsesDecoder(skip_undecodable=provider.skip_undecodable_events)
+def codexapi_register_wires(register: Callable[[Any], None]) -> None:
+    register(WIRE)
 
 
 def _input_item(item: Any, keep_id: bool) -> dict[str, Any]:
@@ -112,21 +136,6 @@ def build_body(provider: Provider, request: ResponsesRequest) -> dict[str, Any]:
 
 
 # --- decoding -------------------------------------------------------------------------------
-
-_RETRY_AFTER = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)", re.IGNORECASE)
-
-
-def parse_retry_after(message: str) -> float | None:
-    """Seconds from "try again in 1.5s / 28ms / 35 seconds" in a rate-limit message."""
-    match = _RETRY_AFTER.search(message)
-    if not match:
-        return None
-    value, unit = float(match.group(1)), match.group(2).lower()
-    if not math.isfinite(value) or value <= 0:
-        return None  # "try again in 999…9s" is no hint; neither is 0
-    # The crate truncates milliseconds to whole ms.
-    return int(value) / 1000.0 if unit == "ms" else value
-
 
 def failure_error(response: Any) -> Exception:
     """The typed error for a ``response.failed`` event's ``response`` object."""
@@ -294,11 +303,15 @@ class ResponsesDecoder:
 
     def _item_added(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
-        return [OutputItemAdded(Item(item))] if isinstance(item, dict) and "type" in item else []
+        if isinstance(item, dict) and "type" in item:
+            return [OutputItemAdded(item_from_json(item))]
+        return []
 
     def _item_done(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
-        return [OutputItemDone(Item(item))] if isinstance(item, dict) and "type" in item else []
+        if isinstance(item, dict) and "type" in item:
+            return [OutputItemDone(item_from_json(item))]
+        return []
 
     def _summary_delta(self, obj: dict[str, Any]) -> list[Event]:
         delta, index = obj.get("delta"), obj.get("summary_index")

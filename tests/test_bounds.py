@@ -30,7 +30,8 @@ from codexapi import (
     StreamError,
 )
 from codexapi.sse import Decoder
-from codexapi.transport import CHUNK_SIZE, _Inflater
+from codexapi.testing.transport import _Inflater
+from codexapi.transport import CHUNK_SIZE
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -152,7 +152,7 @@ def test_500s_back_off_exponentially_then_succeed(server: EmbeddedServer, wire: 
 @pytest.mark.parametrize("wire", WIRES)
 def test_exhausted_5xx_raises_the_last_error_with_the_attempt_count(
         server: EmbeddedServer, wire: WireApi) -> None:
-    out = run(server, wire, "502", policy=POLICY.new(max_attempts=3))
+    out = run(server, wire, "502", policy=attrs.evolve(POLICY, max_attempts=3))
     assert isinstance(out.error, ApiError) and out.error.status == 502
     assert out.error.attempts == 3 and "after 3 attempts" in str(out.error)
     assert out.attempts == 3 and len(out.slept) == 2 and out.events == []
@@ -163,7 +163,7 @@ def test_exhausted_5xx_raises_the_last_error_with_the_attempt_count(
                                             ("reset", "retry_transport")])
 def test_policy_flags_switch_retries_off(server: EmbeddedServer, wire: WireApi, plan: str,
                                          flag: str) -> None:
-    out = run(server, wire, plan, policy=POLICY.new(**{flag: False}))
+    out = run(server, wire, plan, policy=attrs.evolve(POLICY, **{flag: False}))
     assert isinstance(out.error, ApiError | TransportError)
     assert out.attempts == 1 and out.slept == []
 
@@ -187,7 +187,7 @@ def test_reset_before_headers_is_retried(server: EmbeddedServer, wire: WireApi) 
 @pytest.mark.parametrize("wire", WIRES)
 def test_resets_exhaust_into_a_transport_error_naming_the_attempts(
         server: EmbeddedServer, wire: WireApi) -> None:
-    out = run(server, wire, "reset", policy=POLICY.new(max_attempts=2))
+    out = run(server, wire, "reset", policy=attrs.evolve(POLICY, max_attempts=2))
     assert type(out.error) is TransportError
     assert out.error.attempts == 2 and "after 2 attempts" in str(out.error)
     assert out.attempts == 2

@@ -179,6 +179,25 @@ def test_bad_websocket_frames_get_an_error_event_and_the_connection_survives(
         assert events[-1]["type"] == "response.completed"
 
 
+def test_a_broken_upgrade_is_a_plain_http_error(server: EmbeddedServer) -> None:
+    response = HTTP.request("GET", server.base_url + "/responses",
+                            headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert response.status == 400 and b"Sec-WebSocket-Key" in response.data
+    assert call(server, "GET", "/models").status == 200  # the server is fine
+
+
+def test_websocket_upgrades_need_a_key_when_the_server_has_keys(
+        server: EmbeddedServer) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    server.api_keys = ["sk-right"]
+    with pytest.raises(InvalidStatus, match="401"):
+        ws(server, Authorization="Bearer sk-wrong").close()
+    with ws(server, Authorization="Bearer sk-right") as conn:
+        events = ws_turn(conn, {"type": "response.create", "model": "gpt-5", "input": "k"})
+    assert events[-1]["type"] == "response.completed"
+
+
 def test_websocket_faults_act_per_turn(server: EmbeddedServer) -> None:
     with ws(server, **{FAULT_ID_HEADER: "ws-faults"}) as conn:
         error = ws_turn(conn, {"type": "response.create", "model": "fault:429x1:2",
@@ -481,3 +500,24 @@ def test_a_gzip_bomb_is_a_413_not_a_memory_spike(server: EmbeddedServer) -> None
     response = HTTP.request("POST", server.base_url + "/responses", body=bomb,
                             headers={"Content-Encoding": "gzip"})
     assert response.status == 413
+
+
+def test_a_drop_at_every_position_resumes_to_the_whole_stream_exactly_once(
+        server: EmbeddedServer) -> None:
+    body = {"model": "gpt-5", "input": "the quick brown fox", "background": True,
+            "stream": True}
+    whole = sse_events(call(server, "POST", "/responses", body))
+    for k in range(len(whole)):
+        headers = {FAULT_HEADER: f"dropx1@{k}", FAULT_ID_HEADER: f"every-{k}"}
+        got: list[dict[str, Any]] = []
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            sse_events(call(server, "POST", "/responses", body, headers), events=got)
+        assert len(got) == k
+        if not got:  # nothing arrived: no id to resume, the turn is simply sent again
+            got = sse_events(call(server, "POST", "/responses", body, headers))
+        else:
+            rid, last = got[0]["response"]["id"], got[-1]["sequence_number"]
+            got += sse_events(call(server, "GET", f"/responses/{rid}?stream=true"
+                                   f"&starting_after={last}", headers=headers))
+        assert [e["sequence_number"] for e in got] == list(range(len(whole)))
+        assert [e["type"] for e in got] == [e["type"] for e in whole]

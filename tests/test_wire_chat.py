@@ -32,6 +32,7 @@ from codexapi import (
     WireApi,
 )
 from codexapi.events import Event
+from codexapi.sse import SseStreamDecoder
 from codexapi.stream import ResponseStream
 from codexapi_plugins.wire_chat import ChatDecoder
 
@@ -52,8 +53,8 @@ def run(body: bytes, split: int | None = None, skip: bool = False) -> list[Event
     step = split or max(len(body), 1)
     chunks = [body[i:i + step] for i in range(0, len(body), step)] or [b""]
     out: list[Event | Exception] = []
-    stream = ResponseStream(stream_response(chunks),  # type: ignore[arg-type]
-                            ChatDecoder(skip_undecodable=skip))
+    decoder = SseStreamDecoder(ChatDecoder(skip_undecodable=skip))
+    stream = ResponseStream(stream_response(chunks), decoder)
     try:
         for event in stream:
             out.append(event)
@@ -213,7 +214,7 @@ def test_nothing_is_read_after_done() -> None:
     body = frame({"choices": [{"delta": {"content": "x"}}]}, finish("stop"), "[DONE]")
     late = frame({"choices": [{"delta": {"content": "late"}}]})
     response = stream_response([body, late])
-    events = list(ResponseStream(response, ChatDecoder()))  # type: ignore[arg-type]
+    events = list(ResponseStream(response, SseStreamDecoder(ChatDecoder())))
     assert OutputTextDelta("late") not in events
     assert isinstance(events[-1], Completed)
     assert response.reads == 1 and response.closed

@@ -4,7 +4,7 @@ HTTP/1.1 with keep-alive; streams are sent with chunked transfer encoding and fl
 event, so clients see each event when it is produced. Routes are looked up in :data:`ROUTES`
 by method and path (with or without the ``/v1`` prefix); a path may hold ``{name}`` segments,
 found in :attr:`Exchange.params`. ``GET /v1/responses`` with ``Upgrade: websocket`` is handed
-to :mod:`.websocket` on the same port.
+to :mod:`.websocket` (through :data:`UPGRADES`) on the same port.
 """
 
 from __future__ import annotations
@@ -257,6 +257,10 @@ def route(method: str, path: str) -> Callable[[Route], Route]:
     return register
 
 
+#: ``GET <path>`` with ``Upgrade: websocket`` is handed to these (registered by .websocket).
+UPGRADES: dict[str, Callable[[Handler, Exchange], None]] = {}
+
+
 def find_route(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
     """(route, path params, whether any method has this path)."""
     fn = ROUTES.get((method, path))
@@ -328,13 +332,12 @@ class Handler(BaseHTTPRequestHandler):
                 return
         upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
         fn, ex.params, known = find_route(self.command, path)
-        if upgrade and self.command == "GET" and path == "/responses":
+        serve = UPGRADES.get(path) if upgrade and self.command == "GET" else None
+        if serve is not None:
             ex.server.requests_seen.append(
                 (self.command, path, dict(self.headers.items()), body))
             if self._authorized(ex):
-                from .websocket import serve_websocket
-
-                serve_websocket(self, ex)
+                serve(self, ex)
             return
         if fn is None:
             status = HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND

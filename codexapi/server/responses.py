@@ -24,7 +24,7 @@ from .app import Exchange, route
 from .background import StoredResponse
 from .catalog import MODELS_ETAG
 from .compaction import encrypted_summary
-from .model import ModelInputError, ScriptedModel, Turn
+from .model import ModelInputError, ScriptedModel, Turn, _text_of
 from .responses_wire import new_id, request_items
 
 TURN_STATE_HEADER = "x-codex-turn-state"
@@ -50,8 +50,6 @@ def turn_of(model: ScriptedModel, body: Mapping[str, Any]) -> Turn:
 
 
 def _tokens(items: list[dict[str, Any]]) -> int:
-    from .model import _text_of
-
     return sum(len(_text_of(i.get("content")).split()) for i in items) + 1
 
 

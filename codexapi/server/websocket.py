@@ -27,7 +27,8 @@ import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .app import Exchange, reset_socket
+from .app import UPGRADES, Exchange, reset_socket
+from .responses import answer, mark_reply
 
 if TYPE_CHECKING:
     from websockets.sync.connection import Connection
@@ -106,8 +107,6 @@ class WsExchange(Exchange):
 
 
 def _reply_headers(ex: Exchange) -> dict[str, str]:
-    from .responses import mark_reply
-
     mark_reply(ex)
     return dict(ex.reply_headers)
 
@@ -132,7 +131,7 @@ def serve_websocket(handler: Handler, ex: Exchange) -> None:
     protocol.receive_data(head.encode("latin-1"))
     request = next((e for e in protocol.events_received() if isinstance(e, Request)), None)
     if request is None:
-        handler.send_error(400, "not a WebSocket upgrade request")
+        ex.send_error(400, "the WebSocket upgrade request does not parse", "invalid_upgrade")
         return
     response = protocol.accept(request)
     if response.status_code == 101 and _early_data(handler):
@@ -182,8 +181,6 @@ def _bad_frame(ex: WsExchange, message: str, code: str) -> None:
 
 def _turn(handler: Handler, conn: Connection, message: str | bytes) -> bool:
     """Answer one frame; False when the connection is gone (dropped or reset)."""
-    from .responses import answer
-
     ex = WsExchange(handler, conn, None)
     if isinstance(message, bytes):
         _bad_frame(ex, "binary frames are not accepted: send `response.create` as a JSON text "
@@ -217,3 +214,6 @@ def _turn(handler: Handler, conn: Connection, message: str | bytes) -> bool:
         return not ex.closed
     answer(ex, body)
     return not ex.closed
+
+
+UPGRADES["/responses"] = serve_websocket
