@@ -27,12 +27,8 @@ from .events import (
 )
 from .items import (
     ITEM_TYPES,
-    FunctionCall,
-    FunctionCallOutput,
     InputItem,
     Item,
-    Message,
-    Reasoning,
     item_from_json,
 )
 from .models import (
@@ -83,91 +79,14 @@ def _omit_none(inst: Any) -> dict[str, Any]:
     }
 
 
-def _message_parts(role: str, content: str | list[Any]) -> list[Any]:
-    if isinstance(content, list):
-        return [_unstructure(p) for p in content]
-    kind = "output_text" if role == "assistant" else "input_text"
-    return [{"type": kind, "text": content}]
-
-
-def _base(item: Any) -> dict[str, Any]:
-    # A decoded item goes back as it came, with its modelled fields (which attrs.evolve may
-    # have changed) written over it: fields this library does not model are not lost.
-    raw = item._raw
-    if raw is None:
-        return {"type": item.type}
-    out = dict(raw)
-    out.setdefault("type", item.type)
-    return out
-
-
-def _put(out: dict[str, Any], name: str, value: Any) -> None:
-    if value is not None:
-        out[name] = value
-    elif out.get(name) is not None:
-        out.pop(name)  # cleared with attrs.evolve; an explicit null from the server stays
-
-
-def _unstructure_message(m: Message) -> dict[str, Any]:
-    out = _base(m)
-    out["role"] = m.role
-    out["content"] = _message_parts(m.role, m.content)
-    _put(out, "id", m.id)
-    _put(out, "status", m.status)
-    _put(out, "phase", m.phase)
-    return out
-
-
-def _unstructure_function_call(c: FunctionCall) -> dict[str, Any]:
-    out = _base(c)
-    out.update(name=c.name, arguments=c.arguments, call_id=c.call_id)
-    _put(out, "id", c.id)
-    _put(out, "status", c.status)
-    _put(out, "namespace", c.namespace)
-    return out
-
-
-def _unstructure_function_call_output(o: FunctionCallOutput) -> dict[str, Any]:
-    out = _base(o)
-    out.update(call_id=o.call_id, output=_unstructure(o.output))
-    _put(out, "id", o.id)
-    return out
-
-
-def _summary_part(part: Any) -> Any:
-    return {"type": "summary_text", "text": part} if isinstance(part, str) else part
-
-
-def _unstructure_reasoning(r: Reasoning) -> dict[str, Any]:
-    out = _base(r)
-    out["summary"] = [_summary_part(p) for p in r.summary]
-    _put(out, "content", None if r.content is None else [
-        {"type": "reasoning_text", "text": p} if isinstance(p, str) else p for p in r.content])
-    _put(out, "encrypted_content", r.encrypted_content)
-    _put(out, "id", r.id or None)
-    return out
-
-
-def _unstructure_item(item: Any) -> dict[str, Any]:
-    """The other typed items: their modelled fields over their JSON, None fields omitted."""
-    out = _base(item)
-    for f in attrs.fields(type(item)):
-        if f.name not in ("type", "_raw"):
-            _put(out, f.name, _unstructure(getattr(item, f.name)))
-    return out
-
-
 _HOOKS: dict[type, Callable[[Any], Any]] = {
-    Message: _unstructure_message,
-    FunctionCall: _unstructure_function_call,
-    FunctionCallOutput: _unstructure_function_call_output,
-    Reasoning: _unstructure_reasoning,
     ReasoningConfig: _omit_none,
     TextControls: _omit_none,
-    Item: lambda item: dict(item.raw),
 }
-for _cls in ITEM_TYPES.values():
-    _HOOKS.setdefault(_cls, _unstructure_item)
+# Items own their JSON form (codexapi.items): decoded ones go back as they came.
+_ITEM_CLASSES: tuple[type[Item], ...] = (Item, *ITEM_TYPES.values())
+for _item_cls in _ITEM_CLASSES:
+    _HOOKS[_item_cls] = _item_cls.to_dict
 
 
 def item_to_json(item: InputItem | Item) -> dict[str, Any]:

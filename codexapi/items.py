@@ -18,12 +18,21 @@ type whose JSON does not have the fields the class needs (a missing ``call_id``,
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
 
+from .errors import OutputParseError, ToolArgumentsError
+
 T = TypeVar("T")
+
+#: ``structure(data, cls, error)``: structures ``data`` into ``cls`` through the one converter,
+#: raising ``error(detail)``. Set by :mod:`codexapi.structured` when it loads: it sits above
+#: this module (it needs the converter, which needs these classes), so this one cannot import
+#: it. ``codexapi/__init__`` imports it, so it is set before any item exists.
+_structure: Callable[[Any, Any, Callable[[str], OutputParseError]], Any] | None = None
 
 
 class Item:
@@ -83,9 +92,12 @@ class Item:
 
     def to_dict(self) -> dict[str, Any]:
         """The item's JSON form, ready to be sent back as input on the next turn."""
-        from .convert import item_to_json
-
-        return item_to_json(self)
+        to_json = _TO_JSON.get(type(self))
+        if to_json is not None:
+            return to_json(self)
+        if attrs.has(type(self)):
+            return _fields_json(self)
+        return dict(self._raw)
 
 
 def _text_of(content: Any) -> str:
@@ -153,17 +165,18 @@ class FunctionCall(Item):
         Raises :class:`~codexapi.errors.ToolArgumentsError` (naming the call) when the arguments
         are not JSON or do not fit ``cls``.
         """
-        from .errors import ToolArgumentsError
-        from .structured import loads_json, structure
-
         text = self.arguments
-        if not text.strip():
-            data: Any = {}
-        else:
-            data = loads_json(text, lambda detail: ToolArgumentsError(self, detail))
+        data: Any = {}
+        if text.strip():
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise ToolArgumentsError(self, f"not valid JSON ({exc})") from None
         if cls is None:
             return data
-        return structure(data, cls, lambda detail: ToolArgumentsError(self, detail))
+        if _structure is None:  # pragma: no cover - codexapi/__init__ imports structured
+            raise RuntimeError("codexapi.structured is not loaded")
+        return _structure(data, cls, lambda detail: ToolArgumentsError(self, detail))
 
 
 @attrs.frozen
@@ -283,6 +296,90 @@ class Compaction(Item):
     __hash__ = Item.__hash__
 
 
+# --- JSON form (what an item sends as input) -------------------------------------------------
+# A decoded item goes back as it came, with its modelled fields (which attrs.evolve may have
+# changed) written over it: fields this library does not model are not lost. An item built in
+# Python gives its fields, None ones left out.
+
+
+def _base(item: Any) -> dict[str, Any]:
+    raw = item._raw
+    if raw is None:
+        return {"type": item.type}
+    out = dict(raw)
+    out.setdefault("type", item.type)
+    return out
+
+
+def _put(out: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        out[name] = value
+    elif out.get(name) is not None:
+        out.pop(name)  # cleared with attrs.evolve; an explicit null from the server stays
+
+
+def _parts(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    out = _base(m)
+    out["role"] = m.role
+    if isinstance(m.content, list):
+        out["content"] = list(m.content)
+    else:
+        kind = "output_text" if m.role == "assistant" else "input_text"
+        out["content"] = [{"type": kind, "text": m.content}]
+    _put(out, "id", m.id)
+    _put(out, "status", m.status)
+    _put(out, "phase", m.phase)
+    return out
+
+
+def _function_call_json(c: FunctionCall) -> dict[str, Any]:
+    out = _base(c)
+    out.update(name=c.name, arguments=c.arguments, call_id=c.call_id)
+    _put(out, "id", c.id)
+    _put(out, "status", c.status)
+    _put(out, "namespace", c.namespace)
+    return out
+
+
+def _function_call_output_json(o: FunctionCallOutput) -> dict[str, Any]:
+    out = _base(o)
+    out.update(call_id=o.call_id, output=_parts(o.output))
+    _put(out, "id", o.id)
+    return out
+
+
+def _reasoning_json(r: Reasoning) -> dict[str, Any]:
+    out = _base(r)
+    out["summary"] = [{"type": "summary_text", "text": p} if isinstance(p, str) else p
+                      for p in r.summary]
+    _put(out, "content", None if r.content is None else [
+        {"type": "reasoning_text", "text": p} if isinstance(p, str) else p for p in r.content])
+    _put(out, "encrypted_content", r.encrypted_content)
+    _put(out, "id", r.id or None)
+    return out
+
+
+def _fields_json(item: Any) -> dict[str, Any]:
+    """The other typed items: their modelled fields over their JSON, None fields omitted."""
+    out = _base(item)
+    for f in attrs.fields(type(item)):
+        if f.name not in ("type", "_raw"):
+            _put(out, f.name, _parts(getattr(item, f.name)))
+    return out
+
+
+_TO_JSON: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Message: _message_json,
+    FunctionCall: _function_call_json,
+    FunctionCallOutput: _function_call_output_json,
+    Reasoning: _reasoning_json,
+}
+
+
 #: Item classes by their ``type`` tag (``compaction_summary`` is the crate's older name).
 ITEM_TYPES: dict[str, type[Item]] = {
     "message": Message,
@@ -320,52 +417,68 @@ _ACCEPTS: dict[type[Item], dict[str, tuple[type, ...]]] = {
     Compaction: {"encrypted_content": _STR, "id": _STR},
 }
 
-_MISSING = object()
 _new = object.__new__
 _set_raw = Item.__dict__["_raw"].__set__
 
 
 def _builder(cls: type[Item]) -> Callable[[dict[str, Any]], Item | None]:
     """A decoder for ``cls`` that sets its slots from a dict, or answers None when it does not
-    fit. Equivalent to ``cls(**fields, raw=raw)`` without attrs' frozen ``__init__`` (which
-    goes through ``object.__setattr__`` by name for every field)."""
-    plan = []
+    fit. Equivalent to ``cls(**fields, raw=raw)`` without attrs' frozen ``__init__`` (which goes
+    through ``object.__setattr__`` by name for every field).
+
+    Written out as straight-line code per class, as attrs and cattrs generate theirs: a loop
+    over a field table cost several times the JSON decoding of the item itself.
+    """
+    env: dict[str, Any] = {"new": _new, "cls": cls, "set_raw": _set_raw}
+    checks: list[str] = []
+    sets: list[str] = []
     fields = attrs.fields(cls)  # type: ignore[arg-type]
-    for field in fields:
+    for n, field in enumerate(fields):
         if field.name in ("type", "_raw"):
             continue
+        var, accepts = f"v{n}", _ACCEPTS[cls][field.name]
+        env[f"set{n}"] = cls.__dict__[field.name].__set__
+        if len(accepts) == 1:
+            env[f"t{n}"] = accepts[0]
+            bad = f"{var}.__class__ is not t{n}"
+        else:
+            env[f"t{n}"] = accepts
+            bad = f"{var}.__class__ not in t{n}"
+        checks.append(f"    {var} = get({field.name!r})")
         default: Any = field.default
-        factory: Callable[[], Any] | None = None
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            factory, default = default.factory, _MISSING
-        required = default is attrs.NOTHING and factory is None
-        plan.append((field.name, cls.__dict__[field.name].__set__, _ACCEPTS[cls][field.name],
-                     required, default, factory))
-    set_type = cls.__dict__["type"].__set__
-    tag = next(f.default for f in fields if f.name == "type")
-    steps = tuple(plan)
-
-    def build(raw: dict[str, Any]) -> Item | None:
-        item = _new(cls)
-        for name, set_slot, accepts, required, default, factory in steps:
-            value = raw.get(name, _MISSING)
-            if value is _MISSING or value is None:
-                if required:
-                    return None
-                value = factory() if factory is not None else default
-            elif value.__class__ not in accepts:
-                return None
-            set_slot(item, value)
-        set_type(item, tag)
-        _set_raw(item, raw)
-        return item
-
+        if default is attrs.NOTHING:  # required: a missing or null value fails the check
+            checks.append(f"    if {bad}: return None")
+        else:
+            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                env[f"d{n}"] = default.factory
+                fill = f"d{n}()"
+            else:
+                env[f"d{n}"] = default
+                fill = f"d{n}"
+            checks.append(f"    if {var} is None: {var} = {fill}")
+            checks.append(f"    elif {bad}: return None")
+        sets.append(f"    set{n}(item, {var})")
+    env["set_type"] = cls.__dict__["type"].__set__
+    env["tag"] = next(f.default for f in fields if f.name == "type")
+    source = "\n".join([
+        "def build(raw):", "    get = raw.get", *checks, "    item = new(cls)", *sets,
+        "    set_type(item, tag)", "    set_raw(item, raw)", "    return item", ""])
+    exec(compile(source, f"<codexapi.items build {cls.__name__}>", "exec"), env)
+    build: Callable[[dict[str, Any]], Item | None] = env["build"]
     return build
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any]], Item | None]] = {}
-for _tag, _cls in ITEM_TYPES.items():
-    _BUILDERS[_tag] = _builder(_cls)
+def _lazy(tag: str, cls: type[Item]) -> Callable[[dict[str, Any]], Item | None]:
+    # Generated on first use, so importing codexapi compiles nothing.
+    def first(raw: dict[str, Any]) -> Item | None:
+        build = _BUILDERS[tag] = _builder(cls)
+        return build(raw)
+
+    return first
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Item | None]] = {
+    tag: _lazy(tag, cls) for tag, cls in ITEM_TYPES.items()}
 
 
 def item_from_json(raw: dict[str, Any]) -> Item:

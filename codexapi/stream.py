@@ -43,6 +43,7 @@ from .events import (
 from .items import FunctionCall
 from .limits import iter_body
 from .models import Provider
+from .parsing import parse_output
 from .redact import scrub_error
 from .transport import HttpResponse
 
@@ -82,8 +83,6 @@ class StreamResult:
 
         Raises :class:`~codexapi.OutputParseError` when the text is empty or not JSON.
         """
-        from .structured import parse_output
-
         return parse_output(self.text)
 
     def parsed(self, cls: type[T]) -> T:
@@ -92,8 +91,6 @@ class StreamResult:
 
         Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
         """
-        from .structured import parse_output
-
         result: T = parse_output(self.text, cls)
         return result
 

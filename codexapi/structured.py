@@ -2,26 +2,23 @@
 
 :func:`json_schema` writes the schema the Responses API's strict structured outputs accept
 (every property required, ``additionalProperties: false``, optional values as a union with
-``null``); :func:`text_format` wraps it as the request's ``text.format``. Parsing goes through
-the one converter (:func:`codexapi.convert.get_converter`), so the class that described the
+``null``); :func:`text_format` wraps it as the request's ``text.format``. Reading the output
+back is :mod:`codexapi.parsing`, through the one converter, so the class that described the
 output also structures it.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
-from .errors import ConfigError, OutputParseError
-
-T = TypeVar("T")
+from .errors import ConfigError
 
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 _NAME = re.compile(r"[^a-zA-Z0-9_-]")
@@ -117,41 +114,4 @@ class _Builder:
         raise ConfigError(f"{where}: no JSON schema for type {tp!r}")
 
 
-def loads_json(text: str, error: Callable[[str], OutputParseError]) -> Any:
-    """``json.loads(text)``, failing with ``error(detail)``."""
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise error(f"not valid JSON ({exc})") from None
-
-
-def structure(data: Any, cls: type[T], error: Callable[[str], OutputParseError]) -> T:
-    """``data`` structured into ``cls`` by the one converter, failing with ``error(detail)``."""
-    import cattrs
-
-    from .convert import get_converter
-
-    try:
-        return get_converter().structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
-        if isinstance(exc, cattrs.BaseValidationError):
-            detail = "; ".join(cattrs.transform_error(exc))
-        else:
-            detail = f"{type(exc).__name__}: {exc}"
-        raise error(f"not a valid {cls.__name__} ({detail})") from None
-
-
-def parse_output(text: str, cls: type[T] | None = None) -> Any:
-    """Model text output as JSON, structured into ``cls`` when given."""
-
-    def error(detail: str) -> OutputParseError:
-        preview = text if len(text) <= 200 else text[:200] + "…"
-        return OutputParseError(f"the model's output is {detail}: {preview!r}", text, detail)
-
-    if not text.strip():
-        raise error("empty, not JSON")
-    data = loads_json(text, error)
-    return data if cls is None else structure(data, cls, error)
-
-
-__all__ = ["json_schema", "loads_json", "parse_output", "structure", "text_format"]
+__all__ = ["json_schema", "text_format"]

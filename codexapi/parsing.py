@@ -1,0 +1,59 @@
+"""Model output back into values: JSON text, structured into a class by the one converter.
+
+``StreamResult.output_json()`` / ``parsed(cls)`` and ``FunctionCall.parsed_arguments(cls)`` come
+here; every failure is an :class:`~codexapi.OutputParseError` saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import items
+from .convert import get_converter
+from .errors import OutputParseError
+
+T = TypeVar("T")
+
+
+def loads_json(text: str, error: Callable[[str], OutputParseError]) -> Any:
+    """``json.loads(text)``, failing with ``error(detail)``."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise error(f"not valid JSON ({exc})") from None
+
+
+def structure(data: Any, cls: type[T], error: Callable[[str], OutputParseError]) -> T:
+    """``data`` structured into ``cls`` by the one converter, failing with ``error(detail)``."""
+    import cattrs
+
+    try:
+        return get_converter().structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            detail = "; ".join(cattrs.transform_error(exc))
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        raise error(f"not a valid {cls.__name__} ({detail})") from None
+
+
+def parse_output(text: str, cls: type[T] | None = None) -> Any:
+    """Model text output as JSON, structured into ``cls`` when given."""
+
+    def error(detail: str) -> OutputParseError:
+        preview = text if len(text) <= 200 else text[:200] + "…"
+        return OutputParseError(f"the model's output is {detail}: {preview!r}", text, detail)
+
+    if not text.strip():
+        raise error("empty, not JSON")
+    data = loads_json(text, error)
+    return data if cls is None else structure(data, cls, error)
+
+
+# FunctionCall.parsed_arguments(cls) structures through here: items sit below the converter,
+# so they cannot import it.
+items._structure = structure
+
+__all__ = ["loads_json", "parse_output", "structure"]
