@@ -203,6 +203,9 @@ def checked_secret(value: str, what: str) -> str:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise AuthError(f"{what} contains control characters (line breaks?); it cannot be sent "
                         "in an HTTP header")
+    if not value.isascii():
+        raise AuthError(f"{what} contains a non-ASCII character (a stray character pasted with "
+                        "it?); HTTP header values must be ASCII")
     return value
 
 

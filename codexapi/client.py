@@ -6,6 +6,7 @@ object, a transport with one connection pool, and the models ETag cache (under a
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -16,17 +17,23 @@ from urllib.parse import quote
 
 import attrs
 
+from . import forksafe
 from .auth import Auth, FlowAuth, NoAuth, check_auth
+from .deadline import Deadline
 from .dispatch import Dispatcher
-from .errors import StreamError
+from .errors import ConfigError, DeadlineExceeded, StreamError
 from .events import Event, RateLimits
 from .items import Item, item_from_json
 from .jsonutil import loads
+from .limits import read_body
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .ratelimits import snapshot_if_any
+from .redact import scrub_error
 from .stream import ResponseStream, StreamResult
 from .transport import HttpResponse, Transport, Urllib3Transport
+
+log = logging.getLogger("codexapi")
 
 
 @attrs.frozen
@@ -123,6 +130,27 @@ def _dispatcher(provider: Provider, pm: PluginManager, auth: Auth | FlowAuth,
     return Dispatcher(provider, pm, auth, transport, wire, sleep=sleep)
 
 
+def _configure(decoder: Any, provider: Provider) -> None:
+    """Apply the provider's stream settings to a wire's decoder (the Wire builds it without
+    the provider): the SSE message bound, and whether undecodable events are skipped."""
+    bound = getattr(decoder, "bound_messages", None)
+    if callable(bound):
+        bound(provider.max_message_bytes)
+    inner = getattr(decoder, "inner", decoder)
+    if hasattr(inner, "skip_undecodable"):
+        inner.skip_undecodable = provider.skip_undecodable_events
+
+
+def _read(response: HttpResponse, provider: Provider, what: str, deadline: Deadline | None
+          ) -> bytes:
+    try:
+        return read_body(response, provider, what)
+    except DeadlineExceeded as exc:
+        if deadline is None:
+            raise
+        raise deadline.exceeded(exc.url, f"reading the {what} response") from exc
+
+
 class _Endpoints:
     """What every client does with a dispatcher: open a stream, post JSON, get JSON."""
 
@@ -130,7 +158,8 @@ class _Endpoints:
 
     def _open_stream(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
                      headers: Mapping[str, str], timeout: Timeout = None,
-                     request: ResponsesRequest | None = None) -> ResponseStream:
+                     request: ResponsesRequest | None = None,
+                     deadline: Deadline | None = None) -> ResponseStream:
         dispatcher = self._dispatcher
         provider = dispatcher.provider
         pm = dispatcher.pm
@@ -149,15 +178,48 @@ class _Endpoints:
         # however long the whole stream runs.
         connect, head, _ = _timeouts(timeout, provider.connect_timeout,
                                      min(provider.read_timeout, idle))
-        try:
-            payload = body() if callable(body) else body
-            response = dispatcher.send("POST", "stream", payload, headers, stream=True,
-                                       timeout=(connect, head, idle), extensions=extensions)
+        payload: Mapping[str, Any] = {}
+
+        def open_once(method: str, data: Mapping[str, Any] | None, suffix: str = "",
+                      query: str | None = None) -> tuple[HttpResponse, Any]:
+            response = dispatcher.send(method, "stream", data, headers, stream=True,
+                                       timeout=(connect, head, idle), extensions=extensions,
+                                       deadline=deadline, suffix=suffix, query=query)
             try:
                 decoder = dispatcher.decoder("stream")
+                _configure(decoder, provider)
+                return response, decoder
             except BaseException:
                 response.close()
                 raise
+
+        def reopen(resends: int, error: Exception, response_id: str | None,
+                   after: int | None) -> tuple[HttpResponse, Any] | None:
+            # Each re-send waits as the retry policy says, and is itself sent under it.
+            policy = provider.retry
+            attempt = min(resends, policy.max_attempts - 1)
+            delay = None
+            if attempt >= 1:
+                delay = dispatcher.pm.call("codexapi_retry_delay", provider=provider,
+                                           attempt=attempt, error=error)
+            if delay is None:
+                return None
+            delay = policy.bounded(delay)
+            if deadline is not None and delay >= deadline.remaining():
+                return None
+            what = (f"resuming it after event {after}" if response_id is not None
+                    else "sending the turn again")
+            log.warning("stream failed (%s); %s in %.3fs (%d of at most %d)", error, what,
+                        delay, resends, provider.stream_max_retries)
+            dispatcher.sleep(delay)
+            if response_id is None:
+                return open_once("POST", payload)
+            return open_once("GET", None, "/" + quote(response_id, safe=""),
+                             f"stream=true&starting_after={after}")
+
+        try:
+            payload = body() if callable(body) else body
+            response, decoder = open_once("POST", payload)
         except BaseException as exc:
             if on_end is not None:
                 on_end(StreamResult("", [], None, None, finish_reason="error",
@@ -168,14 +230,26 @@ class _Endpoints:
         if snapshot is not None:
             prelude.append(RateLimits(snapshot))
         return ResponseStream(response, decoder, prelude, on_end=on_end, started=started,
-                              extensions=extensions)
+                              extensions=extensions, provider=provider,
+                              secrets=lambda: dispatcher.secrets(headers), deadline=deadline,
+                              reopen=reopen, background=payload.get("background") is True)
 
-    def _compact(self, body: Mapping[str, Any], timeout: Timeout = None) -> list[Item]:
+    def _parse_models(self, response: HttpResponse, deadline: Deadline | None = None
+                      ) -> ModelList:
+        body = _read(response, self._dispatcher.provider, "models", deadline)
+        try:
+            return parse_models(body, response.headers.get("etag"))
+        except StreamError as exc:
+            raise scrub_error(exc, self._dispatcher.secrets()) from None
+
+    def _compact(self, body: Mapping[str, Any], timeout: Timeout = None,
+                 deadline: Deadline | None = None) -> list[Item]:
         provider = self._dispatcher.provider
         response = self._dispatcher.send(
             "POST", "compact", body,
-            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout))
-        raw = response.read()
+            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
+            deadline=deadline)
+        raw = _read(response, provider, "compact", deadline)
         try:
             data = loads(raw)
             output = data["output"]
@@ -186,8 +260,11 @@ class _Endpoints:
             return [item_from_json(i) for i in output]
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise StreamError(f"failed to decode compact response: {detail}; body: "
-                              f"{raw[:200].decode('utf-8', 'replace')}", retryable=False) from None
+            error = StreamError(f"failed to decode compact response: {detail}; body: "
+                                f"{raw[:200].decode('utf-8', 'replace')}", retryable=False)
+        # Raised outside the except block: the body preview may echo a secret, scrubbed here,
+        # and the parse error is not kept in the context chain.
+        raise scrub_error(error, self._dispatcher.secrets())
 
 
 class Client(_Endpoints):
@@ -217,6 +294,17 @@ class Client(_Endpoints):
         self._models_lock = threading.Lock()
         #: The last ModelList per client_version (each version may list other models).
         self._models_cache: dict[str, ModelList] = {}
+        self._closed = False
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        # A thread of the parent may have held the lock when it forked.
+        self._models_lock = threading.Lock()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this Client is closed (close() or the end of its `with` block); "
+                              "create a new Client to send more requests")
 
     def __repr__(self) -> str:
         return f"Client(provider={self.provider!r}, auth={self.auth!r})"
@@ -229,18 +317,22 @@ class Client(_Endpoints):
         subagent: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: Timeout = None,
+        deadline: float | None = None,
     ) -> ResponseStream:
         """Send one turn; return its events as a :class:`ResponseStream`.
 
         Raises ApiError / TransportError (after retries) before returning; errors inside the
         stream are raised while iterating. ``timeout`` (seconds, or ``(connect, read)``)
-        bounds connecting and waiting for the response head; once the stream is open only the
-        provider's ``stream_idle_timeout`` applies, between reads, never to the whole stream.
+        bounds connecting and waiting for the response head; once the stream is open the
+        provider's ``stream_idle_timeout`` applies between reads. ``deadline`` (seconds) bounds
+        the whole turn, retries, re-sends and every read included (DeadlineExceeded).
         """
+        self._check_open()
+        until = Deadline.of(deadline, self._dispatcher.clock)
         extra = dict(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
         return self._open_stream(lambda: self._dispatcher.body("stream", request), extra,
-                                 timeout, request)
+                                 timeout, request, until)
 
     def create(
         self,
@@ -250,6 +342,7 @@ class Client(_Endpoints):
         subagent: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: Timeout = None,
+        deadline: float | None = None,
     ) -> StreamResult:
         """One whole turn: :meth:`stream` with the same arguments, then ``collect()``.
 
@@ -257,17 +350,25 @@ class Client(_Endpoints):
         before it returns.
         """
         return self.stream(request, conversation_id, session_id, subagent, headers,
-                           timeout).collect()
+                           timeout, deadline).collect()
 
-    def compact(self, request: ResponsesRequest, timeout: Timeout = None) -> list[Item]:
+    def compact(self, request: ResponsesRequest, timeout: Timeout = None,
+                deadline: float | None = None) -> list[Item]:
         """``POST responses/compact``: the compacted history as output items. ``timeout``
-        (seconds, or ``(connect, read)``) overrides the provider's for this call."""
+        (seconds, or ``(connect, read)``) overrides the provider's for this call; ``deadline``
+        (seconds) bounds all of it, retries included."""
+        self._check_open()
+        until = Deadline.of(deadline, self._dispatcher.clock)
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
-        return self._compact(self._dispatcher.body("compact", request), timeout)
+        return self._compact(self._dispatcher.body("compact", request), timeout, until)
 
-    def list_models(self, client_version: str, timeout: Timeout = None) -> ModelList:
+    def list_models(self, client_version: str, timeout: Timeout = None,
+                    deadline: float | None = None) -> ModelList:
         """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache).
-        ``timeout`` (seconds, or ``(connect, read)``) overrides the provider's for this call."""
+        ``timeout`` (seconds, or ``(connect, read)``) overrides the provider's for this call;
+        ``deadline`` (seconds) bounds all of it, retries included."""
+        self._check_open()
+        until = Deadline.of(deadline, self._dispatcher.clock)
         query = "client_version=" + quote(client_version, safe="")
         with self._models_lock:
             cached = self._models_cache.get(client_version)
@@ -277,7 +378,8 @@ class Client(_Endpoints):
         provider = self.provider
         response = self._dispatcher.send(
             "GET", "models", None, extra, query=query, accept_statuses=(304,),
-            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout))
+            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
+            deadline=until)
         if response.status == 304:
             response.close()
             if cached is not None:
@@ -285,13 +387,15 @@ class Client(_Endpoints):
             raise StreamError("the server answered 304 Not Modified to a models request "
                               "without If-None-Match; there is no cached list to return",
                               retryable=False)
-        result = parse_models(response.read(), response.headers.get("etag"))
+        result = self._parse_models(response, until)
         with self._models_lock:
             self._models_cache[client_version] = result
         return result
 
     def close(self) -> None:
-        """Close pooled connections (and those a wire kept)."""
+        """Close pooled connections (and those a wire kept); the Client then refuses new calls
+        (ConfigError). Streams already open keep their connection until they end."""
+        self._closed = True
         self._dispatcher.context.close()
         self.transport.close()
 
@@ -366,4 +470,4 @@ class ModelsClient(_SeedClient):
         query = "client_version=" + quote(client_version, safe="")
         response: HttpResponse = self._dispatcher.send("GET", "models", None, headers,
                                                        query=query)
-        return parse_models(response.read(), response.headers.get("etag"))
+        return self._parse_models(response)

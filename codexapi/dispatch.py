@@ -2,32 +2,36 @@
 status; retry.
 
 The dispatcher is the only place that loops over attempts. It knows no concrete wire, auth or
-retry policy: the path, body and decoder come from the provider's Wire (path and body through
-the ``codexapi_endpoint_path`` / ``codexapi_build_body`` hooks, so plugins can override or wrap
-them), each other question goes to the plugin hooks. Once a 2xx response head is back it is
-handed over; the stream is never re-sent after that (no duplicated output).
+retry policy: each question goes to the plugin hooks. Once a 2xx response head is back it is
+handed over; re-sending a streamed turn after that is the stream's decision (only before any
+event reached the caller, or a background resume: no duplicated output).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .auth import Auth, Flow, FlowAuth, FlowState
+from .deadline import Deadline
 from .decoding import StreamDecoder
 from .errors import (
     ApiError,
+    ConfigError,
+    DeadlineExceeded,
     PluginError,
     TransportError,
     UnsupportedEndpointError,
 )
+from .headers import check_headers
 from .jsonutil import dumps, loads
 from .models import Provider
 from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
-from .redact import is_secret_header, redact_headers, redact_url, scrub_text
+from .redact import redact_headers, redact_url, scrub_body, scrub_error, scrub_text, secrets_of
 from .transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 from .wires import Wire, WireContext, open_stream
 
@@ -87,21 +91,37 @@ class Dispatcher:
         return decoder
 
     # --- sending -------------------------------------------------------------------------
+    def secrets(self, extra_headers: Mapping[str, str] | None = None) -> list[str]:
+        """The secret values a request of this dispatcher carries, to scrub from errors found
+        after the response head (stream failures, undecodable bodies). Computed only then."""
+        headers = {**self.provider.headers, **(extra_headers or {})}
+        auth_headers = getattr(self.auth, "headers", None)
+        if callable(auth_headers):
+            with contextlib.suppress(Exception):
+                headers.update(auth_headers())
+        return secrets_of(headers, self.provider.url_for_path(""))
+
     def build(
         self, method: str, url: str, body: bytes | None, extra: Mapping[str, str], stream: bool,
         timeout: tuple[float, float, float], extensions: dict[str, Any] | None = None,
+        deadline: float | None = None,
     ) -> HttpRequest:
         """The request before auth. Precedence as in codex-api: provider < caller extras <
         Accept < auth (the auth flow adds its headers last)."""
         headers: dict[str, str] = {"User-Agent": USER_AGENT}
         headers.update(self.provider.headers)
         headers.update(extra)
+        problem = check_headers(headers)
+        if problem is not None:
+            # Local input (a CRLF in a conversation id, a bad header name): nothing was sent
+            # and a retry cannot help.
+            raise ConfigError(f"cannot send {method} {redact_url(url)}: {problem}")
         if stream:
             headers["Accept"] = "text/event-stream"
         if body is not None:
             headers["Content-Type"] = "application/json"
         return HttpRequest(method, url, headers, body, timeout,
-                           extensions if extensions is not None else {})
+                           extensions if extensions is not None else {}, deadline)
 
     def send(
         self,
@@ -115,6 +135,8 @@ class Dispatcher:
         accept_statuses: tuple[int, ...] = (),
         timeout: tuple[float, float, float] | None = None,
         extensions: dict[str, Any] | None = None,
+        deadline: Deadline | None = None,
+        suffix: str = "",
     ) -> HttpResponse:
         """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error.
 
@@ -125,7 +147,7 @@ class Dispatcher:
         """
         provider = self.provider
         policy = provider.retry
-        url = provider.url_for_path(self.path(endpoint))
+        url = provider.url_for_path(self.path(endpoint) + suffix)
         if query:
             url += ("&" if "?" in url else "?") + query
         payload = dumps(body) if body is not None else None
@@ -141,12 +163,24 @@ class Dispatcher:
         attempt = 0
         while True:
             attempt += 1
-            request = self.build(method, url, payload, extra, stream, timeout, extensions)
+            left = None
+            if deadline is not None:
+                left = deadline.remaining()
+                if left <= 0:
+                    raise deadline.exceeded(redact_url(url))
+            request = self.build(method, url, payload, extra, stream, _cut(timeout, left),
+                                 extensions, left)
             error: Exception
             try:
                 response, request = self._attempt(endpoint, request, stream, attempt, state)
             except TransportError as exc:
-                error = exc
+                # e.g. http.client quoting a status line that echoes the key
+                # (the request here is the one before auth: ask for the auth's secrets too)
+                error = scrub_error(exc, sorted({*secrets_of(request.headers, request.url),
+                                                 *self.secrets(extra)}, key=len, reverse=True))
+                if deadline is not None and (deadline.passed() or isinstance(
+                        error, DeadlineExceeded)):
+                    raise deadline.exceeded(redact_url(url)) from error
             else:
                 status = response.status
                 if 200 <= status < 300 or status in accept_statuses:
@@ -159,6 +193,9 @@ class Dispatcher:
             if delay is None:
                 raise self._final(error, attempt)
             delay = policy.bounded(delay)
+            if deadline is not None and delay >= deadline.remaining():
+                raise deadline.exceeded(redact_url(url), f"the next try would have been in "
+                                        f"{delay:g} s") from error
             self.pm.call("codexapi_on_retry", provider=provider, request=request,
                          attempt=attempt, error=error, delay=delay)
             self.sleep(delay)
@@ -207,30 +244,46 @@ class Dispatcher:
 
     def _status_error(self, response: HttpResponse, request: HttpRequest) -> ApiError:
         status = response.status
+        # A server may echo the credential it rejected (a 401 quoting the key, in the body or
+        # in www-authenticate / location): scrub the secret values sent from all of it.
+        secrets = secrets_of(request.headers, request.url)
         # Kept on the error for callers (Retry-After, rate limits); cookies are not theirs.
-        headers = {k.lower(): v for k, v in redact_headers(response.headers).items()}
+        headers = {k.lower(): scrub_text(v, secrets)
+                   for k, v in redact_headers(response.headers).items()}
         request_id = headers.get("x-request-id") or headers.get("x-oai-request-id")
         url = redact_url(request.url)
         if 300 <= status < 400:
             response.close()
-            target = redact_url(headers.get("location", "?"))
-            return ApiError(status, f"the server redirected {request.method} {url} to {target}; "
-                            "redirects are not followed (set base_url to the final address)",
-                            None, request_id=request_id, url=url, headers=headers)
+            location = (headers.get("location") or "").strip()
+            if status == 304:
+                message = (f"the server answered 304 Not Modified to {request.method} {url}, "
+                           "which only answers a conditional GET; is a cache or proxy between "
+                           "you and the server?")
+            elif not location or location.startswith(";"):
+                message = (f"the server answered {status} to {request.method} {url} without a "
+                           "usable Location; redirects are not followed anyway (set base_url "
+                           "to the final address)")
+            else:
+                message = (f"the server redirected {request.method} {url} to "
+                           f"{redact_url(location)}; redirects are not followed (set base_url "
+                           "to the final address)")
+            return ApiError(status, message, None, request_id=request_id, url=url,
+                            headers=headers)
         try:
             raw = _read_limited(response)
         except TransportError as exc:
             raw = f"<body unreadable: {exc.message}>".encode()
         finally:
             response.close()
-        # A server may echo the credential it rejected (a 401 quoting the key): scrub the
-        # values of the secret headers sent, and the token after an auth scheme.
-        secrets = [v for k, v in request.headers.items() if is_secret_header(k)]
-        text = scrub_text(raw.decode("utf-8", "replace"), [*secrets, *(
-            s.split(" ", 1)[-1] for s in secrets)])
+        text = scrub_body(raw.decode("utf-8", "replace"), secrets)
         message, code = error_message(status, text, headers.get("content-type", ""))
         return ApiError(status, message, text, request_id=request_id, url=url, code=code,
                         retry_after=retry_after_seconds(headers), headers=headers)
+
+
+def _cut(timeout: tuple[float, ...], left: float | None) -> Any:
+    """Each timeout of a try, cut to the time left before the deadline."""
+    return timeout if left is None else tuple(min(t, left) for t in timeout)
 
 
 def _read_limited(response: HttpResponse) -> bytes:

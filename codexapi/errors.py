@@ -7,7 +7,16 @@ follow ``codex-rs/codex-api/src/error.rs``; the messages are written for people.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+
+def _finite_delay(seconds: float | None) -> float | None:
+    """A server's retry hint as kept on an error: a positive finite number of seconds, or None
+    (an infinite or negative hint is no hint)."""
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return float(seconds)
 
 
 class CodexApiError(Exception):
@@ -96,6 +105,20 @@ class TLSHandshakeError(ConfigError, TransportError):
     retryable = False
 
 
+class DeadlineExceeded(TransportError):
+    """The call's ``deadline=`` passed: retries, waits and reads included. Never retried.
+
+    ``__cause__`` is the failure that was being retried when time ran out, if any.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, deadline: float, url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        #: The deadline the call was given, in seconds.
+        self.deadline = deadline
+
+
 class ApiError(CodexApiError):
     """The server answered with a non-2xx status."""
 
@@ -118,7 +141,7 @@ class ApiError(CodexApiError):
         self.request_id = request_id
         self.url = url
         self.code = code
-        self.retry_after = retry_after
+        self.retry_after = _finite_delay(retry_after)
         self.attempts = attempts
         self.headers = headers or {}
         self.retryable = status == 429 or 500 <= status <= 599
@@ -150,10 +173,36 @@ class IdleTimeout(StreamError):
     """No bytes arrived on an open stream for longer than ``stream_idle_timeout``."""
 
 
+class ResponseTooLarge(StreamError):
+    """A response passed one of the provider's size bounds (``setting`` names it).
+
+    Never retried: the same request would get the same oversized answer.
+    """
+
+    def __init__(self, message: str, *, setting: str, limit: int) -> None:
+        super().__init__(message, retryable=False)
+        self.setting = setting
+        self.limit = limit
+
+
+class UndecodableEvent(StreamError):
+    """An event's data was not valid JSON (or had no ``type``), so it could not be delivered.
+
+    Raised by default rather than skipping the event as the crate does: a skipped delta is
+    text silently missing from the turn. ``Provider.skip_undecodable_events`` restores the
+    skip (each one counted in ``StreamResult.skipped_events`` and logged as a warning).
+    """
+
+    def __init__(self, message: str, *, event_type: str | None = None) -> None:
+        super().__init__(message, retryable=False)
+        self.event_type = event_type
+
+
 class RateLimitError(StreamError):
     """The server reported a rate limit; ``retry_after`` (seconds) is its hint, if any."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
+        retry_after = _finite_delay(retry_after)
         super().__init__(message, retryable=True, delay=retry_after)
         self.retry_after = retry_after
 
@@ -210,6 +259,7 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "ContextWindowExceeded",
+    "DeadlineExceeded",
     "IdleTimeout",
     "InvalidRequest",
     "OutputParseError",
@@ -217,11 +267,13 @@ __all__ = [
     "QuotaExceeded",
     "RateLimitError",
     "ReadTimeout",
+    "ResponseTooLarge",
     "ServerOverloaded",
     "StreamError",
     "TLSHandshakeError",
     "ToolArgumentsError",
     "TransportError",
+    "UndecodableEvent",
     "UnsupportedEndpointError",
     "UsageNotIncluded",
 ]

@@ -74,7 +74,9 @@ class Item:
         # By identity fields only: content is a list (unhashable) and may be large. Typed
         # items share this hash (attrs would hash every field), so items and the events that
         # carry them stay hashable.
-        return hash((self.type, getattr(self, "id", None), getattr(self, "call_id", None)))
+        # Only string fields take part: a server may send any JSON there (a list ``type``).
+        return hash(tuple(v if v.__class__ is str else None for v in (
+            self.type, getattr(self, "id", None), getattr(self, "call_id", None))))
 
     def __repr__(self) -> str:
         return f"Item({self.raw!r})"

@@ -44,6 +44,20 @@ def _wire(value: str) -> str:
         return name
 
 
+def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PolicyError(f"Provider.{attribute.name} is a size in bytes and must be a positive "
+                          f"int, got {value!r}")
+
+
+def _valid_headers(instance: Any, attribute: Any, value: Mapping[str, str]) -> None:
+    from .headers import check_headers
+
+    problem = check_headers(value)
+    if problem is not None:
+        raise PolicyError(f"Provider.headers: {problem}")
+
+
 def _str_map(value: Mapping[str, str]) -> dict[str, str]:
     # A typed copy: mypy cannot see through attrs' ``converter=dict``.
     return dict(value)
@@ -71,7 +85,8 @@ class Provider:
     #: The registered Wire's name: ``WireApi.RESPONSES`` (``"responses"``), ``WireApi.CHAT``
     #: (``"chat"``) or a plugin's.
     wire: str = attrs.field(default=WireApi.RESPONSES, converter=_wire)
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map,
+                                             validator=_valid_headers)
     query_params: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     #: Seconds without a byte on an open stream before :class:`IdleTimeout`.
@@ -90,9 +105,21 @@ class Provider:
     #: CA bundle (PEM file or directory) trusted besides the system roots; None follows
     #: ``CODEX_CA_CERTIFICATE``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``.
     ca_bundle: str | None = None
-    #: Codex ``stream_max_retries``, for callers that reconnect dropped streams themselves
-    #: (codexapi never re-sends a stream that has started).
+    #: Codex ``stream_max_retries``: how many times a streamed turn that failed before any
+    #: event reached the caller is sent again (or a dropped background stream resumed).
     stream_max_retries: int = 5
+    #: The largest SSE message (or WebSocket frame) accepted, in bytes; a longer one ends the
+    #: stream with :class:`ResponseTooLarge` instead of being buffered without end.
+    max_message_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_positive)
+    #: The largest unary response body (compact, models) accepted, in bytes (after decoding).
+    max_body_bytes: int = attrs.field(default=64 * 1024 * 1024, validator=_positive)
+    #: The most bytes any compressed body (gzip, deflate...) may inflate to: a small gzip
+    #: "bomb" stops here instead of filling memory.
+    max_decompressed_bytes: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)
+    #: Skip events whose data is not valid JSON, as the crate does, instead of ending the stream
+    #: with :class:`UndecodableEvent`; each skip is logged and counted in
+    #: ``StreamResult.skipped_events``.
+    skip_undecodable_events: bool = False
 
     @classmethod
     def from_codex_config(cls, provider_id: str, path: str | os.PathLike[str] | None = None

@@ -187,8 +187,10 @@ def openai_limits(snapshot: RateLimitSnapshot | None) -> OpenAILimits | None:
 
 
 def _seconds(value: str) -> float | None:
+    # Zero or negative asks for an immediate retry, which a server that is failing cannot
+    # mean usefully: treated as no hint, so the policy's backoff applies.
     parsed = _float(value)
-    return max(parsed, 0.0) if parsed is not None else None
+    return parsed if parsed is not None and parsed > 0 else None
 
 
 def _http_date_delay(value: str, now: float) -> float | None:
@@ -197,15 +199,17 @@ def _http_date_delay(value: str, now: float) -> float | None:
         if when.tzinfo is None:
             # RFC 9110 dates are GMT; "-0000" parses as naive, which must not mean local time.
             when = when.replace(tzinfo=UTC)
-        return max(when.timestamp() - now, 0.0)
+        delay = when.timestamp() - now
+        return delay if math.isfinite(delay) and delay > 0 else None
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """The server's retry hint in seconds: ``retry-after-ms`` (OpenAI's precise form) first,
-    then ``Retry-After`` as delta-seconds or an HTTP date (RFC 9110 §10.2.3). Unparseable
-    values count as absent. Not capped: that is the retry policy's job."""
+    then ``Retry-After`` as delta-seconds or an HTTP date (RFC 9110 §10.2.3). Unparseable,
+    infinite, zero or negative values (a date in the past) count as absent, so the policy's
+    backoff applies. Finite but not capped: that is the retry policy's job."""
     h = _lower(headers)
     ms = h.get("retry-after-ms")
     if ms is not None:
@@ -242,5 +246,7 @@ def parse_retry_after(message: str) -> float | None:
     if not match:
         return None
     value, unit = float(match.group(1)), match.group(2).lower()
+    if not math.isfinite(value) or value <= 0:
+        return None  # "try again in 999…9s" is no hint; neither is 0
     # The crate truncates milliseconds to whole ms.
     return int(value) / 1000.0 if unit == "ms" else value

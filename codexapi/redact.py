@@ -5,8 +5,12 @@ One list of what counts as secret, used everywhere something is shown to a perso
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
@@ -94,3 +98,105 @@ def scrub_text(text: str, secrets: Iterable[str]) -> str:
         if secret and len(secret) >= 6:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def secrets_of(headers: Mapping[str, str], url: str = "") -> list[str]:
+    """The secret values a request carries: secret headers' values (and the token after an
+    auth scheme such as ``Bearer``), and credential-like query values in ``url``."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if is_secret_header(name) and isinstance(value, str):
+            found.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.isalpha():
+                found.append(token.strip())
+    if "?" in url:
+        try:
+            pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+        except ValueError:
+            pairs = []
+        found.extend(v for k, v in pairs if is_secret_query(k))
+    # Longest first, so a token is not half-replaced by a shorter secret inside it.
+    return sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
+
+
+def _scrub_json(value: Any, secrets: Iterable[str]) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value, secrets)
+    if isinstance(value, list):
+        return [_scrub_json(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {scrub_text(k, secrets): _scrub_json(v, secrets) for k, v in value.items()}
+    return value
+
+
+def scrub_body(text: str, secrets: list[str]) -> str:
+    """:func:`scrub_text`, also catching secrets a JSON body spells with escapes
+    (``"sk-\\u0061bc"``): such a body is re-serialized from its scrubbed parse."""
+    if not secrets:
+        return text
+    text = scrub_text(text, secrets)
+    if "\\" in text:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        cleaned = _scrub_json(data, secrets)
+        if cleaned != data:
+            return json.dumps(cleaned)
+    return text
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def scrub_error(error: _E, secrets: list[str]) -> _E:
+    """Remove ``secrets`` from ``error`` and its whole cause/context chain, in place: message,
+    args, body, headers and details. Returns ``error``."""
+    if not secrets:
+        return error
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        exc = todo.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        with contextlib.suppress(Exception):  # an exception type with read-only fields
+            exc.args = tuple(_scrub_json(a, secrets) if isinstance(a, str | list | dict) else a
+                             for a in exc.args)
+        # Fields of C-level exceptions (UnicodeError.object, OSError.strerror) and anything an
+        # exception keeps in its __dict__ (JSONDecodeError.doc, BadStatusLine.line...).
+        names = {"reason", "strerror", "object", *getattr(exc, "__dict__", ())}
+        for attr in names:
+            value = getattr(exc, attr, None)
+            if isinstance(value, str | list | dict):
+                with contextlib.suppress(Exception):
+                    setattr(exc, attr, _scrub_json(value, secrets))
+            elif isinstance(value, bytes):
+                with contextlib.suppress(Exception):
+                    text = value.decode("utf-8", "replace")
+                    if any(s in text for s in secrets):
+                        setattr(exc, attr, scrub_text(text, secrets).encode())
+        todo.extend((exc.__cause__, exc.__context__))
+    return error
+
+
+class RedactUrlsFilter(logging.Filter):
+    """Redacts credential-like query values and userinfo in a record's string arguments
+    (urllib3 logs each request's target, ``?api-key=…`` included, at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            record.args = tuple(redact_url(a) if isinstance(a, str) and ("?" in a or "@" in a)
+                                else a for a in args)
+        return True
+
+
+def install_urllib3_filter() -> None:
+    """Put :class:`RedactUrlsFilter` on urllib3's loggers that name request URLs (once)."""
+    for name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactUrlsFilter) for f in logger.filters):
+            logger.addFilter(RedactUrlsFilter())

@@ -151,7 +151,7 @@ class RetryPolicy:
         """Seconds to wait after failed attempt ``attempt`` before the next: the server's hint,
         else the backoff; always within [0, ``max_delay``]."""
         hint = self.server_delay(error, now)
-        if hint is not None and math.isfinite(hint):
+        if hint is not None and math.isfinite(hint) and hint > 0:
             return self.bounded(hint)
         return self.backoff(attempt)
 

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from .decoding import MessageDecoder
     from .events import Event
 
+from .errors import ResponseTooLarge
+
 _BOM = b"\xef\xbb\xbf"
+#: ``retry:`` values longer than this are ignored: no server means a reconnect delay of more
+#: than 10**18 ms, and ``int()`` refuses strings past 4,300 digits with a bare ValueError.
+_MAX_RETRY_DIGITS = 18
+#: The default bound on one message (``Provider.max_message_bytes``).
+DEFAULT_MAX_MESSAGE = 32 * 1024 * 1024
 
 
 class SseMessage:
@@ -67,12 +74,16 @@ _SIMPLE_ONE = re.compile(rb"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
 class Decoder:
     """Feed bytes with :meth:`feed`, get messages; call :meth:`close` at end of body."""
 
-    __slots__ = ("_data", "_event", "_head", "_last_id", "_parts", "_retry", "_skip_lf",
-                 "_started")
+    __slots__ = ("_data", "_event", "_head", "_last_id", "_max", "_parts", "_pending",
+                 "_retry", "_skip_lf", "_started")
 
-    def __init__(self) -> None:
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         #: Bytes after the last blank line: the start of a message still arriving.
         self._parts: list[bytes] = []
+        #: Their total length, held under ``max_message`` so one endless line cannot
+        #: exhaust memory.
+        self._pending = 0
+        self._max = max_message
         self._head = b""
         self._skip_lf = False
         self._started = False
@@ -96,6 +107,8 @@ class Decoder:
         blocks = self._take(chunk)
         if not blocks:
             return []
+        if len(blocks) > self._max:
+            self._check(blocks)
         one = _SIMPLE_ONE.fullmatch(blocks)
         if one is not None:
             event = one[1]
@@ -120,6 +133,8 @@ class Decoder:
         blocks = self._take(chunk)
         if not blocks:
             return []
+        if len(blocks) > self._max:
+            self._check(blocks)
         one = _SIMPLE_ONE.fullmatch(blocks)
         if one is not None:
             return [one[2]]
@@ -158,27 +173,49 @@ class Decoder:
             # is copied once, not once per chunk.
             if b"\n\n" not in chunk and not (chunk[:1] == b"\n" and parts[-1][-1:] == b"\n"):
                 if chunk:
-                    parts.append(chunk)
+                    self._hold(chunk)
                 return b""
             parts.append(chunk)
             buf = b"".join(parts)
             parts.clear()
+            self._pending = 0
         else:
             buf = chunk
         cut = buf.rfind(b"\n\n")
         if cut < 0:
             if buf:
-                parts.append(buf)
+                self._hold(buf)
             return b""
         if cut + 2 < len(buf):
-            parts.append(buf[cut + 2 :])
+            self._hold(buf[cut + 2 :])
         return buf[: cut + 2]
+
+    def _check(self, blocks: bytes) -> None:
+        # Only reached when complete messages arrive together in more bytes than the bound.
+        largest = max(len(m) for m in blocks.split(b"\n\n"))
+        if largest > self._max:
+            self._too_large(largest)
+
+    def _too_large(self, size: int) -> None:
+        self._parts.clear()
+        self._pending = 0
+        raise ResponseTooLarge(
+            f"an SSE message of {size} bytes or more passed the bound of {self._max} "
+            "bytes; raise Provider.max_message_bytes if the server's events "
+            "really are this large", setting="max_message_bytes", limit=self._max)
+
+    def _hold(self, part: bytes) -> None:
+        self._pending += len(part)
+        if self._pending > self._max:
+            self._too_large(self._pending)
+        self._parts.append(part)
 
     def close(self) -> list[SseMessage]:
         """End of body: deliver a last message that had no terminating blank line."""
         buf = self._head + b"".join(self._parts)
         self._head = b""
         self._parts.clear()
+        self._pending = 0
         if not self._started and buf.startswith(_BOM):
             buf = buf[3:]
         self._started = True
@@ -219,7 +256,8 @@ class Decoder:
             elif name == "id":
                 if "\0" not in value:
                     self._last_id = value
-            elif name == "retry" and value.isascii() and value.isdigit():
+            elif (name == "retry" and value.isascii() and value.isdigit()
+                  and len(value) <= _MAX_RETRY_DIGITS):
                 self._retry = int(value)
         return out
 
@@ -250,6 +288,11 @@ class SseStreamDecoder:
     @property
     def done(self) -> bool:
         return self._inner.done
+
+    def bound_messages(self, max_message: int) -> None:
+        """Refuse SSE messages over ``max_message`` bytes (``Provider.max_message_bytes``);
+        call before the first byte is fed."""
+        self._sse = Decoder(max_message)
 
     @property
     def inner(self) -> MessageDecoder:

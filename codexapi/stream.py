@@ -20,8 +20,16 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .deadline import Deadline
 from .decoding import StreamDecoder
-from .errors import IdleTimeout, ReadTimeout, StreamError, TransportError
+from .errors import (
+    CodexApiError,
+    DeadlineExceeded,
+    IdleTimeout,
+    ReadTimeout,
+    StreamError,
+    TransportError,
+)
 from .events import (
     Completed,
     Event,
@@ -33,7 +41,10 @@ from .events import (
     TokenUsage,
 )
 from .items import FunctionCall
+from .limits import iter_body
+from .models import Provider
 from .parsing import parse_output
+from .redact import scrub_error
 from .transport import HttpResponse
 
 T = TypeVar("T")
@@ -58,6 +69,9 @@ class StreamResult:
     time_to_first_event: float | None = None
     #: The call's ``HttpRequest.extensions`` (the same dict every attempt's request had).
     extensions: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    #: Undecodable events skipped under ``Provider.skip_undecodable_events`` (else always 0:
+    #: such an event raises UndecodableEvent).
+    skipped_events: int = 0
 
     @property
     def function_calls(self) -> list[FunctionCall]:
@@ -127,6 +141,177 @@ class _Turn:
                             [], self.model, finish_reason, ttfe, self.extensions)
 
 
+#: ``reopen(resends, error, response_id, after)``: a new response and decoder for the same
+#: turn (a re-send, or with ``response_id`` a resume after sequence number ``after``), or
+#: None when the retry policy says no.
+Reopen = Callable[[int, Exception, "str | None", "int | None"],
+                  "tuple[HttpResponse, StreamDecoder] | None"]
+
+
+class _Call:
+    """The state the stream's generator works on. The generator holds this, never the
+    ResponseStream, so an abandoned stream is freed (and its connection released) as soon as
+    it is unreachable, without waiting for the cyclic garbage collector."""
+
+    __slots__ = ("background", "closed", "deadline", "decoder", "delivered", "observed",
+                 "on_end", "prelude", "provider", "reopen", "resends", "response",
+                 "response_id", "secrets", "sequence_number")
+
+    def __init__(self, response: HttpResponse, decoder: StreamDecoder, prelude: list[Event],
+                 on_end: OnEnd | None, observed: _Turn | None) -> None:
+        self.response = response
+        self.decoder = decoder
+        self.prelude = prelude
+        self.on_end = on_end
+        self.observed = observed
+        self.provider: Provider | None = None
+        self.secrets: Callable[[], list[str]] | None = None
+        self.deadline: Deadline | None = None
+        self.reopen: Reopen | None = None
+        self.background = False
+        self.closed = False
+        #: Whether any event (beyond the head's) has reached the caller.
+        self.delivered = False
+        self.resends = 0
+        self.sequence_number: int | None = None
+        self.response_id: str | None = None
+
+    def __del__(self) -> None:
+        if not getattr(self, "closed", True):
+            with contextlib.suppress(Exception):
+                self.response.close()
+
+    def release(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.decoder.done:
+                # Completed: take the body's tail so the connection can be pooled again.
+                self.response.drain()
+            self.response.close()
+
+    def end(self, reason: str, error: BaseException | None) -> None:
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None and self.observed is not None:
+            on_end(self.observed.result(reason), error)
+
+
+def _inner(decoder: Any) -> Any:
+    return getattr(decoder, "inner", decoder)
+
+
+def _dropped(error: Exception, at_eof: bool) -> bool:
+    """Whether ``error`` is the connection failing (not the server reporting a failure)."""
+    if not at_eof:
+        return True  # raised by the transport while reading
+    return type(error) is StreamError and error.message.startswith("stream closed before")
+
+
+def _recover(call: _Call, error: Exception, at_eof: bool) -> bool:
+    """Re-send or resume the turn after ``error`` if the contract allows; True if it did."""
+    reopen = call.reopen
+    if reopen is None or isinstance(error, DeadlineExceeded) or not getattr(
+            error, "retryable", False):
+        return False
+    limit = call.provider.stream_max_retries if call.provider is not None else 0
+    if call.resends >= limit:
+        return False
+    if (call.background and call.response_id is not None and call.sequence_number is not None
+            and _dropped(error, at_eof)):
+        # Resume after the last event received: the caller sees each event exactly once.
+        target: tuple[str | None, int | None] = call.response_id, call.sequence_number
+    elif not call.delivered:
+        target = None, None  # nothing reached the caller: the whole turn is sent again
+    else:
+        return False  # nothing is ever re-sent once an event reached the caller
+    call.resends += 1
+    opened = reopen(call.resends, error, *target)
+    if opened is None:
+        return False
+    old = call.response
+    call.closed = True
+    with contextlib.suppress(Exception):
+        old.close()
+    call.response, call.decoder = opened
+    call.closed = False
+    return True
+
+
+def _track(call: _Call, decoder: Any) -> None:
+    inner = _inner(decoder)
+    seq = getattr(inner, "sequence_number", None)
+    if seq is not None:
+        call.sequence_number = seq
+    rid = getattr(inner, "response_id", None)
+    if rid:
+        call.response_id = rid
+
+
+def _events(call: _Call) -> Generator[Event, None, None]:
+    observed = call.observed
+    try:
+        if observed is not None:
+            observed.add(call.prelude, decoded=False)
+        yield from call.prelude
+        while True:
+            decoder = call.decoder
+            feed = decoder.feed_data
+            body = (iter_body(call.response, call.provider, what="stream")
+                    if call.provider is not None else call.response.iter_bytes())
+            deadline = call.deadline
+            at_eof = False
+            try:
+                try:
+                    for chunk in body:
+                        events = feed(chunk)
+                        if events:
+                            call.delivered = True
+                            if observed is not None:
+                                observed.add(events)
+                            yield from events
+                            if decoder.done:
+                                return
+                        if call.background:
+                            _track(call, decoder)
+                        if deadline is not None and deadline.passed():
+                            raise deadline.exceeded(call.response.url, "reading the stream")
+                except DeadlineExceeded as exc:
+                    if deadline is None:
+                        raise
+                    raise deadline.exceeded(exc.url, "reading the stream") from exc
+                except ReadTimeout as exc:
+                    raise IdleTimeout(f"idle timeout waiting for SSE: {exc.message}") from exc
+                except TransportError as exc:
+                    # Events may already be with the caller: re-sending would duplicate them,
+                    # so a lost connection here is a stream failure (re-sent or resumed only
+                    # as _recover allows), never a retried transport error.
+                    raise StreamError(f"stream disconnected before completion: {exc.message}"
+                                      ) from exc
+                at_eof = True
+                events = decoder.close()
+                if events:
+                    call.delivered = True
+                    if observed is not None:
+                        observed.add(events)
+                    yield from events
+                return
+            except CodexApiError as exc:
+                if not _recover(call, exc, at_eof):
+                    raise
+    except GeneratorExit:
+        call.end("cancelled", None)
+        raise
+    except BaseException as exc:
+        # A response.failed message, a Chat error chunk or an undecodable event's preview
+        # may echo the credential sent.
+        if isinstance(exc, CodexApiError) and call.secrets is not None:
+            scrub_error(exc, call.secrets())
+        call.end("error", exc)
+        raise
+    finally:
+        call.release()
+        call.end("stop", None)
+
+
 class ResponseStream:
     """Iterate for events; ``collect()`` for the whole turn. Single consumer.
 
@@ -144,25 +329,56 @@ class ResponseStream:
         on_end: OnEnd | None = None,
         started: float | None = None,
         extensions: dict[str, Any] | None = None,
+        provider: Provider | None = None,
+        secrets: Callable[[], list[str]] | None = None,
+        deadline: Deadline | None = None,
+        reopen: Reopen | None = None,
+        background: bool = False,
     ) -> None:
-        self.response = response
-        self._decoder = decoder
-        self._prelude = prelude or []
-        self._on_end = on_end
-        self._turn = (None if on_end is None else _Turn(
+        observed = (None if on_end is None else _Turn(
             started, response.headers.get("openai-model"), extensions, time.monotonic))
-        self._gen = self._events()
-        self._closed = False
+        call = self._call = _Call(response, decoder, prelude or [], on_end, observed)
+        call.provider = provider
+        call.secrets = secrets
+        call.deadline = deadline
+        call.reopen = reopen
+        call.background = background
+        self._gen = _events(call)
+
+    @property
+    def response(self) -> HttpResponse:
+        """The HTTP response being read (after a re-send or resume, the new one)."""
+        return self._call.response
 
     @property
     def headers(self) -> Any:
         """The HTTP response headers."""
-        return self.response.headers
+        return self._call.response.headers
 
     @property
     def request_id(self) -> str | None:
-        h = self.response.headers
+        h = self._call.response.headers
         return h.get("x-request-id") or h.get("x-oai-request-id")
+
+    @property
+    def sequence_number(self) -> int | None:
+        """The ``sequence_number`` of the last event received on a background stream (what
+        a resume continues after), or None."""
+        return self._call.sequence_number
+
+    @property
+    def resends(self) -> int:
+        """How many times the turn was re-sent or resumed (at most
+        ``Provider.stream_max_retries``)."""
+        return self._call.resends
+
+    @property
+    def _decoder(self) -> StreamDecoder:
+        return self._call.decoder
+
+    @property
+    def _closed(self) -> bool:
+        return self._call.closed
 
     def __iter__(self) -> Iterator[Event]:
         # The generator itself, so a ``for`` loop runs without a Python-level __next__ call per
@@ -172,62 +388,11 @@ class ResponseStream:
     def __next__(self) -> Event:
         return next(self._gen)
 
-    def _events(self) -> Generator[Event, None, None]:
-        decoder = self._decoder
-        feed = decoder.feed_data
-        turn = self._turn
-        try:
-            if turn is not None:
-                turn.add(self._prelude, decoded=False)
-            yield from self._prelude
-            try:
-                for chunk in self.response.iter_bytes():
-                    events = feed(chunk)
-                    if events:
-                        if turn is not None:
-                            turn.add(events)
-                        yield from events
-                        if decoder.done:
-                            return
-            except ReadTimeout as exc:
-                raise IdleTimeout(f"idle timeout waiting for SSE: {exc.message}") from exc
-            except TransportError as exc:
-                # Events may already be with the caller: re-sending would duplicate them, so a
-                # lost connection here is a stream failure, never a retried transport error.
-                raise StreamError(f"stream disconnected before completion: {exc.message}"
-                                  ) from exc
-            events = decoder.close()
-            if turn is not None:
-                turn.add(events)
-            yield from events
-        except GeneratorExit:
-            self._end("cancelled", None)
-            raise
-        except BaseException as exc:
-            self._end("error", exc)
-            raise
-        finally:
-            self._release()
-            self._end("stop", None)
-
-    def _end(self, reason: str, error: BaseException | None) -> None:
-        on_end, self._on_end = self._on_end, None
-        if on_end is not None and self._turn is not None:
-            on_end(self._turn.result(reason), error)
-
-    def _release(self) -> None:
-        if not self._closed:
-            self._closed = True
-            if self._decoder.done:
-                # Completed: take the body's tail so the connection can be pooled again.
-                self.response.drain()
-            self.response.close()
-
     def close(self) -> None:
         """Release the connection (idempotent). Unread events are discarded."""
-        self._release()
+        self._call.release()
         self._gen.close()
-        self._end("cancelled", None)  # a stream closed before it was ever read
+        self._call.end("cancelled", None)  # a stream closed before it was ever read
 
     def __enter__(self) -> ResponseStream:
         return self
@@ -238,10 +403,9 @@ class ResponseStream:
     ) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            with contextlib.suppress(Exception):
-                self.response.close()
+    # No __del__: a stream iterated without being kept (``for ev in client.stream(r)``) dies
+    # while its generator runs on. The generator releases the connection when it ends or is
+    # freed; a stream never iterated releases it when its _Call is freed.
 
     def collect(self) -> StreamResult:
         """Consume the stream; return the whole turn (raises what the stream raises)."""
@@ -265,4 +429,6 @@ class ResponseStream:
         text = "".join(deltas)
         if not text:
             text = "".join(i.text for i in items if i.type == "message")
-        return StreamResult(text, items, response_id, usage, limits, events)
+        skipped = getattr(_inner(self._decoder), "skipped", 0)
+        return StreamResult(text, items, response_id, usage, limits, events,
+                            skipped_events=skipped if isinstance(skipped, int) else 0)

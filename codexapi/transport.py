@@ -17,7 +17,10 @@ import http.client
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from functools import partial
 from typing import Any, Protocol
 
 import attrs
@@ -32,16 +35,76 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from . import forksafe
 from ._version import __version__
 from .errors import (
+    ConfigError,
     ConnectTimeout,
+    DeadlineExceeded,
     ReadTimeout,
+    ResponseTooLarge,
     TLSHandshakeError,
     TransportError,
 )
 from .proxy import Proxy, ProxySettings
-from .redact import redact_headers, redact_url
+from .redact import install_urllib3_filter, redact_headers, redact_url
 from .tls import make_ssl_context
+from .watchdog import WATCHDOG, Timer, shutdown_socket
+
+install_urllib3_filter()
+
+#: How long the response head of the request being sent may take, as a whole: set around
+#: each ``urlopen`` and read by the connection classes below.
+_HEAD_BUDGET: ContextVar[float | None] = ContextVar("codexapi_head_budget", default=None)
+
+
+def _whole_head(conn: Any, getresponse: Callable[[], Any]) -> Any:
+    # A socket timeout bounds each read, so a head dripped one byte at a time would reset it
+    # on every byte; the watchdog bounds the whole wait, shutting the socket down when it is
+    # over. urllib3 reports the socket.timeout raised here as a read timeout.
+    budget = _HEAD_BUDGET.get()
+    sock = getattr(conn, "sock", None)
+    if budget is None or sock is None:
+        return getresponse()
+    timer = WATCHDOG.schedule(budget, partial(shutdown_socket, sock))
+    try:
+        response = getresponse()
+    except BaseException as exc:
+        timer.cancel()
+        if timer.fired:
+            raise TimeoutError(
+                f"the response head did not arrive whole within {budget:g} s") from exc
+        raise
+    timer.cancel()
+    if timer.fired:
+        # The shut-down socket ended the head early: http.client may take a cut header
+        # line for the end of the head. Whatever it parsed, the head did not arrive.
+        raise TimeoutError(f"the response head did not arrive whole within {budget:g} s")
+    return response
+
+
+def _bounded(conn: Any) -> Any:
+    # Wrapped per connection, not by a connection subclass, and only urllib3's own: whatever
+    # class urllib3 is set to use (vcrpy swaps in stubs that forward attributes to a real
+    # connection while recording) keeps working as it does.
+    if type(conn).__module__.startswith("urllib3."):
+        conn.getresponse = partial(_whole_head, conn, conn.getresponse)
+    return conn
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    def _new_conn(self) -> Any:
+        return _bounded(super()._new_conn())
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    def _new_conn(self) -> Any:
+        return _bounded(super()._new_conn())
+
+
+def _bound_heads(manager: urllib3.PoolManager) -> urllib3.PoolManager:
+    manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+    return manager
 
 USER_AGENT = f"codexapi/{__version__}"
 CHUNK_SIZE = 64 * 1024
@@ -79,6 +142,9 @@ class HttpRequest:
     #: Per-call scratch space for plugins (httpx's ``extensions``): the same dict for every
     #: attempt and auth-flow request of one call, and on the turn's ``StreamResult``.
     extensions: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    #: Seconds from sending until the whole exchange, body reads included, must be over
+    #: (the call's ``deadline=``), or None.
+    deadline: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -149,7 +215,10 @@ def describe_error(exc: BaseException, url: str) -> TransportError:
     if isinstance(exc, ConnectTimeoutError):
         return ConnectTimeout(f"timed out connecting to {where}", url=where)
     if isinstance(exc, ReadTimeoutError | socket.timeout | TimeoutError):
-        return ReadTimeout(f"timed out waiting for a response from {where}", url=where)
+        whole = any("response head did not arrive whole" in str(e)
+                    for e in (exc, exc.__cause__, exc.__context__))
+        detail = " (its head did not arrive whole within the read timeout)" if whole else ""
+        return ReadTimeout(f"timed out waiting for a response from {where}{detail}", url=where)
     if isinstance(exc, SSLError | ssl.SSLError):
         reason = _reason(exc)
         hint = ""
@@ -184,16 +253,29 @@ def _reason(exc: BaseException) -> str:
     return text.replace("HTTPConnection(host=", "(host=")
 
 
+def _socket_of(raw: Any) -> Any:
+    """The socket a response is read from. With ``Connection: close`` http.client hands the
+    socket to the response and forgets it on the connection, so look there too."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock
+
+
 class Urllib3Response:
     """An urllib3 (or http.client-compatible) response, streamed, never read ahead."""
 
-    __slots__ = ("_closed", "_eof", "_idle", "_raw", "headers", "status", "url")
+    __slots__ = ("_closed", "_deadline", "_eof", "_idle", "_raw", "_timer", "headers",
+                 "status", "url")
 
     def __init__(self, raw: Any, url: str, idle: float | None = None,
                  head: float | None = None) -> None:
         self._raw = raw
         self._closed = False
         self._eof = False
+        self._timer: Timer | None = None
+        self._deadline = 0.0
         self._idle = idle
         self.status: int = raw.status
         self.headers: Mapping[str, str] = raw.headers
@@ -204,9 +286,26 @@ class Urllib3Response:
             self._set_read_timeout(idle)
 
     def _set_read_timeout(self, seconds: float) -> None:
-        sock = getattr(getattr(self._raw, "connection", None), "sock", None)
+        sock = _socket_of(self._raw)
         if sock is not None:
             sock.settimeout(seconds)
+
+    def end_reads_at(self, until: float, seconds: float) -> None:
+        """End every read at monotonic time ``until`` (a call's deadline, ``seconds`` long):
+        the socket is shut down then, so even a body dripping a byte at a time stops."""
+        sock = _socket_of(self._raw)
+        if sock is not None:
+            self._deadline = seconds
+            self._timer = WATCHDOG.schedule(until - time.monotonic(),
+                                            partial(shutdown_socket, sock))
+
+    def _deadline_error(self) -> DeadlineExceeded | None:
+        if self._timer is None or not self._timer.fired:
+            return None
+        self.close()
+        return DeadlineExceeded(f"the deadline passed while reading the response from "
+                                f"{redact_url(self.url)}", self._deadline,
+                                url=redact_url(self.url))
 
     def iter_bytes(self) -> Iterator[bytes]:
         raw = self._raw
@@ -214,12 +313,23 @@ class Urllib3Response:
         # an event is delivered as soon as its bytes are here.
         read = getattr(raw, "read1", None) or raw.read
         try:
-            while True:
-                chunk = read(CHUNK_SIZE)
-                if not chunk:
-                    self._eof = True
-                    return
-                yield chunk
+            try:
+                while True:
+                    chunk = read(CHUNK_SIZE)
+                    if not chunk:
+                        if (late := self._deadline_error()) is not None:
+                            raise late
+                        self._eof = True
+                        return
+                    yield chunk
+            except DeadlineExceeded:
+                raise
+            except Exception as exc:
+                # The watchdog shut the socket down at the deadline: whatever the read then
+                # raised, that is what happened.
+                if (late := self._deadline_error()) is not None:
+                    raise late from exc
+                raise
         except (ReadTimeoutError, TimeoutError) as exc:
             self.close()
             wait = f" for {self._idle:g} s" if self._idle is not None else ""
@@ -263,6 +373,8 @@ class Urllib3Response:
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
         raw = self._raw
         try:
             if not self._eof:
@@ -294,12 +406,10 @@ class BufferedResponse:
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    error = TransportError(
-                        f"the response from {redact_url(response.url)} is larger than "
-                        f"{limit} bytes; refusing to hold it in memory",
-                        url=redact_url(response.url))
-                    error.retryable = False
-                    raise error
+                    raise ResponseTooLarge(
+                        f"the response body from {redact_url(response.url)} passed its bound "
+                        f"of {limit} bytes; raise Provider.max_body_bytes if such a body is "
+                        "expected", setting="max_body_bytes", limit=limit)
                 chunks.append(chunk)
         finally:
             response.close()
@@ -338,8 +448,18 @@ class Urllib3Transport:
         if context is not None:
             self._pool_kw["ssl_context"] = context
         self._proxies = ProxySettings.for_provider(proxy, trust_env)
-        self._pool = pool or urllib3.PoolManager(**self._pool_kw)
+        self._pool = pool or _bound_heads(urllib3.PoolManager(**self._pool_kw))
         self._proxy_pools: dict[str, urllib3.ProxyManager] = {}
+        self._lock = threading.Lock()
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        # In a forked child: the pools hold the parent's sockets. Start with empty ones (a
+        # pool given to __init__ is replaced too) and a fresh lock (another thread may have
+        # held the old one at the moment of the fork).
+        forksafe.keep((self._pool, self._proxy_pools))
+        self._pool = _bound_heads(urllib3.PoolManager(**self._pool_kw))
+        self._proxy_pools = {}
         self._lock = threading.Lock()
 
     def _manager_for(self, url: str) -> tuple[urllib3.PoolManager, Proxy | None]:
@@ -357,12 +477,16 @@ class Urllib3Transport:
                 manager = urllib3.ProxyManager(
                     proxy.url, proxy_headers=dict(proxy.headers),
                     proxy_ssl_context=self._pool_kw.get("ssl_context"), **self._pool_kw)
+                _bound_heads(manager)
                 self._proxy_pools[proxy.url] = manager
         return manager, proxy
 
     def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
         connect, read, idle = request.timeout
         manager, proxy = self._manager_for(request.url)
+        local: ConfigError | None = None
+        until = None if request.deadline is None else time.monotonic() + request.deadline
+        budget = _HEAD_BUDGET.set(read)
         try:
             raw = manager.urlopen(
                 request.method,
@@ -377,13 +501,27 @@ class Urllib3Transport:
                 decode_content=True,
                 timeout=urllib3.Timeout(connect=connect, read=read),
             )
-        except (HTTPError, OSError, ValueError, http.client.HTTPException) as exc:
+        except (UnicodeError, ValueError) as exc:
+            if isinstance(exc, HTTPError):  # urllib3's URL errors: described below
+                raise describe_error(exc, request.url) from exc
+            # http.client refusing a header or URL while sending: local input, not a network
+            # failure. Its message quotes the offending value (often a credential), so neither
+            # the message nor the exception is kept.
+            local = ConfigError(
+                f"cannot send {request.method} {redact_url(request.url)}: http.client refused "
+                f"the request ({type(exc).__name__}); check header names and values (printable "
+                "ASCII only) and the URL")
+        except (HTTPError, OSError, http.client.HTTPException) as exc:
             # What urllib3, sockets, TLS and http.client raise; anything else (a replay
             # layer's own typed error) passes through untouched.
             error = describe_error(exc, request.url)
             if proxy is not None:
                 error.message += f" (via proxy {proxy.url} from {proxy.source})"
             raise error from exc
+        finally:
+            _HEAD_BUDGET.reset(budget)
+        if local is not None:
+            raise local
         if proxy is not None and raw.status == 407:
             # The proxy, not the API, refused: say so rather than report an API error.
             Urllib3Response(raw, request.url).close()
@@ -393,6 +531,8 @@ class Urllib3Transport:
             error.retryable = False
             raise error
         response = Urllib3Response(raw, request.url, idle, read)
+        if until is not None:
+            response.end_reads_at(until, request.deadline or 0.0)
         return response if stream else BufferedResponse.read_from(response)
 
     def close(self) -> None:

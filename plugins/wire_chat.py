@@ -23,6 +23,7 @@ stream when asked; pass :class:`ChatIncludeUsage` as a plugin to ask for it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ from codexapi.errors import (
     ContextWindowExceeded,
     InvalidRequest,
     StreamError,
+    UndecodableEvent,
     UnsupportedEndpointError,
 )
 from codexapi.events import (
@@ -49,6 +51,8 @@ from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.sse import SseMessage, SseStreamDecoder
 
 from .wire_responses import failure_error
+
+log = logging.getLogger("codexapi")
 
 PATHS = {"stream": "chat/completions", "models": "models"}
 
@@ -383,10 +387,14 @@ class ChatDecoder:
 
     __slots__ = ("_assistant", "_by_id", "_calls", "_chunks", "_finished", "_last_call",
                  "_next_call", "_order", "_pending", "_reasoning", "_response_id", "_skipped",
-                 "_usage", "done")
+                 "_usage", "done", "skip_undecodable", "skipped")
 
-    def __init__(self) -> None:
+    def __init__(self, skip_undecodable: bool = False) -> None:
         self.done = False
+        #: Skip chunks that are not JSON (the crate's behaviour) instead of raising
+        #: UndecodableEvent; ``skipped`` counts them.
+        self.skip_undecodable = skip_undecodable
+        self.skipped = 0
         self._assistant: list[dict[str, Any]] | None = None
         self._reasoning: list[dict[str, Any]] | None = None
         self._calls: dict[int, _ToolCall] = {}
@@ -459,10 +467,19 @@ class ChatDecoder:
         data = data.strip()
         if data == "[DONE]" or data == "DONE":
             return self._complete()
-        # The crate skips undecodable chunks; keep the first for a later error message.
-        if data and self._skipped is None:
-            preview = data if len(data) <= 80 else data[:77] + "..."
-            self._skipped = f"a chunk's data was not valid JSON: {preview!r}"
+        if not data:
+            return []
+        preview = data if len(data) <= 80 else data[:77] + "..."
+        description = f"a chunk's data was not valid JSON: {preview!r}"
+        if not self.skip_undecodable:
+            raise UndecodableEvent(f"{description}; set Provider.skip_undecodable_events=True "
+                                   "to skip such chunks as the Codex CLI does")
+        # The crate skips undecodable chunks; count them and keep the first for a later error
+        # message. The log never shows the data.
+        self.skipped += 1
+        log.warning("skipped a chat chunk that is not valid JSON (%d characters)", len(data))
+        if self._skipped is None:
+            self._skipped = description
         return []
 
     def close(self) -> list[Event]:

@@ -7,6 +7,8 @@ in its newer form where ``Completed`` is delivered as soon as ``response.complet
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +21,7 @@ from codexapi.errors import (
     RateLimitError,
     ServerOverloaded,
     StreamError,
+    UndecodableEvent,
     UnsupportedEndpointError,
     UsageNotIncluded,
 )
@@ -39,6 +42,8 @@ from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.ratelimits import parse_retry_after
 from codexapi.sse import SseMessage, SseStreamDecoder
+
+log = logging.getLogger("codexapi")
 
 PATHS = {"stream": "responses", "compact": "responses/compact", "models": "models"}
 
@@ -186,12 +191,21 @@ class ResponsesDecoder:
     """Responses SSE messages -> events. Errors in the stream are kept and raised at the end,
     unless ``response.completed`` arrives (then it wins), as in codex-api."""
 
-    __slots__ = ("_error", "_skipped", "done")
+    __slots__ = ("_error", "_skipped", "done", "response_id", "sequence_number",
+                 "skip_undecodable", "skipped")
 
-    def __init__(self) -> None:
+    def __init__(self, skip_undecodable: bool = False) -> None:
         self.done = False
         self._error: Exception | None = None
         self._skipped: str | None = None
+        #: Skip undecodable events (the crate's behaviour) instead of raising UndecodableEvent.
+        self.skip_undecodable = skip_undecodable
+        #: How many were skipped.
+        self.skipped = 0
+        #: The ``sequence_number`` of the last event decoded and the response's id, as a
+        #: dropped background stream's resume needs them.
+        self.sequence_number: int | None = None
+        self.response_id: str | None = None
 
     def feed(self, message: SseMessage) -> list[Event]:
         return self.feed_data((message.data,))
@@ -201,6 +215,7 @@ class ResponsesDecoder:
         after the message that completes the response, as the stream does."""
         out: list[Event] = []
         append = out.append
+        last = None
         for data in datas:
             if not data:
                 continue
@@ -212,6 +227,7 @@ class ResponsesDecoder:
                 if obj is None:
                     continue
                 kind = obj["type"]
+            last = obj
             # The commonest event by far, handled inline.
             if kind == "response.output_text.delta":
                 delta = obj.get("delta")
@@ -226,6 +242,10 @@ class ResponsesDecoder:
                 out.extend(events)
                 if self.done:
                     break
+        if last is not None and last.__class__ is dict:
+            seq = last.get("sequence_number")
+            if seq.__class__ is int:
+                self.sequence_number = seq
         return out
 
     def _undecodable(self, data: str | bytes) -> Any:
@@ -239,11 +259,24 @@ class ResponsesDecoder:
                 return obj
             except Exception:
                 pass
-        # The crate skips undecodable events; remember the first so a stream that then
-        # fails to complete says why.
+        if data.strip() == "[DONE]":
+            return None  # a Chat-style terminator some gateways append: not an event
+        return self._bad_event(data)
+
+    def _bad_event(self, data: str) -> None:
+        description = _describe_bad_event(data)
+        kind = guess_event_type(data)
+        if not self.skip_undecodable:
+            # A skipped delta is text silently missing from the turn: say so instead.
+            raise UndecodableEvent(f"{description}; set Provider.skip_undecodable_events=True "
+                                   "to skip such events as the Codex CLI does", event_type=kind)
+        # The crate skips undecodable events; count them, and remember the first so a stream
+        # that then fails to complete says why. The log names the event, never its data.
+        self.skipped += 1
+        log.warning("skipped an undecodable event%s (%d characters)",
+                    f" of type {kind!r}" if kind else "", len(data))
         if self._skipped is None:
-            self._skipped = _describe_bad_event(data)
-        return None
+            self._skipped = description
 
     def close(self) -> list[Event]:
         if self.done:
@@ -257,7 +290,16 @@ class ResponsesDecoder:
 
     # Each handler takes the decoded event object and returns the events it produces.
     def _created(self, obj: dict[str, Any]) -> list[Event]:
+        self._queued(obj)
         return [Created()] if "response" in obj else []
+
+    def _queued(self, obj: dict[str, Any]) -> list[Event]:
+        response = obj.get("response")
+        if self.response_id is None and isinstance(response, dict):
+            rid = response.get("id")
+            if isinstance(rid, str) and rid:
+                self.response_id = rid
+        return []
 
     def _item_added(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
@@ -310,16 +352,29 @@ class ResponsesDecoder:
         return []
 
 
+_TYPE_FIELD = re.compile(r'"type"\s*:\s*"([A-Za-z0-9_.\-]{1,100})"')
+
+
+def guess_event_type(data: str) -> str | None:
+    """The ``"type"`` an undecodable event's data names, if it names one."""
+    match = _TYPE_FIELD.search(data[:4096])
+    return match.group(1) if match else None
+
+
 def _describe_bad_event(data: str) -> str:
     preview = data if len(data) <= 80 else data[:77] + "..."
+    kind = guess_event_type(data)
+    name = f"a {kind!r} event's data" if kind else "an event's data"
     try:
         loads(data)
-    except Exception:
-        return f"an event's data was not valid JSON: {preview!r}"
+    except Exception as exc:
+        return f"{name} was not valid JSON: {preview!r} ({exc})"
     return f"an event had no `type` field: {preview!r}"
 
 
 _HANDLERS = {
+    "response.queued": ResponsesDecoder._queued,
+    "response.in_progress": ResponsesDecoder._queued,
     "response.created": ResponsesDecoder._created,
     "response.output_item.added": ResponsesDecoder._item_added,
     "response.output_item.done": ResponsesDecoder._item_done,

@@ -307,7 +307,8 @@ def test_inflater_copes_with_bodies_split_anywhere(compress: Any) -> None:
     payload = b'{"a": "' + b"x" * 3000 + b'"}'
     data = compress(payload) if compress else payload
     inflater = _Inflater()
-    out = b"".join(inflater.feed(data[i:i + 1]) for i in range(len(data))) + inflater.flush()
+    out = b"".join(piece for i in range(len(data)) for piece in inflater.feed(data[i:i + 1]))
+    out += inflater.flush()
     assert out == payload
 
 

@@ -106,13 +106,13 @@ MESSAGES = [
 
 
 def test_batch_feed_equals_feed_per_message_and_stops_at_completed() -> None:
-    one = ResponsesDecoder()
+    one = ResponsesDecoder(skip_undecodable=True)
     expected: list[Any] = []
     for data in MESSAGES:
         expected.extend(one.feed(SseMessage(data.decode("utf-8", "replace"))))
         if one.done:
             break
-    batch = ResponsesDecoder()
+    batch = ResponsesDecoder(skip_undecodable=True)
     assert batch.feed_data(MESSAGES) == expected
     assert batch.done and expected[-1].response_id == "r1"
     assert OutputTextDelta("\ufffd") in expected  # invalid UTF-8 reads as the text path's
@@ -120,7 +120,7 @@ def test_batch_feed_equals_feed_per_message_and_stops_at_completed() -> None:
 
 def test_skipped_event_is_explained_from_either_path() -> None:
     for feed in (lambda d: d.feed_data([b"{bad"]), lambda d: d.feed(SseMessage("{bad"))):
-        dec = ResponsesDecoder()
+        dec = ResponsesDecoder(skip_undecodable=True)
         feed(dec)
         with pytest.raises(StreamError, match=r"not valid JSON: '\{bad'"):
             dec.close()
@@ -130,7 +130,7 @@ class _PerMessageOnly:
     """A third-party-shaped decoder: ``feed``/``close``/``done`` only, no batch method."""
 
     def __init__(self) -> None:
-        self.inner = ResponsesDecoder()
+        self.inner = ResponsesDecoder(skip_undecodable=True)
 
     @property
     def done(self) -> bool:
@@ -143,13 +143,17 @@ class _PerMessageOnly:
         return self.inner.close()
 
 
+def LENIENT() -> ResponsesDecoder:
+    return ResponsesDecoder(skip_undecodable=True)
+
+
 def test_stream_batch_path_equals_per_message_path() -> None:
     body = b"".join(b"event: x\ndata: " + m + b"\n\n" for m in MESSAGES)
     pieces = [body[i:i + 7] for i in range(0, len(body), 7)]
-    batch = list(ResponseStream(stream_response(pieces), SseStreamDecoder(ResponsesDecoder())))
+    batch = list(ResponseStream(stream_response(pieces), SseStreamDecoder(LENIENT())))
     general = list(ResponseStream(stream_response(pieces), SseStreamDecoder(_PerMessageOnly())))
     assert batch == general and len(batch) == 6
-    stream = ResponseStream(stream_response(pieces), SseStreamDecoder(ResponsesDecoder()))
+    stream = ResponseStream(stream_response(pieces), SseStreamDecoder(LENIENT()))
     assert next(stream) == batch[0]
     assert list(stream) == batch[1:]  # next() and for-loops share one iterator
 

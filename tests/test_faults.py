@@ -36,6 +36,7 @@ from codexapi import (
     ServerOverloaded,
     StreamError,
     TransportError,
+    UndecodableEvent,
     UsageNotIncluded,
     WireApi,
 )
@@ -82,12 +83,12 @@ def attempts_seen(server: EmbeddedServer, run_id: str) -> int:
 
 def run(server: EmbeddedServer, wire: WireApi, plan: str | None, *,
         policy: RetryPolicy = POLICY, idle: float = 5.0, model: str = "gpt-test",
-        headers: Mapping[str, str] | None = None) -> Outcome:
+        headers: Mapping[str, str] | None = None, lenient: bool = False) -> Outcome:
     fault_id = uuid.uuid4().hex
     prompt = f"fault case {plan} {fault_id[:8]}"
     slept: list[float] = []
     provider = Provider(name="embedded", base_url=server.base_url, wire=wire, retry=policy,
-                        stream_idle_timeout=idle)
+                        stream_idle_timeout=idle, skip_undecodable_events=lenient)
     sent: dict[str, str] = {RUN_HEADER: fault_id, FAULT_ID_HEADER: fault_id, **(headers or {})}
     if plan is not None:
         sent[FAULT_HEADER] = plan
@@ -243,16 +244,25 @@ def test_a_short_stall_within_the_idle_timeout_is_fine(server: EmbeddedServer, w
 
 
 @pytest.mark.parametrize("wire", WIRES)
-def test_malformed_event_is_skipped_without_losing_or_repeating_text(
+def test_malformed_event_is_skipped_without_losing_or_repeating_text_when_lenient(
         server: EmbeddedServer, wire: WireApi) -> None:
-    out = run(server, wire, "malformed@2")
+    out = run(server, wire, "malformed@2", lenient=True)
     assert ("malformed@2", "sent") in server.faults.events_for(out.fault_id)
     assert out.succeeded() and out.text == out.expected and out.attempts == 1
 
 
 @pytest.mark.parametrize("wire", WIRES)
+def test_malformed_event_is_a_typed_error_by_default(server: EmbeddedServer, wire: WireApi
+                                                     ) -> None:
+    out = run(server, wire, "malformed@2")
+    assert isinstance(out.error, UndecodableEvent) and out.attempts == 1
+    assert "not valid JSON" in str(out.error) and not out.error.retryable
+    assert not any(isinstance(e, Completed) for e in out.events)
+
+
+@pytest.mark.parametrize("wire", WIRES)
 def test_malformed_then_truncated_explains_both(server: EmbeddedServer, wire: WireApi) -> None:
-    out = run(server, wire, "malformed@2,truncate")
+    out = run(server, wire, "malformed@2,truncate", lenient=True)
     assert type(out.error) is StreamError
     if wire is WireApi.RESPONSES:
         assert "stream closed before response.completed" in str(out.error)
@@ -284,7 +294,12 @@ def test_response_failed_codes_are_typed_errors(server: EmbeddedServer, wire: Wi
                                                 code: str, kind: type[CodexApiError]) -> None:
     out = run(server, wire, f"failed:{code}")
     assert type(out.error) is kind, out.error
-    assert out.attempts == 1 and out.slept == []
+    if out.error.retryable and not out.events:
+        # Nothing had reached the caller: the turn was re-sent Provider.stream_max_retries
+        # (5) times, each failing the same way, then the failure was raised.
+        assert out.attempts == 6 and len(out.slept) == 5
+    else:
+        assert out.attempts == 1 and out.slept == []
     assert not any(isinstance(e, Completed) for e in out.events)
     if kind is RateLimitError:
         assert isinstance(out.error, RateLimitError) and out.error.retry_after == 2.5

@@ -137,7 +137,8 @@ def test_retry_after_seconds_ms_and_http_date() -> None:
     assert retry.header_delay({"Retry-After": date.replace("GMT", "-0000")}, now=now) \
         == pytest.approx(7.0)
     past = email.utils.formatdate(now - 60, usegmt=True)
-    assert retry.header_delay({"Retry-After": past}, now=now) == 0.0
+    # A date in the past is no hint: the policy's backoff applies (not a zero-delay retry).
+    assert retry.header_delay({"Retry-After": past}, now=now) is None
     for junk in ("soon", "", "nan", "inf", "-"):
         assert retry.header_delay({"Retry-After": junk}) is None
     assert retry.header_delay({"retry-after-ms": "x", "Retry-After": "2"}) == 2.0

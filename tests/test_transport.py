@@ -16,8 +16,8 @@ from codexapi import (
     Provider,
     ReadTimeout,
     ResponsesRequest,
+    ResponseTooLarge,
     RetryPolicy,
-    TransportError,
 )
 from codexapi.server import EmbeddedServer, Exchange, route
 from codexapi.transport import BufferedResponse, HttpRequest, HttpResponse, Urllib3Transport
@@ -104,7 +104,7 @@ def test_send_without_stream_reads_the_whole_body_and_frees_the_connection(
 def test_unary_bodies_are_bounded(srv: EmbeddedServer) -> None:
     url = f"{srv.base_url}/test-transport/json"
     response = Urllib3Transport().send(HttpRequest("GET", url, {}), stream=True)
-    with pytest.raises(TransportError, match="larger than 10 bytes") as info:
+    with pytest.raises(ResponseTooLarge, match="bound of 10 bytes") as info:
         BufferedResponse.read_from(response, limit=10)
     assert info.value.retryable is False
 

@@ -28,6 +28,7 @@ from codexapi import (
     StreamError,
     TokenUsage,
     TransportError,
+    UndecodableEvent,
     WireApi,
 )
 from codexapi.events import Event
@@ -47,12 +48,13 @@ def frame(*chunks: Any) -> bytes:
     return "".join(out).encode()
 
 
-def run(body: bytes, split: int | None = None) -> list[Event | Exception]:
+def run(body: bytes, split: int | None = None, skip: bool = False) -> list[Event | Exception]:
     """Decode ``body`` through a real ResponseStream; a raised error is the last element."""
     step = split or max(len(body), 1)
     chunks = [body[i:i + step] for i in range(0, len(body), step)] or [b""]
     out: list[Event | Exception] = []
-    stream = ResponseStream(stream_response(chunks), SseStreamDecoder(ChatDecoder()))
+    decoder = SseStreamDecoder(ChatDecoder(skip_undecodable=skip))
+    stream = ResponseStream(stream_response(chunks), decoder)
     try:
         for event in stream:
             out.append(event)
@@ -379,17 +381,24 @@ def test_body_cut_before_finish_reason_is_an_error_not_a_completed_turn() -> Non
     assert isinstance(events[2], StreamError) and "cut short" in str(events[2])
 
 
-def test_non_json_lines_are_skipped_and_named_in_the_final_error() -> None:
-    events = run(frame("not json at all", {"choices": [{"delta": {"content": "a"}}]}))
+def test_non_json_lines_are_skipped_and_named_in_the_final_error_when_lenient() -> None:
+    events = run(frame("not json at all", {"choices": [{"delta": {"content": "a"}}]}), skip=True)
     assert isinstance(events[-1], StreamError)
     assert "not json at all" in str(events[-1])
-    only_garbage = run(frame("<html>bad gateway</html>"))
+    only_garbage = run(frame("<html>bad gateway</html>"), skip=True)
     assert len(only_garbage) == 1 and isinstance(only_garbage[0], StreamError)
     assert "before any chat completion chunk" in str(only_garbage[0])
     assert "<html>" in str(only_garbage[0])
     # Skipped lines do not matter when the turn completes.
-    ok = run(frame("garbage", {"choices": [{"delta": {"content": "a"}}]}, finish("stop")))
+    ok = run(frame("garbage", {"choices": [{"delta": {"content": "a"}}]}, finish("stop")),
+             skip=True)
     assert ok[-1] == Completed("", None)
+
+
+def test_non_json_lines_raise_by_default() -> None:
+    events = run(frame({"choices": [{"delta": {"content": "a"}}]}, "garbage", finish("stop")))
+    assert isinstance(events[-1], UndecodableEvent) and "'garbage'" in str(events[-1])
+    assert OutputTextDelta("a") in events and not any(isinstance(e, Completed) for e in events)
 
 
 def test_malformed_fragments_are_ignored() -> None:

@@ -25,14 +25,15 @@ from codexapi import (
     TokenUsage,
     UsageNotIncluded,
 )
+from codexapi.errors import UndecodableEvent
 from codexapi.sse import Decoder
 from codexapi_plugins.wire_responses import ResponsesDecoder, parse_retry_after
 
 
-def run(body: str | bytes) -> list[Any]:
+def run(body: str | bytes, skip: bool = False) -> list[Any]:
     """Decode a whole body; a raised error is appended as the last element."""
     raw = body.encode() if isinstance(body, str) else body
-    sse, dec = Decoder(), ResponsesDecoder()
+    sse, dec = Decoder(), ResponsesDecoder(skip_undecodable=skip)
     out: list[Any] = []
     try:
         for msg in sse.feed(raw) + sse.close():
@@ -231,11 +232,19 @@ def test_completed_ends_the_stream_immediately() -> None:
     assert out == [Completed("c", TokenUsage())]
 
 
-def test_non_json_and_missing_type_are_skipped_but_explained() -> None:
-    out = run("data: hello\n\n" + ev(COMPLETED))
+def test_non_json_and_missing_type_are_skipped_but_explained_when_lenient() -> None:
+    out = run("data: hello\n\n" + ev(COMPLETED), skip=True)
     assert out == [Completed("c", TokenUsage())]
-    out = run('data: {"not": "typed"}\n\n')
+    out = run('data: {"not": "typed"}\n\n', skip=True)
     assert isinstance(out[0], StreamError)
     assert "no `type` field" in out[0].message
-    out = run('data: {"type": "response.output_text.delta", "delta": "a"\n\n')
+    out = run('data: {"type": "response.output_text.delta", "delta": "a"\n\n', skip=True)
     assert isinstance(out[-1], StreamError) and "not valid JSON" in out[-1].message
+
+
+def test_non_json_and_missing_type_raise_by_default() -> None:
+    out = run("data: hello\n\n" + ev(COMPLETED))
+    assert len(out) == 1 and isinstance(out[0], UndecodableEvent)
+    assert "not valid JSON" in out[0].message and "skip_undecodable_events" in out[0].message
+    out = run('data: {"not": "typed"}\n\n' + ev(COMPLETED))
+    assert isinstance(out[0], UndecodableEvent) and "no `type` field" in out[0].message

@@ -124,6 +124,9 @@ class MockTransport:
         self.closed = True
 
 
+_PIECE = 64 * 1024
+
+
 class _Inflater:
     """Decodes gzip/deflate bodies that reached us still compressed.
 
@@ -141,21 +144,30 @@ class _Inflater:
         #: Bytes kept until the first two are known; None once the body has been sniffed.
         self._head: bytes | None = b""
 
-    def feed(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """The inflated bytes of ``chunk``, in pieces of at most 64 KiB: a highly compressed
+        chunk is never inflated in one piece (a gzip bomb would fill memory)."""
         if self._head is not None:
             head = self._head + chunk
             if len(head) < 2:
                 self._head = head
-                return b""
+                return
             self._head = None
             if head[:2] == b"\x1f\x8b":
                 self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
             elif head[0] & 0x0F == 8 and int.from_bytes(head[:2], "big") % 31 == 0:
                 self._decoder = zlib.decompressobj()
             chunk = head
-        if self._decoder is None:
-            return chunk
-        return bytes(self._decoder.decompress(chunk))
+        decoder = self._decoder
+        if decoder is None:
+            if chunk:
+                yield chunk
+            return
+        while chunk:
+            piece = decoder.decompress(chunk, _PIECE)
+            if piece:
+                yield bytes(piece)
+            chunk = decoder.unconsumed_tail
 
     def flush(self) -> bytes:
         if self._decoder is not None:
@@ -177,9 +189,7 @@ class _InflatingResponse:
         inflate = _Inflater()
         try:
             for chunk in self._response.iter_bytes():
-                out = inflate.feed(chunk)
-                if out:
-                    yield out
+                yield from inflate.feed(chunk)
             tail = inflate.flush()
         except zlib.error as exc:
             self._response.close()

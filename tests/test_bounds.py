@@ -1,0 +1,184 @@
+"""Size bounds: SSE messages, unary bodies, decompressed bodies (gzip bombs), measured in RSS.
+
+A 2.1 MB gzip body that inflates to 2 GiB is sent to a stream, to compact and to models; each
+ends in ResponseTooLarge, and the client process's peak RSS (measured in a subprocess, so the
+server's own memory is not counted) rises by far less than the bomb's size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+from functools import cache
+from pathlib import Path
+
+import pytest
+from hostile import RawRequest, RawServer, head
+
+from codexapi import (
+    Client,
+    NoAuth,
+    Provider,
+    ResponsesRequest,
+    ResponseTooLarge,
+    RetryPolicy,
+    StreamError,
+)
+from codexapi.sse import Decoder
+from codexapi.testing.transport import _Inflater
+from codexapi.transport import CHUNK_SIZE
+
+pytestmark = pytest.mark.timeout(60)
+
+MIB = 1 << 20
+#: A peak RSS increase that still counts as "held near the bound" for the default bounds
+#: (32 MiB messages, 64 MiB unary bodies, 256 MiB inflated), against a 2 GiB bomb.
+RSS_BUDGET_MB = 300
+
+
+@cache
+def bomb(mib: int = 2048, fill: bytes = b"\0") -> bytes:
+    """A gzip member inflating to ``mib`` MiB of ``fill``: one compressed MiB block, repeated
+    (a full flush resets the compressor, so every block compresses to the same bytes)."""
+    block = fill * MIB
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    first = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+    repeat = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+    tail = c.flush()[:-8]
+    crc = 0
+    for _ in range(mib):
+        crc = zlib.crc32(block, crc)
+    return first + repeat * (mib - 1) + tail + struct.pack("<II", crc, (mib * MIB) & 0xFFFFFFFF)
+
+
+def bomb_handler(content_type: str, body: bytes):  # type: ignore[no-untyped-def]
+    def handle(conn: socket.socket, request: RawRequest) -> None:
+        conn.sendall(head("200 OK", Content_Type=content_type, Content_Encoding="gzip",
+                          Content_Length=str(len(body))))
+        conn.sendall(body)
+    return handle
+
+
+PROBE = r"""
+import json, sys
+import codexapi
+from codexapi import Client, NoAuth, Provider, ResponsesRequest, RetryPolicy
+provider = Provider(base_url=sys.argv[1], retry=RetryPolicy.never())
+client = Client(provider, auth=NoAuth(), load_entrypoints=False)
+req = ResponsesRequest(model="m", input="hi")
+def status(field):
+    # Linux: VmRSS is the resident size now, VmHWM its peak so far (kB).
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+before = status("VmRSS")
+error = None
+try:
+    if sys.argv[2] == "stream":
+        client.stream(req).collect()
+    elif sys.argv[2] == "compact":
+        client.compact(req)
+    else:
+        client.list_models("1.0")
+except codexapi.CodexApiError as exc:
+    error = [type(exc).__name__, getattr(exc, "setting", None)]
+after = status("VmHWM")
+print(json.dumps({"error": error, "rise_mb": (after - before) / 1024, "peak_mb": after / 1024}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize(("endpoint", "content_type", "setting"), [
+    ("stream", "text/event-stream", "max_message_bytes"),
+    ("compact", "application/json", "max_body_bytes"),
+    ("models", "application/json", "max_body_bytes"),
+])
+def test_a_2_gib_gzip_bomb_holds_memory_near_the_bound(endpoint: str, content_type: str,
+                                                        setting: str) -> None:
+    body = bomb(fill=b"a")
+    assert len(body) < 2.2e6
+    with RawServer(bomb_handler(content_type, body)) as srv:
+        proc = subprocess.run([sys.executable, "-c", PROBE, srv.base_url, endpoint],
+                              capture_output=True, text=True, timeout=50,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    print(f"bomb 2.1 MB -> 2 GiB on {endpoint}: {result}")
+    assert result["error"] == ["ResponseTooLarge", setting]
+    assert result["rise_mb"] < RSS_BUDGET_MB
+
+
+def test_a_compressed_stream_is_bounded_by_its_decompressed_size() -> None:
+    event = b'data: {"type":"response.output_text.delta","delta":"abc"}\n\n'
+    raw = event * (4 * MIB // len(event))
+    with RawServer(bomb_handler("text/event-stream", zlib.compress(raw, wbits=31))) as srv:
+        provider = Provider(base_url=srv.base_url, retry=RetryPolicy.never(),
+                            max_decompressed_bytes=MIB)
+        with (Client(provider, auth=NoAuth(), load_entrypoints=False) as client,
+              pytest.raises(ResponseTooLarge) as info):
+                client.stream(ResponsesRequest(model="m", input="hi")).collect()
+    assert info.value.setting == "max_decompressed_bytes" and info.value.limit == MIB
+    assert "Provider.max_decompressed_bytes" in str(info.value)
+    assert not info.value.retryable
+
+
+def test_unary_bodies_are_bounded_even_uncompressed() -> None:
+    body = json.dumps({"output": [{"type": "message", "content": "x" * 200_000}]}).encode()
+
+    def handle(conn: socket.socket, request: RawRequest) -> None:
+        conn.sendall(head(Content_Type="application/json", Content_Length=str(len(body))) + body)
+
+    with RawServer(handle) as srv:
+        provider = Provider(base_url=srv.base_url, retry=RetryPolicy.never(),
+                            max_body_bytes=100_000)
+        with Client(provider, auth=NoAuth(), load_entrypoints=False) as client:
+            with pytest.raises(ResponseTooLarge, match="max_body_bytes"):
+                client.compact(ResponsesRequest(model="m", input="hi"))
+            big = Provider(base_url=srv.base_url, retry=RetryPolicy.never())
+            with Client(big, auth=NoAuth(), load_entrypoints=False) as ok:
+                assert len(ok.compact(ResponsesRequest(model="m", input="hi"))) == 1
+    assert len(srv.requests) == 2  # a too-large body is not retried
+
+
+def test_one_endless_sse_line_is_bounded() -> None:
+    dec = Decoder(max_message=10_000)
+    dec.feed(b"data: {}\n\n")
+    with pytest.raises(ResponseTooLarge, match="max_message_bytes") as info:
+        for _ in range(1000):
+            dec.feed(b"data: " + b"x" * 100)
+    assert isinstance(info.value, StreamError) and info.value.limit == 10_000
+    # A complete message over the bound, arriving whole, is refused too.
+    with pytest.raises(ResponseTooLarge):
+        Decoder(max_message=100).feed(b"data: " + b"z" * 200 + b"\n\n")
+    # Below the bound a large message passes whole, however it was split.
+    dec = Decoder(max_message=10_000)
+    parts = [b"data: ", b"y" * 5000, b"y" * 4000, b"\n\n"]
+    assert [m.data for p in parts for m in dec.feed(p)] == ["y" * 9000]
+
+
+def test_a_retry_field_of_5000_digits_is_ignored() -> None:
+    dec = Decoder()
+    out = dec.feed(b"retry: " + b"9" * 5000 + b"\ndata: a\n\nretry: 1500\ndata: b\n\n")
+    assert [(m.data, m.retry) for m in out] == [("a", None), ("b", 1500)]
+
+
+def test_the_inflater_never_inflates_a_chunk_in_one_piece() -> None:
+    # The path for http.client responses (cassette replays): pieces of at most CHUNK_SIZE.
+    data = bomb(64)
+    inflater = _Inflater()
+    total = 0
+    for i in range(0, len(data), 256 * 1024):
+        for piece in inflater.feed(data[i:i + 256 * 1024]):
+            assert len(piece) <= CHUNK_SIZE
+            total += len(piece)
+    total += len(inflater.flush())
+    assert total == 64 * MIB
+
+
+def test_bounds_are_validated() -> None:
+    with pytest.raises(ValueError, match="max_message_bytes"):
+        Provider(max_message_bytes=0)

@@ -1,0 +1,188 @@
+"""Lossless streams: a drop at every event position of a turn, on the embedded server.
+
+- ``background=True``: the dropped stream resumes with ``GET responses/{id}?stream=true&
+  starting_after=N`` from the last sequence number the caller received. Whatever the position,
+  the joined text is the whole text and every sequence number arrives exactly once.
+- Otherwise a turn that fails before any event reached the caller is re-sent (up to
+  ``Provider.stream_max_retries``); once an event reached it, nothing is re-sent: a StreamError,
+  and the text so far is a prefix of the answer, never repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from codexapi import (
+    CodexApiError,
+    Completed,
+    Event,
+    OutputItemDone,
+    OutputTextDelta,
+    Provider,
+    ResponsesClient,
+    RetryPolicy,
+    StreamError,
+    Urllib3Transport,
+)
+from codexapi.server import EmbeddedServer
+from codexapi.server.faults import FAULT_HEADER, FAULT_ID_HEADER
+from codexapi.sse import Decoder
+from codexapi.transport import HttpRequest, HttpResponse
+
+pytestmark = pytest.mark.timeout(120)
+
+PROMPT = "lossless streams are the point"
+EXPECTED = f"You said: {PROMPT}"
+
+
+class _Teed:
+    """A response whose body bytes are also kept, to see what the client really received."""
+
+    def __init__(self, inner: HttpResponse, sink: list[bytes]) -> None:
+        self._inner = inner
+        self._sink = sink
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        for chunk in self._inner.iter_bytes():
+            self._sink.append(chunk)
+            yield chunk
+
+
+class TeeTransport:
+    def __init__(self) -> None:
+        self.inner = Urllib3Transport()
+        self.sent: list[tuple[HttpRequest, list[bytes]]] = []
+
+    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
+        sink: list[bytes] = []
+        self.sent.append((request, sink))
+        return _Teed(self.inner.send(request, stream), sink)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def sequence_numbers(self) -> list[int]:
+        """The sequence numbers of every whole event received, over all responses."""
+        out = []
+        for _, chunks in self.sent:
+            dec = Decoder()
+            for chunk in chunks:
+                out.extend(json.loads(m.data)["sequence_number"] for m in dec.feed(chunk))
+        return out
+
+
+def body(background: bool) -> dict[str, Any]:
+    return {"model": "m", "input": [{"type": "message", "role": "user", "content": PROMPT}],
+            "stream": True, "store": background, "background": background}
+
+
+def turn(server: EmbeddedServer, plan: str | None, background: bool,
+         stream_max_retries: int = 5
+         ) -> tuple[list[Event], CodexApiError | None, TeeTransport]:
+    tee = TeeTransport()
+    provider = Provider(base_url=server.base_url, retry=RetryPolicy(max_attempts=3,
+                        base_delay=0.0), stream_idle_timeout=10.0,
+                        stream_max_retries=stream_max_retries)
+    client = ResponsesClient(tee, provider)  # type: ignore[arg-type]
+    headers: Mapping[str, str] = {FAULT_ID_HEADER: uuid.uuid4().hex}
+    if plan:
+        headers = {**headers, FAULT_HEADER: plan}
+    events: list[Event] = []
+    error = None
+    try:
+        with client.stream(body(background), headers) as stream:
+            events.extend(stream)
+    except CodexApiError as exc:
+        error = exc
+    return events, error, tee
+
+
+def text(events: list[Event]) -> str:
+    return "".join(e.delta for e in events if isinstance(e, OutputTextDelta))
+
+
+@pytest.fixture(scope="module")
+def positions() -> Iterator[tuple[EmbeddedServer, int, int]]:
+    with EmbeddedServer() as server:
+        events, error, tee = turn(server, None, background=True)
+        assert error is None and text(events) == EXPECTED
+        background_events = len(tee.sequence_numbers())
+        events, error, tee = turn(server, None, background=False)
+        assert error is None
+        yield server, background_events, len(tee.sequence_numbers())
+
+
+def test_a_background_stream_dropped_at_every_position_loses_and_repeats_nothing(
+        positions: tuple[EmbeddedServer, int, int]) -> None:
+    server, total, _ = positions
+    lost = repeated = 0
+    for k in range(total):
+        events, error, tee = turn(server, f"dropx1@{k}", background=True)
+        seqs = tee.sequence_numbers()
+        assert error is None, (k, error)
+        lost += text(events) != EXPECTED
+        repeated += len(seqs) - len(set(seqs))
+        assert seqs == list(range(total)), (k, seqs)
+        assert sum(isinstance(e, Completed) for e in events) == 1
+        assert sum(isinstance(e, OutputItemDone) for e in events) == 1
+        methods = [request.method for request, _ in tee.sent]
+        if k == 0:
+            assert methods == ["POST", "POST"]  # nothing known yet: re-sent
+        else:
+            assert methods == ["POST", "GET"], (k, methods)
+            resume = tee.sent[1][0].url
+            assert f"stream=true&starting_after={k - 1}" in resume
+    print(f"background drops: {total} positions, text lost {lost}, events repeated {repeated}",
+          file=sys.stderr)
+    assert lost == 0 and repeated == 0
+
+
+def test_a_dropped_turn_is_re_sent_only_before_any_event_reached_the_caller(
+        positions: tuple[EmbeddedServer, int, int]) -> None:
+    server, _, total = positions
+    for k in range(total):
+        events, error, tee = turn(server, f"dropx1@{k}", background=False)
+        assert EXPECTED.startswith(text(events)), k
+        visible = [e for e in events if not isinstance(e, OutputTextDelta)]
+        assert len(visible) == len(set(map(repr, visible))), k  # nothing twice
+        if k == 0:
+            assert error is None and text(events) == EXPECTED and len(tee.sent) == 2
+        else:
+            assert isinstance(error, StreamError) and len(tee.sent) == 1, k
+
+
+@pytest.mark.parametrize("plan", ["failedx1:server_error@0", "failedx2:server_is_overloaded@0",
+                                  "dropx3@0"])
+def test_failures_before_the_first_event_are_re_sent(
+        positions: tuple[EmbeddedServer, int, int], plan: str) -> None:
+    server = positions[0]
+    events, error, tee = turn(server, plan, background=False)
+    assert error is None and text(events) == EXPECTED
+    assert len(tee.sent) == int(plan.split("x")[1][0]) + 1
+
+
+def test_re_sends_stop_at_stream_max_retries(positions: tuple[EmbeddedServer, int, int]
+                                             ) -> None:
+    server = positions[0]
+    _events, error, tee = turn(server, "drop@0", background=False, stream_max_retries=2)
+    assert isinstance(error, StreamError) and len(tee.sent) == 3
+    _events, error, tee = turn(server, "drop@0", background=False, stream_max_retries=0)
+    assert isinstance(error, StreamError) and len(tee.sent) == 1
+
+
+def test_a_failure_that_cannot_succeed_is_never_re_sent(
+        positions: tuple[EmbeddedServer, int, int]) -> None:
+    server = positions[0]
+    for plan in ("failed:context_length_exceeded@0", "failed:insufficient_quota@0",
+                 "malformed@0"):
+        _events, error, tee = turn(server, plan, background=False)
+        assert error is not None and not error.retryable and len(tee.sent) == 1, plan
