@@ -98,7 +98,7 @@ def decode(s: Settings, chat: bool, per_event: bool = False) -> Case:
     body = bodies.chat_body(s.deltas) if chat else bodies.responses_body(s.deltas)
     # A model that writes slower than the client reads arrives one event per read.
     chunks = bodies.per_event(body) if per_event else bodies.chunked(body)
-    cx = clients.codexapi_client("http://memory/v1", chat, clients.MemoryTransport(chunks))
+    cx = clients.codexapi_client("http://memory/v1", chat, clients.memory_transport(chunks))
     oa = clients.openai_client("http://memory/v1", chunks)
     try:
         count(clients.codexapi_stream(cx))

@@ -58,9 +58,9 @@ def otel_overhead(s: Settings, server: BenchServer) -> Case:
     wire = _pair(server.url(f"r{s.deltas}"), plugin)
     # Short runs from memory, many times: the fastest of many short runs is what the code
     # costs, even on a loaded machine where one long run rarely goes uninterrupted.
-    memory = _pair("http://memory/v1", plugin, clients.MemoryTransport(
+    memory = _pair("http://memory/v1", plugin, clients.memory_transport(
         bodies.chunked(bodies.responses_body(2_000))))
-    short = _pair("http://memory/v1", plugin, clients.MemoryTransport(
+    short = _pair("http://memory/v1", plugin, clients.memory_transport(
         bodies.chunked(bodies.responses_body(3))))
 
     def one(client: Any) -> Any:

@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from . import events
+from . import events, items
 from ._version import __version__
+from .auth import AzureKeyAuth, BearerAuth, CodexAuthFile, NoAuth
 from .client import (
     ChatClient,
     Client,
@@ -21,7 +21,6 @@ from .client import (
     ModelsClient,
     ResponsesClient,
 )
-from .config import load_providers
 from .errors import (
     ApiError,
     AuthError,
@@ -31,12 +30,14 @@ from .errors import (
     ContextWindowExceeded,
     IdleTimeout,
     InvalidRequest,
+    OutputParseError,
     PluginError,
     QuotaExceeded,
     RateLimitError,
     ReadTimeout,
     ServerOverloaded,
     StreamError,
+    ToolArgumentsError,
     TransportError,
     UnsupportedEndpointError,
     UsageNotIncluded,
@@ -57,34 +58,31 @@ from .events import (
     TokenUsage,
 )
 from .hookspecs import hookimpl
-from .models import (
+from .items import (
+    Compaction,
+    CustomToolCall,
+    CustomToolCallOutput,
     FunctionCall,
     FunctionCallOutput,
+    ImageGenerationCall,
+    LocalShellCall,
     Message,
-    Provider,
     Reasoning,
+    WebSearchCall,
+)
+from .models import (
+    Provider,
     ReasoningConfig,
     ResponsesRequest,
     RetryPolicy,
     TextControls,
     WireApi,
+    load_providers,
 )
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
+from .structured import json_schema
 from .transport import HttpRequest, Transport, Urllib3Transport
-
-_AUTH_NAMES = ("AzureKeyAuth", "BearerAuth", "CodexAuthFile", "NoAuth")
-
-
-def __getattr__(name: str) -> Any:
-    # The auth classes live in their plugin; loaded on first use so that first-party plugins
-    # can import ``codexapi.hookimpl`` exactly like third-party ones, without an import cycle.
-    if name in _AUTH_NAMES:
-        from codexapi_plugins import auth
-
-        return getattr(auth, name)
-    raise AttributeError(f"module 'codexapi' has no attribute {name!r}")
-
 
 # A library logs, the application decides where it goes.
 logging.getLogger("codexapi").addHandler(logging.NullHandler())
@@ -99,18 +97,23 @@ __all__ = [
     "CodexApiError",
     "CodexAuthFile",
     "CompactClient",
+    "Compaction",
     "Completed",
     "ConfigError",
     "ConnectTimeout",
     "ContextWindowExceeded",
     "Created",
+    "CustomToolCall",
+    "CustomToolCallOutput",
     "Event",
     "FunctionCall",
     "FunctionCallOutput",
     "HttpRequest",
     "IdleTimeout",
+    "ImageGenerationCall",
     "InvalidRequest",
     "Item",
+    "LocalShellCall",
     "Message",
     "ModelInfo",
     "ModelList",
@@ -118,6 +121,7 @@ __all__ = [
     "NoAuth",
     "OutputItemAdded",
     "OutputItemDone",
+    "OutputParseError",
     "OutputTextDelta",
     "PluginError",
     "Provider",
@@ -141,14 +145,18 @@ __all__ = [
     "StreamResult",
     "TextControls",
     "TokenUsage",
+    "ToolArgumentsError",
     "Transport",
     "TransportError",
     "UnsupportedEndpointError",
     "Urllib3Transport",
     "UsageNotIncluded",
+    "WebSearchCall",
     "WireApi",
     "__version__",
     "events",
     "hookimpl",
+    "items",
+    "json_schema",
     "load_providers",
 ]

@@ -26,7 +26,6 @@ from codexapi.events import (
     Completed,
     Created,
     Event,
-    Item,
     OutputItemAdded,
     OutputItemDone,
     ReasoningContentDelta,
@@ -35,6 +34,7 @@ from codexapi.events import (
     TokenUsage,
     new_output_text_delta,
 )
+from codexapi.items import item_from_json
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.ratelimits import parse_retry_after
@@ -261,11 +261,15 @@ class ResponsesDecoder:
 
     def _item_added(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
-        return [OutputItemAdded(Item(item))] if isinstance(item, dict) and "type" in item else []
+        if isinstance(item, dict) and "type" in item:
+            return [OutputItemAdded(item_from_json(item))]
+        return []
 
     def _item_done(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
-        return [OutputItemDone(Item(item))] if isinstance(item, dict) and "type" in item else []
+        if isinstance(item, dict) and "type" in item:
+            return [OutputItemDone(item_from_json(item))]
+        return []
 
     def _summary_delta(self, obj: dict[str, Any]) -> list[Event]:
         delta, index = obj.get("delta"), obj.get("summary_index")
