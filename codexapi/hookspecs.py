@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .auth import Auth
+    from .auth import Auth, FlowAuth
     from .models import Provider
     from .stream import StreamResult
     from .transport import HttpRequest, HttpResponse
@@ -35,12 +35,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec(firstresult=True)
-def codexapi_auth(provider: Provider) -> Auth | None:
+def codexapi_auth(provider: Provider) -> Auth | FlowAuth | None:
     """Called once per Client when the caller passed no ``auth=``.
 
-    Return an Auth (``headers() -> dict``, ``refresh() -> bool``) for ``provider``, or None to
-    let the next plugin decide. firstresult. The built-in (``codexapi_plugins.auth``) falls back
-    to ``OPENAI_API_KEY`` / ``AZURE_OPENAI_API_KEY``, then Codex's ``auth.json``, then NoAuth.
+    Return an auth for ``provider`` (``headers() -> dict`` and ``refresh() -> bool``, or
+    ``auth_flow(request)``; see :mod:`codexapi.auth`), or None to let the next plugin decide.
+    firstresult. The built-in (``codexapi_plugins.auth``) falls back to ``OPENAI_API_KEY`` /
+    ``AZURE_OPENAI_API_KEY``, then Codex's ``auth.json``, then NoAuth.
     """
 
 

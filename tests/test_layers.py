@@ -17,7 +17,7 @@ def test_import_linter_contracts_are_kept() -> None:
          " sys.argv = ['lint-imports', 'setup.cfg']; lint_imports_command()"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "Contracts: 4 kept, 0 broken." in run.stdout
+    assert "Contracts: 4 kept, 0 broken." in run.stdout, run.stdout
 
 
 def test_codexapi_exposes_the_auth_classes_without_importing_a_plugin() -> None:
