@@ -19,11 +19,12 @@ import attrs
 from .auth import Auth, check_auth
 from .dispatch import Dispatcher, call_first
 from .errors import StreamError
-from .events import Event, Item, RateLimits
+from .events import Item
 from .jsonutil import loads
 from .models import Provider, ResponsesRequest
 from .plugins import make_plugin_manager
-from .ratelimits import snapshot_if_any
+from .response_headers import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER, header_events
+from .session import SessionContext
 from .stream import ResponseStream
 from .transport import HttpResponse, Transport, Urllib3Transport
 
@@ -120,7 +121,8 @@ class _Endpoints:
     _dispatcher: Dispatcher
 
     def _open_stream(self, body: Mapping[str, Any], headers: Mapping[str, str],
-                     timeout: Timeout = None) -> ResponseStream:
+                     timeout: Timeout = None, session: SessionContext | None = None
+                     ) -> ResponseStream:
         dispatcher = self._dispatcher
         provider = dispatcher.provider
         idle = provider.stream_idle_timeout
@@ -140,17 +142,21 @@ class _Endpoints:
         except BaseException:
             response.close()
             raise
-        prelude: list[Event] = []
-        snapshot = snapshot_if_any(response.headers)
-        if snapshot is not None:
-            prelude.append(RateLimits(snapshot))
-        return ResponseStream(response, decoder, prelude)
+        if session is not None:
+            session.turn_state.capture(response.headers.get(TURN_STATE_HEADER))
+        faster = response.headers.get(SAFETY_FASTER_MODEL_HEADER)
+        if faster and hasattr(decoder, "faster_model"):
+            decoder.faster_model = faster
+        return ResponseStream(response, decoder, header_events(response.headers))
 
-    def _compact(self, body: Mapping[str, Any], timeout: Timeout = None) -> list[Item]:
+    def _compact(self, body: Mapping[str, Any], timeout: Timeout = None,
+                 session: SessionContext | None = None) -> list[Item]:
         provider = self._dispatcher.provider
         response = self._dispatcher.send(
-            "POST", "compact", body,
+            "POST", "compact", body, session.headers() if session is not None else None,
             timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout))
+        if session is not None:
+            session.turn_state.capture(response.headers.get(TURN_STATE_HEADER))
         raw = response.read()
         try:
             data = loads(raw)
@@ -206,8 +212,12 @@ class Client(_Endpoints):
         subagent: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: Timeout = None,
+        session: SessionContext | None = None,
     ) -> ResponseStream:
         """Send one turn; return its events as a :class:`ResponseStream`.
+
+        ``session`` (a :class:`SessionContext`) adds the Codex session headers, and the
+        turn state the server hands out is kept in it and sent on its next requests.
 
         Raises ApiError / TransportError (after retries) before returning; errors inside the
         stream are raised while iterating. ``timeout`` (seconds, or ``(connect, read)``)
@@ -215,15 +225,18 @@ class Client(_Endpoints):
         provider's ``stream_idle_timeout`` applies, between reads, never to the whole stream.
         """
         body = self._dispatcher.body("stream", request)
-        extra = dict(headers or {})
+        extra = session.headers() if session is not None else {}
+        extra.update(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
-        return self._open_stream(body, extra, timeout)
+        return self._open_stream(body, extra, timeout, session)
 
-    def compact(self, request: ResponsesRequest, timeout: Timeout = None) -> list[Item]:
+    def compact(self, request: ResponsesRequest, timeout: Timeout = None,
+                session: SessionContext | None = None) -> list[Item]:
         """``POST responses/compact``: the compacted history as output items. ``timeout``
-        (seconds, or ``(connect, read)``) overrides the provider's for this call."""
+        (seconds, or ``(connect, read)``) overrides the provider's for this call;
+        ``session`` as for :meth:`stream`."""
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
-        return self._compact(self._dispatcher.body("compact", request), timeout)
+        return self._compact(self._dispatcher.body("compact", request), timeout, session)
 
     def list_models(self, client_version: str, timeout: Timeout = None) -> ModelList:
         """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache).

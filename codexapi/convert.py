@@ -27,6 +27,7 @@ from .events import (
     TokenUsage,
 )
 from .models import (
+    CompactionTrigger,
     FunctionCall,
     FunctionCallOutput,
     InputItem,
@@ -87,24 +88,32 @@ def _message_parts(role: str, content: str | list[Any]) -> list[Any]:
 
 
 def _unstructure_message(m: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "message", "role": m.role,
-                           "content": _message_parts(m.role, m.content)}
+    out: dict[str, Any] = {"type": "message"}
+    if m.status is not None:
+        out["status"] = m.status
     if m.id is not None:
         out["id"] = m.id
+    out["role"] = m.role
+    out["content"] = _message_parts(m.role, m.content)
     return out
 
 
 def _unstructure_function_call(c: FunctionCall) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "function_call", "name": c.name, "arguments": c.arguments,
-                           "call_id": c.call_id}
+    out: dict[str, Any] = {"type": "function_call"}
+    if c.status is not None:
+        out["status"] = c.status
     if c.id is not None:
         out["id"] = c.id
+    out.update(name=c.name, arguments=c.arguments, call_id=c.call_id)
     return out
 
 
 def _unstructure_function_call_output(o: FunctionCallOutput) -> dict[str, Any]:
-    return {"type": "function_call_output", "call_id": o.call_id,
-            "output": _unstructure(o.output)}
+    out: dict[str, Any] = {"type": "function_call_output"}
+    if o.id is not None:
+        out["id"] = o.id
+    out.update(call_id=o.call_id, output=_unstructure(o.output))
+    return out
 
 
 def _summary_part(part: Any) -> Any:
@@ -112,15 +121,16 @@ def _summary_part(part: Any) -> Any:
 
 
 def _unstructure_reasoning(r: Reasoning) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "reasoning", "summary": [_summary_part(p) for p in r.summary]}
+    out: dict[str, Any] = {"type": "reasoning"}
+    if r.id:
+        out["id"] = r.id
+    out["summary"] = [_summary_part(p) for p in r.summary]
     if r.content is not None:
         out["content"] = [
             {"type": "reasoning_text", "text": p} if isinstance(p, str) else p for p in r.content
         ]
-    if r.encrypted_content is not None:
-        out["encrypted_content"] = r.encrypted_content
-    if r.id:
-        out["id"] = r.id
+    # Sent as null when absent: the CLI does, and the server reads a missing key the same.
+    out["encrypted_content"] = r.encrypted_content
     return out
 
 
@@ -129,6 +139,7 @@ _HOOKS: dict[type, Callable[[Any], Any]] = {
     FunctionCall: _unstructure_function_call,
     FunctionCallOutput: _unstructure_function_call_output,
     Reasoning: _unstructure_reasoning,
+    CompactionTrigger: lambda _: {"type": "compaction_trigger"},
     ReasoningConfig: _omit_none,
     TextControls: _omit_none,
     Item: lambda item: dict(item.raw),

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pluggy
 
+from . import failures
 from .auth import Auth
 from .errors import (
     ApiError,
@@ -255,11 +256,11 @@ class Dispatcher:
             error.message = f"{error.message} (gave up after {attempts} attempts)"
         return error
 
-    def _status_error(self, response: HttpResponse, request: HttpRequest) -> ApiError:
+    def _status_error(self, response: HttpResponse, request: HttpRequest) -> CodexApiError:
         status = response.status
         # Kept on the error for callers (Retry-After, rate limits); cookies are not theirs.
         headers = {k.lower(): v for k, v in redact_headers(response.headers).items()}
-        request_id = headers.get("x-request-id") or headers.get("x-oai-request-id")
+        request_id = failures.request_id(headers)
         url = redact_url(request.url)
         if 300 <= status < 400:
             response.close()
@@ -279,8 +280,9 @@ class Dispatcher:
         text = scrub_text(raw.decode("utf-8", "replace"), [*secrets, *(
             s.split(" ", 1)[-1] for s in secrets)])
         message, code = error_message(status, text, headers.get("content-type", ""))
-        return ApiError(status, message, text, request_id=request_id, url=url, code=code,
-                        retry_after=retry_after_seconds(headers), headers=headers)
+        return failures.http_error(ApiError(
+            status, message, text, request_id=request_id, url=url, code=code,
+            retry_after=retry_after_seconds(headers), headers=headers))
 
 
 def _read_limited(response: HttpResponse) -> bytes:

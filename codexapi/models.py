@@ -195,6 +195,8 @@ class Message:
     role: str
     content: str | list[Any] = attrs.field(converter=_content)
     id: str | None = None
+    #: ``"completed"`` on an assistant message replayed from an earlier turn; None omits it.
+    status: str | None = None
     type: str = attrs.field(default="message", init=False)
 
 
@@ -206,6 +208,8 @@ class FunctionCall:
     arguments: str
     call_id: str
     id: str | None = None
+    #: ``"completed"`` when the call is replayed from an earlier turn; None omits it.
+    status: str | None = None
     type: str = attrs.field(default="function_call", init=False)
 
 
@@ -215,12 +219,16 @@ class FunctionCallOutput:
 
     call_id: str
     output: str | list[Any] = attrs.field(converter=_content)
+    id: str | None = None
     type: str = attrs.field(default="function_call_output", init=False)
 
 
 @attrs.frozen
 class Reasoning:
-    """A reasoning item, replayed as input (summary, optional raw content, encrypted blob)."""
+    """A reasoning item, replayed as input (summary, optional raw content, encrypted blob).
+
+    ``encrypted_content`` is always sent, ``null`` included, as the Codex CLI sends it.
+    """
 
     summary: list[Any] = attrs.field(factory=list, converter=list)
     content: list[Any] | None = None
@@ -229,7 +237,16 @@ class Reasoning:
     type: str = attrs.field(default="reasoning", init=False)
 
 
-InputItem = Message | FunctionCall | FunctionCallOutput | Reasoning | Mapping[str, Any]
+@attrs.frozen
+class CompactionTrigger:
+    """The last input item of a remote compaction v2 request: ``{"type": "compaction_trigger"}``
+    asks the server to answer with one ``compaction`` output item."""
+
+    type: str = attrs.field(default="compaction_trigger", init=False)
+
+
+InputItem = (Message | FunctionCall | FunctionCallOutput | Reasoning | CompactionTrigger
+             | Mapping[str, Any])
 
 
 @attrs.frozen
@@ -263,14 +280,30 @@ def _input(value: str | Sequence[InputItem]) -> list[InputItem]:
     return list(value)
 
 
+def _tools(value: Sequence[Mapping[str, Any]] | None) -> list[Mapping[str, Any]] | None:
+    return None if value is None else list(value)
+
+
+def _opt_map(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
+
+
 @attrs.frozen
 class ResponsesRequest:
-    """One model turn, independent of the wire it is sent on."""
+    """One model turn, independent of the wire it is sent on.
+
+    Empty ``instructions`` are not sent (the Codex CLI puts its base instructions in a
+    ``developer`` input message instead). ``tools=None`` (the default) sends no ``tools`` key;
+    a list is sent as given, an empty one as ``[]`` (what the CLI sends on an inline
+    compaction). The optional fields after ``text`` are each omitted when None;
+    ``extra_body`` is merged into the wire's body last, for fields this library does not
+    model yet.
+    """
 
     model: str
     instructions: str = ""
     input: list[InputItem] = attrs.field(factory=list, converter=_input)
-    tools: list[Mapping[str, Any]] = attrs.field(factory=list, converter=list)
+    tools: list[Mapping[str, Any]] | None = attrs.field(default=None, converter=_tools)
     tool_choice: str = "auto"
     parallel_tool_calls: bool = False
     reasoning: ReasoningConfig | Mapping[str, Any] | None = None
@@ -279,10 +312,31 @@ class ResponsesRequest:
     include: list[str] = attrs.field(factory=list, converter=list)
     prompt_cache_key: str | None = None
     text: TextControls | Mapping[str, Any] | None = None
+    #: Continue from a stored response (Responses wire only; refused on Chat).
+    previous_response_id: str | None = None
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    #: ``"auto"``, ``"default"``, ``"flex"``, ``"priority"``…
+    service_tier: str | None = None
+    #: OpenAI's stored-response metadata (string values).
+    metadata: Mapping[str, str] | None = attrs.field(default=None, converter=_opt_map)
+    #: Codex's per-request metadata (``x-codex-turn-metadata``, window and turn ids…).
+    client_metadata: Mapping[str, str] | None = attrs.field(default=None, converter=_opt_map)
+    background: bool | None = None
+    #: ``"auto"`` or ``"disabled"``.
+    truncation: str | None = None
+    safety_identifier: str | None = None
+    extra_body: Mapping[str, Any] | None = attrs.field(default=None, converter=_opt_map)
+
+    def new(self, **changes: Any) -> ResponsesRequest:
+        """A copy with ``changes`` applied."""
+        return attrs.evolve(self, **changes)
 
 
 __all__ = [
     "RETRY_AFTER_STATUS_CODES",
+    "CompactionTrigger",
     "FunctionCall",
     "FunctionCallOutput",
     "InputItem",

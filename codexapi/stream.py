@@ -71,7 +71,7 @@ class ResponseStream:
     @property
     def request_id(self) -> str | None:
         h = self.response.headers
-        return h.get("x-request-id") or h.get("x-oai-request-id")
+        return h.get("x-request-id") or h.get("x-oai-request-id") or h.get("cf-ray")
 
     def __iter__(self) -> Iterator[Event]:
         # The generator itself, so a ``for`` loop runs without a Python-level __next__ call per
@@ -99,8 +99,11 @@ class ResponseStream:
                             events = feed_data(datas)
                             if events:
                                 yield from events
-                                if decoder.done:
-                                    return
+                            if decoder.done:
+                                # A terminal failure raises here, not at a close the
+                                # server may never send.
+                                yield from decoder.close()
+                                return
                 else:
                     sse_feed = sse.feed
                     for chunk in self.response.iter_bytes():
@@ -108,8 +111,9 @@ class ResponseStream:
                             events = feed(message)
                             if events:
                                 yield from events
-                                if decoder.done:
-                                    return
+                            if decoder.done:
+                                yield from decoder.close()
+                                return
             except TransportError as exc:
                 # Events may already be with the caller: re-sending would duplicate them, so a
                 # lost connection here is a stream failure, never a retried transport error.
@@ -118,7 +122,7 @@ class ResponseStream:
             for message in sse.close():
                 yield from feed(message)
                 if decoder.done:
-                    return
+                    break
             yield from decoder.close()
         finally:
             self._release()

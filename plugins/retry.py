@@ -24,16 +24,16 @@ from collections.abc import Callable, Mapping
 from codexapi import hookimpl
 from codexapi.errors import (
     ApiError,
+    CodexApiError,
     IdleTimeout,
     RateLimitError,
     ServerOverloaded,
     StreamError,
     TransportError,
 )
+from codexapi.failures import parse_retry_after
 from codexapi.models import Provider, RetryPolicy
 from codexapi.ratelimits import retry_after_seconds
-
-from .wire_responses import parse_retry_after
 
 #: Source of jitter in [0, 1); tests pass their own ``rand`` to :func:`backoff` instead.
 _random: Callable[[], float] = random.random
@@ -75,6 +75,9 @@ def server_delay(error: Exception, now: float | None = None) -> float | None:
 
 def is_retryable(policy: RetryPolicy, error: Exception) -> bool:
     """Whether ``policy`` allows another try after ``error``."""
+    if isinstance(error, CodexApiError) and not error.retryable:
+        # Usage limits, quotas, policy refusals...: the same request fails the same way.
+        return False
     if isinstance(error, ApiError):
         return policy.retries_status(error.status)
     if isinstance(error, TransportError | IdleTimeout):

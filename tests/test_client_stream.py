@@ -97,7 +97,7 @@ def _empty400(ex: Exchange) -> None:
 
 @route("POST", "/test/json400")
 def _json400(ex: Exchange) -> None:
-    ex.send_error(400, "Invalid value for 'model'.", "model_not_found")
+    ex.send_error(400, "Invalid value for 'model'.", "invalid_value")
 
 
 @route("POST", "/test/truncated")
@@ -196,7 +196,7 @@ def test_non_2xx_is_api_error_with_usable_message(server: EmbeddedServer, path: 
         assert err.request_id == "req_abc" and "req_abc" in str(err)
         assert "<html>" in (err.body or "")
     if path == "test/json400":
-        assert err.code == "model_not_found"
+        assert err.code == "invalid_value"
 
 
 def test_truncated_stream_is_stream_error(server: EmbeddedServer) -> None:
