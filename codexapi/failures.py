@@ -155,11 +155,7 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
     """The typed error for an HTTP error answer. ``base`` is the plain :class:`ApiError`
     already built from it (``body`` its text), ``headers`` the response headers with
     lower-case names (default ``base.headers``). Answers without a special meaning return
-    ``base`` itself.
-
-    A 503 ``server_is_overloaded`` stays retryable here, as a 5xx is for the request layer
-    (codex-client retries it before codex-api names it); only the same code in a
-    ``response.failed`` event is final."""
+    ``base`` itself."""
     status = base.status
     headers = base.headers if headers is None else headers
     data = None
@@ -176,8 +172,7 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
     info: dict[str, Any] = {"status": status, "code": code if isinstance(code, str) else None,
                             "request_id": base.request_id, "body": base.body}
     if status == 503 and code == "server_is_overloaded":
-        return ServerOverloaded(message, retryable=True, delay=base.retry_after, status=status,
-                                request_id=base.request_id)
+        return ServerOverloaded(message, status=status, request_id=base.request_id)
     if status == 503 and code == "slow_down":
         return ServerOverloaded(message, retryable=True, delay=base.retry_after,
                                 status=status, request_id=base.request_id)

@@ -308,6 +308,11 @@ class ResponsesDecoder:
         rid = response.get("id") if isinstance(response, dict) else None
         return [Created(rid if isinstance(rid, str) else None)]
 
+    def _text_delta(self, obj: dict[str, Any]) -> list[Event]:
+        # The inline fast path handles plain deltas; this one those carrying a side notice.
+        delta = obj.get("delta")
+        return [new_output_text_delta(delta)] if delta.__class__ is str else []
+
     def _item_added(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
         return [OutputItemAdded(Item(item))] if isinstance(item, dict) and "type" in item else []
@@ -424,6 +429,7 @@ def _describe_bad_event(data: str) -> str:
 
 _HANDLERS = {
     "response.created": ResponsesDecoder._created,
+    "response.output_text.delta": ResponsesDecoder._text_delta,
     "response.output_item.added": ResponsesDecoder._item_added,
     "response.output_item.done": ResponsesDecoder._item_done,
     "response.custom_tool_call_input.delta": ResponsesDecoder._tool_input_delta,
