@@ -16,6 +16,7 @@ import pluggy
 
 from . import failures
 from .auth import Auth
+from .compression import ACCEPT_ENCODING, compress
 from .errors import (
     ApiError,
     AuthError,
@@ -161,13 +162,15 @@ class Dispatcher:
         timeout: tuple[float, float],
     ) -> HttpRequest:
         # Precedence as in codex-api: provider < caller extras < Accept < auth.
-        headers: dict[str, str] = {"User-Agent": USER_AGENT}
+        headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         headers.update(self.provider.headers)
         headers.update(extra)
         if stream:
             headers["Accept"] = "text/event-stream"
         if body is not None:
             headers["Content-Type"] = "application/json"
+            if self.provider.request_compression:
+                headers["Content-Encoding"] = self.provider.request_compression
         headers.update(self._auth_headers())
         return HttpRequest(method, url, headers, body, timeout)
 
@@ -189,6 +192,8 @@ class Dispatcher:
         if query:
             url += ("&" if "?" in url else "?") + query
         payload = dumps(body) if body is not None else None
+        if payload is not None and provider.request_compression:
+            payload = compress(payload, provider.request_compression)
         if timeout is None:
             read = provider.stream_idle_timeout if stream else provider.read_timeout
             timeout = (provider.connect_timeout, read)

@@ -7,6 +7,7 @@ follow ``codex-rs/codex-api/src/error.rs``; the messages are written for people.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -196,7 +197,8 @@ class _FatalModelError(CodexApiError):
     def __init__(self, message: str | None = None, *, status: int | None = None,
                  code: str | None = None, request_id: str | None = None,
                  body: str | None = None, **info: Any) -> None:
-        super().__init__(self.default_message if message is None else message)
+        # Not super(): in an HTTP form (see _FromHttp) the next class is ApiError.
+        CodexApiError.__init__(self, self.default_message if message is None else message)
         self.status = status
         self.code = code
         self.request_id = request_id
@@ -242,6 +244,65 @@ class InvalidRequest(_FatalModelError):
 
     def __str__(self) -> str:
         return f"invalid request: {self.message}"
+
+
+class _FromHttp:
+    """Mixed into a refusal class for the HTTP answer it came as: the error is then also an
+    :class:`ApiError` (``status``, ``body``, ``request_id``, ``headers``...), never retried."""
+
+    def __init__(self, message: str | None = None, *, status: int = 0, code: str | None = None,
+                 request_id: str | None = None, body: str | None = None,
+                 url: str | None = None, headers: dict[str, str] | None = None,
+                 **info: Any) -> None:
+        _FatalModelError.__init__(self, message, status=status, code=code,  # type: ignore
+                                  request_id=request_id, body=body, **info)
+        self.url = url
+        self.headers = headers or {}
+        self.retry_after: float | None = None
+        self.attempts = 1
+        self.retryable = False
+
+
+# One HTTP form per refusal, so ``except ApiError`` still catches every error answer. (mypy:
+# ``status`` is optional on a refusal, always set on its HTTP form.)
+class _HttpContextWindowExceeded(_FromHttp, ContextWindowExceeded, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpQuotaExceeded(_FromHttp, QuotaExceeded, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpUsageNotIncluded(_FromHttp, UsageNotIncluded, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpCyberPolicy(_FromHttp, CyberPolicy, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpModelUnavailable(_FromHttp, ModelUnavailable, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpInvalidRequest(_FromHttp, InvalidRequest, ApiError):  # type: ignore[misc]
+    pass
+
+
+#: The HTTP form of each refusal class (see :class:`_FromHttp`).
+_HTTP_FORMS: dict[type[_FatalModelError], Callable[..., _FatalModelError]] = {
+    ContextWindowExceeded: _HttpContextWindowExceeded,
+    QuotaExceeded: _HttpQuotaExceeded,
+    UsageNotIncluded: _HttpUsageNotIncluded,
+    CyberPolicy: _HttpCyberPolicy,
+    ModelUnavailable: _HttpModelUnavailable,
+    InvalidRequest: _HttpInvalidRequest,
+}
+
+
+def http_form(cls: type[_FatalModelError]) -> Callable[..., _FatalModelError]:
+    """The class to raise ``cls`` as when it came as an HTTP error answer."""
+    return _HTTP_FORMS[cls]
 
 
 __all__ = [

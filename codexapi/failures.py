@@ -29,6 +29,7 @@ from .errors import (
     StreamError,
     UsageLimitReached,
     UsageNotIncluded,
+    http_form,
 )
 from .jsonutil import loads
 
@@ -185,28 +186,30 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
                 request_id=base.request_id, url=base.url, code="usage_limit_reached",
                 headers=base.headers)
         if kind == "usage_not_included" or code == "usage_not_included":
-            return UsageNotIncluded(server_message=message, **info)
+            return http_form(UsageNotIncluded)(server_message=message, **info)
         if kind == "insufficient_quota" or code in QUOTA_CODES:
-            return QuotaExceeded(server_message=message, **info)
+            return http_form(QuotaExceeded)(server_message=message, **info)
         return ApiRateLimitError(status, base.message, base.body, request_id=base.request_id,
                                  url=base.url, code=base.code, retry_after=base.retry_after,
                                  headers=base.headers)
     if status in (400, 403) and code == "misalignment_policy_violation":
-        return InvalidRequest(_nonblank(message, MISALIGNMENT_MESSAGE),
+        return http_form(InvalidRequest)(_nonblank(message, MISALIGNMENT_MESSAGE),
                               misalignment=error.get("misalignment"), **info)
     if status == 400:
         if code == "cyber_policy":
-            return CyberPolicy(_nonblank(message, CyberPolicy.default_message), **info)
+            return http_form(CyberPolicy)(_nonblank(message, CyberPolicy.default_message), **info)
         if code == "bio_policy":
-            return InvalidRequest(_nonblank(message, BIO_POLICY_MESSAGE), **info)
+            return http_form(InvalidRequest)(_nonblank(message, BIO_POLICY_MESSAGE), **info)
         if code == "invalid_prompt":
-            return InvalidRequest(_nonblank(message, "Invalid request."), **info)
+            return http_form(InvalidRequest)(_nonblank(message, "Invalid request."), **info)
         if code in ("context_length_exceeded", "context_window_exceeded"):
-            return ContextWindowExceeded(server_message=message, **info)
+            return http_form(ContextWindowExceeded)(server_message=message, **info)
     if 400 <= status < 500 and _unavailable(code, error.get("param")):
-        return ModelUnavailable(_nonblank(message, ModelUnavailable.default_message), **info)
+        return http_form(ModelUnavailable)(
+            _nonblank(message, ModelUnavailable.default_message), **info)
     if code in UNAVAILABLE_CODES:
-        return ModelUnavailable(_nonblank(message, ModelUnavailable.default_message), **info)
+        return http_form(ModelUnavailable)(
+            _nonblank(message, ModelUnavailable.default_message), **info)
     return base
 
 

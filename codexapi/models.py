@@ -138,6 +138,14 @@ class Provider:
     #: Codex ``stream_max_retries``, for callers that reconnect dropped streams themselves
     #: (codexapi never re-sends a stream that has started).
     stream_max_retries: int = 5
+    #: ``"zstd"`` sends request bodies zstd-compressed with ``Content-Encoding: zstd`` (the
+    #: crate's ``RequestCompression::Zstd``; needs ``codexapi[zstd]``). None sends them as is.
+    request_compression: str | None = attrs.field(default=None)
+
+    @request_compression.validator
+    def _check_compression(self, _: Any, value: str | None) -> None:
+        if value not in (None, "zstd"):
+            raise ConfigError(f"request_compression must be 'zstd' or None, not {value!r}")
 
     @classmethod
     def from_codex_config(cls, provider_id: str, path: str | os.PathLike[str] | None = None
@@ -176,7 +184,9 @@ class Provider:
             f"stream_idle_timeout={self.stream_idle_timeout!r}"
             + (f", env_key={self.env_key!r}" if self.env_key else "")
             + (f", proxy={redact_url(self.proxy)!r}" if self.proxy is not None else "")
-            + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "") + ")"
+            + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "")
+            + (f", request_compression={self.request_compression!r}"
+               if self.request_compression else "") + ")"
         )
 
 

@@ -117,8 +117,8 @@ class ResponseStream:
             except TransportError as exc:
                 # Events may already be with the caller: re-sending would duplicate them, so a
                 # lost connection here is a stream failure, never a retried transport error.
-                raise StreamError(f"stream disconnected before completion: {exc.message}"
-                                  ) from exc
+                raise StreamError(f"stream disconnected before completion: {exc.message}",
+                                  retryable=exc.retryable) from exc
             for message in sse.close():
                 yield from feed(message)
                 if decoder.done:

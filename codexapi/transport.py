@@ -18,6 +18,7 @@ import attrs
 import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    DecodeError,
     HTTPError,
     NewConnectionError,
     ProtocolError,
@@ -218,6 +219,14 @@ class Urllib3Response:
             self.close()
             raise IdleTimeout("idle timeout waiting for SSE: no bytes for the stream idle "
                               "timeout; the connection was closed") from exc
+        except DecodeError as exc:
+            self.close()
+            error = TransportError(
+                f"the response from {redact_url(self.url)} claims Content-Encoding "
+                f"{self.headers.get('content-encoding')!r} but does not decode: {_reason(exc)}",
+                url=redact_url(self.url))
+            error.retryable = False
+            raise error from exc
         except (ProtocolError, HTTPError, OSError) as exc:
             self.close()
             raise TransportError(

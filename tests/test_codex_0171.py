@@ -36,6 +36,7 @@ from codexapi import (
     WireApi,
 )
 
+
 def _shared() -> Path:
     # ../shared beside the checkout (a worktree may sit one level deeper).
     here = Path(__file__).resolve()

@@ -106,8 +106,8 @@ def open_ended_server() -> Iterator[tuple[str, threading.Event]]:
             while b"\r\n\r\n" not in data:
                 data += conn.recv(65536)
             head, _, rest = data.partition(b"\r\n\r\n")
-            length = int([line.split(b":")[1] for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length")][0])
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
             while len(rest) < length:
                 rest += conn.recv(65536)
             event = json.dumps({"type": "response.failed", "response": {"error": {

@@ -356,7 +356,8 @@ def test_a3_usage_limit_beats_model_fields() -> None:
     ("misalignment_policy_violation", InvalidRequest)])
 def test_a4_policy_errors_beat_routing_params(code: str, kind: type, param: str) -> None:
     err = http(400, {"code": code, "param": param, "message": "Policy rejection."})
-    assert type(err) is kind and not err.retryable and err.code == code  # type: ignore
+    assert isinstance(err, kind) and isinstance(err, ApiError) and err.status == 400
+    assert not err.retryable and err.code == code
 
 
 def test_a5_cyber_policy_from_a_400_body_plain_wrapped_and_blank() -> None:
@@ -445,11 +446,11 @@ def test_a13_unknown_400_stays_generic() -> None:
 ])
 def test_a14_429_quota_errors_versus_rate_limits(error: dict[str, Any], kind: type) -> None:
     err = http(429, error)
-    assert type(err) is kind
+    assert isinstance(err, kind) and isinstance(err, ApiError)
     if kind is ApiRateLimitError:
         assert isinstance(err, ApiError) and isinstance(err, RateLimitError) and err.retryable
     else:
-        assert not err.retryable and err.status == 429  # type: ignore[attr-defined]
+        assert not err.retryable and err.status == 429
 
 
 def test_a15_usage_limit_snapshot_of_the_active_limit() -> None:
