@@ -267,19 +267,21 @@ def _plugins_args(p: argparse.ArgumentParser) -> None:
                    help="do not load third-party plugins (entry points)")
 
 
-@command("plugins", "list loaded plugins, the hooks each implements, and load failures")(
+@command("plugins", "list loaded plugins, the hooks each implements, the wires they register "
+         "and load failures")(
     _plugins_args)
 def cmd_plugins(args: argparse.Namespace, stack: ExitStack) -> int:
     import json
 
-    from .plugins import describe, make_plugin_manager
+    from .plugins import describe, describe_wires, make_plugin_manager
 
     pm = make_plugin_manager(load_entrypoints=not args.no_plugins)
     plugins = describe(pm)
+    wires = describe_wires(pm)
     failures = [{"name": f.name, "distribution": f.dist, "error": f.error}
                 for f in pm.load_failures]
     if args.json:
-        print(json.dumps({"plugins": plugins, "failures": failures}, indent=2))
+        print(json.dumps({"plugins": plugins, "wires": wires, "failures": failures}, indent=2))
         return 0
     for info in plugins:
         origin = {"builtin": "built-in", "entrypoint": "entry point"}.get(info["origin"],
@@ -287,6 +289,8 @@ def cmd_plugins(args: argparse.Namespace, stack: ExitStack) -> int:
         if info["distribution"]:
             origin += f" from {info['distribution']}"
         print(f"{info['name']} ({origin}): {', '.join(info['hooks']) or '(no hooks)'}")
+    for wire in wires:
+        print(f"wire {wire['name']!r} from {wire['plugin']} ({wire['class']})")
     for failure in failures:
         print(f"FAILED {failure['name']} (from {failure['distribution'] or 'unknown'}): "
               f"{failure['error']}")

@@ -16,16 +16,16 @@ from urllib.parse import quote
 
 import attrs
 
-from .auth import Auth, check_auth
-from .dispatch import Dispatcher, call_first
+from .auth import Auth, FlowAuth, check_auth
+from .dispatch import Dispatcher
 from .errors import StreamError
 from .events import Item
 from .jsonutil import loads
 from .models import Provider, ResponsesRequest
-from .plugins import make_plugin_manager
+from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .response_headers import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER, header_events
 from .session import SessionContext
-from .stream import ResponseStream
+from .stream import ResponseStream, StreamResult
 from .transport import HttpResponse, Transport, Urllib3Transport
 
 
@@ -107,12 +107,20 @@ def conversation_headers(
 Timeout = float | tuple[float, float] | None
 
 
-def _timeouts(timeout: Timeout, connect: float, read: float) -> tuple[float, float]:
+def _timeouts(timeout: Timeout, connect: float, read: float) -> tuple[float, float, float]:
+    """(connect, head, idle) for a unary call: ``read`` bounds the head and every read."""
     if timeout is None:
-        return connect, read
+        return connect, read, read
     if isinstance(timeout, int | float):
-        return float(timeout), float(timeout)
-    return float(timeout[0]), float(timeout[1])
+        return float(timeout), float(timeout), float(timeout)
+    return float(timeout[0]), float(timeout[1]), float(timeout[1])
+
+
+def _dispatcher(provider: Provider, pm: PluginManager, auth: Auth | FlowAuth,
+                transport: Transport,
+                sleep: Callable[[float], None] = time.sleep) -> Dispatcher:
+    wire = collect_wires(pm).resolve(provider)
+    return Dispatcher(provider, pm, auth, transport, wire, sleep=sleep)
 
 
 class _Endpoints:
@@ -120,34 +128,50 @@ class _Endpoints:
 
     _dispatcher: Dispatcher
 
-    def _open_stream(self, body: Mapping[str, Any], headers: Mapping[str, str],
-                     timeout: Timeout = None, session: SessionContext | None = None
-                     ) -> ResponseStream:
+    def _open_stream(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+                     headers: Mapping[str, str], timeout: Timeout = None,
+                     request: ResponsesRequest | None = None,
+                     session: SessionContext | None = None) -> ResponseStream:
         dispatcher = self._dispatcher
         provider = dispatcher.provider
+        pm = dispatcher.pm
+        started = time.monotonic()
+        extensions: dict[str, Any] = {}
+        on_end = None
+        if pm.hook.codexapi_on_stream_end.get_hookimpls():
+            # Only when observed: keeping the turn's result costs a pass over each read's
+            # events, which an unobserved stream does not pay.
+            def on_end(result: StreamResult, error: BaseException | None) -> None:
+                pm.call("codexapi_on_stream_end", provider=provider, request=request,
+                        result=result, error=error)
         idle = provider.stream_idle_timeout
         # The head waits at most the read timeout (and never longer than the idle timeout:
         # no byte at all is idleness too); the body then waits at most `idle` between reads,
         # however long the whole stream runs.
-        connect, head = _timeouts(timeout, provider.connect_timeout,
-                                  min(provider.read_timeout, idle))
-        response = dispatcher.send("POST", "stream", body, headers, stream=True,
-                                   timeout=(connect, head))
-        if head != idle:
-            set_read_timeout = getattr(response, "set_read_timeout", None)
-            if set_read_timeout is not None:
-                set_read_timeout(idle)
+        connect, head, _ = _timeouts(timeout, provider.connect_timeout,
+                                     min(provider.read_timeout, idle))
         try:
-            decoder = dispatcher.decoder("stream")
-        except BaseException:
-            response.close()
+            payload = body() if callable(body) else body
+            response = dispatcher.send("POST", "stream", payload, headers, stream=True,
+                                       timeout=(connect, head, idle), extensions=extensions)
+            try:
+                decoder = dispatcher.decoder("stream")
+            except BaseException:
+                response.close()
+                raise
+        except BaseException as exc:
+            if on_end is not None:
+                on_end(StreamResult("", [], None, None, finish_reason="error",
+                                    extensions=extensions), exc)
             raise
         if session is not None:
             session.turn_state.capture(response.headers.get(TURN_STATE_HEADER))
         faster = response.headers.get(SAFETY_FASTER_MODEL_HEADER)
-        if faster and hasattr(decoder, "faster_model"):
-            decoder.faster_model = faster
-        return ResponseStream(response, decoder, header_events(response.headers))
+        inner = getattr(decoder, "inner", decoder)
+        if faster and hasattr(inner, "faster_model"):
+            inner.faster_model = faster
+        return ResponseStream(response, decoder, header_events(response.headers),
+                              on_end=on_end, started=started, extensions=extensions)
 
     def _compact(self, body: Mapping[str, Any], timeout: Timeout = None,
                  session: SessionContext | None = None) -> list[Item]:
@@ -176,7 +200,7 @@ class Client(_Endpoints):
     def __init__(
         self,
         provider: Provider | None = None,
-        auth: Auth | None = None,
+        auth: Auth | FlowAuth | None = None,
         plugins: Iterable[Any] = (),
         load_entrypoints: bool = True,
         *,
@@ -186,17 +210,16 @@ class Client(_Endpoints):
         self.provider = provider if provider is not None else provider_from_env()
         self.plugin_manager = make_plugin_manager(plugins, load_entrypoints)
         if auth is None:
-            auth = call_first(self.plugin_manager, "codexapi_auth", Auth,
-                              provider=self.provider)
+            auth = self.plugin_manager.call("codexapi_auth", provider=self.provider)
         if auth is None:
             from codexapi_plugins.auth import NoAuth
 
             auth = NoAuth()
-        self.auth: Auth = check_auth(auth)
+        self.auth: Auth | FlowAuth = check_auth(auth)
         self.transport: Transport = transport or Urllib3Transport(
             proxy=self.provider.proxy, ca_bundle=self.provider.ca_bundle)
-        self._dispatcher = Dispatcher(self.provider, self.plugin_manager, self.auth,
-                                      self.transport, sleep=sleep)
+        self._dispatcher = _dispatcher(self.provider, self.plugin_manager, self.auth,
+                                       self.transport, sleep)
         self._models_lock = threading.Lock()
         #: The last ModelList per client_version (each version may list other models).
         self._models_cache: dict[str, ModelList] = {}
@@ -224,11 +247,11 @@ class Client(_Endpoints):
         bounds connecting and waiting for the response head; once the stream is open only the
         provider's ``stream_idle_timeout`` applies, between reads, never to the whole stream.
         """
-        body = self._dispatcher.body("stream", request)
         extra = session.headers() if session is not None else {}
         extra.update(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
-        return self._open_stream(body, extra, timeout, session)
+        return self._open_stream(lambda: self._dispatcher.body("stream", request), extra,
+                                 timeout, request, session)
 
     def compact(self, request: ResponsesRequest, timeout: Timeout = None,
                 session: SessionContext | None = None) -> list[Item]:
@@ -264,7 +287,8 @@ class Client(_Endpoints):
         return result
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections (and those a wire kept)."""
+        self._dispatcher.context.close()
         self.transport.close()
 
     def __enter__(self) -> Client:
@@ -291,7 +315,7 @@ class _SeedClient(_Endpoints):
         self,
         transport: Transport,
         provider: Provider,
-        auth: Auth | None = None,
+        auth: Auth | FlowAuth | None = None,
         plugins: Iterable[Any] = (),
         load_entrypoints: bool = False,
     ) -> None:
@@ -300,8 +324,8 @@ class _SeedClient(_Endpoints):
 
             auth = NoAuth()
         self.provider = provider
-        self._dispatcher = Dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
-                                      check_auth(auth), transport)
+        self._dispatcher = _dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
+                                       check_auth(auth), transport)
 
 
 class ResponsesClient(_SeedClient):
@@ -315,8 +339,9 @@ class ResponsesClient(_SeedClient):
         self, request: ResponsesRequest, conversation_id: str | None = None,
         subagent: str | None = None,
     ) -> ResponseStream:
-        body = self._dispatcher.body("stream", request)
-        return self._open_stream(body, conversation_headers(conversation_id, None, subagent))
+        return self._open_stream(lambda: self._dispatcher.body("stream", request),
+                                 conversation_headers(conversation_id, None, subagent),
+                                 request=request)
 
 
 class ChatClient(ResponsesClient):

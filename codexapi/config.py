@@ -92,7 +92,7 @@ def built_in_providers() -> dict[str, Provider]:
             headers[header] = value
     openai = Provider(name="OpenAI", base_url=_env("OPENAI_BASE_URL") or
                       "https://api.openai.com/v1", wire=WireApi.RESPONSES, headers=headers,
-                      retry=_codex_retry(DEFAULT_REQUEST_MAX_RETRIES))
+                      retry=RetryPolicy.from_codex(DEFAULT_REQUEST_MAX_RETRIES))
 
     def oss(port: int, wire: WireApi) -> Provider:
         base = _env("CODEX_OSS_BASE_URL")
@@ -102,7 +102,7 @@ def built_in_providers() -> dict[str, Provider]:
                 port = int(port_text)
             base = f"http://localhost:{port}/v1"
         return Provider(name="gpt-oss", base_url=base, wire=wire,
-                        retry=_codex_retry(DEFAULT_REQUEST_MAX_RETRIES))
+                        retry=RetryPolicy.from_codex(DEFAULT_REQUEST_MAX_RETRIES))
 
     return {
         "openai": openai,
@@ -111,12 +111,6 @@ def built_in_providers() -> dict[str, Provider]:
         "ollama": oss(DEFAULT_OLLAMA_PORT, WireApi.RESPONSES),
         "lmstudio": oss(DEFAULT_LMSTUDIO_PORT, WireApi.RESPONSES),
     }
-
-
-def _codex_retry(request_max_retries: int) -> RetryPolicy:
-    # codex-core's to_api_provider: 200 ms base delay, 429 not retried, 5xx and transport are.
-    return RetryPolicy(max_attempts=request_max_retries + 1, base_delay=0.2, retry_429=False,
-                       retry_5xx=True, retry_transport=True)
 
 
 class _Table:
@@ -220,8 +214,8 @@ def provider_from_table(provider_id: str, data: Any, file: Path) -> Provider:
         wire=wire,
         headers=headers,
         query_params=t.string_map("query_params"),
-        retry=_codex_retry(min(DEFAULT_REQUEST_MAX_RETRIES if retries is None else retries,
-                               MAX_RETRIES_CAP)),
+        retry=RetryPolicy.from_codex(min(
+            DEFAULT_REQUEST_MAX_RETRIES if retries is None else retries, MAX_RETRIES_CAP)),
         stream_idle_timeout=idle if idle is not None else DEFAULT_STREAM_IDLE_TIMEOUT_MS / 1000,
         stream_max_retries=min(DEFAULT_STREAM_MAX_RETRIES if stream_retries is None
                                else stream_retries, MAX_RETRIES_CAP),

@@ -1,7 +1,10 @@
-"""From a call to an HTTP response: hooks for path, body and auth; send; status; retry.
+"""From a call to an HTTP response: the Wire (through hooks) for path and body; auth; send;
+status; retry.
 
 The dispatcher is the only place that loops over attempts. It knows no concrete wire, auth or
-retry policy: each question goes to the plugin hooks. Once a 2xx response head is back it is
+retry policy: the path, body and decoder come from the provider's Wire (path and body through
+the ``codexapi_endpoint_path`` / ``codexapi_build_body`` hooks, so plugins can override or wrap
+them), each other question goes to the plugin hooks. Once a 2xx response head is back it is
 handed over; the stream is never re-sent after that (no duplicated output).
 """
 
@@ -10,16 +13,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
-
-import pluggy
+from typing import Any
 
 from . import failures
-from .auth import Auth
+from .auth import Auth, Flow, FlowAuth, FlowState
 from .compression import ACCEPT_ENCODING, compress
+from .decoding import StreamDecoder
 from .errors import (
     ApiError,
-    AuthError,
     CodexApiError,
     PluginError,
     TransportError,
@@ -27,67 +28,16 @@ from .errors import (
 )
 from .jsonutil import dumps, loads
 from .models import Provider
-from .plugins import DEFAULT_PLUGINS
+from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
 from .redact import is_secret_header, redact_headers, redact_url, scrub_text
 from .transport import USER_AGENT, HttpRequest, HttpResponse, Transport
+from .wires import Wire, WireContext, open_stream
 
 log = logging.getLogger("codexapi")
 
 #: How much of an error body is read and kept (a misconfigured proxy may send megabytes).
 MAX_ERROR_BODY = 256 * 1024
-
-
-def call_first(pm: pluggy.PluginManager, hook: str, expect: Any, **kwargs: Any) -> Any:
-    """Call a firstresult hook impl by impl, so a bad answer can name the plugin that gave it."""
-    impls = [i for i in reversed(getattr(pm.hook, hook).get_hookimpls())
-             if not (i.hookwrapper or getattr(i, "wrapper", False))]
-    # First-party plugins are the fallback: every other plugin is asked before them, even one
-    # marked trylast (pluggy alone would call it after the earlier-registered built-in).
-    impls.sort(key=lambda i: i.plugin_name in DEFAULT_PLUGINS)
-    for impl in impls:
-        args = [kwargs[name] for name in impl.argnames]
-        try:
-            result = impl.function(*args)
-        except CodexApiError:
-            raise
-        except Exception as exc:
-            raise _raised(impl.plugin_name, hook, exc) from exc
-        if result is None:
-            continue
-        if expect is not None and not isinstance(result, expect):
-            raise PluginError(
-                f"plugin {impl.plugin_name!r} returned {type(result).__name__} from {hook}, "
-                f"expected {getattr(expect, '__name__', expect)}",
-                plugin=impl.plugin_name,
-            )
-        return result
-    return None
-
-
-def notify(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> None:
-    """Call every impl of an observer hook; a failing observer is named in a PluginError."""
-    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
-        if impl.hookwrapper or getattr(impl, "wrapper", False):
-            continue
-        try:
-            impl.function(*[kwargs[name] for name in impl.argnames])
-        except CodexApiError:
-            raise
-        except Exception as exc:
-            raise _raised(impl.plugin_name, hook, exc) from exc
-
-
-def _raised(plugin: str, hook: str, exc: Exception) -> PluginError:
-    return PluginError(f"plugin {plugin!r} raised {type(exc).__name__} in {hook}: {exc}",
-                       plugin=plugin)
-
-
-@runtime_checkable
-class _Decoder(Protocol):
-    def feed(self, message: Any) -> Any: ...
-
-    def close(self) -> Any: ...
 
 
 class Dispatcher:
@@ -96,9 +46,10 @@ class Dispatcher:
     def __init__(
         self,
         provider: Provider,
-        pm: pluggy.PluginManager,
-        auth: Auth,
+        pm: PluginManager,
+        auth: Auth | FlowAuth,
         transport: Transport,
+        wire: Wire,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -106,62 +57,45 @@ class Dispatcher:
         self.pm = pm
         self.auth = auth
         self.transport = transport
+        self.wire = wire
+        self.context = WireContext(provider, transport)
         self.sleep = sleep
         self.clock = clock
 
     # --- hook questions ------------------------------------------------------------------
     def path(self, endpoint: str) -> str:
-        path = call_first(self.pm, "codexapi_endpoint_path", str, provider=self.provider,
-                          endpoint=endpoint)
+        path = self.pm.call("codexapi_endpoint_path", provider=self.provider,
+                            endpoint=endpoint, wire=self.wire)
         if path is None:
             raise UnsupportedEndpointError(
                 f"no plugin provides the {endpoint!r} endpoint for wire "
-                f"{self.provider.wire.value!r} (provider {self.provider.name!r})")
+                f"{str(self.provider.wire)!r} (provider {self.provider.name!r})")
         return str(path)
 
     def body(self, endpoint: str, request: Any) -> dict[str, Any]:
-        body = call_first(self.pm, "codexapi_build_body", dict, provider=self.provider,
-                          endpoint=endpoint, request=request)
+        body = self.pm.call("codexapi_build_body", provider=self.provider, endpoint=endpoint,
+                            request=request, wire=self.wire)
         if body is None:
             raise UnsupportedEndpointError(
-                f"no plugin builds a {endpoint!r} body for wire {self.provider.wire.value!r}")
+                f"no plugin builds a {endpoint!r} body for wire {str(self.provider.wire)!r}")
         return dict(body)
 
-    def decoder(self, endpoint: str) -> Any:
-        dec = call_first(self.pm, "codexapi_stream_decoder", _Decoder, provider=self.provider,
-                         endpoint=endpoint)
-        if dec is None:
-            raise UnsupportedEndpointError(
-                f"no plugin decodes {endpoint!r} streams for wire {self.provider.wire.value!r}")
-        return dec
+    def decoder(self, endpoint: str) -> StreamDecoder:
+        decoder = self.wire.decoder(endpoint)
+        if not callable(getattr(decoder, "feed_data", None)) or not callable(
+                getattr(decoder, "close", None)):
+            raise PluginError(f"wire {self.wire.name!r} ({type(self.wire).__name__}) returned "
+                              f"{type(decoder).__name__} from decoder(), expected a "
+                              "StreamDecoder (feed_data, close, done)")
+        return decoder
 
     # --- sending -------------------------------------------------------------------------
-    def _auth_headers(self) -> dict[str, str]:
-        try:
-            headers = self.auth.headers()
-        except AuthError:
-            raise
-        except Exception as exc:
-            raise AuthError(f"{type(self.auth).__name__}.headers() raised "
-                            f"{type(exc).__name__}: {exc}") from None
-        if not isinstance(headers, Mapping):
-            raise AuthError(f"{type(self.auth).__name__}.headers() returned "
-                            f"{type(headers).__name__}, expected a dict")
-        for name, value in headers.items():
-            # Checked here because http.client would reject a bad value with the value (a
-            # credential) quoted in its error message.
-            if not isinstance(name, str) or not isinstance(value, str) or any(
-                    ord(c) < 0x20 or ord(c) == 0x7F for c in name + value):
-                raise AuthError(f"{type(self.auth).__name__}.headers() returned an invalid "
-                                f"value for header {str(name)[:40]!r}: header names and values "
-                                "must be strings without line breaks")
-        return dict(headers)
-
     def build(
         self, method: str, url: str, body: bytes | None, extra: Mapping[str, str], stream: bool,
-        timeout: tuple[float, float],
+        timeout: tuple[float, float, float], extensions: dict[str, Any] | None = None,
     ) -> HttpRequest:
-        # Precedence as in codex-api: provider < caller extras < Accept < auth.
+        """The request before auth. Precedence as in codex-api: provider < caller extras <
+        Accept < auth (the auth flow adds its headers last)."""
         headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         headers.update(self.provider.headers)
         headers.update(extra)
@@ -171,8 +105,8 @@ class Dispatcher:
             headers["Content-Type"] = "application/json"
             if self.provider.request_compression:
                 headers["Content-Encoding"] = self.provider.request_compression
-        headers.update(self._auth_headers())
-        return HttpRequest(method, url, headers, body, timeout)
+        return HttpRequest(method, url, headers, body, timeout,
+                           extensions if extensions is not None else {})
 
     def send(
         self,
@@ -184,10 +118,18 @@ class Dispatcher:
         stream: bool = False,
         query: str | None = None,
         accept_statuses: tuple[int, ...] = (),
-        timeout: tuple[float, float] | None = None,
+        timeout: tuple[float, float, float] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error."""
+        """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error.
+
+        Each attempt: build the request, tell ``codexapi_on_request`` observers (they may add
+        headers), run the auth flow (which signs what they added), send, tell
+        ``codexapi_on_response``, let the flow answer the head. The RetryPolicy decides when
+        to stop, the ``codexapi_retry_delay`` hook how long to wait.
+        """
         provider = self.provider
+        policy = provider.retry
         url = provider.url_for_path(self.path(endpoint))
         if query:
             url += ("&" if "?" in url else "?") + query
@@ -195,63 +137,72 @@ class Dispatcher:
         if payload is not None and provider.request_compression:
             payload = compress(payload, provider.request_compression)
         if timeout is None:
-            read = provider.stream_idle_timeout if stream else provider.read_timeout
-            timeout = (provider.connect_timeout, read)
+            head = min(provider.read_timeout, provider.stream_idle_timeout) if stream else (
+                provider.read_timeout)
+            idle = provider.stream_idle_timeout if stream else provider.read_timeout
+            timeout = (provider.connect_timeout, head, idle)
         extra = dict(extra_headers or {})
+        if extensions is None:
+            extensions = {}
+        state = FlowState()
         attempt = 0
-        refreshed = False
         while True:
             attempt += 1
-            request = self.build(method, url, payload, extra, stream, timeout)
-            notify(self.pm, "codexapi_on_request", provider=provider, request=request,
-                   attempt=attempt)
-            started = self.clock()
+            request = self.build(method, url, payload, extra, stream, timeout, extensions)
             error: Exception
             try:
-                response = self.transport.send(request, stream)
+                response, request = self._attempt(endpoint, request, stream, attempt, state)
             except TransportError as exc:
                 error = exc
             else:
-                try:
-                    notify(self.pm, "codexapi_on_response", provider=provider, request=request,
-                           response=response, attempt=attempt, elapsed=self.clock() - started)
-                except BaseException:
-                    response.close()
-                    raise
                 status = response.status
                 if 200 <= status < 300 or status in accept_statuses:
                     return response
                 error = self._status_error(response, request)
-                if status == 401 and not refreshed:
-                    refreshed = True
-                    if self._refresh():
-                        # A refreshed credential is a new request, not a retry of a failure.
-                        log.info("%s %s: 401, credentials refreshed; sending it again",
-                                 method, redact_url(url))
-                        attempt -= 1
-                        continue
-            delay = None
-            if attempt < provider.retry.max_attempts:
-                delay = call_first(self.pm, "codexapi_retry_delay", (int, float),
-                                   provider=provider, attempt=attempt, error=error)
+            if policy.is_exhausted(attempt):
+                raise self._final(error, attempt)
+            delay = self.pm.call("codexapi_retry_delay", provider=provider, attempt=attempt,
+                                 error=error)
             if delay is None:
                 raise self._final(error, attempt)
-            # The policy's bound holds whatever a plugin answers: no negative, NaN or endless
-            # sleep (NaN fails every comparison, hence the explicit check).
-            delay = float(delay)
-            delay = min(max(delay, 0.0), provider.retry.max_delay) if delay == delay else 0.0
-            notify(self.pm, "codexapi_on_retry", provider=provider, request=request,
-                   attempt=attempt, error=error, delay=delay)
+            delay = policy.bounded(delay)
+            self.pm.call("codexapi_on_retry", provider=provider, request=request,
+                         attempt=attempt, error=error, delay=delay)
             self.sleep(delay)
 
-    def _refresh(self) -> bool:
-        try:
-            return bool(self.auth.refresh())
-        except AuthError:
-            raise
-        except Exception as exc:
-            raise AuthError(f"{type(self.auth).__name__}.refresh() raised "
-                            f"{type(exc).__name__}: {exc}") from None
+    def _attempt(self, endpoint: str, request: HttpRequest, stream: bool, attempt: int,
+                 state: FlowState) -> tuple[HttpResponse, HttpRequest]:
+        """One attempt, through the auth flow: the response to act on and the request sent."""
+        provider = self.provider
+        self.pm.call("codexapi_on_request", provider=provider, request=request,
+                     attempt=attempt)
+        flow = Flow(self.auth, request, state)
+        request = flow.first()
+        while True:
+            started = self.clock()
+            response = open_stream(self.wire, self.transport, endpoint, request, stream,
+                                   self.context)
+            try:
+                self.pm.call("codexapi_on_response", provider=provider, request=request,
+                             response=response, attempt=attempt,
+                             elapsed=self.clock() - started)
+                again = flow.answer(response)
+            except BaseException:
+                response.close()
+                flow.close()
+                raise
+            if again is None:
+                return response, request
+            # The flow answered this head (a challenge, a refreshed credential) with another
+            # request: the same attempt, not a retry of a failure.
+            how = ("credentials refreshed" if not isinstance(self.auth, FlowAuth) else
+                   f"answered by {type(self.auth).__name__}.auth_flow()")
+            log.info("%s %s: %d, %s; sending it again", request.method,
+                     redact_url(request.url), response.status, how)
+            response.close()
+            request = again
+            self.pm.call("codexapi_on_request", provider=provider, request=request,
+                         attempt=attempt)
 
     def _final(self, error: Exception, attempts: int) -> Exception:
         if isinstance(error, ApiError):

@@ -9,7 +9,6 @@ errors are final; rate limits and transient server errors are not.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -32,8 +31,7 @@ from .errors import (
     http_form,
 )
 from .jsonutil import loads
-
-_RETRY_AFTER = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)", re.IGNORECASE)
+from .ratelimits import parse_rate_limits, parse_retry_after
 
 #: ``error.code`` values meaning the account's money or quota ran out.
 QUOTA_CODES = frozenset({
@@ -51,16 +49,6 @@ UNAVAILABLE_PARAMS = frozenset({"model", "service_tier", "reasoning.effort"})
 
 BIO_POLICY_MESSAGE = "This content was flagged for possible biological risk."
 MISALIGNMENT_MESSAGE = "This request was blocked due to a misalignment policy violation."
-
-
-def parse_retry_after(message: str) -> float | None:
-    """Seconds from "try again in 1.5s / 28ms / 35 seconds" in a rate-limit message."""
-    match = _RETRY_AFTER.search(message)
-    if not match:
-        return None
-    value, unit = float(match.group(1)), match.group(2).lower()
-    # The crate truncates milliseconds to whole ms.
-    return int(value) / 1000.0 if unit == "ms" else value
 
 
 def request_id(headers: Mapping[str, str]) -> str | None:
@@ -214,8 +202,6 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
 
 
 def _active_limits(headers: Mapping[str, str]) -> Any:
-    from .ratelimits import parse_rate_limits
-
     family = (headers.get("x-codex-active-limit") or "").strip() or "codex"
     return parse_rate_limits(headers, family.replace("-", "_"))
 

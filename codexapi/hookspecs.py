@@ -1,24 +1,33 @@
 """Every hook codexapi calls. Plugins implement them with ``@codexapi.hookimpl``.
 
+Every hook is called through pluggy (``pm.hook.<name>(...)``), so pluggy's features work on
+all of them: wrappers (``@hookimpl(wrapper=True)`` and old-style ``hookwrapper=True``),
+``tryfirst`` / ``trylast``, ``PluginManager.add_hookcall_monitoring``. Order is pluggy's: the
+later-registered plugin is asked first. The built-in implementations (``codexapi.wires``,
+``codexapi_plugins.*``) are registered last and marked ``trylast``, so any other plugin's
+answer wins, a ``trylast`` one included.
+
 ``endpoint`` is one of ``"stream"`` (the streamed turn: ``responses`` or ``chat/completions``),
-``"compact"`` or ``"models"``. First-result hooks stop at the first non-``None`` answer and
-ask the built-in implementations (``codexapi_plugins.*``) last, so any plugin's answer wins;
-among other plugins the later-registered (and ``tryfirst``) are asked first, as in pluggy.
-A hook that raises, or answers with the wrong type, is a PluginError naming its plugin.
+``"compact"`` or ``"models"``. A hook that raises (anything but a :class:`codexapi.CodexApiError`,
+which passes through as raised), or answers with the wrong type, is a
+:class:`codexapi.PluginError` naming its plugin. An observer (``codexapi_on_*``) that raises is
+logged (logger ``codexapi``) with its plugin's name and does not abort the call.
 No hook runs per event: decoding is the hot path and belongs to the decoder a wire returns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from .auth import Auth
-    from .decoding import StreamDecoder
     from .models import Provider
+    from .stream import StreamResult
     from .transport import HttpRequest, HttpResponse
+    from .wires import Wire
 
 PROJECT = "codexapi"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -35,30 +44,38 @@ def codexapi_auth(provider: Provider) -> Auth | None:
     """
 
 
-@hookspec(firstresult=True)
-def codexapi_endpoint_path(provider: Provider, endpoint: str) -> str | None:
-    """Called for every request: the path of ``endpoint`` relative to ``provider.base_url``.
+@hookspec
+def codexapi_register_wires(register: Callable[[Wire], None]) -> None:
+    """Called once per plugin manager (each Client): call ``register(wire)`` for each Wire.
 
-    Return e.g. ``"responses"``; raise :class:`codexapi.UnsupportedEndpointError` when the
-    provider's wire has no such endpoint. firstresult. Built-ins: the wire plugins.
+    A Wire (see :class:`codexapi.wires.Wire`) has ``name``, ``path(endpoint)``,
+    ``body(endpoint, request)`` and ``decoder(endpoint)``; ``Provider.wire`` names one. When
+    two plugins register the same name, the one asked first (pluggy's order) wins, so a plugin
+    can replace a built-in wire. Built-ins: ``codexapi_plugins.wire_responses``
+    (``"responses"``), ``codexapi_plugins.wire_chat`` (``"chat"``).
     """
 
 
 @hookspec(firstresult=True)
-def codexapi_build_body(provider: Provider, endpoint: str, request: Any) -> dict[str, Any] | None:
+def codexapi_endpoint_path(provider: Provider, endpoint: str, wire: Wire) -> str | None:
+    """Called for every request: the path of ``endpoint`` relative to ``provider.base_url``.
+
+    Return e.g. ``"responses"``, or None to leave it to the provider's wire (the built-in
+    answer is ``wire.path(endpoint)``, which raises :class:`codexapi.UnsupportedEndpointError`
+    for an endpoint the wire lacks). firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def codexapi_build_body(
+    provider: Provider, endpoint: str, request: Any, wire: Wire
+) -> dict[str, Any] | None:
     """Called once per call (before any retry): the JSON body for ``request``.
 
     ``request`` is a :class:`codexapi.ResponsesRequest` for ``"stream"`` and ``"compact"``.
-    Return a dict, or None when this plugin does not handle the provider's wire. firstresult.
-    """
-
-
-@hookspec(firstresult=True)
-def codexapi_stream_decoder(provider: Provider, endpoint: str) -> StreamDecoder | None:
-    """Called once per stream after a 2xx response: a fresh decoder for its SSE messages.
-
-    The decoder has ``feed(message) -> list[Event]``, ``close() -> list[Event]`` and a ``done``
-    flag set once the turn is complete. It may raise codexapi errors. firstresult.
+    Return a dict, or None to leave it to the provider's wire (the built-in answer is
+    ``wire.body(endpoint, request)``). firstresult. A ``wrapper=True`` impl receives the
+    answer from its ``yield`` and may edit or replace it.
     """
 
 
@@ -80,7 +97,12 @@ def codexapi_retry_delay(provider: Provider, attempt: int, error: Exception) -> 
 def codexapi_on_request(provider: Provider, request: HttpRequest, attempt: int) -> None:
     """Observer, called before each attempt is sent. Return value ignored.
 
-    ``request.headers`` hold credentials: log them only through ``codexapi.redact``.
+    It runs before the auth flow adds credentials, so it may add entries to
+    ``request.headers`` (a plain dict; e.g. a trace context) and a signing auth covers them.
+    It is called again for each further request an auth flow sends within the attempt (a
+    challenge answered), then with the credentials in. Headers may hold secrets: log them only
+    through ``codexapi.redact``. ``request.extensions`` is the same dict for every request of
+    one call (and on the turn's ``StreamResult``).
     """
 
 
@@ -100,3 +122,16 @@ def codexapi_on_retry(
     provider: Provider, request: HttpRequest, attempt: int, error: Exception, delay: float
 ) -> None:
     """Observer, called when attempt ``attempt`` failed and will be retried after ``delay``."""
+
+
+@hookspec
+def codexapi_on_stream_end(
+    provider: Provider, request: Any, result: StreamResult, error: BaseException | None
+) -> None:
+    """Observer, called once per streamed turn when it ends, successfully or not.
+
+    ``request`` is the :class:`codexapi.ResponsesRequest` (None for a seed client's ready
+    body); ``result`` the :class:`codexapi.StreamResult` of what was received so far (text,
+    items, response id, usage); ``error`` what ended the stream (None on success; a
+    ``GeneratorExit`` when the caller closed it early).
+    """

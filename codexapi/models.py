@@ -15,10 +15,12 @@ import attrs
 
 from .errors import ConfigError
 from .redact import redact_headers, redact_query_params, redact_url
+from .retry import PolicyError, RetryPolicy
 
 
 class WireApi(enum.StrEnum):
-    """Which HTTP API a provider speaks for the streamed turn."""
+    """The names of the built-in wires. Members are strings (``WireApi.CHAT == "chat"``);
+    ``Provider.wire`` takes any registered wire's name (see :mod:`codexapi.wires`)."""
 
     RESPONSES = "responses"
     CHAT = "chat"
@@ -27,70 +29,16 @@ class WireApi(enum.StrEnum):
         return self.value
 
 
-def _wire(value: WireApi | str) -> WireApi:
+def _wire(value: str) -> str:
+    """A wire name: the built-in ones as WireApi members, any other as given (a plugin's wire;
+    an unknown name is a ConfigError when a Client looks it up among the registered wires)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"wire must be a wire's name (a non-empty string), got {value!r}")
+    name = value.strip()
     try:
-        return value if isinstance(value, WireApi) else WireApi(str(value).lower())
+        return WireApi(name.lower())
     except ValueError:
-        from .errors import ConfigError
-
-        raise ConfigError(f"unknown wire api {value!r}: use 'responses' or 'chat'") from None
-
-
-class PolicyError(ConfigError, ValueError):
-    """An invalid policy value (also a ValueError, as attrs validators conventionally raise)."""
-
-
-#: Statuses that are retried when the policy allows it (codex-client ``RetryOn``).
-RETRY_AFTER_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
-
-
-@attrs.frozen
-class RetryPolicy:
-    """How many times, and how soon, a request is re-sent.
-
-    ``max_attempts`` counts every try, the first included (Codex's ``request_max_retries = n``
-    is ``max_attempts = n + 1``). Delays are seconds. Only establishing a stream is retried:
-    once an event has reached the caller, failures surface as :class:`StreamError`.
-    """
-
-    max_attempts: int = attrs.field(default=5)
-    base_delay: float = attrs.field(default=0.2)
-    retry_429: bool = True
-    retry_5xx: bool = True
-    retry_transport: bool = True
-    #: Upper bound for any single delay, server hints (``Retry-After``) included.
-    max_delay: float = attrs.field(default=30.0)
-
-    @max_attempts.validator
-    def _check_attempts(self, _: Any, value: int) -> None:
-        if value < 1:
-            raise PolicyError("max_attempts counts the first try too; it must be >= 1")
-
-    @base_delay.validator
-    @max_delay.validator
-    def _check_delay(self, attribute: attrs.Attribute[float], value: float) -> None:
-        if not value >= 0.0:  # also refuses NaN
-            raise PolicyError(f"{attribute.name} is seconds and must be >= 0, got {value!r}")
-
-    @classmethod
-    def from_codex(cls, request_max_retries: int = 4, **kw: Any) -> RetryPolicy:
-        """Codex's ``request_max_retries`` (retries after the first try) as a policy."""
-        return cls(max_attempts=request_max_retries + 1, **kw)
-
-    @classmethod
-    def never(cls) -> RetryPolicy:
-        """One try, no retries."""
-        return cls(max_attempts=1)
-
-    def new(self, **changes: Any) -> RetryPolicy:
-        """A copy with ``changes`` applied (policies are immutable, as urllib3's ``Retry``)."""
-        return attrs.evolve(self, **changes)
-
-    def retries_status(self, status: int) -> bool:
-        """Whether a response with ``status`` may be retried under this policy."""
-        if status == 429:
-            return self.retry_429
-        return self.retry_5xx and 500 <= status <= 599
+        return name
 
 
 def _str_map(value: Mapping[str, str]) -> dict[str, str]:
@@ -115,7 +63,9 @@ class Provider:
 
     name: str = "openai"
     base_url: str = "https://api.openai.com/v1"
-    wire: WireApi = attrs.field(default=WireApi.RESPONSES, converter=_wire)
+    #: The registered Wire's name: ``WireApi.RESPONSES`` (``"responses"``), ``WireApi.CHAT``
+    #: (``"chat"``) or a plugin's.
+    wire: str = attrs.field(default=WireApi.RESPONSES, converter=_wire)
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     query_params: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -168,7 +118,7 @@ class Provider:
 
     def is_azure_responses_endpoint(self) -> bool:
         """True for Azure OpenAI Responses endpoints, where ``store`` defaults to true."""
-        if self.wire is not WireApi.RESPONSES:
+        if self.wire != WireApi.RESPONSES:
             return False
         if self.name.lower() == "azure":
             return True
@@ -178,7 +128,7 @@ class Provider:
     def __repr__(self) -> str:
         return (
             f"Provider(name={self.name!r}, base_url={redact_url(self.base_url)!r}, "
-            f"wire={self.wire.value!r}, "
+            f"wire={str(self.wire)!r}, "
             f"headers={redact_headers(self.headers)!r}, query_params="
             f"{redact_query_params(self.query_params)!r}, retry={self.retry!r}, "
             f"stream_idle_timeout={self.stream_idle_timeout!r}"
@@ -345,7 +295,6 @@ class ResponsesRequest:
 
 
 __all__ = [
-    "RETRY_AFTER_STATUS_CODES",
     "CompactionTrigger",
     "FunctionCall",
     "FunctionCallOutput",

@@ -1,7 +1,13 @@
 """The plugin manager: first-party plugins, then the ``codexapi`` entry-point group, then the
 plugin objects a caller passes. First-party plugins are registered exactly like third-party
 ones; later registrations are called first, so a caller's plugin wins over an installed one,
-which wins over a built-in.
+and both win over a built-in. The built-ins are registered last but made ``trylast``, so a
+third party's ``trylast`` impl still comes before them (see :func:`make_plugin_manager`).
+
+Every hook is called through pluggy. To name the plugin behind a failure, each (non-wrapper)
+impl's function is guarded at registration: an exception or an answer of the wrong type
+becomes a :class:`PluginError` naming that impl's plugin, and an observer's exception is
+logged and swallowed, while pluggy still orders the impls and runs wrappers and monitoring.
 
 ``CODEXAPI_PLUGINS`` limits which entry points load: unset loads all, an empty string loads
 none, otherwise a comma-separated list of entry-point names (or distribution names).
@@ -17,7 +23,8 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from importlib import metadata
 from typing import Any
 
@@ -25,15 +32,18 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import CodexApiError, PluginError
+from .wires import Wire, WireRegistry
 
 log = logging.getLogger("codexapi")
 
 ENTRYPOINT_GROUP = "codexapi"
 ENV_VAR = "CODEXAPI_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "codexapi.wires",
     "codexapi_plugins.wire_responses",
     "codexapi_plugins.wire_chat",
+    "codexapi_plugins.wire_websocket",
     "codexapi_plugins.auth",
     "codexapi_plugins.retry",
     "codexapi_plugins.logs",
@@ -56,6 +66,60 @@ class _Loaded:
     plugin: Any
 
 
+#: Observer hooks: their exceptions are logged, never raised.
+OBSERVERS = frozenset({"codexapi_on_request", "codexapi_on_response", "codexapi_on_retry",
+                       "codexapi_on_stream_end"})
+
+
+def _is_auth(value: Any) -> bool:
+    return callable(getattr(value, "auth_flow", None)) or (
+        callable(getattr(value, "headers", None)) and callable(getattr(value, "refresh", None)))
+
+
+def _is_delay(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: What a hook may answer (besides None): a check and the expected type's name.
+RESULT_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "codexapi_auth": (_is_auth, "an Auth (headers()/refresh() or auth_flow())"),
+    "codexapi_endpoint_path": (lambda v: isinstance(v, str), "str"),
+    "codexapi_build_body": (lambda v: isinstance(v, dict), "dict"),
+    "codexapi_retry_delay": (_is_delay, "float"),
+}
+
+#: The plugin whose hook impl is running (for ``register(wire)`` to know who registered it).
+current_plugin: ContextVar[str | None] = ContextVar("codexapi_current_plugin", default=None)
+
+
+def _guard(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    check = RESULT_TYPES.get(hook)
+    observer = hook in OBSERVERS
+
+    def guarded(*args: Any) -> Any:
+        token = current_plugin.set(plugin)
+        try:
+            result = function(*args)
+        except Exception as exc:
+            if observer:
+                log.warning("plugin %r raised %s in %s (ignored): %s", plugin,
+                            type(exc).__name__, hook, exc, exc_info=True)
+                return None
+            if isinstance(exc, CodexApiError):
+                raise  # a typed error the plugin meant (AuthError, UnsupportedEndpointError)
+            raise PluginError(f"plugin {plugin!r} raised {type(exc).__name__} in {hook}: {exc}",
+                              plugin=plugin) from exc
+        finally:
+            current_plugin.reset(token)
+        if result is not None and check is not None and not check[0](result):
+            raise PluginError(f"plugin {plugin!r} returned {type(result).__name__} from {hook}, "
+                              f"expected {check[1]}", plugin=plugin)
+        return result
+
+    guarded.__wrapped__ = function  # type: ignore[attr-defined]
+    return guarded
+
+
 class PluginManager(pluggy.PluginManager):
     """pluggy's manager for the ``codexapi`` hooks, remembering where each plugin came from."""
 
@@ -68,6 +132,73 @@ class PluginManager(pluggy.PluginManager):
         self.distributions: dict[str, str | None] = {}
         #: entry points that failed to import (empty when entry points were not loaded)
         self.load_failures: list[LoadFailure] = []
+        self._builtin = False
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is not None and self._builtin:
+            # Built-ins are the fallback: behind every other plugin, trylast ones included.
+            opts = {**opts, "trylast": True, "tryfirst": False}
+        return opts
+
+    def register_builtin(self, plugin: Any, name: str) -> None:
+        self._builtin = True
+        try:
+            self.register(plugin, name=name)
+        finally:
+            self._builtin = False
+        self.origins[name] = "builtin"
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        if registered is not None:
+            for caller in self.get_hookcallers(plugin) or []:
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is plugin and not (impl.hookwrapper or impl.wrapper):
+                        # pluggy calls ``impl.function(*args)`` (its argnames were read from
+                        # the original at registration); the guard calls that same function
+                        # and only adds the plugin's name to what goes wrong. (``function``
+                        # is typed Final for pluggy's users; this is its one rebinding.)
+                        setattr(impl, "function",  # noqa: B010
+                                _guard(impl.function, registered, caller.name))
+        return registered
+
+    def call(self, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` through pluggy; a wrapper's own failure also names its plugin."""
+        try:
+            result = getattr(self.hook, hook)(**kwargs)
+        except CodexApiError:
+            raise
+        except Exception as exc:
+            culprit = self._wrapper_in(hook, exc)
+            if hook in OBSERVERS:
+                log.warning("plugin %r raised %s in %s (ignored): %s", culprit,
+                            type(exc).__name__, hook, exc, exc_info=True)
+                return None
+            raise PluginError(f"plugin {culprit!r} raised {type(exc).__name__} in {hook}: "
+                              f"{exc}", plugin=culprit) from exc
+        check = RESULT_TYPES.get(hook)
+        if result is not None and check is not None and not check[0](result):
+            # Every impl's own answer was checked: a wrapper replaced it.
+            culprit = ", ".join(repr(i.plugin_name) for i in self._wrappers(hook)) or "unknown"
+            raise PluginError(f"plugin {culprit} returned {type(result).__name__} from {hook} "
+                              f"(through its wrapper), expected {check[1]}",
+                              plugin=culprit.strip("'"))
+        return result
+
+    def _wrappers(self, hook: str) -> list[Any]:
+        return [i for i in getattr(self.hook, hook).get_hookimpls()
+                if i.hookwrapper or i.wrapper]
+
+    def _wrapper_in(self, hook: str, exc: BaseException) -> str:
+        codes = {getattr(i.function, "__code__", None): i.plugin_name
+                 for i in self._wrappers(hook)}
+        culprit = "unknown"
+        tb = exc.__traceback__
+        while tb is not None:  # the innermost wrapper frame is the one that raised
+            culprit = codes.get(tb.tb_frame.f_code, culprit)
+            tb = tb.tb_next
+        return culprit
 
 
 _lock = threading.Lock()
@@ -120,16 +251,20 @@ def load_failures() -> list[LoadFailure]:
 def make_plugin_manager(
     plugins: Iterable[Any] = (), load_entrypoints: bool = True
 ) -> PluginManager:
-    """A plugin manager with the built-ins, installed plugins (optional) and ``plugins``."""
+    """A plugin manager with installed plugins (optional), ``plugins`` and the built-ins.
+
+    The built-ins are registered last and ``trylast``: pluggy asks trylast impls in reverse
+    registration order too, so only this way does a third party's ``trylast`` impl still come
+    before them (pluggy puts each newly registered trylast impl behind the others).
+    """
     pm = PluginManager()
-    for name in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
-        pm.origins[name] = "builtin"
+    builtins = {name: importlib.import_module(name) for name in DEFAULT_PLUGINS}
+    builtin_ids = {id(module) for module in builtins.values()}
     if load_entrypoints:
         entries, failures = _entrypoints()
         pm.load_failures = list(failures)
         for entry in entries:
-            if pm.is_registered(entry.plugin):
+            if pm.is_registered(entry.plugin) or id(entry.plugin) in builtin_ids:
                 continue
             name = entry.name
             if pm.has_plugin(name):  # two distributions chose the same entry-point name
@@ -142,8 +277,10 @@ def make_plugin_manager(
             except Exception as exc:
                 raise PluginError(f"plugin module {plugin!r} could not be imported: "
                                   f"{type(exc).__name__}: {exc}", plugin=plugin) from exc
-        if not pm.is_registered(plugin):
+        if not pm.is_registered(plugin) and id(plugin) not in builtin_ids:
             _register(pm, plugin, _label(pm, plugin), "caller", None)
+    for name, module in builtins.items():
+        pm.register_builtin(module, name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -193,7 +330,8 @@ def _register(pm: PluginManager, plugin: Any, name: str, origin: str, dist: str 
 
 def describe(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
     """Registered plugins and the hooks each implements, in registration order (the later
-    a plugin is registered, the earlier its hooks are called)."""
+    a plugin is registered, the earlier its hooks are called; the built-ins, registered last
+    and ``trylast``, are asked after every other plugin)."""
     origins = getattr(pm, "origins", {})
     dists = getattr(pm, "distributions", {})
     out = []
@@ -202,4 +340,28 @@ def describe(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
         origin = origins.get(name, "builtin" if name in DEFAULT_PLUGINS else "caller")
         out.append({"name": name, "hooks": hooks, "builtin": origin == "builtin",
                     "origin": origin, "distribution": dists.get(name)})
+    return out
+
+
+def collect_wires(pm: PluginManager) -> WireRegistry:
+    """Ask every plugin's ``codexapi_register_wires`` for its wires."""
+    registry = WireRegistry()
+
+    def register(wire: Wire) -> None:
+        registry.register(wire, current_plugin.get())
+
+    pm.call("codexapi_register_wires", register=register)
+    return registry
+
+
+def describe_wires(pm: PluginManager) -> list[dict[str, Any]]:
+    """The registered wires and the plugin each comes from, sorted by name."""
+    registry = collect_wires(pm)
+    out = []
+    for name in sorted(registry):
+        plugin = registry.source(name)
+        out.append({"name": name, "plugin": plugin,
+                    "origin": pm.origins.get(plugin or "", "unknown"),
+                    "class": f"{type(registry[name]).__module__}."
+                             f"{type(registry[name]).__qualname__}"})
     return out

@@ -4,7 +4,8 @@
   ``rate_limits.rs`` parses them (one family per ``x-<name>-primary-used-percent`` header);
 - OpenAI's ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` -> :class:`OpenAILimits`
   (the raw headers also stay in ``RateLimitSnapshot.openai``);
-- ``retry-after-ms`` / ``Retry-After`` -> seconds (:func:`retry_after_seconds`).
+- ``retry-after-ms`` / ``Retry-After`` -> seconds (:func:`retry_after_seconds`);
+- "try again in 1.5s" in a rate-limit message -> seconds (:func:`parse_retry_after`).
 """
 
 from __future__ import annotations
@@ -286,3 +287,17 @@ __all__ = [
     "retry_after_seconds",
     "snapshot_if_any",
 ]
+
+
+_RETRY_AFTER = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)", re.IGNORECASE)
+
+
+def parse_retry_after(message: str) -> float | None:
+    """Seconds from "try again in 1.5s / 28ms / 35 seconds" in a rate-limit message (the form
+    OpenAI puts in 429 bodies and ``rate_limit_exceeded`` stream failures)."""
+    match = _RETRY_AFTER.search(message)
+    if not match:
+        return None
+    value, unit = float(match.group(1)), match.group(2).lower()
+    # The crate truncates milliseconds to whole ms.
+    return int(value) / 1000.0 if unit == "ms" else value

@@ -13,6 +13,13 @@ only the messages themselves are allocated.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .decoding import MessageDecoder
+    from .events import Event
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -214,6 +221,76 @@ class Decoder:
                     self._last_id = value
             elif name == "retry" and value.isascii() and value.isdigit():
                 self._retry = int(value)
+        return out
+
+
+class SseStreamDecoder:
+    """SSE framing for a wire: body bytes in, the events of ``inner``'s messages out.
+
+    A :class:`~codexapi.decoding.StreamDecoder` built from a
+    :class:`~codexapi.decoding.MessageDecoder`. When ``inner`` has the ``feed_data(datas)``
+    fast path it gets each read's message data in one call, else each message by ``feed``.
+    """
+
+    __slots__ = ("_feed", "_inner", "_pending", "_sse", "feed_data")
+
+    def __init__(self, inner: MessageDecoder) -> None:
+        self._inner = inner
+        self._sse = Decoder()
+        self._pending: BaseException | None = None
+        self.feed_data: Callable[[bytes], list[Event]]
+        batch = getattr(inner, "feed_data", None)
+        if batch is not None:
+            self._feed = batch
+            self.feed_data = self._feed_batch
+        else:
+            self._feed = inner.feed
+            self.feed_data = self._feed_each
+
+    @property
+    def done(self) -> bool:
+        return self._inner.done
+
+    @property
+    def inner(self) -> MessageDecoder:
+        """The message decoder this frames for."""
+        return self._inner
+
+    def _feed_batch(self, data: bytes) -> list[Event]:
+        datas = self._sse.feed_data(data)
+        return self._feed(datas) if datas else []
+
+    def _feed_each(self, data: bytes) -> list[Event]:
+        if self._pending is not None:
+            raise self._pending
+        out: list[Event] = []
+        inner = self._inner
+        for message in self._sse.feed(data):
+            try:
+                out.extend(inner.feed(message))
+            except Exception as exc:
+                if not out:
+                    raise
+                # The events of the messages before this one are delivered first, as they
+                # would have been had the messages come in separate reads.
+                self._pending = exc
+                break
+            if inner.done:
+                break
+        return out
+
+    def close(self) -> list[Event]:
+        if self._pending is not None:
+            raise self._pending
+        inner = self._inner
+        out: list[Event] = []
+        if not inner.done:
+            for message in self._sse.close():
+                out.extend(inner.feed(message))
+                if inner.done:
+                    break
+        # Also once done: a decoder that ended on a terminal failure raises it from close().
+        out.extend(inner.close())
         return out
 
 

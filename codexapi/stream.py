@@ -2,21 +2,26 @@
 
 An iterator and a context manager. Each event is yielded as soon as its bytes have arrived
 (the transport reads what the socket has, never a fixed-size block). Leaving the ``with`` block,
-breaking out early, or reaching the end closes the connection. Idle streams end in
-:class:`IdleTimeout` (the transport's read timeout is the provider's ``stream_idle_timeout``).
+breaking out early, or reaching the end closes the connection. A read that stalls past the
+provider's ``stream_idle_timeout`` (the transport's :class:`~codexapi.ReadTimeout`) ends the
+stream in :class:`IdleTimeout`.
+
+The decoder comes from the provider's Wire and gets the body bytes as they arrive: the wire
+owns the framing (SSE, or frames). One decoder call per network read, none per event.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any
 
 import attrs
 
 from .decoding import StreamDecoder
-from .errors import StreamError, TransportError
+from .errors import IdleTimeout, ReadTimeout, StreamError, TransportError
 from .events import (
     Completed,
     Event,
@@ -27,7 +32,6 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
-from .sse import Decoder
 from .transport import HttpResponse
 
 
@@ -41,6 +45,15 @@ class StreamResult:
     usage: TokenUsage | None
     rate_limits: RateLimitSnapshot | None = None
     events: list[Event] = attrs.field(factory=list, repr=False)
+    #: The model that answered (the ``openai-model`` response header), when the server says.
+    model: str | None = None
+    #: How the turn ended, for ``codexapi_on_stream_end``: ``"stop"``, ``"tool_calls"``,
+    #: ``"error"`` or ``"cancelled"`` (the caller closed the stream early); None from collect().
+    finish_reason: str | None = None
+    #: Seconds from the call to the first event its decoder produced (``codexapi_on_stream_end``).
+    time_to_first_event: float | None = None
+    #: The call's ``HttpRequest.extensions`` (the same dict every attempt's request had).
+    extensions: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @property
     def function_calls(self) -> list[Item]:
@@ -48,18 +61,76 @@ class StreamResult:
         return [i for i in self.items if i.type == "function_call"]
 
 
+#: Told once how a turn ended: the result so far and the error (None on success).
+OnEnd = Callable[[StreamResult, "BaseException | None"], None]
+
+
+class _Turn:
+    """What a turn delivered so far, kept only when someone observes its end."""
+
+    __slots__ = ("_clock", "deltas", "extensions", "first_at", "items", "limits", "model",
+                 "response_id", "started", "usage")
+
+    def __init__(self, started: float | None, model: str | None,
+                 extensions: dict[str, Any] | None, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.started = clock() if started is None else started
+        self.first_at: float | None = None
+        self.deltas: list[str] = []
+        self.items: list[Item] = []
+        self.response_id: str | None = None
+        self.usage: TokenUsage | None = None
+        self.limits: RateLimitSnapshot | None = None
+        self.model = model
+        self.extensions = extensions if extensions is not None else {}
+
+    def add(self, events: list[Event], decoded: bool = True) -> None:
+        if decoded and self.first_at is None:
+            self.first_at = self._clock()
+        for ev in events:
+            if isinstance(ev, OutputTextDelta):
+                self.deltas.append(ev.delta)
+            elif isinstance(ev, OutputItemDone):
+                self.items.append(ev.item)
+            elif isinstance(ev, Completed):
+                self.response_id, self.usage = ev.response_id, ev.token_usage
+            elif isinstance(ev, RateLimits):
+                self.limits = ev.snapshot
+
+    def result(self, finish_reason: str) -> StreamResult:
+        text = "".join(self.deltas) or "".join(
+            i.text for i in self.items if i.type == "message")
+        if finish_reason == "stop" and any(i.type == "function_call" for i in self.items):
+            finish_reason = "tool_calls"
+        ttfe = None if self.first_at is None else self.first_at - self.started
+        return StreamResult(text, list(self.items), self.response_id, self.usage, self.limits,
+                            [], self.model, finish_reason, ttfe, self.extensions)
+
+
 class ResponseStream:
-    """Iterate for events; ``collect()`` for the whole turn. Single consumer."""
+    """Iterate for events; ``collect()`` for the whole turn. Single consumer.
+
+    ``on_end`` (optional) is told once how the turn ended (``codexapi_on_stream_end``):
+    success, an error, or closed early. ``started`` is when the call began
+    (``time.monotonic``), for ``StreamResult.time_to_first_event``.
+    """
 
     def __init__(
         self,
         response: HttpResponse,
         decoder: StreamDecoder,
         prelude: list[Event] | None = None,
+        *,
+        on_end: OnEnd | None = None,
+        started: float | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         self.response = response
         self._decoder = decoder
         self._prelude = prelude or []
+        self._on_end = on_end
+        self._turn = (None if on_end is None else _Turn(
+            started, response.headers.get("openai-model"), extensions, time.monotonic))
         self._gen = self._events()
         self._closed = False
 
@@ -83,63 +154,62 @@ class ResponseStream:
 
     def _events(self) -> Generator[Event, None, None]:
         decoder = self._decoder
-        sse = Decoder()
-        feed = decoder.feed
-        # A decoder that only needs each message's data takes a whole chunk's worth at once:
-        # one call per network read instead of one per event (the first-party wires do).
-        feed_data = getattr(decoder, "feed_data", None)
+        feed = decoder.feed_data
+        turn = self._turn
         try:
+            if turn is not None:
+                turn.add(self._prelude, decoded=False)
             yield from self._prelude
             try:
-                if feed_data is not None:
-                    sse_data = sse.feed_data
-                    for chunk in self.response.iter_bytes():
-                        datas = sse_data(chunk)
-                        if datas:
-                            events = feed_data(datas)
-                            if events:
-                                yield from events
-                            if decoder.done:
-                                # A terminal failure raises here, not at a close the
-                                # server may never send.
-                                yield from decoder.close()
-                                return
-                else:
-                    sse_feed = sse.feed
-                    for chunk in self.response.iter_bytes():
-                        for message in sse_feed(chunk):
-                            events = feed(message)
-                            if events:
-                                yield from events
-                            if decoder.done:
-                                yield from decoder.close()
-                                return
+                for chunk in self.response.iter_bytes():
+                    events = feed(chunk)
+                    if events:
+                        if turn is not None:
+                            turn.add(events)
+                        yield from events
+                    if decoder.done:
+                        # The turn is over; a terminal failure (response.failed) raises from
+                        # close() here, not at a close the server may never send.
+                        break
+            except ReadTimeout as exc:
+                raise IdleTimeout(f"idle timeout waiting for SSE: {exc.message}") from exc
             except TransportError as exc:
                 # Events may already be with the caller: re-sending would duplicate them, so a
                 # lost connection here is a stream failure, never a retried transport error.
                 raise StreamError(f"stream disconnected before completion: {exc.message}",
                                   retryable=exc.retryable) from exc
-            for message in sse.close():
-                yield from feed(message)
-                if decoder.done:
-                    break
-            yield from decoder.close()
+            events = decoder.close()
+            if turn is not None:
+                turn.add(events)
+            yield from events
+        except GeneratorExit:
+            self._end("cancelled", None)
+            raise
+        except BaseException as exc:
+            self._end("error", exc)
+            raise
         finally:
             self._release()
+            self._end("stop", None)
+
+    def _end(self, reason: str, error: BaseException | None) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None and self._turn is not None:
+            on_end(self._turn.result(reason), error)
 
     def _release(self) -> None:
         if not self._closed:
             self._closed = True
-            drain = getattr(self.response, "drain", None)
-            if drain is not None and self._decoder.done:
+            if self._decoder.done:
                 # Completed: take the body's tail so the connection can be pooled again.
-                drain()
+                self.response.drain()
             self.response.close()
 
     def close(self) -> None:
         """Release the connection (idempotent). Unread events are discarded."""
         self._release()
         self._gen.close()
+        self._end("cancelled", None)  # a stream closed before it was ever read
 
     def __enter__(self) -> ResponseStream:
         return self

@@ -1,8 +1,14 @@
 """The HTTP seam: a one-method Transport protocol and its urllib3 implementation.
 
-A transport sends one :class:`HttpRequest` and returns an :class:`HttpResponse` whose body is
-read lazily (``iter_bytes`` yields what the socket has as soon as it has it). It does not retry,
-redirect or interpret statuses: the dispatcher does that, the same way for every transport.
+A transport sends one :class:`HttpRequest` and returns an :class:`HttpResponse`: streamed,
+its body is read lazily (``iter_bytes`` yields what the socket has as soon as it has it);
+otherwise it is read whole (bounded) before ``send`` returns. It does not retry, redirect or
+interpret statuses: the dispatcher does that, the same way for every transport.
+
+Timeouts are ``(connect, head, idle)`` seconds: establishing the connection, waiting for the
+response head, and waiting for each further body read. A stalled read raises
+:class:`ReadTimeout` (a TransportError); on a stream, :class:`~codexapi.ResponseStream` reports
+it as :class:`IdleTimeout`.
 """
 
 from __future__ import annotations
@@ -28,13 +34,31 @@ from urllib3.exceptions import (
 )
 
 from ._version import __version__
-from .errors import CodexApiError, ConnectTimeout, IdleTimeout, ReadTimeout, TransportError
+from .errors import CodexApiError, ConnectTimeout, ReadTimeout, TransportError
 from .proxy import Proxy, ProxySettings
 from .redact import redact_headers, redact_url
 from .tls import make_ssl_context
 
 USER_AGENT = f"codexapi/{__version__}"
 CHUNK_SIZE = 64 * 1024
+#: The largest body a non-streamed ``send`` reads into memory (compact, models, errors).
+MAX_UNARY_BODY = 64 * 1024 * 1024
+
+#: ``(connect, head, idle)`` seconds.
+Timeouts = tuple[float, float, float]
+
+
+def _timeouts(value: tuple[float, ...]) -> Timeouts:
+    # (connect, read) from before the idle timeout had its own slot: read bounds both.
+    if len(value) == 2:
+        return float(value[0]), float(value[1]), float(value[1])
+    if len(value) == 3:
+        return float(value[0]), float(value[1]), float(value[2])
+    raise ValueError(f"timeout must be (connect, head, idle) seconds, got {value!r}")
+
+
+def _header_dict(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
 
 
 @attrs.frozen(repr=False)
@@ -43,10 +67,14 @@ class HttpRequest:
 
     method: str
     url: str
-    headers: Mapping[str, str]
+    #: A plain dict: an auth flow (or a ``codexapi_on_request`` observer) may add to it.
+    headers: dict[str, str] = attrs.field(converter=_header_dict)
     body: bytes | None = None
-    #: (connect, read) seconds; read bounds the head and every body read (idle timeout).
-    timeout: tuple[float, float] = (30.0, 600.0)
+    #: (connect, head, idle) seconds; a (connect, read) pair sets head and idle to read.
+    timeout: Timeouts = attrs.field(default=(30.0, 600.0, 600.0), converter=_timeouts)
+    #: Per-call scratch space for plugins (httpx's ``extensions``): the same dict for every
+    #: attempt and auth-flow request of one call, and on the turn's ``StreamResult``.
+    extensions: dict[str, Any] = attrs.field(factory=dict, eq=False)
 
     def __repr__(self) -> str:
         return (
@@ -63,11 +91,17 @@ class HttpResponse(Protocol):
     url: str
 
     def iter_bytes(self) -> Iterator[bytes]:
-        """Body bytes as they arrive; raises TransportError / IdleTimeout on failure."""
+        """Body bytes as they arrive; raises TransportError (ReadTimeout when a read stalls
+        past the idle timeout) on failure."""
         ...
 
     def read(self) -> bytes:
-        """The whole (decoded) body."""
+        """The whole (decoded) body, then close."""
+        ...
+
+    def drain(self) -> None:
+        """The caller is done with a complete body: read a short, quick tail (a chunked
+        terminator) so the connection can be reused; give up at once otherwise."""
         ...
 
     def close(self) -> None:
@@ -79,7 +113,9 @@ class Transport(Protocol):
     """Sends requests. Implementations must be safe to share between threads."""
 
     def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
-        """Send ``request``; return once the response head has arrived."""
+        """Send ``request``; return once the response head has arrived (``stream``) or the
+        whole body has been read (not ``stream``). ``request.timeout`` is
+        ``(connect, head, idle)``. Raises TransportError (ConnectTimeout, ReadTimeout)."""
         ...
 
     def close(self) -> None:
@@ -179,19 +215,23 @@ class _Inflater:
 class Urllib3Response:
     """An urllib3 (or http.client-compatible) response, streamed, never read ahead."""
 
-    __slots__ = ("_closed", "_eof", "_raw", "headers", "status", "url")
+    __slots__ = ("_closed", "_eof", "_idle", "_raw", "headers", "status", "url")
 
-    def __init__(self, raw: Any, url: str) -> None:
+    def __init__(self, raw: Any, url: str, idle: float | None = None,
+                 head: float | None = None) -> None:
         self._raw = raw
         self._closed = False
         self._eof = False
+        self._idle = idle
         self.status: int = raw.status
         self.headers: Mapping[str, str] = raw.headers
         self.url = url
+        if idle is not None and idle != head:
+            # Once the head is in, the wait for each next read is the idle timeout, whatever
+            # the head was given.
+            self._set_read_timeout(idle)
 
-    def set_read_timeout(self, seconds: float) -> None:
-        """Bound each further body read by ``seconds``: once a stream's head is in, the wait
-        for its next bytes is the idle timeout, whatever the head was given."""
+    def _set_read_timeout(self, seconds: float) -> None:
         sock = getattr(getattr(self._raw, "connection", None), "sock", None)
         if sock is not None:
             sock.settimeout(seconds)
@@ -217,8 +257,10 @@ class Urllib3Response:
                 yield chunk
         except (ReadTimeoutError, TimeoutError) as exc:
             self.close()
-            raise IdleTimeout("idle timeout waiting for SSE: no bytes for the stream idle "
-                              "timeout; the connection was closed") from exc
+            wait = f" for {self._idle:g} s" if self._idle is not None else ""
+            raise ReadTimeout(f"timed out reading the response from {redact_url(self.url)}: "
+                              f"no bytes{wait}; the connection was closed",
+                              url=redact_url(self.url)) from exc
         except DecodeError as exc:
             self.close()
             error = TransportError(
@@ -255,7 +297,7 @@ class Urllib3Response:
         raw = self._raw
         read = getattr(raw, "read1", None) or raw.read
         try:
-            self.set_read_timeout(grace)  # urllib3 resets it when the connection is reused
+            self._set_read_timeout(grace)  # urllib3 resets it when the connection is reused
             left = limit
             while left > 0:
                 chunk = read(left)
@@ -279,6 +321,51 @@ class Urllib3Response:
                 raw.release_conn()
         except Exception:  # pragma: no cover - closing must never raise
             pass
+
+
+class BufferedResponse:
+    """A response whose body has been read whole (non-streamed ``send``, tests)."""
+
+    __slots__ = ("body", "headers", "status", "url")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, url: str) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.url = url
+
+    @classmethod
+    def read_from(cls, response: HttpResponse, limit: int = MAX_UNARY_BODY) -> BufferedResponse:
+        """Read ``response`` whole (at most ``limit`` bytes) and release its connection."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    error = TransportError(
+                        f"the response from {redact_url(response.url)} is larger than "
+                        f"{limit} bytes; refusing to hold it in memory",
+                        url=redact_url(response.url))
+                    error.retryable = False
+                    raise error
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return cls(response.status, response.headers, b"".join(chunks), response.url)
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        if self.body:
+            yield self.body
+
+    def read(self) -> bytes:
+        return self.body
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class Urllib3Transport:
@@ -323,7 +410,7 @@ class Urllib3Transport:
         return manager, proxy
 
     def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
-        connect, read = request.timeout
+        connect, read, idle = request.timeout
         manager, proxy = self._manager_for(request.url)
         try:
             raw = manager.urlopen(
@@ -355,7 +442,8 @@ class Urllib3Transport:
                 "user:password in the proxy URL", url=redact_url(request.url))
             error.retryable = False
             raise error
-        return Urllib3Response(raw, request.url)
+        response = Urllib3Response(raw, request.url, idle, read)
+        return response if stream else BufferedResponse.read_from(response)
 
     def close(self) -> None:
         self._pool.clear()

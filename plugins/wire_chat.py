@@ -23,7 +23,7 @@ stream when asked; pass :class:`ChatIncludeUsage` as a plugin to ask for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from codexapi import hookimpl
@@ -48,7 +48,7 @@ from codexapi.events import (
 from codexapi.failures import stream_failure as failure_error
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.sse import SseMessage
+from codexapi.sse import SseMessage, SseStreamDecoder
 
 PATHS = {"stream": "chat/completions", "models": "models"}
 
@@ -56,32 +56,49 @@ PATHS = {"stream": "chat/completions", "models": "models"}
 COMPACT_ON_CHAT = "compact endpoint requires responses wire api"
 
 
-@hookimpl
-def codexapi_endpoint_path(provider: Provider, endpoint: str) -> str | None:
-    if provider.wire is not WireApi.CHAT:
-        return None
-    if endpoint == "compact":
-        # Raised here, not at send time: Client.compact asks for the path before any traffic.
-        raise UnsupportedEndpointError(
-            f"{COMPACT_ON_CHAT} (provider {provider.name!r} uses the chat wire; compact "
-            "needs a provider with wire='responses')")
-    return PATHS.get(endpoint)
+class ChatWire:
+    """Chat Completions over HTTP + SSE (no compact endpoint)."""
+
+    name = WireApi.CHAT.value
+
+    def path(self, endpoint: str) -> str:
+        if endpoint == "compact":
+            # Raised here, not at send time: Client.compact asks for the path before any
+            # traffic.
+            raise UnsupportedEndpointError(
+                f"{COMPACT_ON_CHAT} (this provider uses the chat wire; compact needs a "
+                "provider with wire='responses')")
+        try:
+            return PATHS[endpoint]
+        except KeyError:
+            raise UnsupportedEndpointError(f"the chat wire has no {endpoint!r} endpoint"
+                                           ) from None
+
+    def body(self, endpoint: str, request: Any) -> dict[str, Any]:
+        if endpoint != "stream":
+            self.path(endpoint)  # the endpoint's own error
+            raise UnsupportedEndpointError(f"the chat wire sends no body to {endpoint!r}")
+        if not isinstance(request, ResponsesRequest):
+            raise InvalidRequest(f"the chat wire builds bodies from a ResponsesRequest, not "
+                                 f"{type(request).__name__}")
+        return build_body(request)
+
+    def decoder(self, endpoint: str) -> SseStreamDecoder:
+        if endpoint != "stream":
+            raise UnsupportedEndpointError(f"the chat wire streams only 'stream', not "
+                                           f"{endpoint!r}")
+        return SseStreamDecoder(ChatDecoder())
+
+    def __repr__(self) -> str:
+        return "ChatWire()"
+
+
+WIRE = ChatWire()
 
 
 @hookimpl
-def codexapi_build_body(provider: Provider, endpoint: str, request: Any) -> dict[str, Any] | None:
-    if provider.wire is not WireApi.CHAT or endpoint != "stream":
-        return None
-    if not isinstance(request, ResponsesRequest):
-        return None
-    return build_body(request)
-
-
-@hookimpl
-def codexapi_stream_decoder(provider: Provider, endpoint: str) -> ChatDecoder | None:
-    if provider.wire is not WireApi.CHAT or endpoint != "stream":
-        return None
-    return ChatDecoder()
+def codexapi_register_wires(register: Callable[[Any], None]) -> None:
+    register(WIRE)
 
 
 class ChatIncludeUsage:
@@ -94,12 +111,11 @@ class ChatIncludeUsage:
     not send ``stream_options`` and a few servers reject fields they do not know.
     """
 
-    @hookimpl(tryfirst=True)
-    def codexapi_build_body(
-        self, provider: Provider, endpoint: str, request: Any
-    ) -> dict[str, Any] | None:
-        body = codexapi_build_body(provider, endpoint, request)
-        if body is not None:
+    @hookimpl(wrapper=True)
+    def codexapi_build_body(self, provider: Provider, endpoint: str
+                            ) -> Generator[None, Any, Any]:
+        body = yield
+        if endpoint == "stream" and provider.wire == WireApi.CHAT and isinstance(body, dict):
             body["stream_options"] = {"include_usage": True}
         return body
 

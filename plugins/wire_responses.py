@@ -1,4 +1,5 @@
-"""The Responses wire: ``POST responses`` bodies and the Responses SSE decoder.
+"""The Responses wire: ``POST responses`` bodies and the Responses SSE decoder, registered as
+the Wire ``"responses"`` (``WireApi.RESPONSES``).
 
 Follows codex-rs/codex-api ``requests/responses.rs`` (body) and ``sse/responses.rs`` (events),
 in its newer form where ``Completed`` is delivered as soon as ``response.completed`` arrives.
@@ -6,12 +7,12 @@ in its newer form where ``Completed`` is delivered as soon as ``response.complet
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from codexapi import hookimpl
 from codexapi.convert import item_to_json, options_to_json
-from codexapi.errors import StreamError
+from codexapi.errors import InvalidRequest, StreamError, UnsupportedEndpointError
 from codexapi.events import (
     Completed,
     Created,
@@ -32,42 +33,60 @@ from codexapi.events import (
     TurnModerationMetadata,
     new_output_text_delta,
 )
-from codexapi.failures import (  # parse_retry_after: still importable from here
-    incomplete_failure,
-    parse_retry_after,  # noqa: F401
-    stream_failure,
-)
+from codexapi.failures import incomplete_failure, stream_failure
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.ratelimits import parse_rate_limit_event
-from codexapi.sse import SseMessage
+from codexapi.ratelimits import parse_rate_limit_event, parse_retry_after  # noqa: F401
+from codexapi.sse import SseMessage, SseStreamDecoder
 
 PATHS = {"stream": "responses", "compact": "responses/compact", "models": "models"}
 
 
-@hookimpl
-def codexapi_endpoint_path(provider: Provider, endpoint: str) -> str | None:
-    if provider.wire is not WireApi.RESPONSES:
-        return None
-    return PATHS.get(endpoint)
+class ResponsesWire:
+    """The Responses API over HTTP + SSE. ``bind(provider)`` gives the copy a Client uses (the
+    body depends on whether the provider is Azure)."""
+
+    name = WireApi.RESPONSES.value
+
+    def __init__(self, provider: Provider | None = None) -> None:
+        self.provider = provider if provider is not None else Provider()
+
+    def bind(self, provider: Provider) -> ResponsesWire:
+        return type(self)(provider)
+
+    def path(self, endpoint: str) -> str:
+        try:
+            return PATHS[endpoint]
+        except KeyError:
+            raise UnsupportedEndpointError(f"the responses wire has no {endpoint!r} endpoint"
+                                           ) from None
+
+    def body(self, endpoint: str, request: Any) -> dict[str, Any]:
+        if not isinstance(request, ResponsesRequest):
+            raise InvalidRequest(f"the responses wire builds bodies from a ResponsesRequest, "
+                                 f"not {type(request).__name__}")
+        if endpoint == "stream":
+            return build_body(self.provider, request)
+        if endpoint == "compact":
+            return compact_body(request)
+        raise UnsupportedEndpointError(f"the responses wire sends no body to {endpoint!r}")
+
+    def decoder(self, endpoint: str) -> SseStreamDecoder:
+        if endpoint != "stream":
+            raise UnsupportedEndpointError(f"the responses wire streams only 'stream', not "
+                                           f"{endpoint!r}")
+        return SseStreamDecoder(ResponsesDecoder())
+
+    def __repr__(self) -> str:
+        return f"ResponsesWire(provider={self.provider.name!r})"
+
+
+WIRE = ResponsesWire()
 
 
 @hookimpl
-def codexapi_build_body(provider: Provider, endpoint: str, request: Any) -> dict[str, Any] | None:
-    if provider.wire is not WireApi.RESPONSES or not isinstance(request, ResponsesRequest):
-        return None
-    if endpoint == "stream":
-        return build_body(provider, request)
-    if endpoint == "compact":
-        return compact_body(request)
-    return None
-
-
-@hookimpl
-def codexapi_stream_decoder(provider: Provider, endpoint: str) -> ResponsesDecoder | None:
-    if provider.wire is not WireApi.RESPONSES or endpoint != "stream":
-        return None
-    return ResponsesDecoder()
+def codexapi_register_wires(register: Callable[[Any], None]) -> None:
+    register(WIRE)
 
 
 def _input_item(item: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ because a per-frame generator costs more than decoding the event it carries (see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -454,16 +455,12 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
-        try:
+        with contextlib.suppress(Exception):  # closing must never raise
             self.protocol.send_close(1000)
             self.sock.settimeout(0.2)
             self.sock.sendall(b"".join(self.protocol.data_to_send()))
-        except Exception:  # closing must never raise
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:  # pragma: no cover
-            pass
 
 
 class _Closed(Exception):

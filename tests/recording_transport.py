@@ -37,6 +37,9 @@ class CannedResponse:
         self.closed = True
         return self._body
 
+    def drain(self) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True
 

@@ -225,7 +225,7 @@ def test_transport_decodes_what_stock_vcrpy_replays_whether_stored_compressed_or
                                ("Content-Encoding", "gzip")), body)])
     with vcr.use_cassette(str(path), record_mode="none"):
         response = Urllib3Transport().send(
-            HttpRequest("GET", "https://api.example.com/v1/models", {}), stream=False)
+            HttpRequest("GET", "https://api.example.com/v1/models", {}), stream=True)
         assert type(response._raw).__name__ == "VCRHTTPResponse"  # type: ignore[attr-defined]
         assert response.headers["content-encoding"] == "gzip"
         assert response.read() == payload

@@ -25,7 +25,10 @@ from codexapi import (
     TransportError,
     hookimpl,
 )
+from codexapi.events import ModelsEtag, RateLimits, ServerModel, ServerReasoningIncluded
 from codexapi.server import EmbeddedServer, Exchange, route
+
+HEADER_EVENTS = (ModelsEtag, RateLimits, ServerModel, ServerReasoningIncluded)
 
 
 class StreamPath:
@@ -129,6 +132,8 @@ def test_event_sequence_and_collect(server: EmbeddedServer) -> None:
     with client_for(server) as client:
         events = list(client.stream(REQ))
         result = client.stream(REQ).collect()
+    # Header-born events (the server's X-Models-Etag) come first; then the body's.
+    events = [e for e in events if not isinstance(e, HEADER_EVENTS)]
     assert isinstance(events[0], Created)
     assert isinstance(events[1], OutputItemAdded)
     assert isinstance(events[-1], Completed)

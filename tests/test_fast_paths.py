@@ -21,7 +21,7 @@ from recording_transport import stream_response
 
 from codexapi import OutputTextDelta, ResponseStream, StreamError
 from codexapi.events import new_output_text_delta
-from codexapi.sse import Decoder, SseMessage, iter_messages
+from codexapi.sse import Decoder, SseMessage, SseStreamDecoder, iter_messages
 from codexapi_plugins.wire_responses import ResponsesDecoder
 
 
@@ -146,10 +146,10 @@ class _PerMessageOnly:
 def test_stream_batch_path_equals_per_message_path() -> None:
     body = b"".join(b"event: x\ndata: " + m + b"\n\n" for m in MESSAGES)
     pieces = [body[i:i + 7] for i in range(0, len(body), 7)]
-    batch = list(ResponseStream(stream_response(pieces), ResponsesDecoder()))
-    general = list(ResponseStream(stream_response(pieces), _PerMessageOnly()))  # type: ignore[arg-type]
+    batch = list(ResponseStream(stream_response(pieces), SseStreamDecoder(ResponsesDecoder())))
+    general = list(ResponseStream(stream_response(pieces), SseStreamDecoder(_PerMessageOnly())))
     assert batch == general and len(batch) == 6
-    stream = ResponseStream(stream_response(pieces), ResponsesDecoder())
+    stream = ResponseStream(stream_response(pieces), SseStreamDecoder(ResponsesDecoder()))
     assert next(stream) == batch[0]
     assert list(stream) == batch[1:]  # next() and for-loops share one iterator
 

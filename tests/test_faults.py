@@ -7,9 +7,11 @@ error after the right number of attempts; never duplicated text, never a hang (p
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import pytest
@@ -149,7 +151,7 @@ def test_500s_back_off_exponentially_then_succeed(server: EmbeddedServer, wire: 
 @pytest.mark.parametrize("wire", WIRES)
 def test_exhausted_5xx_raises_the_last_error_with_the_attempt_count(
         server: EmbeddedServer, wire: WireApi) -> None:
-    out = run(server, wire, "502", policy=POLICY.new(max_attempts=3))
+    out = run(server, wire, "502", policy=attrs.evolve(POLICY, max_attempts=3))
     assert isinstance(out.error, ApiError) and out.error.status == 502
     assert out.error.attempts == 3 and "after 3 attempts" in str(out.error)
     assert out.attempts == 3 and len(out.slept) == 2 and out.events == []
@@ -160,7 +162,7 @@ def test_exhausted_5xx_raises_the_last_error_with_the_attempt_count(
                                             ("reset", "retry_transport")])
 def test_policy_flags_switch_retries_off(server: EmbeddedServer, wire: WireApi, plan: str,
                                          flag: str) -> None:
-    out = run(server, wire, plan, policy=POLICY.new(**{flag: False}))
+    out = run(server, wire, plan, policy=attrs.evolve(POLICY, **{flag: False}))
     assert isinstance(out.error, ApiError | TransportError)
     assert out.attempts == 1 and out.slept == []
 
@@ -184,7 +186,7 @@ def test_reset_before_headers_is_retried(server: EmbeddedServer, wire: WireApi) 
 @pytest.mark.parametrize("wire", WIRES)
 def test_resets_exhaust_into_a_transport_error_naming_the_attempts(
         server: EmbeddedServer, wire: WireApi) -> None:
-    out = run(server, wire, "reset", policy=POLICY.new(max_attempts=2))
+    out = run(server, wire, "reset", policy=attrs.evolve(POLICY, max_attempts=2))
     assert type(out.error) is TransportError
     assert out.error.attempts == 2 and "after 2 attempts" in str(out.error)
     assert out.attempts == 2
@@ -437,3 +439,68 @@ def test_faults_apply_to_a_served_cassette() -> None:
         dropped = run(server, WireApi.RESPONSES, "drop@4")
         assert type(dropped.error) is StreamError and dropped.attempts == 1
         assert out.text.startswith(dropped.text)
+
+
+@attrs.define
+class RecordingConnection:
+    """The faults' whole view of an exchange (faults.Connection), with no socket behind it."""
+
+    wire: str = "responses"
+    headers: Mapping[str, str] = attrs.Factory(dict)
+    body: object = None
+    stream_faults: Any = None
+    sent: list[bytes] = attrs.Factory(list)
+    actions: list[str] = attrs.Factory(list)
+
+    def send_error(self, status: int, message: str, code: str | None = None,
+                   err_type: str = "invalid_request_error",
+                   headers: Mapping[str, str] | None = None) -> None:
+        self.actions.append(f"error {status} {dict(headers or {})}")
+
+    def reset(self) -> None:
+        self.actions.append("reset")
+
+    def send_message(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def drop(self) -> None:
+        self.actions.append("drop")
+
+    def encode(self, event: Mapping[str, object]) -> bytes:
+        return json.dumps(event).encode()
+
+    def malformed(self) -> bytes:
+        return b"{"
+
+
+@pytest.mark.parametrize(("plan", "sent", "actions"), [
+    ("drop@2", [b"e0", b"e1"], ["drop"]),
+    ("malformed@1", [b"e0", b"{", b"e1", b"e2", b"done"], []),
+    ("truncate", [b"e0", b"e1", b"e2"], []),
+    ("429:2", [], ["error 429 {'Retry-After': '2'}"]),
+    ("reset", [], ["reset"]),
+])
+def test_faults_act_on_events_through_the_connection_interface(
+        plan: str, sent: list[bytes], actions: list[str]) -> None:
+    from codexapi.server.faults import FaultInjector
+
+    conn = RecordingConnection(headers={FAULT_HEADER: plan})
+    injector = FaultInjector()
+    if not injector.intercept(conn):
+        assert conn.stream_faults is not None
+        for i, data in enumerate([b"e0", b"e1", b"e2", b"done"]):
+            conn.stream_faults.write(conn, data, final=i == 3)
+    assert (conn.sent, conn.actions) == (sent, actions)
+
+
+def test_a_failure_fault_is_an_event_in_the_connections_own_framing() -> None:
+    from codexapi.server.faults import FaultInjector
+
+    conn = RecordingConnection(headers={FAULT_HEADER: "failed:insufficient_quota@1"})
+    assert not FaultInjector().intercept(conn)
+    for data in (b"e0", b"e1"):
+        conn.stream_faults.write(conn, data)
+    first, failure = conn.sent
+    event = json.loads(failure)
+    assert first == b"e0" and event["type"] == "response.failed"
+    assert event["response"]["error"]["code"] == "insufficient_quota"

@@ -29,7 +29,7 @@ from codexapi import (
     ReasoningSummaryPartAdded,
     TokenUsage,
 )
-from codexapi.sse import Decoder, SseMessage
+from codexapi.sse import Decoder, SseMessage, SseStreamDecoder
 from codexapi.stream import ResponseStream
 from codexapi.testing.formats import load_interactions
 from codexapi_plugins.wire_chat import ChatDecoder
@@ -90,7 +90,7 @@ def check_event(event: Event) -> None:
 def run_stream(wire: str, chunks: list[bytes]) -> None:
     decoder = ChatDecoder() if wire == "chat" else ResponsesDecoder()
     response = stream_response(chunks)
-    stream = ResponseStream(response, decoder)  # type: ignore[arg-type]
+    stream = ResponseStream(response, SseStreamDecoder(decoder))
     try:
         for event in stream:
             check_event(event)
@@ -189,7 +189,7 @@ def test_unmutated_real_streams_complete(index: int) -> None:
     streams = real_streams()
     for wire, body in streams[index::8]:
         decoder = ChatDecoder() if wire == "chat" else ResponsesDecoder()
-        events = list(ResponseStream(stream_response([body]), decoder))  # type: ignore[arg-type]
+        events = list(ResponseStream(stream_response([body]), SseStreamDecoder(decoder)))
         for event in events:
             check_event(event)
         assert any(isinstance(e, Completed) for e in events)

@@ -43,6 +43,7 @@ from codexapi import (
     WireApi,
 )
 from codexapi.jsonutil import loads
+from codexapi.sse import SseStreamDecoder
 from codexapi.stream import ResponseStream, StreamResult
 from codexapi.testing import Interaction, load_interactions, serve_cassette, use_cassette
 from codexapi.testing.player import route_path
@@ -231,7 +232,7 @@ def check_exchange(it: Interaction, base: str, transport: Urllib3Transport) -> s
             query = urlsplit(it.uri).query
             response = transport.send(HttpRequest("GET", f"{base}{route}?{query}",
                                                   {"Accept": "text/event-stream"}), True)
-            stream = ResponseStream(response, ResponsesDecoder())
+            stream = ResponseStream(response, SseStreamDecoder(ResponsesDecoder()))
         else:
             stream = ResponsesClient(transport, provider(base, WireApi.RESPONSES)).stream(body)
         check_responses_stream(it, stream)

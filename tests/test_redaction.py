@@ -95,8 +95,9 @@ def test_logs_show_method_url_status_attempt_timing_request_id_but_no_secret(
     got = [r.getMessage() for r in caplog.records if r.getMessage().startswith("<-")]
     assert len(sent) == len(got) == 1
     assert f"POST {srv.base_url}/responses?key={REDACTED}&api-version=" in sent[0]
-    assert "attempt=1" in sent[0] and f"'Authorization': '{REDACTED}'" in sent[0]
-    assert f"'ChatGPT-Account-ID': '{REDACTED}'" in sent[0]
+    # Logged before the auth flow adds credentials (observers may add headers it then signs).
+    assert "attempt=1" in sent[0] and "Authorization" not in sent[0]
+    assert "ChatGPT-Account-ID" not in sent[0]
     assert "'Accept': 'text/event-stream'" in sent[0]  # harmless headers are kept
     assert re.search(r"status=200 attempt=1 elapsed=\d+\.\d{3}s request_id=req_\d+", got[0])
 

@@ -8,6 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import pytest
 from recording_transport import CannedResponse
 
@@ -84,7 +85,7 @@ BASE = RetryPolicy(max_attempts=4, base_delay=0.1)
 
 def test_policy_is_immutable_and_evolves() -> None:
     policy = RetryPolicy(max_attempts=3, base_delay=0.5)
-    changed = policy.new(max_attempts=5)
+    changed = attrs.evolve(policy, max_attempts=5)
     assert (policy.max_attempts, changed.max_attempts, changed.base_delay) == (3, 5, 0.5)
     with pytest.raises(AttributeError):
         policy.base_delay = 1.0  # type: ignore[misc]
@@ -180,8 +181,10 @@ def test_stream_failures_give_their_own_delay() -> None:
     assert retry.retry_delay(policy, 1, ServerOverloaded("at capacity")) is None
     assert retry.retry_delay(policy, 1, ContextWindowExceeded()) is None
     assert retry.retry_delay(policy, 1, StreamError("bad", retryable=False)) is None
-    assert retry.retry_delay(policy.new(retry_transport=False), 1, IdleTimeout("x")) is None
-    assert retry.retry_delay(policy.new(retry_429=False), 1, RateLimitError("x", 1.0)) is None
+    no_transport = attrs.evolve(policy, retry_transport=False)
+    assert retry.retry_delay(no_transport, 1, IdleTimeout("x")) is None
+    no_429 = attrs.evolve(policy, retry_429=False)
+    assert retry.retry_delay(no_429, 1, RateLimitError("x", 1.0)) is None
 
 
 @pytest.mark.parametrize(("error", "flag"), [
@@ -193,7 +196,7 @@ def test_stream_failures_give_their_own_delay() -> None:
 def test_each_flag_turns_its_retry_off(error: Exception, flag: str) -> None:
     policy = RetryPolicy(max_attempts=3)
     assert retry.retry_delay(policy, 1, error) is not None
-    assert retry.retry_delay(policy.new(**{flag: False}), 1, error) is None
+    assert retry.retry_delay(attrs.evolve(policy, **{flag: False}), 1, error) is None
 
 
 @pytest.mark.parametrize("code", [400, 401, 403, 404, 409, 413, 422, 499, 600])

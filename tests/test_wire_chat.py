@@ -31,6 +31,7 @@ from codexapi import (
     WireApi,
 )
 from codexapi.events import Event
+from codexapi.sse import SseStreamDecoder
 from codexapi.stream import ResponseStream
 from codexapi_plugins.wire_chat import ChatDecoder
 
@@ -51,7 +52,7 @@ def run(body: bytes, split: int | None = None) -> list[Event | Exception]:
     step = split or max(len(body), 1)
     chunks = [body[i:i + step] for i in range(0, len(body), step)] or [b""]
     out: list[Event | Exception] = []
-    stream = ResponseStream(stream_response(chunks), ChatDecoder())  # type: ignore[arg-type]
+    stream = ResponseStream(stream_response(chunks), SseStreamDecoder(ChatDecoder()))
     try:
         for event in stream:
             out.append(event)
@@ -211,7 +212,7 @@ def test_nothing_is_read_after_done() -> None:
     body = frame({"choices": [{"delta": {"content": "x"}}]}, finish("stop"), "[DONE]")
     late = frame({"choices": [{"delta": {"content": "late"}}]})
     response = stream_response([body, late])
-    events = list(ResponseStream(response, ChatDecoder()))  # type: ignore[arg-type]
+    events = list(ResponseStream(response, SseStreamDecoder(ChatDecoder())))
     assert OutputTextDelta("late") not in events
     assert isinstance(events[-1], Completed)
     assert response.reads == 1 and response.closed

@@ -2,14 +2,22 @@
 
 HTTP/1.1 with keep-alive; streams are sent with chunked transfer encoding and flushed per
 event, so clients see each event when it is produced. Routes are looked up in :data:`ROUTES`
-by method and path (with or without the ``/v1`` prefix).
+by method and path (with or without the ``/v1`` prefix); a path may hold ``{name}`` segments,
+found in :attr:`Exchange.params`. ``GET /v1/responses`` with ``Upgrade: websocket`` is handed
+to :mod:`.websocket` (through :data:`UPGRADES`) on the same port.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import importlib
 import itertools
 import json
+import re
+import socket
 import ssl
+import struct
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -19,8 +27,70 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import responses_wire
+from .background import ResponseStore
 from .faults import FaultInjector, StreamFaults
 from .model import ScriptedModel
+
+#: The largest request body read (413 beyond it): what the server holds per request.
+MAX_BODY = 32 * 1024 * 1024
+#: Requests remembered in ``requests_seen`` (for tests) before the oldest are forgotten.
+MAX_REQUESTS_SEEN = 10_000
+
+
+class RequestLog(list[tuple[str, str, dict[str, str], Any]]):
+    """A list (tests compare it to lists) keeping only the last MAX_REQUESTS_SEEN entries."""
+
+    def append(self, entry: tuple[str, str, dict[str, str], Any]) -> None:
+        super().append(entry)
+        if len(self) > MAX_REQUESTS_SEEN:
+            del self[: len(self) - MAX_REQUESTS_SEEN]
+
+
+class BodyEncodingError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def decode_body(raw: bytes, encoding: str) -> bytes:
+    """A request body sent with ``Content-Encoding`` (gzip, deflate, or zstd when a zstd
+    module is installed), decompressed to at most :data:`MAX_BODY` bytes."""
+    import zlib
+
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        wbits = 31 if "gzip" in encoding else 15
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(raw, MAX_BODY + 1)
+        except zlib.error as exc:
+            raise BodyEncodingError(400, f"the {encoding} request body does not decode: "
+                                    f"{exc}") from None
+    elif encoding == "zstd":
+        try:
+            # Optional, and untyped when present: looked up at run time.
+            zstandard: Any = importlib.import_module("zstandard")
+        except ImportError:
+            raise BodyEncodingError(415, "zstd request bodies need the `zstandard` package "
+                                    "on the server") from None
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw)
+            out = reader.read(MAX_BODY + 1)
+        except zstandard.ZstdError as exc:
+            raise BodyEncodingError(400, f"the zstd request body does not decode: {exc}"
+                                    ) from None
+    else:
+        raise BodyEncodingError(415, f"unsupported Content-Encoding {encoding!r} (gzip, "
+                                "deflate or zstd)")
+    if len(out) > MAX_BODY:
+        raise BodyEncodingError(413, f"the decoded request body is over {MAX_BODY} bytes")
+    return out
+
+
+def reset_socket(sock: socket.socket) -> None:
+    """Close ``sock`` with a TCP RST (SO_LINGER with a zero timeout) instead of a FIN."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 class Exchange:
@@ -37,6 +107,18 @@ class Exchange:
         self._chunked = False
         #: Injected faults acting on this stream's writes (see :mod:`.faults`).
         self.stream_faults: StreamFaults | None = None
+        #: The ``{name}`` segments of the matched route's path.
+        self.params: dict[str, str] = {}
+        #: Headers added to whatever answer the route sends (a stream's or an error's).
+        self.reply_headers: dict[str, str] = {}
+
+    @property
+    def wire(self) -> str:
+        """``chat`` or ``responses``: the framing of this exchange's stream events."""
+        return "chat" if self.path.endswith("chat/completions") else "responses"
+
+    #: Whether the route must stream whatever the body's ``stream`` says (WebSocket turns).
+    always_streams = False
 
     def send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(obj).encode()
@@ -48,7 +130,7 @@ class Exchange:
         h.send_response(status)
         h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
+        for k, v in {**self.reply_headers, **(headers or {})}.items():
             h.send_header(k, v)
         h.end_headers()
         if data and h.command != "HEAD":
@@ -66,8 +148,8 @@ class Exchange:
 
     def send_error(self, status: int, message: str, code: str | None = None,
                    err_type: str = "invalid_request_error",
-                   headers: Mapping[str, str] | None = None) -> None:
-        self.send_json(status, {"error": {"message": message, "type": err_type, "param": None,
+                   headers: Mapping[str, str] | None = None, param: str | None = None) -> None:
+        self.send_json(status, {"error": {"message": message, "type": err_type, "param": param,
                                           "code": code}}, headers)
 
     def start_stream(self, headers: Mapping[str, str] | None = None,
@@ -77,8 +159,9 @@ class Exchange:
         h.send_header("Content-Type", content_type)
         h.send_header("Cache-Control", "no-cache")
         h.send_header("Transfer-Encoding", "chunked")
+        headers = {**self.reply_headers, **(headers or {})}
         if self.stream_faults is not None:
-            headers = {**(headers or {}), **self.stream_faults.extra_headers}
+            headers = {**headers, **self.stream_faults.extra_headers}
         for k, v in (headers or {}).items():
             h.send_header(k, v)
         h.end_headers()
@@ -110,35 +193,87 @@ class Exchange:
             self.write(chunk)
         self.end_stream()
 
+    # -- events, and the connection interface faults act on (.faults.Connection) --
+
+    def send_event(self, event: Mapping[str, Any], final: bool = False) -> bool:
+        """Send one event of a started stream; False once the stream is over (a fault ended
+        it, or the client left), so the caller stops producing."""
+        data = self.encode(event)
+        if self.stream_faults is not None:
+            self.stream_faults.write(self, data, final)
+            return not self.stream_faults.finished
+        self.send_message(data)
+        return True
+
+    def send_events(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Stream ``events`` (the last one being the completion) and end the stream."""
+        self.start_stream()
+        items = list(events)
+        for i, event in enumerate(items):
+            if not self.send_event(event, i == len(items) - 1):
+                break
+        self.end_stream()
+
+    def encode(self, event: Mapping[str, Any]) -> bytes:
+        if self.wire == "chat":
+            return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+        return responses_wire.sse(event)
+
+    def malformed(self) -> bytes:
+        if self.wire == "chat":
+            return b'data: {"choices":[{"delta":{"content":"\n\n'
+        return (b'event: response.output_text.delta\n'
+                b'data: {"type":"response.output_text.delta","delta":"\n\n')
+
+    def send_message(self, data: bytes) -> None:
+        self.write_chunk(data)
+
+    def drop(self) -> None:
+        self.handler.close_connection = True
+        with contextlib.suppress(OSError):
+            self.handler.connection.shutdown(socket.SHUT_RDWR)
+
+    def reset(self) -> None:
+        self.handler.close_connection = True
+        reset_socket(self.handler.connection)
+
 
 _request_ids = itertools.count(1)
 
 Route = Callable[[Exchange], None]
 ROUTES: dict[tuple[str, str], Route] = {}
+#: Routes whose path has ``{name}`` segments: (method, compiled path, route).
+_PATTERNS: list[tuple[str, re.Pattern[str], Route]] = []
 
 
 def route(method: str, path: str) -> Callable[[Route], Route]:
     def register(fn: Route) -> Route:
         ROUTES[(method, path)] = fn
+        if "{" in path:
+            regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+            _PATTERNS.append((method, re.compile(regex + "$"), fn))
         return fn
 
     return register
 
 
-@route("POST", "/responses")
-def post_responses(ex: Exchange) -> None:
-    body = ex.model_request()
-    if body is None:
-        return
-    reasoning = body.get("reasoning")
-    turn = ex.server.model.reply(responses_wire.request_items(body), body.get("tools") or [],
-                                 reasoning=bool(reasoning))
-    events = responses_wire.events(turn, body["model"])
-    if body.get("stream"):
-        ex.stream_events(responses_wire.sse(e) for e in events)
-        return
-    final = list(events)[-1]["response"]
-    ex.send_json(200, final)
+#: ``GET <path>`` with ``Upgrade: websocket`` is handed to these (registered by .websocket).
+UPGRADES: dict[str, Callable[[Handler, Exchange], None]] = {}
+
+
+def find_route(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+    """(route, path params, whether any method has this path)."""
+    fn = ROUTES.get((method, path))
+    if fn is not None:
+        return fn, {}, True
+    known = any(p == path for _, p in ROUTES)
+    for m, regex, candidate in _PATTERNS:
+        match = regex.match(path)
+        if match:
+            if m == method:
+                return candidate, match.groupdict(), True
+            known = True
+    return None, {}, known
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -157,10 +292,26 @@ class Handler(BaseHTTPRequestHandler):
         path = parts.path.rstrip("/") or "/"
         if path.startswith("/v1/") or path == "/v1":
             path = path[3:] or "/"
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        body: Any = None
         ex = Exchange(self, path, parse_qs(parts.query), None)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True
+            ex.send_error(413 if length > 0 else 400,
+                          f"request body must be 0..{MAX_BODY} bytes (Content-Length)",
+                          "invalid_body")
+            return
+        raw = self.rfile.read(length) if length else b""
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if raw and encoding not in ("", "identity"):
+            try:
+                raw = decode_body(raw, encoding)
+            except BodyEncodingError as exc:
+                ex.send_error(exc.status, str(exc), "invalid_body")
+                return
+        body: Any = None
         if raw:
             try:
                 body = json.loads(raw)
@@ -179,9 +330,16 @@ class Handler(BaseHTTPRequestHandler):
                 ex.server.requests_seen.append(
                     (self.command, path, dict(self.headers.items()), body))
                 return
-        fn = ROUTES.get((self.command, path))
+        upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
+        fn, ex.params, known = find_route(self.command, path)
+        serve = UPGRADES.get(path) if upgrade and self.command == "GET" else None
+        if serve is not None:
+            ex.server.requests_seen.append(
+                (self.command, path, dict(self.headers.items()), body))
+            if self._authorized(ex):
+                serve(self, ex)
+            return
         if fn is None:
-            known = any(p == path for _, p in ROUTES)
             status = HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND
             ex.send_error(status, f"no route for {self.command} {parts.path}", "not_found")
             return
@@ -236,7 +394,7 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         self.model = model or ScriptedModel()
         self.verbose = verbose
         #: (method, path, headers, body) of each routed request, for tests.
-        self.requests_seen: list[tuple[str, str, dict[str, str], Any]] = []
+        self.requests_seen: RequestLog = RequestLog()
         #: Answers requests before ROUTES do (a cassette being served); returns False to let
         #: the routes answer.
         self.responder: Callable[[Exchange], bool] | None = None
@@ -248,6 +406,12 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         self.faults = FaultInjector()
         #: TCP connections accepted so far (tests check that clients reuse them).
         self.connections_accepted = 0
+        #: Stored and background responses (``GET /v1/responses/{id}``), bounded.
+        self.store = ResponseStore()
+        #: Seconds between the events of a background response as it generates (0: at once).
+        self.background_interval = 0.0
+        #: ``x-codex-turn-state`` values clients echoed back, oldest first (bounded).
+        self.turn_states_echoed: collections.deque[str] = collections.deque(maxlen=1000)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self.connections_accepted += 1  # only the accept loop's thread gets here
@@ -290,10 +454,12 @@ class EmbeddedServer:
                  model: ScriptedModel | None = None, verbose: bool = False, *,
                  api_keys: Iterable[str] | None = None,
                  ssl_context: ssl.SSLContext | None = None, certfile: str | None = None,
-                 keyfile: str | None = None, faults: str | Iterable[str] | None = None) -> None:
+                 keyfile: str | None = None, faults: str | Iterable[str] | None = None,
+                 background_interval: float = 0.0) -> None:
         injector = FaultInjector(faults)  # a bad plan fails before the port is bound
         self.httpd = EmbeddedHTTPServer((host, port), model, verbose)
         self.httpd.faults = injector
+        self.httpd.background_interval = background_interval
         if ssl_context is None and certfile is not None:
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ssl_context.load_cert_chain(certfile, keyfile)
@@ -324,7 +490,9 @@ class EmbeddedServer:
         return f"{scheme}://{self.host}:{self.port}/v1"
 
     @property
-    def requests(self) -> list[tuple[str, str, dict[str, str], Any]]:
+    def requests(self) -> RequestLog:
+        """(method, path, headers, body) of the requests routed so far (the last 10,000);
+        WebSocket turns appear as method ``WS``."""
         return self.httpd.requests_seen
 
     def start(self) -> EmbeddedServer:
@@ -341,7 +509,8 @@ class EmbeddedServer:
         return self.httpd.faults
 
     def stop(self) -> None:
-        self.httpd.faults.stopping.set()  # ends injected stalls
+        self.httpd.faults.stopping.set()  # ends injected stalls, WebSocket sessions, followers
+        self.httpd.store.close()
         if self._thread is not None:
             self.httpd.shutdown()
             self._thread.join(timeout=5)

@@ -15,8 +15,10 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import attrs
+
 from .app import Exchange, route
-from .model import Turn
+from .model import ModelInputError, Turn
 from .responses_wire import new_id
 
 
@@ -114,8 +116,22 @@ def post_chat_completions(ex: Exchange) -> None:
         ex.send_error(400, "`tools` must be an array", "invalid_body")
         return
     items = [m for m in messages if isinstance(m, dict)]
-    turn = ex.server.model.reply(items, [t for t in tools if isinstance(t, dict)],
-                                 reasoning=bool(body.get("reasoning_effort")))
+    fmt = body.get("response_format")
+    text_format: Any = fmt
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema")
+        text_format = {"type": "json_schema",
+                       "schema": spec.get("schema") if isinstance(spec, dict) else None}
+    try:
+        turn = ex.server.model.reply(items, [t for t in tools if isinstance(t, dict)],
+                                     reasoning=bool(body.get("reasoning_effort")),
+                                     text_format=text_format)
+    except ModelInputError as exc:
+        ex.send_error(400, str(exc), exc.code, param=exc.param)
+        return
+    # Hosted tools (web search) have no Chat form: their calls are left out.
+    turn = attrs.evolve(turn, tool_calls=tuple(c for c in turn.tool_calls
+                                               if c.kind == "function"))
     if body.get("stream"):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))

@@ -3,7 +3,8 @@
 The reply keeps the user messages, then adds one ``compaction`` item standing for the rest
 (the real API encrypts it; here it is readable: ``codexapi-compaction:`` + base64 JSON of a
 summary). Body in: ``{model, input, instructions}``; out: ``{id, object:
-"response.compaction", created_at, output, usage}``.
+"response.compaction", created_at, output, usage}``. Remote compaction v2 (a Responses request
+ending with a ``compaction_trigger`` item, :mod:`.responses`) uses the same content.
 """
 
 from __future__ import annotations
@@ -35,11 +36,16 @@ def compact(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
             text = _text_of(item.get("content"))
             output.append({"id": new_id("msg"), "type": "message", "status": "completed",
                            "role": "user", "content": [{"type": "input_text", "text": text}]})
+    content, tokens = encrypted_summary(items)
+    output.append({"id": new_id("cmp"), "type": "compaction", "encrypted_content": content})
+    return output, tokens
+
+
+def encrypted_summary(items: list[dict[str, Any]]) -> tuple[str, int]:
+    """(``encrypted_content`` of a compaction item standing for ``items``, its token count)."""
     text = summary(items)
     blob = base64.b64encode(json.dumps({"summary": text}).encode()).decode()
-    output.append({"id": new_id("cmp"), "type": "compaction",
-                   "encrypted_content": f"codexapi-compaction:{blob}"})
-    return output, len(text.split())
+    return f"codexapi-compaction:{blob}", len(text.split())
 
 
 @route("POST", "/responses/compact")

@@ -28,38 +28,76 @@ A fault plan is a comma-separated list of terms ``NAME[xN][:ARG][@K]``:
 ``ratelimits``
     add ``x-codex-*`` and ``x-ratelimit-*`` rate-limit headers to the stream's response.
 
-``K`` counts the stream's events (SSE messages) already sent: 2 by default, 1 for
-``malformed`` and ``failed``. ``xN`` limits a term to the first N requests that carry the same
-plan and fault id; without it the term applies to every request. Terms are tried in order and
-the first answering term wins, so ``429x1,500x1`` is one 429, then one 500, then success.
+``K`` counts the stream's events (SSE messages, or WebSocket text frames) already sent: 2 by
+default, 1 for ``malformed`` and ``failed``. ``xN`` limits a term to the first N requests that
+carry the same plan and fault id; without it the term applies to every request. Terms are tried
+in order and the first answering term wins, so ``429x1,500x1`` is one 429, then one 500, then
+success.
 
 Where a plan comes from, first found wins: the ``x-codexapi-fault`` request header, a model
 name ``fault:<plan>``, the server's own plan (``EmbeddedServer(faults=...)``,
 ``codexapi serve --fault``). Counts are kept per (term, fault id), the id being the
-``x-codexapi-fault-id`` header (else ``session_id``, else none): concurrent tests that each
-send their own id never see each other's counts.
+``x-codexapi-fault-id`` header (else ``session-id``, ``session_id`` or ``thread-id``, as the
+Codex CLI sends them; else none): concurrent tests that each send their own id never see each
+other's counts.
+
+Faults act on a stream's events and on the small :class:`Connection` interface (answer with
+an error, reset, send one message, drop), never on a socket: the same plan works on an SSE
+body, on WebSocket frames, and on a background response's stream (``GET
+/v1/responses/{id}?stream=true``), where ``drop@K`` cuts the delivery while the response keeps
+generating. Over WebSocket a status fault is an ``{"type": "error", "status": ...}`` event and
+``reset`` refuses the upgrade.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import email.utils
-import json
 import re
-import socket
-import struct
 import threading
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 import attrs
 
 from ..errors import ConfigError
 
-if TYPE_CHECKING:
-    from .app import Exchange
+
+class Connection(Protocol):
+    """What faults need from the exchange they act on (an HTTP request, a WebSocket turn)."""
+
+    @property
+    def wire(self) -> str:
+        """``"responses"`` or ``"chat"``: which failure events to make."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def body(self) -> Any: ...
+
+    #: Set by :meth:`FaultInjector.intercept` when stream faults act on this exchange.
+    stream_faults: StreamFaults | None
+
+    def send_error(self, status: int, message: str, code: str | None = None,
+                   err_type: str = "invalid_request_error",
+                   headers: Mapping[str, str] | None = None) -> None: ...
+
+    def reset(self) -> None:
+        """Abort the connection (TCP RST) before any answer."""
+
+    def send_message(self, data: bytes) -> None:
+        """Send one encoded stream message as is; OSError when the client is gone."""
+
+    def drop(self) -> None:
+        """Cut the connection mid-stream, without ending the stream."""
+
+    def encode(self, event: Mapping[str, Any]) -> bytes:
+        """One event in this connection's framing (an SSE message, a text frame)."""
+
+    def malformed(self) -> bytes:
+        """One event whose JSON does not parse, in this connection's framing."""
 
 FAULT_HEADER = "x-codexapi-fault"
 FAULT_ID_HEADER = "x-codexapi-fault-id"
@@ -244,7 +282,7 @@ class FaultInjector:
         with self._lock:
             return [(spec, what) for fid, spec, what in self.log if fid == fault_id]
 
-    def plan_for(self, ex: Exchange) -> tuple[Fault, ...]:
+    def plan_for(self, ex: Connection) -> tuple[Fault, ...]:
         header = ex.headers.get(FAULT_HEADER)
         if header:
             return parse(header)
@@ -253,7 +291,7 @@ class FaultInjector:
             return parse(model[len(MODEL_PREFIX):])
         return self.plan
 
-    def intercept(self, ex: Exchange) -> bool:
+    def intercept(self, ex: Connection) -> bool:
         """Apply the request's faults. True when a fault answered (the route must not run)."""
         try:
             plan = self.plan_for(ex)
@@ -262,7 +300,7 @@ class FaultInjector:
             return True
         if not plan:
             return False
-        fault_id = ex.headers.get(FAULT_ID_HEADER) or ex.headers.get("session_id") or ""
+        fault_id = fault_id_of(ex.headers)
         for fault in plan:
             if fault.kind in HEAD_KINDS and self.take(fault, fault_id):
                 self.record(fault_id, fault, "fired")
@@ -271,15 +309,15 @@ class FaultInjector:
         # Only a request that reaches the route consumes the counts of its stream faults.
         stream_faults = [f for f in plan if f.kind in STREAM_KINDS and self.take(f, fault_id)]
         if stream_faults:
-            ex.stream_faults = StreamFaults(self, fault_id, stream_faults, _wire_of(ex))
+            ex.stream_faults = StreamFaults(self, fault_id, stream_faults)
         return False
 
-    def _answer(self, ex: Exchange, fault: Fault) -> bool:
+    def _answer(self, ex: Connection, fault: Fault) -> bool:
         if fault.kind == "stallhead":
             self.stopping.wait(fault.seconds)
             return False  # then answer normally (the client may have given up)
         if fault.kind == "reset":
-            _reset(ex)
+            ex.reset()
             return True
         headers = _retry_hint_headers(fault.arg)
         status = fault.status
@@ -297,16 +335,16 @@ class FaultInjector:
         return True
 
 
-def _wire_of(ex: Exchange) -> str:
-    return "chat" if ex.path.endswith("chat/completions") else "responses"
+#: Headers naming the conversation a request belongs to, first found wins.
+FAULT_ID_SOURCES = (FAULT_ID_HEADER, "session-id", "session_id", "thread-id")
 
 
-def _reset(ex: Exchange) -> None:
-    sock = ex.handler.connection
-    # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-    ex.handler.close_connection = True
+def fault_id_of(headers: Mapping[str, str]) -> str:
+    for name in FAULT_ID_SOURCES:
+        value = headers.get(name)
+        if value:
+            return value
+    return ""
 
 
 _COMPLETION = {
@@ -316,14 +354,12 @@ _COMPLETION = {
 
 
 class StreamFaults:
-    """The faults acting on one started stream; :class:`Exchange` routes its writes here."""
+    """The faults acting on one started stream; the exchange routes its messages here."""
 
-    def __init__(self, injector: FaultInjector, fault_id: str, faults: list[Fault],
-                 wire: str) -> None:
+    def __init__(self, injector: FaultInjector, fault_id: str, faults: list[Fault]) -> None:
         self.injector = injector
         self.fault_id = fault_id
         self.faults = faults
-        self.wire = wire
         self.sent = 0
         #: Once set, the route's remaining writes are swallowed.
         self.finished = False
@@ -336,32 +372,35 @@ class StreamFaults:
             return dict(RATE_LIMIT_HEADERS)
         return {}
 
-    def write(self, ex: Exchange, data: bytes) -> None:
+    def write(self, ex: Connection, data: bytes, final: bool | None = None) -> None:
+        """Pass one stream message through the faults. ``final``: whether it is the stream's
+        completion (None: recognise it in ``data``, for routes that send raw bytes)."""
         if self.finished or not data:
             return
         for fault in self.faults:
             kind = fault.kind
-            if kind == "truncate" and _COMPLETION[self.wire].search(data):
-                self._note(fault, "truncated")
-                self.finished = True
-                return
+            if kind == "truncate":
+                if final is None:
+                    final = bool(_COMPLETION[ex.wire].search(data))
+                if final:
+                    self._note(fault, "truncated")
+                    self.finished = True
+                    return
             if self.sent != fault.after:
                 continue
             if kind == "drop":
                 self._note(fault, "dropped")
                 self.finished = self.dropped = True
-                ex.handler.close_connection = True
-                with contextlib.suppress(OSError):
-                    ex.handler.connection.shutdown(socket.SHUT_RDWR)
+                ex.drop()
                 return
             if kind == "stall":
                 self._note(fault, "stalling")
                 self.injector.stopping.wait(fault.seconds)
                 self._note(fault, "resumed")
             elif kind == "malformed":
-                self._send(ex, fault, _malformed(self.wire))
+                self._send(ex, fault, ex.malformed())
             elif kind == "failed":
-                self._send(ex, fault, _failure(self.wire, fault))
+                self._send(ex, fault, _failure(ex, fault))
                 self.finished = True
                 return
         self.sent += 1
@@ -374,43 +413,34 @@ class StreamFaults:
     def _note(self, fault: Fault, what: str) -> None:
         self.injector.record(self.fault_id, fault, what)
 
-    def _send(self, ex: Exchange, fault: Fault | None, data: bytes) -> None:
+    def _send(self, ex: Connection, fault: Fault | None, data: bytes) -> None:
         try:
-            ex.write_chunk(data)
+            ex.send_message(data)
         except OSError:
             # The client left (say an idle timeout closed its end): note it for tests and
             # swallow the rest of the route's output.
             for f in self.faults:
                 self._note(f, "client gone")
             self.finished = self.broken = True
-            ex.handler.close_connection = True
+            ex.drop()
             return
         if fault is not None:
             self._note(fault, "sent")
 
 
-def _malformed(wire: str) -> bytes:
-    if wire == "chat":
-        return b'data: {"choices":[{"delta":{"content":"\n\n'
-    return (b'event: response.output_text.delta\n'
-            b'data: {"type":"response.output_text.delta","delta":"\n\n')
-
-
-def _failure(wire: str, fault: Fault) -> bytes:
+def _failure(ex: Connection, fault: Fault) -> bytes:
     code = fault.arg
     if code == "rate_limit_exceeded":
         message = rate_limit_message(fault.seconds)
     else:
         message = FAILURE_MESSAGES.get(code, f"Injected failure {code}.")
     error: dict[str, Any] = {"code": code, "message": message}
-    if wire == "chat":
+    if ex.wire == "chat":
         error.update(type=code, param=None)
-        return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
-    event = {"type": "response.failed", "sequence_number": 1,
-             "response": {"id": "resp_fault", "object": "response", "status": "failed",
-                          "error": error, "usage": None}}
-    return (b"event: response.failed\ndata: " + json.dumps(event, separators=(",", ":")).encode()
-            + b"\n\n")
+        return ex.encode({"error": error})
+    return ex.encode({"type": "response.failed", "sequence_number": 1,
+                      "response": {"id": "resp_fault", "object": "response", "status": "failed",
+                                   "error": error, "usage": None}})
 
 
 def describe() -> str:

@@ -41,9 +41,23 @@ def output_items(turn: Turn) -> list[dict[str, Any]]:
         items.append({"id": new_id("rs"), "type": "reasoning",
                       "summary": [{"type": "summary_text", "text": turn.reasoning}],
                       "content": [{"type": "reasoning_text", "text": turn.reasoning}]})
+    if turn.compaction:
+        items.append({"id": new_id("cmp"), "type": "compaction",
+                      "encrypted_content": turn.compaction})
     for call in turn.tool_calls:
-        items.append({"id": new_id("fc"), "type": "function_call", "status": "completed",
-                      "name": call.name, "arguments": call.arguments, "call_id": call.call_id})
+        if call.kind == "web_search":
+            items.append({"id": call.call_id, "type": "web_search_call", "status": "completed",
+                          "action": {"type": "search", "query": call.arguments}})
+        elif call.kind == "custom":
+            items.append({"id": new_id("ctc"), "type": "custom_tool_call",
+                          "status": "completed", "name": call.name, "input": call.arguments,
+                          "call_id": call.call_id})
+        else:
+            item = {"id": new_id("fc"), "type": "function_call", "status": "completed",
+                    "name": call.name, "arguments": call.arguments, "call_id": call.call_id}
+            if call.namespace:
+                item["namespace"] = call.namespace
+            items.append(item)
     if turn.text:
         items.append({"id": new_id("msg"), "type": "message", "status": "completed",
                       "role": "assistant",
@@ -52,19 +66,36 @@ def output_items(turn: Turn) -> list[dict[str, Any]]:
 
 
 def response_object(rid: str, model: str, status: str, output: list[Any],
-                    turn: Turn | None) -> dict[str, Any]:
-    return {"id": rid, "object": "response", "created_at": int(time.time()), "status": status,
-            "model": model, "output": output, "usage": usage(turn) if turn else None}
+                    turn: Turn | None, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    obj = {"id": rid, "object": "response", "created_at": int(time.time()), "status": status,
+           "model": model, "output": output, "usage": usage(turn) if turn else None}
+    if meta:
+        obj.update(meta)
+    return obj
 
 
-def events(turn: Turn, model: str) -> Iterator[dict[str, Any]]:
-    """The full event sequence for ``turn``, ending with ``response.completed``."""
-    rid = new_id("resp")
+#: Request fields echoed in the response object, as the API does.
+ECHOED = ("background", "store", "text", "metadata", "previous_response_id", "instructions",
+          "tool_choice", "parallel_tool_calls")
+
+
+def echoed(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in ECHOED if k in body}
+
+
+def events(turn: Turn, model: str, rid: str | None = None,
+           meta: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """The full event sequence for ``turn``, ending with ``response.completed``; ``meta`` is
+    merged into each response object."""
+    rid = rid or new_id("resp")
     seq = itertools.count()
+    if meta and meta.get("background"):
+        yield {"type": "response.queued", "sequence_number": next(seq),
+               "response": response_object(rid, model, "queued", [], None, meta)}
     yield {"type": "response.created", "sequence_number": next(seq),
-           "response": response_object(rid, model, "in_progress", [], None)}
+           "response": response_object(rid, model, "in_progress", [], None, meta)}
     yield {"type": "response.in_progress", "sequence_number": next(seq),
-           "response": response_object(rid, model, "in_progress", [], None)}
+           "response": response_object(rid, model, "in_progress", [], None, meta)}
     done: list[dict[str, Any]] = []
     for index, item in enumerate(output_items(turn)):
         kind = item["type"]
@@ -92,6 +123,26 @@ def events(turn: Turn, model: str) -> Iterator[dict[str, Any]]:
             yield {"type": "response.function_call_arguments.done",
                    "sequence_number": next(seq), "item_id": item["id"], "output_index": index,
                    "arguments": item["arguments"]}
+        elif kind == "custom_tool_call":
+            yield {"type": "response.output_item.added", "sequence_number": next(seq),
+                   "output_index": index, "item": {**item, "input": "",
+                                                   "status": "in_progress"}}
+            yield {"type": "response.custom_tool_call_input.delta",
+                   "sequence_number": next(seq), "item_id": item["id"], "output_index": index,
+                   "delta": item["input"]}
+            yield {"type": "response.custom_tool_call_input.done",
+                   "sequence_number": next(seq), "item_id": item["id"], "output_index": index,
+                   "input": item["input"]}
+        elif kind == "web_search_call":
+            yield {"type": "response.output_item.added", "sequence_number": next(seq),
+                   "output_index": index, "item": {**item, "status": "in_progress"}}
+            for phase in ("in_progress", "searching", "completed"):
+                yield {"type": f"response.web_search_call.{phase}",
+                       "sequence_number": next(seq), "item_id": item["id"],
+                       "output_index": index}
+        elif kind == "compaction":
+            yield {"type": "response.output_item.added", "sequence_number": next(seq),
+                   "output_index": index, "item": item}
         else:
             yield {"type": "response.output_item.added", "sequence_number": next(seq),
                    "output_index": index,
@@ -113,7 +164,7 @@ def events(turn: Turn, model: str) -> Iterator[dict[str, Any]]:
                "output_index": index, "item": item}
         done.append(item)
     yield {"type": "response.completed", "sequence_number": next(seq),
-           "response": response_object(rid, model, "completed", done, turn)}
+           "response": response_object(rid, model, "completed", done, turn, meta)}
 
 
 def request_items(body: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,163 @@
+"""The Responses routes: ``POST /v1/responses`` (streamed or not, in the foreground or the
+background), ``GET /v1/responses/{id}`` (``?stream=true&starting_after=N`` to stream it),
+``POST /v1/responses/{id}/cancel``. WebSocket turns (:mod:`.websocket`) are answered by
+:func:`answer` too, so both transports share the scripted model, faults and ids.
+
+Every reply carries ``X-Models-Etag`` (the model list's ETag) and ``x-codex-turn-state``: a
+new token, or the one the request echoed (echoed ones are kept in
+``EmbeddedHTTPServer.turn_states_echoed`` and logged with ``verbose``).
+
+A request whose last input item is ``{"type": "compaction_trigger"}`` (Codex's remote
+compaction v2) is answered with exactly one ``compaction`` output item; one with ``generate:
+false`` (the CLI's WebSocket prewarm) with no output at all.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from . import responses_wire
+from .app import Exchange, route
+from .background import StoredResponse
+from .catalog import MODELS_ETAG
+from .compaction import encrypted_summary
+from .model import ModelInputError, ScriptedModel, Turn, _text_of
+from .responses_wire import new_id, request_items
+
+TURN_STATE_HEADER = "x-codex-turn-state"
+
+
+def turn_of(model: ScriptedModel, body: Mapping[str, Any]) -> Turn:
+    """What the scripted model answers ``body`` with; ModelInputError for bad input."""
+    items = request_items(body)
+    tools = body.get("tools") or []
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise ModelInputError("`tools` must be an array of tool objects", "tools")
+    if body.get("generate") is False:
+        # The Codex CLI's WebSocket prewarm: a response with no output, to warm the connection.
+        return Turn(input_tokens=_tokens(items))
+    if items and items[-1].get("type") == "compaction_trigger":
+        history = items[:-1]
+        content, _ = encrypted_summary(history)
+        return Turn(compaction=content, input_tokens=_tokens(history))
+    text = body.get("text")
+    text_format = text.get("format") if isinstance(text, Mapping) else None
+    return model.reply(items, tools, reasoning=bool(body.get("reasoning")),
+                       text_format=text_format)
+
+
+def _tokens(items: list[dict[str, Any]]) -> int:
+    return sum(len(_text_of(i.get("content")).split()) for i in items) + 1
+
+
+def mark_reply(ex: Exchange) -> None:
+    """The headers every Responses reply carries (``X-Models-Etag``, the turn state)."""
+    echoed = ex.headers.get(TURN_STATE_HEADER)
+    if echoed:
+        ex.server.turn_states_echoed.append(echoed)
+        if ex.server.verbose:
+            print(f"codexapi serve: {TURN_STATE_HEADER} echoed: {echoed}", file=sys.stderr)
+    ex.reply_headers.update({"X-Models-Etag": MODELS_ETAG,
+                             TURN_STATE_HEADER: echoed or f"ts_{uuid.uuid4().hex}"})
+
+
+def answer(ex: Exchange, body: dict[str, Any]) -> None:
+    """Answer one Responses request body (already known to be an object with a model)."""
+    try:
+        turn = turn_of(ex.server.model, body)
+    except ModelInputError as exc:
+        ex.send_error(400, str(exc), exc.code, param=exc.param)
+        return
+    background = bool(body.get("background"))
+    if background and body.get("store") is False:
+        ex.send_error(400, "background responses need `store` (it is false here)",
+                      "invalid_request", param="store")
+        return
+    stream = bool(body.get("stream")) or ex.always_streams
+    rid = new_id("resp")
+    meta = responses_wire.echoed(body) if background else None
+    events = responses_wire.events(turn, body["model"], rid, meta)
+    store = ex.server.store
+    if background:
+        stored = store.generate(rid, events, ex.server.background_interval)
+        if stream:
+            follow(ex, stored, -1)
+        else:
+            ex.send_json(200, stored.snapshot())
+        return
+    produced = list(events)
+    if body.get("store") is not False:
+        store.keep(rid, produced)
+    if stream:
+        ex.send_events(produced)
+    else:
+        ex.send_json(200, produced[-1]["response"])
+
+
+def follow(ex: Exchange, stored: StoredResponse, after: int) -> None:
+    """Stream ``stored``'s events after sequence number ``after`` as they come."""
+    ex.start_stream()
+    for event, last in stored.follow(after, ex.server.faults.stopping):
+        if not ex.send_event(event, last and event.get("type") == "response.completed"):
+            return
+    ex.end_stream()
+
+
+@route("POST", "/responses")
+def post_responses(ex: Exchange) -> None:
+    mark_reply(ex)
+    body = ex.model_request()
+    if body is not None:
+        answer(ex, body)
+
+
+def _stored(ex: Exchange) -> StoredResponse | None:
+    rid = ex.params["id"]
+    stored = ex.server.store.get(rid)
+    if stored is None:
+        ex.send_error(404, f"Response with id '{rid}' not found.", "not_found", param="id")
+    return stored
+
+
+@route("GET", "/responses/{id}")
+def get_response(ex: Exchange) -> None:
+    stored = _stored(ex)
+    if stored is None:
+        return
+    if ex.query.get("stream", [""])[0].lower() not in ("true", "1"):
+        ex.send_json(200, stored.snapshot())
+        return
+    raw = ex.query.get("starting_after", ["-1"])[0]
+    try:
+        after = int(raw)
+    except ValueError:
+        ex.send_error(400, f"starting_after must be an integer, not {raw!r}", "invalid_value",
+                      param="starting_after")
+        return
+    last = stored.last_sequence()
+    if stored.finished and after >= last:
+        ex.send_error(400, f"starting_after {after} is past the last event of {stored.id} "
+                      f"(sequence number {last})", "invalid_value", param="starting_after")
+        return
+    mark_reply(ex)
+    follow(ex, stored, after)
+
+
+@route("POST", "/responses/{id}/cancel")
+def cancel_response(ex: Exchange) -> None:
+    stored = _stored(ex)
+    if stored is None:
+        return
+    if not stored.background:
+        ex.send_error(400, "Only background responses can be cancelled.", "invalid_request",
+                      param="id")
+        return
+    if stored.finished and stored.status != "cancelled":
+        ex.send_error(400, f"Cannot cancel a response with status '{stored.status}'.",
+                      "invalid_request", param="id")
+        return
+    ex.server.store.cancel(stored.id)
+    ex.send_json(200, stored.snapshot())

@@ -1,0 +1,173 @@
+"""The Wire: the unit of a wire API (Responses, Chat, Responses over WebSocket, yours).
+
+A wire owns everything that differs between wire APIs: the path of each endpoint, the JSON
+body, the framing of the streamed body and its decoder, and (for a wire that is not HTTP
+request/response) how its byte stream is opened. Plugins register wires with the
+``codexapi_register_wires(register)`` hook; ``Provider.wire`` names one. The core knows no
+concrete wire: this module holds the protocol, the registry and the two default hook impls
+that hand ``codexapi_endpoint_path`` / ``codexapi_build_body`` to the provider's wire (so a
+plugin's wrapper can still edit what the wire answers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from .errors import ConfigError
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .decoding import StreamDecoder
+    from .models import Provider
+    from .transport import HttpRequest, HttpResponse, Transport
+
+#: The endpoints a wire may offer.
+ENDPOINTS = ("stream", "compact", "models")
+
+
+@runtime_checkable
+class Wire(Protocol):
+    """A wire API. One object serves every Client; keep per-call state in its decoders.
+
+    ``path(endpoint)`` is the path relative to ``Provider.base_url`` (raise
+    :class:`codexapi.UnsupportedEndpointError` for an endpoint the wire lacks);
+    ``body(endpoint, request)`` the JSON body for a :class:`codexapi.ResponsesRequest`;
+    ``decoder(endpoint)`` a fresh :class:`~codexapi.decoding.StreamDecoder` for one stream.
+
+    Two optional methods:
+
+    - ``bind(provider) -> Wire``: a wire whose answers depend on the provider (the Responses
+      wire's Azure ``store`` default) returns a copy bound to it; called once per Client.
+    - ``open(endpoint, request, context) -> HttpResponse``: a wire that is not plain HTTP
+      request/response (WebSocket) opens its byte stream itself instead of
+      ``Transport.send``. See :class:`WireContext`.
+    """
+
+    name: str
+
+    def path(self, endpoint: str) -> str: ...
+
+    def body(self, endpoint: str, request: Any) -> dict[str, Any]: ...
+
+    def decoder(self, endpoint: str) -> StreamDecoder: ...
+
+
+@attrs.frozen
+class WireContext:
+    """What a wire's ``open(endpoint, request, context)`` gets besides the request.
+
+    ``request`` (an :class:`~codexapi.HttpRequest`) is complete: the URL the wire's path gives
+    (``http(s)://``; a WebSocket wire swaps the scheme), every header (provider, caller,
+    credentials from the auth flow), the JSON body as bytes and ``timeout`` as
+    ``(connect, head, idle)`` seconds. ``open`` returns an ``HttpResponse``-like object:
+    ``status`` and ``headers`` of the handshake or response head, ``iter_bytes()`` yielding the
+    bytes its decoder reads (raising :class:`codexapi.TransportError` /
+    :class:`codexapi.ReadTimeout`), ``read()``, ``drain()`` and ``close()``. It raises
+    :class:`codexapi.TransportError` for a failure before the head (retried under the
+    provider's RetryPolicy); a non-2xx ``status`` goes through the same status, auth and retry
+    handling as HTTP.
+
+    ``connections`` is a dict private to one Client, for connections a wire keeps between
+    turns (key it by the wire's name); values with a ``close()`` method are closed when the
+    Client closes. ``transport`` is the Client's HTTP transport (its proxy and TLS settings).
+    """
+
+    provider: Provider
+    transport: Transport
+    connections: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+    def close(self) -> None:
+        """Close the connections wires kept (idempotent)."""
+        items = list(self.connections.values())
+        self.connections.clear()
+        for conn in items:
+            close = getattr(conn, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):  # closing must never raise
+                    close()
+
+
+@attrs.frozen
+class RegisteredWire:
+    """A wire and the plugin that registered it."""
+
+    wire: Wire
+    plugin: str | None
+
+
+class WireRegistry(Mapping[str, Wire]):
+    """The wires a plugin manager's plugins registered, by name. The first registration of a
+    name wins: plugins are asked in pluggy's order, so yours overrides a built-in wire."""
+
+    def __init__(self) -> None:
+        self._wires: dict[str, RegisteredWire] = {}
+        #: Registrations that lost to an earlier one with the same name.
+        self.shadowed: list[RegisteredWire] = []
+
+    def register(self, wire: Wire, plugin: str | None = None) -> None:
+        name = getattr(wire, "name", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a wire needs a non-empty string `name`, got {name!r}")
+        missing = [m for m in ("path", "body", "decoder") if not callable(getattr(wire, m, None))]
+        if missing:
+            raise TypeError(f"wire {name!r} ({type(wire).__name__}) lacks {', '.join(missing)}()")
+        entry = RegisteredWire(wire, plugin)
+        if name in self._wires:
+            self.shadowed.append(entry)
+        else:
+            self._wires[name] = entry
+
+    def __getitem__(self, name: str) -> Wire:
+        return self._wires[name].wire
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._wires)
+
+    def __len__(self) -> int:
+        return len(self._wires)
+
+    def source(self, name: str) -> str | None:
+        """The plugin that registered wire ``name``."""
+        return self._wires[name].plugin
+
+    def resolve(self, provider: Provider) -> Wire:
+        """The wire ``provider.wire`` names, bound to ``provider``; else a ConfigError."""
+        name = str(provider.wire)
+        entry = self._wires.get(name)
+        if entry is None:
+            known = ", ".join(repr(n) for n in sorted(self._wires)) or "none"
+            raise ConfigError(f"provider {provider.name!r} uses wire {name!r}, which no plugin "
+                              f"registers (registered wires: {known}); check the spelling, or "
+                              "install and enable the plugin that provides it")
+        wire = entry.wire
+        bind: Callable[[Provider], Wire] | None = getattr(wire, "bind", None)
+        return bind(provider) if bind is not None else wire
+
+
+def open_stream(wire: Wire, transport: Transport, endpoint: str, request: HttpRequest,
+                stream: bool, context: WireContext) -> HttpResponse:
+    """Send ``request`` the way ``wire`` wants: its own ``open`` when it has one, else HTTP."""
+    opener = getattr(wire, "open", None)
+    if opener is None:
+        return transport.send(request, stream)
+    response: HttpResponse = opener(endpoint, request, context)
+    return response
+
+
+# --- default hook impls: the provider's wire answers ------------------------------------------
+# Registered as a built-in plugin (so every other plugin's answer comes first), and as hook
+# impls rather than direct calls so that a plugin's wrapper sees, and may edit, the answer.
+
+
+@hookimpl
+def codexapi_endpoint_path(endpoint: str, wire: Wire) -> str:
+    return wire.path(endpoint)
+
+
+@hookimpl
+def codexapi_build_body(endpoint: str, request: Any, wire: Wire) -> dict[str, Any]:
+    return wire.body(endpoint, request)
