@@ -8,7 +8,8 @@
 - The server's JSON text frames are the Responses events: they go to the same decoder as the
   HTTP wire's (each frame handed over as one SSE ``data`` message, so an HTTP fallback and the
   WebSocket share one decoder). ``codex.rate_limits`` frames become ``RateLimits`` events.
-- A wrapped ``{"type": "error", "status_code": N, "error": {...}}`` frame is the HTTP status
+- A wrapped ``{"type": "error", "status_code": N, "error": {...}}`` frame (``status`` is read
+  too) is the HTTP status
   N: as the turn's first frame it goes through the dispatcher's status handling (typed error,
   retry policy, auth refresh) exactly as an HTTP answer would; later, it raises the same typed
   error. A binary frame, a close before ``response.completed``, a frame past
@@ -275,6 +276,8 @@ class _Connection:
         self._pos = 0
         self._parts: list[bytes] = []
         self._size = 0
+        #: An error met after some messages of a read: raised by the next read.
+        self._pending: BaseException | None = None
         self.closed = False
 
     @classmethod
@@ -298,6 +301,12 @@ class _Connection:
             sock.settimeout(head_timeout)
             sock.sendall(b"".join(protocol.data_to_send()))
             head, rest = _read_head(sock)
+            status_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+            fields = status_line.split(" ", 2)
+            if len(fields) < 2 or fields[1] != "101":
+                # Any other answer is a refusal (its body, if any, is not ours to read).
+                code = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+                raise WebSocketRefused(code, " ".join(fields[1:]) or "no status line")
             protocol.receive_data(head)
             answer = next((e for e in protocol.events_received() if isinstance(e, Response)),
                           None)
@@ -367,6 +376,10 @@ class _Connection:
     def read_messages(self) -> list[bytes]:
         """The complete text messages of the next read (at least one), in order."""
         out: list[bytes] = []
+        if self._pending is not None:
+            error, self._pending = self._pending, None
+            self.close()
+            raise error
         while not out:
             self._parse(out)
             if out:
@@ -382,6 +395,16 @@ class _Connection:
         return out
 
     def _parse(self, out: list[bytes]) -> None:
+        try:
+            self._parse_frames(out)
+        except (_Closed, StreamError) as exc:
+            if not out:
+                self.close()
+                raise
+            # The messages before it are delivered first; the next read raises it.
+            self._pending = exc
+
+    def _parse_frames(self, out: list[bytes]) -> None:
         buf = self._buf
         pos = self._pos
         end = len(buf)
@@ -428,7 +451,6 @@ class _Connection:
                     self._parts, self._size = [], 0
             elif opcode == 2:
                 self._pos = pos
-                self.close()
                 raise StreamError("the server sent a binary WebSocket frame; Responses events "
                                   "come as JSON text frames", retryable=False)
             elif opcode == 9:
@@ -438,7 +460,6 @@ class _Connection:
                 self._pos = pos
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                 reason = payload[2:].decode("utf-8", "replace")
-                self.close()
                 raise _Closed(f"close code {code}" + (f" ({reason})" if reason else ""),
                               code)
             elif opcode != 10:
@@ -447,7 +468,6 @@ class _Connection:
         self._pos = pos
 
     def _violation(self, what: str) -> StreamError:
-        self.close()
         return StreamError(f"WebSocket protocol error from {redact_url(self.url)}: {what}",
                            retryable=False)
 
@@ -489,7 +509,7 @@ def _create_frame(request: Any) -> bytes:
 
 def _wrapped_error(payload: bytes) -> tuple[int, dict[str, str], bytes] | None:
     """``(status, headers, body)`` of a wrapped error frame, else None."""
-    if b"status_code" not in payload:
+    if b'"status' not in payload:
         return None
     try:
         obj = loads(payload)
@@ -497,7 +517,8 @@ def _wrapped_error(payload: bytes) -> tuple[int, dict[str, str], bytes] | None:
         return None
     if not isinstance(obj, dict) or obj.get("type") != "error":
         return None
-    status = obj.get("status_code")
+    # ``status_code`` in the crate; ``status`` in some servers' (the embedded one's) frames.
+    status = obj.get("status_code", obj.get("status"))
     if isinstance(status, bool) or not isinstance(status, int) or 200 <= status < 300 \
             or not 100 <= status <= 599:
         return None
@@ -546,9 +567,11 @@ class _TurnResponse:
         payloads = self._first
         self._first = []
         while True:
-            for p in payloads:
+            for i, p in enumerate(payloads):
                 wrapped = _wrapped_error(p)
                 if wrapped is not None:
+                    if i:
+                        yield _sse(payloads[:i])
                     self.close()
                     raise _typed(wrapped, conn.url)
             yield _sse(payloads)

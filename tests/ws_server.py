@@ -47,6 +47,8 @@ class WsServer:
         self.upgrades: list[Headers] = []
         self.creates: list[dict[str, Any]] = []
         self.connections = 0
+        #: Connections the client closed (or that ended) so far.
+        self.closed = 0
         self._lock = threading.Lock()
         self._server: Server = serve(self._handle, "127.0.0.1", 0,
                                      process_request=self._process_request,
@@ -99,7 +101,8 @@ class WsServer:
                     else:
                         connection.send(frame)
         except (ConnectionClosed, TimeoutError):
-            return
+            with self._lock:
+                self.closed += 1
 
     def __enter__(self) -> WsServer:
         self._thread.start()
