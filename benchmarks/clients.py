@@ -55,11 +55,12 @@ class MemoryTransport:
         pass
 
 
-def codexapi_client(base_url: str, chat: bool = False, transport: Any = None) -> Client:
+def codexapi_client(base_url: str, chat: bool = False, transport: Any = None,
+                    wire: str | None = None) -> Client:
     import codexapi
 
     provider = Provider(name="bench", base_url=base_url,
-                        wire=WireApi.CHAT if chat else WireApi.RESPONSES,
+                        wire=wire or (WireApi.CHAT if chat else WireApi.RESPONSES),
                         retry=RetryPolicy(max_attempts=1), stream_idle_timeout=60.0)
     return Client(provider, auth=codexapi.BearerAuth(API_KEY), load_entrypoints=False,
                   transport=transport)

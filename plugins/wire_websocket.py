@@ -6,8 +6,9 @@
   session, credentials), then sends one ``{"type": "response.create", ...}`` text frame per turn,
   the Responses body's fields at the top level. Compact and models stay on HTTP.
 - The server's JSON text frames are the Responses events: they go to the same decoder as the
-  HTTP wire's (each frame handed over as one SSE ``data`` message, so an HTTP fallback and the
-  WebSocket share one decoder). ``codex.rate_limits`` frames become ``RateLimits`` events.
+  HTTP wire's SSE ``data`` payloads (``ResponsesDecoder.feed_data``), and an HTTP fallback's
+  SSE body to the same decoder through SSE framing. ``codex.rate_limits`` frames become
+  ``RateLimits`` events.
 - A wrapped ``{"type": "error", "status_code": N, "error": {...}}`` frame (``status`` is read
   too) is the HTTP status
   N: as the turn's first frame it goes through the dispatcher's status handling (typed error,
@@ -77,6 +78,11 @@ class ResponsesWebSocketWire(ResponsesWire):
     """The Responses API over a WebSocket; bodies, events and errors as the HTTP wire."""
 
     name = NAME
+
+    def decoder(self, endpoint: str) -> Any:
+        if endpoint != "stream":
+            return super().decoder(endpoint)
+        return FrameDecoder()
 
     def open(self, endpoint: str, request: Any, context: Any) -> Any:
         transport = context.transport
@@ -272,8 +278,7 @@ class _Connection:
         #: The upgrade answer's headers (lower-case names).
         self.headers = headers
         self.turns = 0
-        self._buf = bytearray(rest)
-        self._pos = 0
+        self._buf = rest
         self._parts: list[bytes] = []
         self._size = 0
         #: An error met after some messages of a read: raised by the next read.
@@ -380,17 +385,12 @@ class _Connection:
             error, self._pending = self._pending, None
             self.close()
             raise error
+        self._parse(out)
         while not out:
-            self._parse(out)
-            if out:
-                break
             chunk = self.sock.recv(_READ)
             if not chunk:
                 raise _Closed("the server closed the connection")
-            if self._pos:
-                del self._buf[:self._pos]
-                self._pos = 0
-            self._buf += chunk
+            self._buf = self._buf + chunk if self._buf else chunk
             self._parse(out)
         return out
 
@@ -406,66 +406,84 @@ class _Connection:
 
     def _parse_frames(self, out: list[bytes]) -> None:
         buf = self._buf
-        pos = self._pos
+        pos = 0
         end = len(buf)
-        while end - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            n = b1 & 0x7F
-            head = 2
-            if n == 126:
-                if end - pos < 4:
+        append = out.append
+        try:
+            while end - pos >= 2:
+                b0 = buf[pos]
+                n = buf[pos + 1]
+                # The commonest frame by far: a whole, unmasked text frame under 64 KiB.
+                if b0 == 0x81 and not self._parts:
+                    if n < 126:
+                        start = pos + 2
+                    elif n == 126 and end - pos >= 4:
+                        n = (buf[pos + 2] << 8) | buf[pos + 3]
+                        start = pos + 4
+                    else:
+                        start = -1
+                    if start >= 0:
+                        if end - start < n:
+                            break
+                        pos = start + n
+                        append(buf[start:pos])
+                        continue
+                pos = self._frame(buf, pos, end, out)
+                if pos < 0:
+                    pos = -pos - 1
                     break
-                n = (buf[pos + 2] << 8) | buf[pos + 3]
-                head = 4
-            elif n == 127:
-                if end - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2:pos + 10], "big")
-                head = 10
-            if b1 & 0x80 or b0 & 0x70:
-                self._pos = pos
-                raise self._violation("a masked or extension-flagged frame from the server")
-            if n > MAX_MESSAGE_BYTES:
-                self._pos = pos
-                raise self._violation(f"a frame of {n} bytes (the limit is "
-                                      f"{MAX_MESSAGE_BYTES})")
-            if end - pos < head + n:
-                break
-            payload = bytes(buf[pos + head:pos + head + n])
-            pos += head + n
-            opcode = b0 & 0x0F
-            if opcode == 1 or opcode == 0:
-                if b0 & 0x80 and not self._parts:
-                    if opcode == 0:
-                        self._pos = pos
-                        raise self._violation("a continuation frame with nothing to continue")
-                    out.append(payload)
-                    continue
-                self._size += n
-                if self._size > MAX_MESSAGE_BYTES:
-                    self._pos = pos
-                    raise self._violation(f"a message over {MAX_MESSAGE_BYTES} bytes")
-                self._parts.append(payload)
-                if b0 & 0x80:
-                    out.append(b"".join(self._parts))
-                    self._parts, self._size = [], 0
-            elif opcode == 2:
-                self._pos = pos
-                raise StreamError("the server sent a binary WebSocket frame; Responses events "
-                                  "come as JSON text frames", retryable=False)
-            elif opcode == 9:
-                self.protocol.send_pong(payload)
-                self.sock.sendall(b"".join(self.protocol.data_to_send()))
-            elif opcode == 8:
-                self._pos = pos
-                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-                reason = payload[2:].decode("utf-8", "replace")
-                raise _Closed(f"close code {code}" + (f" ({reason})" if reason else ""),
-                              code)
-            elif opcode != 10:
-                self._pos = pos
-                raise self._violation(f"a frame with unknown opcode {opcode}")
-        self._pos = pos
+        finally:
+            self._buf = buf[pos:] if pos < end else b""
+
+    def _frame(self, buf: bytes, pos: int, end: int, out: list[bytes]) -> int:
+        """Any other frame at ``pos``: the position after it, or ``-pos - 1`` when it is not
+        complete yet."""
+        b0, b1 = buf[pos], buf[pos + 1]
+        n = b1 & 0x7F
+        head = 2
+        if n == 126:
+            if end - pos < 4:
+                return -pos - 1
+            n = (buf[pos + 2] << 8) | buf[pos + 3]
+            head = 4
+        elif n == 127:
+            if end - pos < 10:
+                return -pos - 1
+            n = int.from_bytes(buf[pos + 2:pos + 10], "big")
+            head = 10
+        if b1 & 0x80 or b0 & 0x70:
+            raise self._violation("a masked or extension-flagged frame from the server")
+        if n > MAX_MESSAGE_BYTES:
+            raise self._violation(f"a frame of {n} bytes (the limit is {MAX_MESSAGE_BYTES})")
+        if end - pos < head + n:
+            return -pos - 1
+        payload = buf[pos + head:pos + head + n]
+        after = pos + head + n
+        opcode = b0 & 0x0F
+        if opcode == 1 or opcode == 0:
+            if (opcode == 0) != bool(self._parts):
+                raise self._violation("a continuation frame with nothing to continue"
+                                      if opcode == 0 else "a new message inside a fragmented one")
+            self._size += n
+            if self._size > MAX_MESSAGE_BYTES:
+                raise self._violation(f"a message over {MAX_MESSAGE_BYTES} bytes")
+            self._parts.append(payload)
+            if b0 & 0x80:
+                out.append(b"".join(self._parts))
+                self._parts, self._size = [], 0
+        elif opcode == 2:
+            raise StreamError("the server sent a binary WebSocket frame; Responses events come "
+                              "as JSON text frames", retryable=False)
+        elif opcode == 9:
+            self.protocol.send_pong(payload)
+            self.sock.sendall(b"".join(self.protocol.data_to_send()))
+        elif opcode == 8:
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            reason = payload[2:].decode("utf-8", "replace")
+            raise _Closed(f"close code {code}" + (f" ({reason})" if reason else ""), code)
+        elif opcode != 10:
+            raise self._violation(f"a frame with unknown opcode {opcode}")
+        return after
 
     def _violation(self, what: str) -> StreamError:
         return StreamError(f"WebSocket protocol error from {redact_url(self.url)}: {what}",
@@ -537,14 +555,50 @@ def _wrapped_error(payload: bytes) -> tuple[int, dict[str, str], bytes] | None:
     return status, headers, body
 
 
-def _sse(payloads: list[bytes]) -> bytes:
-    """Text messages as SSE ``data`` messages (a line break inside one continues its data)."""
-    out = []
-    for p in payloads:
-        if b"\n" in p or b"\r" in p:
-            p = p.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\ndata: ")
-        out.append(p)
-    return b"data: " + b"\n\ndata: ".join(out) + b"\n\n"
+class _Frames(bytes):
+    """One read's text messages, handed to this wire's decoder as they are (``payloads``):
+    no re-framing on the hot path. As bytes it is empty."""
+
+    payloads: list[bytes]
+
+
+def _frames(payloads: list[bytes]) -> _Frames:
+    out = _Frames(b"")
+    out.payloads = payloads
+    return out
+
+
+class FrameDecoder:
+    """The Responses decoder behind either framing: the text messages of a WebSocket read,
+    or SSE bytes (an HTTP fallback's body)."""
+
+    __slots__ = ("_inner", "_sse", "feed_messages")
+
+    def __init__(self) -> None:
+        from codexapi.sse import SseStreamDecoder
+
+        from .wire_responses import ResponsesDecoder
+
+        self._inner = ResponsesDecoder()
+        self._sse = SseStreamDecoder(self._inner)
+        self.feed_messages = self._inner.feed_data
+
+    @property
+    def done(self) -> bool:
+        return self._inner.done
+
+    @property
+    def inner(self) -> Any:
+        return self._inner
+
+    def feed_data(self, data: bytes) -> list[Any]:
+        payloads = getattr(data, "payloads", None)
+        if payloads is not None:
+            return self.feed_messages(payloads)
+        return self._sse.feed_data(data)
+
+    def close(self) -> list[Any]:
+        return self._sse.close()
 
 
 class _TurnResponse:
@@ -568,13 +622,14 @@ class _TurnResponse:
         self._first = []
         while True:
             for i, p in enumerate(payloads):
-                wrapped = _wrapped_error(p)
-                if wrapped is not None:
-                    if i:
-                        yield _sse(payloads[:i])
-                    self.close()
-                    raise _typed(wrapped, conn.url)
-            yield _sse(payloads)
+                if b'"status' in p:
+                    wrapped = _wrapped_error(p)
+                    if wrapped is not None:
+                        if i:
+                            yield _frames(payloads[:i])
+                        self.close()
+                        raise _typed(wrapped, conn.url)
+            yield _frames(payloads)
             try:
                 payloads = conn.read_messages()
             except _Closed as exc:

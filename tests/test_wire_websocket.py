@@ -274,6 +274,25 @@ def test_an_upgrade_answered_with_html_is_a_typed_error_not_a_hang() -> None:
 CodexApiErrorTypes = (StreamError, ApiError, TransportError)
 
 
+def test_fragmented_messages_and_pings_mid_turn() -> None:
+    import json
+
+    def script(conn: Any, _: dict[str, Any]) -> None:
+        frames = text_turn("frag")
+        conn.send(json.dumps(frames[0]))
+        delta = json.dumps(frames[1])
+        conn.ping(b"are you there")
+        conn.send([delta[:10], delta[10:25], delta[25:]])  # one message in three frames
+        big = {"type": "response.output_text.delta", "delta": "x" * 100_000}
+        conn.send(json.dumps(big))  # a 64-bit length frame
+        for frame in frames[2:]:
+            conn.send(json.dumps(frame))
+
+    with WsServer([script]) as ws, ws_client(ws.base_url()) as client:
+        text = client.stream(REQ).collect().text
+    assert text == "frag" + "x" * 100_000
+
+
 def test_silence_is_an_idle_timeout(ws: WsServer) -> None:
     ws.script = [[{"type": "response.created", "response": {"id": "r"}}]]
     with ws_client(ws.base_url(), stream_idle_timeout=0.3) as client, \
