@@ -98,7 +98,7 @@ def decode(s: Settings, chat: bool, per_event: bool = False) -> Case:
     body = bodies.chat_body(s.deltas) if chat else bodies.responses_body(s.deltas)
     # A model that writes slower than the client reads arrives one event per read.
     chunks = bodies.per_event(body) if per_event else bodies.chunked(body)
-    cx = clients.codexapi_client("http://memory/v1", chat, clients.MemoryTransport(chunks))
+    cx = clients.codexapi_client("http://memory/v1", chat, clients.memory_transport(chunks))
     oa = clients.openai_client("http://memory/v1", chunks)
     try:
         count(clients.codexapi_stream(cx))
@@ -401,10 +401,12 @@ def run_all(s: Settings, only: set[str] | None = None,
     if want("decode_responses_per_event"):
         progress("decode_responses_per_event")
         out.append(decode(s, False, per_event=True))
+    from .tracing import otel_overhead
+
     with BenchServer() as server:
         for name, fn in (("end_to_end", end_to_end), ("first_event", first_event),
                          ("models_list", models_overhead), ("memory", memory),
-                         ("websocket", websocket)):
+                         ("websocket", websocket), ("otel", otel_overhead)):
             if want(name):
                 progress(name)
                 out.append(fn(s, server))
@@ -415,7 +417,7 @@ def run_all(s: Settings, only: set[str] | None = None,
 
 
 CASE_NAMES = ("decode_responses", "decode_chat", "decode_responses_per_event", "end_to_end",
-              "first_event", "models_list", "memory", "websocket", "import")
+              "first_event", "models_list", "memory", "websocket", "import", "otel")
 
 
 def as_json(cases: list[Case]) -> str:

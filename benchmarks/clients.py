@@ -9,11 +9,11 @@ gets a transport that hands out the body from memory in 64 KiB pieces instead of
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from codexapi import Client, Message, Provider, ResponsesRequest, RetryPolicy, WireApi
-from codexapi.transport import HttpRequest, HttpResponse
+from codexapi.testing import MockResponse, MockTransport
 
 from .bodies import MODEL
 
@@ -22,48 +22,22 @@ REQUEST = ResponsesRequest(model=MODEL, input=[Message(role="user", content="Hel
 CHAT_MESSAGES = [{"role": "user", "content": "Hello"}]
 
 
-class MemoryResponse:
-    """An :class:`HttpResponse` whose body is a list of chunks already in memory."""
-
-    status = 200
-    url = "http://memory/v1"
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.headers: Mapping[str, str] = {"content-type": "text/event-stream"}
-        self._chunks = chunks
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        return iter(self._chunks)
-
-    def read(self) -> bytes:
-        return b"".join(self._chunks)
-
-    def close(self) -> None:
-        pass
-
-
-class MemoryTransport:
-    """codexapi's Transport seam, answering every request with the same chunks."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-
-    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
-        return MemoryResponse(self.chunks)
-
-    def close(self) -> None:
-        pass
+def memory_transport(chunks: list[bytes]) -> MockTransport:
+    """codexapi's Transport seam (the public :class:`codexapi.testing.MockTransport`),
+    answering every request with the same chunks, one per read."""
+    headers = {"content-type": "text/event-stream"}
+    return MockTransport(lambda request: MockResponse(200, chunks, headers))
 
 
 def codexapi_client(base_url: str, chat: bool = False, transport: Any = None,
-                    wire: str | None = None) -> Client:
+                    plugins: tuple[Any, ...] = (), wire: str | None = None) -> Client:
     import codexapi
 
     provider = Provider(name="bench", base_url=base_url,
                         wire=wire or (WireApi.CHAT if chat else WireApi.RESPONSES),
                         retry=RetryPolicy(max_attempts=1), stream_idle_timeout=60.0)
-    return Client(provider, auth=codexapi.BearerAuth(API_KEY), load_entrypoints=False,
-                  transport=transport)
+    return Client(provider, auth=codexapi.BearerAuth(API_KEY), plugins=plugins,
+                  load_entrypoints=False, transport=transport)
 
 
 def codexapi_stream(client: Client) -> Iterator[Any]:

@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from . import events
+from . import events, items
 from ._version import __version__
+from .auth import AzureKeyAuth, BearerAuth, CodexAuthFile, NoAuth
 from .client import (
     ChatClient,
     Client,
@@ -21,7 +21,6 @@ from .client import (
     ModelsClient,
     ResponsesClient,
 )
-from .config import load_providers
 from .errors import (
     ApiError,
     ApiRateLimitError,
@@ -34,12 +33,14 @@ from .errors import (
     IdleTimeout,
     InvalidRequest,
     ModelUnavailable,
+    OutputParseError,
     PluginError,
     QuotaExceeded,
     RateLimitError,
     ReadTimeout,
     ServerOverloaded,
     StreamError,
+    ToolArgumentsError,
     TransportError,
     UnsupportedEndpointError,
     UsageLimitReached,
@@ -69,36 +70,33 @@ from .events import (
     TurnModerationMetadata,
 )
 from .hookspecs import hookimpl
-from .models import (
+from .items import (
+    Compaction,
     CompactionTrigger,
+    CustomToolCall,
+    CustomToolCallOutput,
     FunctionCall,
     FunctionCallOutput,
+    ImageGenerationCall,
+    LocalShellCall,
     Message,
-    Provider,
     Reasoning,
+    WebSearchCall,
+)
+from .models import (
+    Provider,
     ReasoningConfig,
     ResponsesRequest,
     RetryPolicy,
     TextControls,
     WireApi,
+    load_providers,
 )
 from .session import SessionContext, TurnState
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
+from .structured import json_schema
 from .transport import HttpRequest, Transport, Urllib3Transport
-
-_AUTH_NAMES = ("AzureKeyAuth", "BearerAuth", "CodexAuthFile", "NoAuth")
-
-
-def __getattr__(name: str) -> Any:
-    # The auth classes live in their plugin; loaded on first use so that first-party plugins
-    # can import ``codexapi.hookimpl`` exactly like third-party ones, without an import cycle.
-    if name in _AUTH_NAMES:
-        from codexapi_plugins import auth
-
-        return getattr(auth, name)
-    raise AttributeError(f"module 'codexapi' has no attribute {name!r}")
-
 
 # A library logs, the application decides where it goes.
 logging.getLogger("codexapi").addHandler(logging.NullHandler())
@@ -114,20 +112,25 @@ __all__ = [
     "CodexApiError",
     "CodexAuthFile",
     "CompactClient",
+    "Compaction",
     "CompactionTrigger",
     "Completed",
     "ConfigError",
     "ConnectTimeout",
     "ContextWindowExceeded",
     "Created",
+    "CustomToolCall",
+    "CustomToolCallOutput",
     "CyberPolicy",
     "Event",
     "FunctionCall",
     "FunctionCallOutput",
     "HttpRequest",
     "IdleTimeout",
+    "ImageGenerationCall",
     "InvalidRequest",
     "Item",
+    "LocalShellCall",
     "Message",
     "ModelInfo",
     "ModelList",
@@ -138,6 +141,7 @@ __all__ = [
     "NoAuth",
     "OutputItemAdded",
     "OutputItemDone",
+    "OutputParseError",
     "OutputTextDelta",
     "PluginError",
     "Provider",
@@ -166,6 +170,7 @@ __all__ = [
     "StreamResult",
     "TextControls",
     "TokenUsage",
+    "ToolArgumentsError",
     "ToolCallInputDelta",
     "Transport",
     "TransportError",
@@ -175,9 +180,12 @@ __all__ = [
     "Urllib3Transport",
     "UsageLimitReached",
     "UsageNotIncluded",
+    "WebSearchCall",
     "WireApi",
     "__version__",
     "events",
     "hookimpl",
+    "items",
+    "json_schema",
     "load_providers",
 ]

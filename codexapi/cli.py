@@ -108,8 +108,20 @@ def make_client(args: argparse.Namespace, stack: ExitStack) -> Client:
 
 
 def _chat_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prompt", help="the message to send ('-' reads stdin)")
-    p.add_argument("--instructions", default="You are a helpful assistant.")
+    p.add_argument("prompt", nargs="?", help="the message to send ('-' reads stdin); without "
+                   "one, an interactive chat on a terminal, else stdin")
+    p.add_argument("-s", "--system", "--instructions", dest="instructions", default=None,
+                   help="system instructions (default: 'You are a helpful assistant.', or "
+                   "the resumed conversation's)")
+    p.add_argument("-c", "--continue", dest="resume", action="store_true",
+                   help="continue the last conversation (saved in $CODEXAPI_STATE_DIR, else "
+                   "$XDG_DATA_HOME/codexapi or ~/.local/share/codexapi)")
+    p.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="FILE",
+                   help="attach a file to the message: an image, a PDF, or text "
+                   "(repeatable)")
+    p.add_argument("--schema", metavar="FILE",
+                   help="ask for JSON output following the JSON schema in FILE")
+    p.add_argument("--usage", action="store_true", help="show token counts on stderr")
     p.add_argument("--conversation-id", help="sent as conversation_id/session_id headers")
     p.add_argument("--reasoning-effort", choices=REASONING_EFFORTS,
                    help="ask for reasoning at this effort (summaries shown on stderr)")
@@ -127,27 +139,26 @@ def _chat_args(p: argparse.ArgumentParser) -> None:
 REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 
 
-@command("chat", "send one message and stream the answer to stdout")(_chat_args)
+@command("chat", "send a message and stream the answer to stdout, or chat interactively")(
+    _chat_args)
 def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
-    from .models import ReasoningConfig, TextControls
-    from .terminal import ChatView
+    from .repl import TurnOptions, start
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if not prompt.strip():
-        raise ConfigError("nothing to send: the prompt is empty" + (
-            " (stdin was empty)" if args.prompt == "-" else ""))
-    client = make_client(args, stack)
-    request = ResponsesRequest(
-        model=args.model, instructions=args.instructions, input=prompt,
-        reasoning=ReasoningConfig(effort=args.reasoning_effort, summary="auto")
-        if args.reasoning_effort else None,
-        text=TextControls(verbosity=args.verbosity) if args.verbosity else None)
-    with ChatView(sys.stdout, sys.stderr, json_lines=args.json,
-                  reasoning=not args.no_reasoning) as view, client.stream(
-            request, conversation_id=args.conversation_id, timeout=args.timeout) as events:
-        for event in events:
-            view.show(event)
-    return 0
+    interactive = args.prompt is None and sys.stdin.isatty()
+    prompt = None
+    if not interactive:
+        piped = args.prompt is None or args.prompt == "-"
+        prompt = sys.stdin.read() if piped else args.prompt
+        if not prompt.strip() and not args.files:
+            raise ConfigError("nothing to send: the prompt is empty" + (
+                " (stdin was empty)" if piped else ""))
+    options = TurnOptions(
+        reasoning_effort=args.reasoning_effort, verbosity=args.verbosity, schema=args.schema,
+        files=tuple(args.files), json_lines=args.json, show_reasoning=not args.no_reasoning,
+        usage=args.usage, conversation_id=args.conversation_id, timeout=args.timeout)
+    return start(make_client(args, stack), prompt=prompt, resume=args.resume,
+                 model=args.model, instructions=args.instructions, options=options,
+                 interactive=interactive)
 
 
 def _models_args(p: argparse.ArgumentParser) -> None:
@@ -295,6 +306,20 @@ def cmd_plugins(args: argparse.Namespace, stack: ExitStack) -> int:
         print(f"FAILED {failure['name']} (from {failure['distribution'] or 'unknown'}): "
               f"{failure['error']}")
     return 0
+
+
+def _batch_args(p: argparse.ArgumentParser) -> None:
+    from .batch.cli import configure
+
+    configure(p)
+
+
+@command("batch", "run a JSONL file of requests: resumable, rate-limit aware, on threads or "
+         "a Dask cluster (docs/batch.md)")(_batch_args)
+def cmd_batch(args: argparse.Namespace, stack: ExitStack) -> int:
+    from .batch.cli import main as batch_main
+
+    return batch_main(args, stack)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 import attrs
 
-from .auth import Auth, FlowAuth, check_auth
+from .auth import Auth, FlowAuth, NoAuth, check_auth
 from .dispatch import Dispatcher
 from .errors import StreamError
-from .events import Item
+from .items import Item, item_from_json
 from .jsonutil import loads
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
@@ -187,7 +187,9 @@ class _Endpoints:
             output = data["output"]
             if not isinstance(output, list):
                 raise TypeError("`output` is not a list")
-            return [Item(i) for i in output]
+            if not all(isinstance(i, dict) for i in output):
+                raise TypeError("`output` holds a value that is not an item object")
+            return [item_from_json(i) for i in output]
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise StreamError(f"failed to decode compact response: {detail}; body: "
@@ -212,8 +214,6 @@ class Client(_Endpoints):
         if auth is None:
             auth = self.plugin_manager.call("codexapi_auth", provider=self.provider)
         if auth is None:
-            from codexapi_plugins.auth import NoAuth
-
             auth = NoAuth()
         self.auth: Auth | FlowAuth = check_auth(auth)
         self.transport: Transport = transport or Urllib3Transport(
@@ -252,6 +252,24 @@ class Client(_Endpoints):
         extra.update(conversation_headers(conversation_id, session_id, subagent))
         return self._open_stream(lambda: self._dispatcher.body("stream", request), extra,
                                  timeout, request, session)
+
+    def create(
+        self,
+        request: ResponsesRequest,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        subagent: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
+        session: SessionContext | None = None,
+    ) -> StreamResult:
+        """One whole turn: :meth:`stream` with the same arguments, then ``collect()``.
+
+        Raises what :meth:`stream` and iterating its events raise; the connection is released
+        before it returns.
+        """
+        return self.stream(request, conversation_id, session_id, subagent, headers,
+                           timeout, session).collect()
 
     def compact(self, request: ResponsesRequest, timeout: Timeout = None,
                 session: SessionContext | None = None) -> list[Item]:
@@ -320,8 +338,6 @@ class _SeedClient(_Endpoints):
         load_entrypoints: bool = False,
     ) -> None:
         if auth is None:
-            from codexapi_plugins.auth import NoAuth
-
             auth = NoAuth()
         self.provider = provider
         self._dispatcher = _dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),

@@ -6,6 +6,10 @@ standard library's ``tomllib``. Keys and defaults follow codex-rs
 ``core/src/model_provider_info.rs`` (``ModelProviderInfo`` and ``built_in_model_providers``);
 unknown keys are ignored with a debug log, as Codex ignores them, and an invalid value is a
 :class:`ConfigError` naming the key and file.
+
+This module reads and checks; it returns each provider's settings as the keyword arguments of
+:class:`codexapi.Provider`, which builds itself from them (``Provider.from_codex_config``,
+``codexapi.load_providers``): the config layer does not depend on the model layer.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .models import Provider, RetryPolicy, WireApi
+from .retry import RetryPolicy
+
+#: A Provider's keyword arguments.
+Settings = dict[str, Any]
 
 log = logging.getLogger("codexapi.config")
 
@@ -77,7 +84,7 @@ def _env(name: str) -> str | None:
     return value if value.strip() else None
 
 
-def built_in_providers() -> dict[str, Provider]:
+def built_in_provider_settings() -> dict[str, Settings]:
     """The providers Codex knows without configuration: ``openai`` and the local OSS servers.
 
     ``OPENAI_BASE_URL`` moves the ``openai`` provider; ``CODEX_OSS_BASE_URL`` / ``CODEX_OSS_PORT``
@@ -90,26 +97,26 @@ def built_in_providers() -> dict[str, Provider]:
         value = _env(var)
         if value:
             headers[header] = value
-    openai = Provider(name="OpenAI", base_url=_env("OPENAI_BASE_URL") or
-                      "https://api.openai.com/v1", wire=WireApi.RESPONSES, headers=headers,
-                      retry=RetryPolicy.from_codex(DEFAULT_REQUEST_MAX_RETRIES))
+    openai = dict(name="OpenAI", base_url=_env("OPENAI_BASE_URL") or
+                  "https://api.openai.com/v1", wire="responses", headers=headers,
+                  retry=RetryPolicy.from_codex(DEFAULT_REQUEST_MAX_RETRIES))
 
-    def oss(port: int, wire: WireApi) -> Provider:
+    def oss(port: int, wire: str) -> Settings:
         base = _env("CODEX_OSS_BASE_URL")
         if base is None:
             port_text = _env("CODEX_OSS_PORT")
             if port_text is not None and port_text.strip().isdigit():
                 port = int(port_text)
             base = f"http://localhost:{port}/v1"
-        return Provider(name="gpt-oss", base_url=base, wire=wire,
-                        retry=RetryPolicy.from_codex(DEFAULT_REQUEST_MAX_RETRIES))
+        return dict(name="gpt-oss", base_url=base, wire=wire,
+                    retry=RetryPolicy.from_codex(DEFAULT_REQUEST_MAX_RETRIES))
 
     return {
         "openai": openai,
         # "oss" is the id older Codex releases use for a local Ollama; newer ones say "ollama".
-        "oss": oss(DEFAULT_OLLAMA_PORT, WireApi.CHAT),
-        "ollama": oss(DEFAULT_OLLAMA_PORT, WireApi.RESPONSES),
-        "lmstudio": oss(DEFAULT_LMSTUDIO_PORT, WireApi.RESPONSES),
+        "oss": oss(DEFAULT_OLLAMA_PORT, "chat"),
+        "ollama": oss(DEFAULT_OLLAMA_PORT, "responses"),
+        "lmstudio": oss(DEFAULT_LMSTUDIO_PORT, "responses"),
     }
 
 
@@ -158,8 +165,8 @@ class _Table:
         return dict(value)
 
 
-def provider_from_table(provider_id: str, data: Any, file: Path) -> Provider:
-    """One ``[model_providers.<id>]`` table as a Provider."""
+def settings_from_table(provider_id: str, data: Any, file: Path) -> Settings:
+    """One ``[model_providers.<id>]`` table as Provider settings."""
     if not isinstance(data, dict):
         raise ConfigError(f"model_providers.{provider_id} in {file} must be a table, got "
                           f"{type(data).__name__}")
@@ -167,13 +174,9 @@ def provider_from_table(provider_id: str, data: Any, file: Path) -> Provider:
     for key in data:
         if key not in PROVIDER_KEYS:
             log.debug("ignoring unknown key model_providers.%s.%s in %s", provider_id, key, file)
-    wire_text = t.string("wire_api")
-    wire = WireApi.RESPONSES
-    if wire_text is not None:
-        try:
-            wire = WireApi(wire_text.lower())
-        except ValueError:
-            raise t.error("wire_api", "\"responses\" or \"chat\"") from None
+    # Any registered wire's name ("responses", "chat", a plugin's): an unknown one is a
+    # ConfigError listing the registered wires when a Client is made.
+    wire = (t.string("wire_api") or "responses").lower()
     base_url = t.string("base_url")
     if base_url is None:
         # Codex falls back to the OpenAI API for a provider without base_url.
@@ -208,7 +211,7 @@ def provider_from_table(provider_id: str, data: Any, file: Path) -> Provider:
         extra["connect_timeout"] = connect
     if read is not None:
         extra["read_timeout"] = read
-    return Provider(
+    return dict(
         name=t.string("name") or provider_id,
         base_url=base_url,
         wire=wire,
@@ -227,30 +230,31 @@ def provider_from_table(provider_id: str, data: Any, file: Path) -> Provider:
     )
 
 
-def load_providers(path: str | os.PathLike[str] | None = None) -> dict[str, Provider]:
+def load_provider_settings(path: str | os.PathLike[str] | None = None
+                           ) -> dict[str, Settings]:
     """Every provider Codex would know: the built-ins, then ``[model_providers.*]`` of the
     config file (a configured id replaces a built-in of the same id)."""
     file = config_path(path)
     config = read_config(path)
-    providers = built_in_providers()
+    providers = built_in_provider_settings()
     tables = config.get("model_providers", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"model_providers in {file} must be a table of provider tables, got "
                           f"{type(tables).__name__}")
     for provider_id, table in tables.items():
-        providers[provider_id] = provider_from_table(provider_id, table, file)
+        providers[provider_id] = settings_from_table(provider_id, table, file)
     return providers
 
 
-def provider_from_codex_config(provider_id: str, path: str | os.PathLike[str] | None = None
-                               ) -> Provider:
-    """The provider ``provider_id`` of Codex's config (or a built-in one)."""
+def provider_settings(provider_id: str, path: str | os.PathLike[str] | None = None
+                      ) -> Settings:
+    """The settings of provider ``provider_id`` in Codex's config (or a built-in one)."""
     file = config_path(path)
     config = read_config(path)
     tables = config.get("model_providers", {})
     if isinstance(tables, dict) and provider_id in tables:
-        return provider_from_table(provider_id, tables[provider_id], file)
-    providers = load_providers(path)
+        return settings_from_table(provider_id, tables[provider_id], file)
+    providers = load_provider_settings(path)
     if provider_id in providers:
         return providers[provider_id]
     known = ", ".join(sorted(providers))
@@ -267,11 +271,11 @@ def default_provider_id(path: str | os.PathLike[str] | None = None) -> str:
 
 
 __all__: list[str] = [
-    "built_in_providers",
+    "built_in_provider_settings",
     "codex_home",
     "config_path",
     "default_provider_id",
-    "load_providers",
-    "provider_from_codex_config",
+    "load_provider_settings",
+    "provider_settings",
     "read_config",
 ]

@@ -22,17 +22,20 @@ import attrs
 from .events import (
     EVENT_TYPES,
     Event,
-    Item,
     RateLimitSnapshot,
     TokenUsage,
 )
-from .models import (
-    CompactionTrigger,
+from .items import (
+    ITEM_TYPES,
     FunctionCall,
     FunctionCallOutput,
     InputItem,
+    Item,
     Message,
     Reasoning,
+    item_from_json,
+)
+from .models import (
     ReasoningConfig,
     TextControls,
 )
@@ -87,32 +90,47 @@ def _message_parts(role: str, content: str | list[Any]) -> list[Any]:
     return [{"type": kind, "text": content}]
 
 
+def _base(item: Any) -> dict[str, Any]:
+    # A decoded item goes back as it came, with its modelled fields (which attrs.evolve may
+    # have changed) written over it: fields this library does not model are not lost.
+    raw = item._raw
+    if raw is None:
+        return {"type": item.type}
+    out = dict(raw)
+    out.setdefault("type", item.type)
+    return out
+
+
+def _put(out: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        out[name] = value
+    elif out.get(name) is not None:
+        out.pop(name)  # cleared with attrs.evolve; an explicit null from the server stays
+
+
 def _unstructure_message(m: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "message"}
-    if m.status is not None:
-        out["status"] = m.status
-    if m.id is not None:
-        out["id"] = m.id
+    out = _base(m)
     out["role"] = m.role
     out["content"] = _message_parts(m.role, m.content)
+    _put(out, "id", m.id)
+    _put(out, "status", m.status)
+    _put(out, "phase", m.phase)
     return out
 
 
 def _unstructure_function_call(c: FunctionCall) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "function_call"}
-    if c.status is not None:
-        out["status"] = c.status
-    if c.id is not None:
-        out["id"] = c.id
+    out = _base(c)
     out.update(name=c.name, arguments=c.arguments, call_id=c.call_id)
+    _put(out, "id", c.id)
+    _put(out, "status", c.status)
+    _put(out, "namespace", c.namespace)
     return out
 
 
 def _unstructure_function_call_output(o: FunctionCallOutput) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "function_call_output"}
-    if o.id is not None:
-        out["id"] = o.id
+    out = _base(o)
     out.update(call_id=o.call_id, output=_unstructure(o.output))
+    _put(out, "id", o.id)
     return out
 
 
@@ -121,16 +139,24 @@ def _summary_part(part: Any) -> Any:
 
 
 def _unstructure_reasoning(r: Reasoning) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "reasoning"}
-    if r.id:
-        out["id"] = r.id
+    out = _base(r)
     out["summary"] = [_summary_part(p) for p in r.summary]
-    if r.content is not None:
-        out["content"] = [
-            {"type": "reasoning_text", "text": p} if isinstance(p, str) else p for p in r.content
-        ]
-    # Sent as null when absent: the CLI does, and the server reads a missing key the same.
-    out["encrypted_content"] = r.encrypted_content
+    _put(out, "content", None if r.content is None else [
+        {"type": "reasoning_text", "text": p} if isinstance(p, str) else p for p in r.content])
+    if r._raw is None or r.encrypted_content is not None:
+        # A reasoning item built here sends null when it has none, as the Codex CLI does; a
+        # decoded one goes back as it came.
+        out["encrypted_content"] = r.encrypted_content
+    _put(out, "id", r.id or None)
+    return out
+
+
+def _unstructure_item(item: Any) -> dict[str, Any]:
+    """The other typed items: their modelled fields over their JSON, None fields omitted."""
+    out = _base(item)
+    for f in attrs.fields(type(item)):
+        if f.name not in ("type", "_raw"):
+            _put(out, f.name, _unstructure(getattr(item, f.name)))
     return out
 
 
@@ -139,11 +165,12 @@ _HOOKS: dict[type, Callable[[Any], Any]] = {
     FunctionCall: _unstructure_function_call,
     FunctionCallOutput: _unstructure_function_call_output,
     Reasoning: _unstructure_reasoning,
-    CompactionTrigger: lambda _: {"type": "compaction_trigger"},
     ReasoningConfig: _omit_none,
     TextControls: _omit_none,
     Item: lambda item: dict(item.raw),
 }
+for _cls in ITEM_TYPES.values():
+    _HOOKS.setdefault(_cls, _unstructure_item)
 
 
 def item_to_json(item: InputItem | Item) -> dict[str, Any]:
@@ -195,6 +222,17 @@ def _structure_event(data: Mapping[str, Any], _: Any) -> Event:
     return _EVENT_STRUCTURERS[cls](fields, cls)
 
 
+def _structure_item(data: Any, cls: type[Item]) -> Item:
+    if isinstance(data, Item):
+        data = data.raw
+    if not isinstance(data, Mapping):
+        raise TypeError(f"an item is a JSON object, got {type(data).__name__}")
+    item = item_from_json(dict(data))
+    if not isinstance(item, cls):
+        raise ValueError(f"{data.get('type')!r} item does not fit {cls.__name__}")
+    return item
+
+
 def _is_event(cls: Any) -> bool:
     return isinstance(cls, type) and issubclass(cls, Event)
 
@@ -211,7 +249,8 @@ def _build_converter() -> cattrs.Converter:
         converter.register_unstructure_hook(cls, hook)
     converter.register_unstructure_hook_func(_is_event, _unstructure_event)
     converter.register_structure_hook(Event, _structure_event)
-    converter.register_structure_hook(Item, lambda data, _: Item(data))
+    for item_cls in (Item, *ITEM_TYPES.values()):
+        converter.register_structure_hook(item_cls, _structure_item)
     converter.register_structure_hook(TokenUsage, lambda d, _: TokenUsage(**d))
     converter.register_structure_hook(
         RateLimitSnapshot, cattrs.gen.make_dict_structure_fn(RateLimitSnapshot, converter)

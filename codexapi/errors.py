@@ -46,6 +46,30 @@ class UnsupportedEndpointError(CodexApiError):
     """The provider's wire API does not offer this endpoint (e.g. compact on the Chat wire)."""
 
 
+class OutputParseError(CodexApiError, ValueError):
+    """Model output is not the JSON asked for, or does not fit the class it is parsed into.
+
+    ``text`` is the output as received; ``detail`` says what was wrong with it. Sending the
+    same request again may give other output, so it is never retried automatically.
+    """
+
+    def __init__(self, message: str, text: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.text = text
+        self.detail = detail
+
+
+class ToolArgumentsError(OutputParseError):
+    """A tool call's ``arguments`` are not valid JSON, or do not fit the class asked for."""
+
+    def __init__(self, call: Any, detail: str) -> None:
+        self.name: str = call.name
+        self.call_id: str = call.call_id
+        preview = call.arguments if len(call.arguments) <= 200 else call.arguments[:200] + "…"
+        super().__init__(f"arguments of function call {self.name!r} (call_id "
+                         f"{self.call_id!r}) are {detail}: {preview!r}", call.arguments, detail)
+
+
 class TransportError(CodexApiError):
     """The HTTP exchange itself failed: connect error, reset, TLS, proxy or timeout."""
 
@@ -300,6 +324,11 @@ _HTTP_FORMS: dict[type[_FatalModelError], Callable[..., _FatalModelError]] = {
 }
 
 
+for _public, _form in _HTTP_FORMS.items():
+    # Reports name the refusal (``type(err).__name__``); pickle finds the form by qualname.
+    _form.__name__ = _public.__name__
+
+
 def http_form(cls: type[_FatalModelError]) -> Callable[..., _FatalModelError]:
     """The class to raise ``cls`` as when it came as an HTTP error answer."""
     return _HTTP_FORMS[cls]
@@ -317,12 +346,14 @@ __all__ = [
     "IdleTimeout",
     "InvalidRequest",
     "ModelUnavailable",
+    "OutputParseError",
     "PluginError",
     "QuotaExceeded",
     "RateLimitError",
     "ReadTimeout",
     "ServerOverloaded",
     "StreamError",
+    "ToolArgumentsError",
     "TransportError",
     "UnsupportedEndpointError",
     "UsageLimitReached",

@@ -1,8 +1,10 @@
 """What a stream yields: one set of typed events, whichever wire produced them.
 
 Events are frozen, slotted attrs classes tagged by a ``type`` class attribute. Output items are
-:class:`Item`: their JSON fields read as attributes and the original dict stays in ``.raw``, so
-an item type this library has never heard of loses nothing.
+the typed items of :mod:`codexapi.items` (:class:`~codexapi.items.FunctionCall`,
+:class:`~codexapi.items.Message`...) or a generic :class:`Item`: their JSON fields read as
+attributes and the original dict stays in ``.raw``, so an item type this library has never
+heard of loses nothing.
 """
 
 from __future__ import annotations
@@ -12,56 +14,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-
-class Item:
-    """An output item (message, function_call, reasoning, or any other type), read-only.
-
-    ``item.name`` is ``item.raw["name"]``; a field the item does not have reads as ``None``.
-    """
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "raw", dict(raw))
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self.raw.get(name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Item is read-only; build a new one from a dict")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Item) and other.raw == self.raw
-
-    def __hash__(self) -> int:
-        return hash((self.raw.get("type"), self.raw.get("id"), self.raw.get("call_id")))
-
-    def __repr__(self) -> str:
-        return f"Item({self.raw!r})"
-
-    @property
-    def type(self) -> str:
-        return str(self.raw.get("type", ""))
-
-    @property
-    def text(self) -> str:
-        """The concatenated text of a message's text parts (empty for other items)."""
-        content = self.raw.get("content")
-        if isinstance(content, str):
-            return content
-        if not isinstance(content, list):
-            return ""
-        return "".join(
-            part.get("text", "")
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The item's JSON form, ready to be sent back as input on the next turn."""
-        return dict(self.raw)
+from .items import Item
 
 
 @attrs.frozen

@@ -13,7 +13,9 @@ from typing import Any
 
 import attrs
 
+from .config import load_provider_settings, provider_settings
 from .errors import ConfigError
+from .items import FunctionCall, FunctionCallOutput, InputItem, Message, Reasoning
 from .redact import redact_headers, redact_query_params, redact_url
 from .retry import PolicyError, RetryPolicy
 
@@ -102,9 +104,7 @@ class Provider:
                           ) -> Provider:
         """``[model_providers.<provider_id>]`` of Codex's ``config.toml`` (or a provider Codex
         has built in, e.g. ``openai``); see :mod:`codexapi.config`."""
-        from .config import provider_from_codex_config
-
-        return provider_from_codex_config(provider_id, path)
+        return cls(**provider_settings(provider_id, path))
 
     def url_for_path(self, path: str) -> str:
         """Join ``path`` to the base URL the way codex-api's ``url_for_path`` does."""
@@ -140,73 +140,14 @@ class Provider:
         )
 
 
-# ---------------------------------------------------------------------------------------------
-# Input items (Responses JSON form). Plain dicts are accepted wherever these are.
+def load_providers(path: str | os.PathLike[str] | None = None) -> dict[str, Provider]:
+    """Every provider Codex would know: the built-ins, then ``[model_providers.*]`` of the
+    config file (a configured id replaces a built-in of the same id)."""
+    return {pid: Provider(**kw) for pid, kw in load_provider_settings(path).items()}
 
 
-def _content(value: str | Sequence[Any]) -> str | list[Any]:
-    return value if isinstance(value, str) else list(value)
-
-
-@attrs.frozen
-class Message:
-    """A conversation message. ``content`` is text or a list of Responses content parts."""
-
-    role: str
-    content: str | list[Any] = attrs.field(converter=_content)
-    id: str | None = None
-    #: ``"completed"`` on an assistant message replayed from an earlier turn; None omits it.
-    status: str | None = None
-    type: str = attrs.field(default="message", init=False)
-
-
-@attrs.frozen
-class FunctionCall:
-    """A tool call the model made, replayed as input on the next turn."""
-
-    name: str
-    arguments: str
-    call_id: str
-    id: str | None = None
-    #: ``"completed"`` when the call is replayed from an earlier turn; None omits it.
-    status: str | None = None
-    type: str = attrs.field(default="function_call", init=False)
-
-
-@attrs.frozen
-class FunctionCallOutput:
-    """The result of running a tool, answering ``call_id``."""
-
-    call_id: str
-    output: str | list[Any] = attrs.field(converter=_content)
-    id: str | None = None
-    type: str = attrs.field(default="function_call_output", init=False)
-
-
-@attrs.frozen
-class Reasoning:
-    """A reasoning item, replayed as input (summary, optional raw content, encrypted blob).
-
-    ``encrypted_content`` is always sent, ``null`` included, as the Codex CLI sends it.
-    """
-
-    summary: list[Any] = attrs.field(factory=list, converter=list)
-    content: list[Any] | None = None
-    encrypted_content: str | None = None
-    id: str = ""
-    type: str = attrs.field(default="reasoning", init=False)
-
-
-@attrs.frozen
-class CompactionTrigger:
-    """The last input item of a remote compaction v2 request: ``{"type": "compaction_trigger"}``
-    asks the server to answer with one ``compaction`` output item."""
-
-    type: str = attrs.field(default="compaction_trigger", init=False)
-
-
-InputItem = (Message | FunctionCall | FunctionCallOutput | Reasoning | CompactionTrigger
-             | Mapping[str, Any])
+# Input items (Responses JSON form) live in .items, where they double as output items; plain
+# dicts are accepted wherever they are.
 
 
 @attrs.frozen
@@ -232,6 +173,16 @@ class TextControls:
         fmt = {"type": "json_schema", "strict": True, "schema": dict(schema),
                "name": "codex_output_schema"}
         return cls(verbosity=verbosity.lower() if verbosity else None, format=fmt)
+
+    @classmethod
+    def for_class(cls, model: type[Any], *, name: str | None = None, strict: bool = True,
+                  verbosity: str | None = None) -> TextControls:
+        """Controls asking for JSON output shaped like attrs class ``model``; read it back with
+        ``result.parsed(model)`` (see :func:`codexapi.structured.json_schema`)."""
+        from .structured import text_format
+
+        return cls(verbosity=verbosity.lower() if verbosity else None,
+                   format=text_format(model, name=name, strict=strict))
 
 
 def _input(value: str | Sequence[InputItem]) -> list[InputItem]:
@@ -295,7 +246,6 @@ class ResponsesRequest:
 
 
 __all__ = [
-    "CompactionTrigger",
     "FunctionCall",
     "FunctionCallOutput",
     "InputItem",
@@ -308,4 +258,5 @@ __all__ = [
     "RetryPolicy",
     "TextControls",
     "WireApi",
+    "load_providers",
 ]

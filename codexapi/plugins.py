@@ -47,6 +47,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "codexapi_plugins.auth",
     "codexapi_plugins.retry",
     "codexapi_plugins.logs",
+    "codexapi_plugins.otel",
 )
 
 

@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -32,7 +32,10 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
+from .items import FunctionCall
 from .transport import HttpResponse
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -56,9 +59,29 @@ class StreamResult:
     extensions: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @property
-    def function_calls(self) -> list[Item]:
+    def function_calls(self) -> list[FunctionCall]:
         """The function_call items, in order."""
-        return [i for i in self.items if i.type == "function_call"]
+        return [i for i in self.items if isinstance(i, FunctionCall)]
+
+    def output_json(self) -> Any:
+        """The text output decoded as JSON (structured output asked for with ``text.format``).
+
+        Raises :class:`~codexapi.OutputParseError` when the text is empty or not JSON.
+        """
+        from .structured import parse_output
+
+        return parse_output(self.text)
+
+    def parsed(self, cls: type[T]) -> T:
+        """The JSON text output structured into ``cls`` (an attrs class, e.g. the one given to
+        :meth:`TextControls.for_class <codexapi.TextControls.for_class>`) by the one converter.
+
+        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
+        """
+        from .structured import parse_output
+
+        result: T = parse_output(self.text, cls)
+        return result
 
 
 #: Told once how a turn ended: the result so far and the error (None on success).

@@ -13,10 +13,10 @@ it as :class:`IdleTimeout`.
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 import threading
-import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -34,7 +34,7 @@ from urllib3.exceptions import (
 )
 
 from ._version import __version__
-from .errors import CodexApiError, ConnectTimeout, ReadTimeout, TransportError
+from .errors import ConnectTimeout, ReadTimeout, TransportError
 from .proxy import Proxy, ProxySettings
 from .redact import redact_headers, redact_url
 from .tls import make_ssl_context
@@ -165,53 +165,6 @@ def _reason(exc: BaseException) -> str:
     return text.replace("HTTPConnection(host=", "(host=")
 
 
-class _Inflater:
-    """Decodes gzip/deflate bodies that reached us still compressed.
-
-    urllib3 responses arrive decoded (``decode_content=True``). A plain ``http.client``
-    response does not decode: that is what vcrpy hands urllib3 on replay. And vcrpy cassettes
-    differ: those recorded through urllib3 hold the decoded body yet keep
-    ``Content-Encoding: gzip``, those recorded through requests/httpx hold the gzip bytes.
-    So the body is sniffed: compressed bytes are inflated, anything else passes through.
-    """
-
-    __slots__ = ("_decoder", "_head")
-
-    def __init__(self) -> None:
-        self._decoder: Any = None
-        #: Bytes kept until the first two are known; None once the body has been sniffed.
-        self._head: bytes | None = b""
-
-    @classmethod
-    def for_response(cls, raw: Any, headers: Mapping[str, str]) -> _Inflater | None:
-        if isinstance(raw, urllib3.BaseHTTPResponse):
-            return None
-        encoding = (headers.get("content-encoding") or "").strip().lower()
-        return cls() if encoding in ("gzip", "x-gzip", "deflate") else None
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self._head is not None:
-            head = self._head + chunk
-            if len(head) < 2:
-                self._head = head
-                return b""
-            self._head = None
-            if head[:2] == b"\x1f\x8b":
-                self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            elif head[0] & 0x0F == 8 and int.from_bytes(head[:2], "big") % 31 == 0:
-                self._decoder = zlib.decompressobj()
-            chunk = head
-        if self._decoder is None:
-            return chunk
-        return bytes(self._decoder.decompress(chunk))
-
-    def flush(self) -> bytes:
-        if self._decoder is not None:
-            return bytes(self._decoder.flush())
-        tail, self._head = self._head or b"", None
-        return tail
-
-
 class Urllib3Response:
     """An urllib3 (or http.client-compatible) response, streamed, never read ahead."""
 
@@ -241,19 +194,12 @@ class Urllib3Response:
         # read1 returns whatever is buffered or arrives next without waiting to fill the chunk:
         # an event is delivered as soon as its bytes are here.
         read = getattr(raw, "read1", None) or raw.read
-        inflate = _Inflater.for_response(raw, self.headers)
         try:
             while True:
                 chunk = read(CHUNK_SIZE)
                 if not chunk:
-                    if inflate is not None and (tail := inflate.flush()):
-                        yield tail
                     self._eof = True
                     return
-                if inflate is not None:
-                    chunk = inflate.feed(chunk)
-                    if not chunk:
-                        continue
                 yield chunk
         except (ReadTimeoutError, TimeoutError) as exc:
             self.close()
@@ -274,12 +220,6 @@ class Urllib3Response:
             raise TransportError(
                 f"connection lost while reading the response from {redact_url(self.url)}: "
                 f"{_reason(exc)}", url=redact_url(self.url)) from exc
-        except zlib.error as exc:
-            self.close()
-            raise TransportError(
-                f"the response from {redact_url(self.url)} claims Content-Encoding "
-                f"{self.headers.get('content-encoding')!r} but does not decode: {exc}",
-                url=redact_url(self.url)) from exc
 
     def read(self) -> bytes:
         try:
@@ -426,10 +366,9 @@ class Urllib3Transport:
                 decode_content=True,
                 timeout=urllib3.Timeout(connect=connect, read=read),
             )
-        except CodexApiError:
-            # Already typed (e.g. a replay layer refusing an unrecorded request): keep it.
-            raise
-        except Exception as exc:
+        except (HTTPError, OSError, ValueError, http.client.HTTPException) as exc:
+            # What urllib3, sockets, TLS and http.client raise; anything else (a replay
+            # layer's own typed error) passes through untouched.
             error = describe_error(exc, request.url)
             if proxy is not None:
                 error.message += f" (via proxy {proxy.url} from {proxy.source})"

@@ -38,7 +38,6 @@ from codexapi.errors import (
 from codexapi.events import (
     Completed,
     Event,
-    Item,
     OutputItemAdded,
     OutputItemDone,
     OutputTextDelta,
@@ -46,6 +45,7 @@ from codexapi.events import (
     TokenUsage,
 )
 from codexapi.failures import stream_failure as failure_error
+from codexapi.items import item_from_json
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.sse import SseMessage, SseStreamDecoder
@@ -551,7 +551,7 @@ class ChatDecoder:
         parts = self._assistant
         if parts is None:
             parts = self._assistant = []
-            out.append(OutputItemAdded(Item(
+            out.append(OutputItemAdded(item_from_json(
                 {"type": "message", "role": "assistant", "content": []})))
         parts.append({"type": "output_text", "text": text})
         out.append(OutputTextDelta(text))
@@ -560,7 +560,8 @@ class ChatDecoder:
         parts = self._reasoning
         if parts is None:
             parts = self._reasoning = []
-            out.append(OutputItemAdded(Item({"type": "reasoning", "summary": [], "content": []})))
+            out.append(OutputItemAdded(item_from_json(
+                {"type": "reasoning", "summary": [], "content": []})))
         out.append(ReasoningContentDelta(text, len(parts)))
         parts.append({"type": "reasoning_text", "text": text})
 
@@ -601,14 +602,14 @@ class ChatDecoder:
     # --- flushing --------------------------------------------------------------------------
     def _flush_reasoning(self, out: list[Event]) -> None:
         if self._reasoning is not None:
-            out.append(OutputItemDone(Item(
+            out.append(OutputItemDone(item_from_json(
                 {"type": "reasoning", "summary": [], "content": self._reasoning})))
             self._reasoning = None
 
     def _flush_items(self, out: list[Event]) -> None:
         self._flush_reasoning(out)
         if self._assistant is not None:
-            out.append(OutputItemDone(Item(
+            out.append(OutputItemDone(item_from_json(
                 {"type": "message", "role": "assistant", "content": self._assistant})))
             self._assistant = None
 
@@ -617,7 +618,7 @@ class ChatDecoder:
             state = self._calls[index]
             if not state.name:
                 continue  # a call without a name cannot be run; the crate skips it too
-            out.append(OutputItemDone(Item({
+            out.append(OutputItemDone(item_from_json({
                 "type": "function_call", "name": state.name, "arguments": state.arguments,
                 "call_id": state.id or f"tool-call-{index}"})))
         self._drop_calls()

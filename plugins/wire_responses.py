@@ -17,7 +17,6 @@ from codexapi.events import (
     Completed,
     Created,
     Event,
-    Item,
     ModelVerifications,
     OutputItemAdded,
     OutputItemDone,
@@ -34,6 +33,7 @@ from codexapi.events import (
     new_output_text_delta,
 )
 from codexapi.failures import incomplete_failure, stream_failure
+from codexapi.items import item_from_json
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.ratelimits import parse_rate_limit_event, parse_retry_after  # noqa: F401
@@ -334,11 +334,15 @@ class ResponsesDecoder:
 
     def _item_added(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
-        return [OutputItemAdded(Item(item))] if isinstance(item, dict) and "type" in item else []
+        if isinstance(item, dict) and "type" in item:
+            return [OutputItemAdded(item_from_json(item))]
+        return []
 
     def _item_done(self, obj: dict[str, Any]) -> list[Event]:
         item = obj.get("item")
-        return [OutputItemDone(Item(item))] if isinstance(item, dict) and "type" in item else []
+        if isinstance(item, dict) and "type" in item:
+            return [OutputItemDone(item_from_json(item))]
+        return []
 
     def _tool_input_delta(self, obj: dict[str, Any]) -> list[Event]:
         delta, call_id = obj.get("delta"), obj.get("call_id")

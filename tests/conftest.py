@@ -20,6 +20,8 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
                  "CODEX_CA_CERTIFICATE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CODEX_HOME", str(tmp_path_factory.mktemp("codex-home")))
+    # `codexapi chat` saves conversations; never in the developer's data directory.
+    monkeypatch.setenv("CODEXAPI_STATE_DIR", str(tmp_path_factory.mktemp("codexapi-state")))
 
 
 @pytest.fixture(scope="session")

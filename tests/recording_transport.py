@@ -1,71 +1,35 @@
 """A Transport that records each request and answers from a script (codex's
-CapturingTransport, in Python). It implements the public Transport protocol; the dispatcher,
-plugins, decoders and streams under test are the real ones."""
+CapturingTransport, in Python), built on the public :class:`codexapi.testing.MockTransport`;
+the dispatcher, plugins, decoders and streams under test are the real ones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from codexapi.jsonutil import dumps, loads
+from codexapi.testing import MockResponse, MockTransport
 from codexapi.transport import HttpRequest
 
+#: An HttpResponse with a fixed status, headers and body (bytes, or chunks one per read).
+CannedResponse = MockResponse
 
-class CannedResponse:
-    """An HttpResponse with a fixed status, headers and body. ``body`` is bytes, or a list of
-    chunks handed out one per read (as a network would split them); ``reads`` counts them."""
-
-    def __init__(self, status: int = 200, body: bytes | list[bytes] = b"",
-                 headers: Mapping[str, str] | None = None, url: str = "") -> None:
-        self.status = status
-        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
-        self.url = url
-        self._chunks = body if isinstance(body, list) else ([body] if body else [])
-        self.closed = False
-        self.reads = 0
-
-    @property
-    def _body(self) -> bytes:
-        return b"".join(self._chunks)
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self.reads += 1
-            yield chunk
-
-    def read(self) -> bytes:
-        self.closed = True
-        return self._body
-
-    def drain(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
+Answer = MockResponse | Exception
 
 
-Answer = CannedResponse | Exception
-
-
-class RecordingTransport:
+class RecordingTransport(MockTransport):
     """Records every request; answers each with the next scripted answer (the last repeats)."""
 
     def __init__(self, *answers: Answer) -> None:
-        self.answers = list(answers) or [CannedResponse(200, b"{}")]
-        self.requests: list[HttpRequest] = []
-        self.closed = False
+        self.answers = list(answers) or [MockResponse(200, b"{}")]
+        super().__init__(self._answer)
 
-    def send(self, request: HttpRequest, stream: bool) -> CannedResponse:
-        self.requests.append(request)
-        index = min(len(self.requests) - 1, len(self.answers) - 1)
-        answer = self.answers[index]
+    def _answer(self, request: HttpRequest) -> MockResponse:
+        answer = self.answers[min(len(self.requests) - 1, len(self.answers) - 1)]
         if isinstance(answer, Exception):
             raise answer
         # A fresh copy per call, so a repeated answer can be read again.
-        return CannedResponse(answer.status, list(answer._chunks), answer.headers, request.url)
-
-    def close(self) -> None:
-        self.closed = True
+        return answer.copy(request.url)
 
     @property
     def last(self) -> HttpRequest:

@@ -29,6 +29,7 @@ from codexapi.testing import (
     CorruptCassetteError,
     NetworkBlockedError,
     NoMatchingInteractionError,
+    VcrTransport,
     load_interactions,
     serve_cassette,
     use_cassette,
@@ -214,7 +215,8 @@ def test_transport_decodes_what_stock_vcrpy_replays_whether_stored_compressed_or
         tmp_path: Path, stored: str) -> None:
     # vcrpy keeps `Content-Encoding: gzip` both for bodies recorded through requests/httpx
     # (gzip bytes) and through urllib3 (already decoded), and replays them through a plain
-    # http.client response that decodes nothing: the transport must cope with both.
+    # http.client response that decodes nothing: codexapi.testing.VcrTransport copes with both
+    # (the production transport only ever sees urllib3's decoded bodies).
     import vcr
 
     payload = json.dumps({"object": "list", "data": [{"id": "gpt-x"}]}).encode()
@@ -223,12 +225,15 @@ def test_transport_decodes_what_stock_vcrpy_replays_whether_stored_compressed_or
     _write(path, [Interaction("GET", "https://api.example.com/v1/models", (), None, 200, "OK",
                               (("Content-Type", "application/json"),
                                ("Content-Encoding", "gzip")), body)])
-    with vcr.use_cassette(str(path), record_mode="none"):
-        response = Urllib3Transport().send(
-            HttpRequest("GET", "https://api.example.com/v1/models", {}), stream=True)
-        assert type(response._raw).__name__ == "VCRHTTPResponse"  # type: ignore[attr-defined]
+    with vcr.use_cassette(str(path), record_mode="none", allow_playback_repeats=True):
+        request = HttpRequest("GET", "https://api.example.com/v1/models", {})
+        raw = Urllib3Transport().send(request, stream=True)
+        assert type(raw._raw).__name__ == "VCRHTTPResponse"  # type: ignore[attr-defined]
+        raw.close()
+        response = VcrTransport().send(request, stream=True)
         assert response.headers["content-encoding"] == "gzip"
         assert response.read() == payload
+        assert VcrTransport().send(request, stream=False).read() == payload
 
 
 def test_transport_decodes_a_real_gzip_cassette_under_stock_vcrpy() -> None:
@@ -238,7 +243,7 @@ def test_transport_decodes_a_real_gzip_cassette_under_stock_vcrpy() -> None:
     original = load_interactions(path)[0]
     assert original.body[:2] == b"\x1f\x8b"  # stored compressed
     with vcr.use_cassette(str(path), record_mode="none", match_on=["method", "path"]):
-        response = Urllib3Transport().send(HttpRequest(
+        response = VcrTransport().send(HttpRequest(
             "POST", "https://api.openai.com/v1/responses", {"Content-Type": "application/json"},
             original.request_body), stream=False)
         assert json.loads(response.read()) == original.response_json()
@@ -293,7 +298,7 @@ def test_request_summary_in_a_miss_is_short_and_redacted(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("compress", [gzip.compress, __import__("zlib").compress, None])
 def test_inflater_copes_with_bodies_split_anywhere(compress: Any) -> None:
-    from codexapi.transport import _Inflater
+    from codexapi.testing.transport import _Inflater
 
     payload = b'{"a": "' + b"x" * 3000 + b'"}'
     data = compress(payload) if compress else payload

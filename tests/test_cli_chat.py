@@ -40,10 +40,11 @@ def last_request(server: EmbeddedServer) -> tuple[dict[str, str], dict[str, obje
 
 
 def test_text_on_stdout_usage_on_stderr(capsys: Capture) -> None:
-    code, out, err = run(capsys, "chat", "Hello there")
+    code, out, err = run(capsys, "chat", "--usage", "Hello there")
     assert code == 0
     assert out == "You said: Hello there\n"
     assert err.strip().startswith("tokens: ") and " in, " in err and " total" in err
+    assert run(capsys, "chat", "Hello there")[1:] == ("You said: Hello there\n", "")
 
 
 def test_stdin_as_input(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +66,7 @@ def test_json_writes_one_event_per_line(capsys: Capture) -> None:
 
 
 def test_reasoning_summaries_on_stderr_or_hidden(capsys: Capture) -> None:
-    code, out, err = run(capsys, "chat", "--reasoning-effort", "low", "Hi")
+    code, out, err = run(capsys, "chat", "--reasoning-effort", "low", "--usage", "Hi")
     assert code == 0 and out == "You said: Hi\n"
     reasoning = err.splitlines()[0]
     assert "words" in reasoning  # the scripted model's summary
@@ -276,8 +277,8 @@ def test_as_a_real_process(server: EmbeddedServer, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
     proc = subprocess.run(
         [sys.executable, "-m", "codexapi", "chat", "--json", "--base-url", server.base_url,
-         "--no-plugins", "-"], input="piped in", capture_output=True, text=True, timeout=30,
-        env=env, cwd=tmp_path)
+         "--no-plugins", "--usage", "-"], input="piped in", capture_output=True, text=True,
+        timeout=30, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert "".join(e.get("delta", "") for e in events if e["type"] == "output_text_delta") \

@@ -138,7 +138,7 @@ def test_unknown_keys_are_ignored_with_a_debug_log(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("line", "key"), [
-    ('wire_api = "grpc"', "wire_api"),
+    ("wire_api = 5", "wire_api"),
     ("request_max_retries = -1", "request_max_retries"),
     ('request_max_retries = "3"', "request_max_retries"),
     ("stream_max_retries = true", "stream_max_retries"),

@@ -22,10 +22,11 @@ def test_readme_python_examples_run(index: int, capsys: pytest.CaptureFixture[st
     exec(compile(python_blocks(README)[index], f"README.md[python {index}]", "exec"), {})
 
 
-def test_offline_chat_command_streams_the_answer() -> None:
+def test_offline_chat_command_streams_the_answer(tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("codexapi")
     proc = subprocess.run([str(cli), "chat", "Hello"], capture_output=True, text=True,
-                          timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent",
+                                           "CODEXAPI_STATE_DIR": str(tmp_path / "state")})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "You said: Hello"
 

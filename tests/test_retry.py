@@ -28,6 +28,7 @@ from codexapi import (
     hookimpl,
 )
 from codexapi.models import PolicyError
+from codexapi.testing import MockTransport
 from codexapi.transport import HttpRequest
 from codexapi_plugins import retry
 from codexapi_plugins.wire_responses import parse_retry_after
@@ -39,22 +40,19 @@ OK_BODY = (
 )
 
 
-class ScriptedTransport:
+class ScriptedTransport(MockTransport):
     """Answers each send with the next scripted outcome: an exception or a response."""
 
     def __init__(self, *script: Exception | CannedResponse) -> None:
         self.script = list(script)
-        self.sent: list[HttpRequest] = []
+        super().__init__(self._next)
+        self.sent = self.requests
 
-    def send(self, request: HttpRequest, stream: bool) -> CannedResponse:
-        self.sent.append(request)
+    def _next(self, request: HttpRequest) -> CannedResponse:
         outcome = self.script.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
-
-    def close(self) -> None:
-        pass
 
 
 def ok() -> CannedResponse:

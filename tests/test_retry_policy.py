@@ -21,7 +21,6 @@ from codexapi import (
     TransportError,
     hookimpl,
 )
-from codexapi.config import provider_from_codex_config
 
 REQ = ResponsesRequest(model="m", input="x")
 
@@ -61,7 +60,7 @@ def test_codex_defaults_are_built_in_one_place(tmp_path: Any) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[model_providers.p]\nname = "p"\nbase_url = "http://x/v1"\n'
                       "request_max_retries = 2\n")
-    assert provider_from_codex_config("p", config).retry == RetryPolicy.from_codex(2)
+    assert Provider.from_codex_config("p", config).retry == RetryPolicy.from_codex(2)
 
 
 def test_a_proxy_407_raised_not_retryable_is_tried_once() -> None:

@@ -1,5 +1,6 @@
-"""Recorded-test replays: cassettes (vcrpy), scrubbing, JSON matching, a pytest plugin
-(``pytest11`` entry point ``codexapi``) and a server that plays a cassette to any client.
+"""Testing support: cassettes (vcrpy), scrubbing, JSON matching, a pytest plugin
+(``pytest11`` entry point ``codexapi``), a server that plays a cassette to any client, and
+transports for tests (:class:`MockTransport`, :class:`VcrTransport`).
 
 See docs/testing.md. vcrpy and PyYAML come with ``pip install 'codexapi[cassettes]'``.
 """
@@ -15,6 +16,7 @@ from .errors import (
 )
 from .formats import Interaction, load_interactions
 from .player import CassettePlayer, serve_cassette
+from .transport import MockResponse, MockTransport, VcrTransport
 
 __all__ = [
     "RECORD_MODES",
@@ -23,8 +25,11 @@ __all__ = [
     "CassettePlayer",
     "CorruptCassetteError",
     "Interaction",
+    "MockResponse",
+    "MockTransport",
     "NetworkBlockedError",
     "NoMatchingInteractionError",
+    "VcrTransport",
     "load_interactions",
     "serve_cassette",
     "use_cassette",

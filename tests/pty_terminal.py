@@ -1,0 +1,64 @@
+"""A child process on a pseudo-terminal, for tests of interactive commands (the chat REPL)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+
+def _own_terminal() -> None:
+    # A session of its own with the pty as controlling terminal, so Ctrl-C (a \x03 byte)
+    # reaches it as SIGINT, exactly as in a terminal emulator.
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """A child process on a pseudo-terminal; ``expect`` reads until a pattern shows up."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     cwd=cwd, preexec_fn=_own_terminal, close_fds=True)
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, pattern: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.seen):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{pattern!r} not seen in {self.seen!r}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"{pattern!r} not seen before exit: {self.seen!r}")
+                self.seen += chunk.decode("utf-8", "replace")
+        match = re.search(pattern, self.seen)
+        assert match is not None
+        self.seen = self.seen[match.end():]
+        return match.group(0)
+
+    def send(self, data: str) -> None:
+        os.write(self.master, data.encode())
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            os.close(self.master)

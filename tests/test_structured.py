@@ -1,0 +1,144 @@
+"""Structured output: JSON schemas from attrs classes, ``text.format`` on the wire, and the
+model's JSON back as values (``output_json()``, ``parsed(cls)``) or a typed error."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Literal
+
+import attrs
+import pytest
+
+from codexapi import (
+    Client,
+    ConfigError,
+    OutputParseError,
+    ResponsesRequest,
+    StreamResult,
+    TextControls,
+    json_schema,
+)
+from codexapi.server import EmbeddedServer
+from codexapi.structured import text_format
+
+
+class Unit(enum.Enum):
+    C = "celsius"
+    F = "fahrenheit"
+
+
+@attrs.frozen
+class Reading:
+    place: str
+    degrees: float
+    unit: Unit
+
+
+@attrs.frozen
+class Forecast:
+    """Tomorrow's weather."""
+
+    city: str = attrs.field(metadata={"description": "The city asked about"})
+    days: int = 1
+    rain: bool | None = None
+    readings: list[Reading] = attrs.field(factory=list)
+    tone: Literal["plain", "cheerful"] = "plain"
+
+
+def test_schema_of_an_attrs_class_is_strict() -> None:
+    schema = json_schema(Forecast)
+    assert schema == {
+        "type": "object",
+        "description": "Tomorrow's weather.",
+        "properties": {
+            "city": {"type": "string", "description": "The city asked about"},
+            "days": {"type": "integer"},
+            "rain": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
+            "readings": {"type": "array", "items": {"$ref": "#/$defs/Reading"}},
+            "tone": {"enum": ["plain", "cheerful"]},
+        },
+        "required": ["city", "days", "rain", "readings", "tone"],
+        "additionalProperties": False,
+        "$defs": {"Reading": {
+            "type": "object",
+            "properties": {"place": {"type": "string"}, "degrees": {"type": "number"},
+                           "unit": {"enum": ["celsius", "fahrenheit"]}},
+            "required": ["place", "degrees", "unit"], "additionalProperties": False}},
+    }
+    # Not strict: fields with defaults may be left out.
+    assert json_schema(Forecast, strict=False)["required"] == ["city"]
+
+
+def test_text_format_and_text_controls() -> None:
+    fmt = text_format(Forecast)
+    assert fmt["type"] == "json_schema" and fmt["name"] == "Forecast" and fmt["strict"] is True
+    controls = TextControls.for_class(Forecast, verbosity="LOW")
+    assert controls.format == fmt and controls.verbosity == "low"
+    assert text_format(Forecast, name="weather")["name"] == "weather"
+
+
+@attrs.frozen
+class Tags:
+    counts: dict[str, int]
+
+
+@attrs.frozen
+class Odd:
+    when: complex
+
+
+def test_types_without_a_schema_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"Tags.counts: strict structured output"):
+        json_schema(Tags)
+    assert json_schema(Tags, strict=False)["properties"]["counts"] == {
+        "type": "object", "additionalProperties": {"type": "integer"}}
+    with pytest.raises(ConfigError, match=r"Odd.when: no JSON schema for type"):
+        json_schema(Odd)
+    with pytest.raises(ConfigError, match="needs an attrs class"):
+        json_schema(dict)
+
+
+def test_structured_output_round_trip(client: Client, server: EmbeddedServer) -> None:
+    req = ResponsesRequest(model="m", input="Lyon", text=TextControls.for_class(Forecast))
+    result = client.create(req)
+    sent = server.requests[-1][3]
+    assert sent["text"]["format"]["schema"] == json_schema(Forecast)
+    # The scripted model puts its echo in every string of a value that fits the schema.
+    echo = "You said: Lyon"
+    assert result.output_json() == {
+        "city": echo, "days": 1, "rain": True, "tone": "plain",
+        "readings": [{"place": echo, "degrees": 1.0, "unit": "celsius"}]}
+    assert result.parsed(Forecast) == Forecast(
+        city=echo, days=1, rain=True, tone="plain", readings=[Reading(echo, 1.0, Unit.C)])
+
+
+def result_with(text: str) -> StreamResult:
+    return StreamResult(text=text, items=[], response_id="resp_1", usage=None)
+
+
+@pytest.mark.parametrize(("text", "detail"), [
+    ("", "empty, not JSON"),
+    ("Sure! Here you go: {", "not valid JSON"),
+])
+def test_output_that_is_not_json_is_a_typed_error(text: str, detail: str) -> None:
+    with pytest.raises(OutputParseError, match=detail) as info:
+        result_with(text).output_json()
+    assert info.value.text == text and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(("data", "detail"), [
+    ('{"days": 2}', "city"),
+    ('{"city": "Lyon", "readings": [{"place": "x", "degrees": 1, "unit": "kelvin"}]}',
+     "kelvin"),
+    ("[1, 2]", "not a valid Forecast"),
+])
+def test_json_that_does_not_fit_the_class_is_a_typed_error(data: str, detail: str) -> None:
+    with pytest.raises(OutputParseError, match="not a valid Forecast") as info:
+        result_with(data).parsed(Forecast)
+    assert detail in str(info.value)
+
+
+def test_parsed_takes_any_type_the_converter_knows() -> None:
+    value: Any = result_with('[{"place": "a", "degrees": 2.5, "unit": "fahrenheit"}]').parsed(
+        list[Reading])
+    assert value == [Reading("a", 2.5, Unit.F)]
