@@ -334,6 +334,58 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+# --- 7. Responses over WebSocket beside SSE ------------------------------------------------------
+
+class WsBenchServer:
+    """benchmarks.ws_server in a child process (the same events as BenchServer's, as frames)."""
+
+    def __enter__(self) -> WsBenchServer:
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.ws_server"],
+                                     stdout=subprocess.PIPE, text=True, cwd=_root(),
+                                     env=_child_env())
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.proc.kill()
+            raise RuntimeError("benchmark WebSocket server did not start")
+        self.port = int(line)
+        return self
+
+    def url(self, scenario: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{scenario}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def websocket(s: Settings, server: BenchServer) -> Case:
+    case = Case("websocket", f"Responses over WebSocket beside SSE ({s.deltas:,} deltas, "
+                "127.0.0.1)")
+    server.warm("responses", s.deltas)
+    size = len(bodies.responses_body(s.deltas))
+    with WsBenchServer() as ws:
+        sse = clients.codexapi_client(server.url(f"r{s.deltas}"))
+        wsc = clients.codexapi_client(ws.url(f"r{s.deltas}"), wire="responses_websocket")
+        try:
+            times = interleaved({"ws": lambda: count(clients.codexapi_stream(wsc)),
+                                 "sse": lambda: count(clients.codexapi_stream(sse))},
+                                s.repeats)
+        finally:
+            wsc.close()
+            sse.close()
+    (tw, nw), (ts, ns) = times["ws"], times["sse"]
+    ratio = ts / tw
+    case.codexapi = f"WebSocket {nw / tw:,.0f} ev/s; SSE {ns / ts:,.0f} ev/s"
+    case.openai = "n/a (openai-python has no Responses WebSocket transport)"
+    case.ratio = f"WebSocket {ratio:.2f}x the SSE wire's events/s"
+    case.metrics = {"bytes": size, "websocket": {"seconds": tw, "events": nw},
+                    "sse": {"seconds": ts, "events": ns}, "ws_vs_sse": ratio}
+    case.targets.append(Target("WebSocket >= 0.8x the SSE wire's events/s", ">= 0.8x", ratio,
+                               ratio >= 0.8))
+    return case
+
+
 def run_all(s: Settings, only: set[str] | None = None,
             progress: Callable[[str], None] = lambda _: None) -> list[Case]:
     out: list[Case] = []
@@ -354,7 +406,7 @@ def run_all(s: Settings, only: set[str] | None = None,
     with BenchServer() as server:
         for name, fn in (("end_to_end", end_to_end), ("first_event", first_event),
                          ("models_list", models_overhead), ("memory", memory),
-                         ("otel", otel_overhead)):
+                         ("websocket", websocket), ("otel", otel_overhead)):
             if want(name):
                 progress(name)
                 out.append(fn(s, server))
@@ -365,7 +417,7 @@ def run_all(s: Settings, only: set[str] | None = None,
 
 
 CASE_NAMES = ("decode_responses", "decode_chat", "decode_responses_per_event", "end_to_end",
-              "first_event", "models_list", "memory", "import", "otel")
+              "first_event", "models_list", "memory", "websocket", "import", "otel")
 
 
 def as_json(cases: list[Case]) -> str:

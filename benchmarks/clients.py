@@ -30,11 +30,11 @@ def memory_transport(chunks: list[bytes]) -> MockTransport:
 
 
 def codexapi_client(base_url: str, chat: bool = False, transport: Any = None,
-                    plugins: tuple[Any, ...] = ()) -> Client:
+                    plugins: tuple[Any, ...] = (), wire: str | None = None) -> Client:
     import codexapi
 
     provider = Provider(name="bench", base_url=base_url,
-                        wire=WireApi.CHAT if chat else WireApi.RESPONSES,
+                        wire=wire or (WireApi.CHAT if chat else WireApi.RESPONSES),
                         retry=RetryPolicy(max_attempts=1), stream_idle_timeout=60.0)
     return Client(provider, auth=codexapi.BearerAuth(API_KEY), plugins=plugins,
                   load_entrypoints=False, transport=transport)

@@ -22,14 +22,15 @@ from .auth import Auth, FlowAuth, NoAuth, check_auth
 from .deadline import Deadline
 from .dispatch import Dispatcher
 from .errors import ConfigError, DeadlineExceeded, StreamError
-from .events import Event, RateLimits
+from .events import Event
 from .items import Item, item_from_json
 from .jsonutil import loads
 from .limits import read_body
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
-from .ratelimits import snapshot_if_any
 from .redact import scrub_error
+from .response_headers import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER, header_events
+from .session import SessionContext
 from .stream import ResponseStream, StreamResult
 from .transport import HttpResponse, Transport, Urllib3Transport
 
@@ -159,7 +160,8 @@ class _Endpoints:
     def _open_stream(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
                      headers: Mapping[str, str], timeout: Timeout = None,
                      request: ResponsesRequest | None = None,
-                     deadline: Deadline | None = None) -> ResponseStream:
+                     deadline: Deadline | None = None,
+                     session: SessionContext | None = None) -> ResponseStream:
         dispatcher = self._dispatcher
         provider = dispatcher.provider
         pm = dispatcher.pm
@@ -225,10 +227,13 @@ class _Endpoints:
                 on_end(StreamResult("", [], None, None, finish_reason="error",
                                     extensions=extensions), exc)
             raise
-        prelude: list[Event] = []
-        snapshot = snapshot_if_any(response.headers)
-        if snapshot is not None:
-            prelude.append(RateLimits(snapshot))
+        if session is not None:
+            session.turn_state.capture(response.headers.get(TURN_STATE_HEADER))
+        faster = response.headers.get(SAFETY_FASTER_MODEL_HEADER)
+        inner = getattr(decoder, "inner", decoder)
+        if faster and hasattr(inner, "faster_model"):
+            inner.faster_model = faster
+        prelude: list[Event] = header_events(response.headers)
         return ResponseStream(response, decoder, prelude, on_end=on_end, started=started,
                               extensions=extensions, provider=provider,
                               secrets=lambda: dispatcher.secrets(headers), deadline=deadline,
@@ -243,12 +248,15 @@ class _Endpoints:
             raise scrub_error(exc, self._dispatcher.secrets()) from None
 
     def _compact(self, body: Mapping[str, Any], timeout: Timeout = None,
-                 deadline: Deadline | None = None) -> list[Item]:
+                 deadline: Deadline | None = None,
+                 session: SessionContext | None = None) -> list[Item]:
         provider = self._dispatcher.provider
         response = self._dispatcher.send(
-            "POST", "compact", body,
+            "POST", "compact", body, session.headers() if session is not None else None,
             timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
             deadline=deadline)
+        if session is not None:
+            session.turn_state.capture(response.headers.get(TURN_STATE_HEADER))
         raw = _read(response, provider, "compact", deadline)
         try:
             data = loads(raw)
@@ -318,8 +326,12 @@ class Client(_Endpoints):
         headers: Mapping[str, str] | None = None,
         timeout: Timeout = None,
         deadline: float | None = None,
+        session: SessionContext | None = None,
     ) -> ResponseStream:
         """Send one turn; return its events as a :class:`ResponseStream`.
+
+        ``session`` (a :class:`SessionContext`) adds the Codex session headers, and the
+        turn state the server hands out is kept in it and sent on its next requests.
 
         Raises ApiError / TransportError (after retries) before returning; errors inside the
         stream are raised while iterating. ``timeout`` (seconds, or ``(connect, read)``)
@@ -329,10 +341,11 @@ class Client(_Endpoints):
         """
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
-        extra = dict(headers or {})
+        extra = session.headers() if session is not None else {}
+        extra.update(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
         return self._open_stream(lambda: self._dispatcher.body("stream", request), extra,
-                                 timeout, request, until)
+                                 timeout, request, until, session)
 
     def create(
         self,
@@ -343,6 +356,7 @@ class Client(_Endpoints):
         headers: Mapping[str, str] | None = None,
         timeout: Timeout = None,
         deadline: float | None = None,
+        session: SessionContext | None = None,
     ) -> StreamResult:
         """One whole turn: :meth:`stream` with the same arguments, then ``collect()``.
 
@@ -350,17 +364,18 @@ class Client(_Endpoints):
         before it returns.
         """
         return self.stream(request, conversation_id, session_id, subagent, headers,
-                           timeout, deadline).collect()
+                           timeout, deadline, session).collect()
 
     def compact(self, request: ResponsesRequest, timeout: Timeout = None,
-                deadline: float | None = None) -> list[Item]:
+                deadline: float | None = None,
+                session: SessionContext | None = None) -> list[Item]:
         """``POST responses/compact``: the compacted history as output items. ``timeout``
         (seconds, or ``(connect, read)``) overrides the provider's for this call; ``deadline``
-        (seconds) bounds all of it, retries included."""
+        (seconds) bounds all of it, retries included; ``session`` as for :meth:`stream`."""
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
-        return self._compact(self._dispatcher.body("compact", request), timeout, until)
+        return self._compact(self._dispatcher.body("compact", request), timeout, until, session)
 
     def list_models(self, client_version: str, timeout: Timeout = None,
                     deadline: float | None = None) -> ModelList:

@@ -76,7 +76,7 @@ class Conversation:
         # (the embedded one does not yet), so it is not tested here.
         if (self.store and self.last_response_id and base_url == self.base_url
                 and "previous_response_id" in fields):
-            return ResponsesRequest(  # type: ignore[call-arg]
+            return ResponsesRequest(
                 model=self.model, instructions=self.instructions, input=[dict(message)],
                 store=True, text=text, previous_response_id=self.last_response_id)
         return ResponsesRequest(model=self.model, instructions=self.instructions,

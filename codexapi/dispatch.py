@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import failures
 from .auth import Auth, Flow, FlowAuth, FlowState
+from .compression import ACCEPT_ENCODING, compress
 from .deadline import Deadline
 from .decoding import StreamDecoder
 from .errors import (
     ApiError,
+    CodexApiError,
     ConfigError,
     DeadlineExceeded,
     PluginError,
@@ -108,7 +111,7 @@ class Dispatcher:
     ) -> HttpRequest:
         """The request before auth. Precedence as in codex-api: provider < caller extras <
         Accept < auth (the auth flow adds its headers last)."""
-        headers: dict[str, str] = {"User-Agent": USER_AGENT}
+        headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         headers.update(self.provider.headers)
         headers.update(extra)
         problem = check_headers(headers)
@@ -120,6 +123,8 @@ class Dispatcher:
             headers["Accept"] = "text/event-stream"
         if body is not None:
             headers["Content-Type"] = "application/json"
+            if self.provider.request_compression:
+                headers["Content-Encoding"] = self.provider.request_compression
         return HttpRequest(method, url, headers, body, timeout,
                            extensions if extensions is not None else {}, deadline)
 
@@ -151,6 +156,8 @@ class Dispatcher:
         if query:
             url += ("&" if "?" in url else "?") + query
         payload = dumps(body) if body is not None else None
+        if payload is not None and provider.request_compression:
+            payload = compress(payload, provider.request_compression)
         if timeout is None:
             head = min(provider.read_timeout, provider.stream_idle_timeout) if stream else (
                 provider.read_timeout)
@@ -242,7 +249,7 @@ class Dispatcher:
             error.message = f"{error.message} (gave up after {attempts} attempts)"
         return error
 
-    def _status_error(self, response: HttpResponse, request: HttpRequest) -> ApiError:
+    def _status_error(self, response: HttpResponse, request: HttpRequest) -> CodexApiError:
         status = response.status
         # A server may echo the credential it rejected (a 401 quoting the key, in the body or
         # in www-authenticate / location): scrub the secret values sent from all of it.
@@ -250,7 +257,7 @@ class Dispatcher:
         # Kept on the error for callers (Retry-After, rate limits); cookies are not theirs.
         headers = {k.lower(): scrub_text(v, secrets)
                    for k, v in redact_headers(response.headers).items()}
-        request_id = headers.get("x-request-id") or headers.get("x-oai-request-id")
+        request_id = failures.request_id(headers)
         url = redact_url(request.url)
         if 300 <= status < 400:
             response.close()
@@ -277,8 +284,9 @@ class Dispatcher:
             response.close()
         text = scrub_body(raw.decode("utf-8", "replace"), secrets)
         message, code = error_message(status, text, headers.get("content-type", ""))
-        return ApiError(status, message, text, request_id=request_id, url=url, code=code,
-                        retry_after=retry_after_seconds(headers), headers=headers)
+        return failures.http_error(ApiError(
+            status, message, text, request_id=request_id, url=url, code=code,
+            retry_after=retry_after_seconds(headers), headers=headers))
 
 
 def _cut(timeout: tuple[float, ...], left: float | None) -> Any:

@@ -8,6 +8,8 @@ follow ``codex-rs/codex-api/src/error.rs``; the messages are written for people.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 
@@ -210,18 +212,79 @@ class RateLimitError(StreamError):
         return f"rate limit: {self.message}"
 
 
+class ApiRateLimitError(ApiError, RateLimitError):
+    """An HTTP 429 rate limit: an :class:`ApiError` (``status`` 429) and a
+    :class:`RateLimitError` (``retry_after``, the server's hint in seconds) at once."""
+
+    def __init__(self, status: int, message: str, body: str | None = None, **kw: Any) -> None:
+        ApiError.__init__(self, status, message, body, **kw)
+        self.delay = self.retry_after
+        self.retryable = True
+
+    def __str__(self) -> str:
+        return ApiError.__str__(self)
+
+
+class UsageLimitReached(ApiError):
+    """The plan's usage limit is reached (HTTP 429 ``usage_limit_reached``); retrying before
+    ``resets_at`` cannot succeed, so it is never retried.
+
+    ``resets_at`` is an aware UTC datetime (None when the server did not say), ``plan_type``
+    the plan the server named, ``rate_limits`` the snapshot of the limit that was hit.
+    """
+
+    def __init__(
+        self, status: int = 429, message: str = "usage limit reached", body: str | None = None,
+        *, plan_type: str | None = None, resets_at: datetime | None = None,
+        rate_limits: Any = None, **kw: Any,
+    ) -> None:
+        super().__init__(status, message, body, **kw)
+        self.plan_type = plan_type
+        self.resets_at = resets_at
+        self.rate_limits = rate_limits
+        self.retryable = False
+
+    def __str__(self) -> str:
+        text = f"usage limit reached: {self.message}"
+        if self.plan_type:
+            text += f" (plan {self.plan_type})"
+        if self.resets_at is not None:
+            text += f"; resets at {self.resets_at.isoformat()}"
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+
 class ServerOverloaded(StreamError):
-    """The server asked the client to slow down (``server_is_overloaded`` / ``slow_down``)."""
+    """The server is at capacity (``server_is_overloaded``, never retried) or asks the client
+    to slow down (``slow_down``, retried after ``delay``)."""
+
+    def __init__(self, message: str = "", *, retryable: bool = False,
+                 delay: float | None = None, status: int | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message, retryable=retryable, delay=delay)
+        self.status = status
+        self.request_id = request_id
 
     def __str__(self) -> str:
         return f"server overloaded: {self.message}" if self.message else "server overloaded"
 
 
 class _FatalModelError(CodexApiError):
+    """A refusal that retrying cannot change. From an HTTP answer it also carries ``status``,
+    ``code``, ``request_id`` and ``body``; from a ``response.failed`` event only ``code``."""
+
     default_message = ""
 
-    def __init__(self, message: str | None = None, **info: Any) -> None:
-        super().__init__(message or self.default_message)
+    def __init__(self, message: str | None = None, *, status: int | None = None,
+                 code: str | None = None, request_id: str | None = None,
+                 body: str | None = None, **info: Any) -> None:
+        # Not super(): in an HTTP form (see _FromHttp) the next class is ApiError.
+        CodexApiError.__init__(self, self.default_message if message is None else message)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.body = body
         self.info = info
 
 
@@ -243,6 +306,19 @@ class UsageNotIncluded(_FatalModelError):
     default_message = "usage not included"
 
 
+class CyberPolicy(_FatalModelError):
+    """The request was flagged for possible cybersecurity risk (``cyber_policy``)."""
+
+    default_message = "This request has been flagged for possible cybersecurity risk."
+
+
+class ModelUnavailable(_FatalModelError):
+    """The model, service tier or reasoning effort asked for is not available to this account
+    (``model_not_found``, ``unsupported_service_tier``…)."""
+
+    default_message = "The selected model is unavailable."
+
+
 class InvalidRequest(_FatalModelError):
     """The server rejected the prompt itself (``invalid_prompt``)."""
 
@@ -252,16 +328,83 @@ class InvalidRequest(_FatalModelError):
         return f"invalid request: {self.message}"
 
 
+class _FromHttp:
+    """Mixed into a refusal class for the HTTP answer it came as: the error is then also an
+    :class:`ApiError` (``status``, ``body``, ``request_id``, ``headers``...), never retried."""
+
+    def __init__(self, message: str | None = None, *, status: int = 0, code: str | None = None,
+                 request_id: str | None = None, body: str | None = None,
+                 url: str | None = None, headers: dict[str, str] | None = None,
+                 **info: Any) -> None:
+        _FatalModelError.__init__(self, message, status=status, code=code,  # type: ignore
+                                  request_id=request_id, body=body, **info)
+        self.url = url
+        self.headers = headers or {}
+        self.retry_after: float | None = None
+        self.attempts = 1
+        self.retryable = False
+
+
+# One HTTP form per refusal, so ``except ApiError`` still catches every error answer. (mypy:
+# ``status`` is optional on a refusal, always set on its HTTP form.)
+class _HttpContextWindowExceeded(_FromHttp, ContextWindowExceeded, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpQuotaExceeded(_FromHttp, QuotaExceeded, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpUsageNotIncluded(_FromHttp, UsageNotIncluded, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpCyberPolicy(_FromHttp, CyberPolicy, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpModelUnavailable(_FromHttp, ModelUnavailable, ApiError):  # type: ignore[misc]
+    pass
+
+
+class _HttpInvalidRequest(_FromHttp, InvalidRequest, ApiError):  # type: ignore[misc]
+    pass
+
+
+#: The HTTP form of each refusal class (see :class:`_FromHttp`).
+_HTTP_FORMS: dict[type[_FatalModelError], Callable[..., _FatalModelError]] = {
+    ContextWindowExceeded: _HttpContextWindowExceeded,
+    QuotaExceeded: _HttpQuotaExceeded,
+    UsageNotIncluded: _HttpUsageNotIncluded,
+    CyberPolicy: _HttpCyberPolicy,
+    ModelUnavailable: _HttpModelUnavailable,
+    InvalidRequest: _HttpInvalidRequest,
+}
+
+
+for _public, _form in _HTTP_FORMS.items():
+    # Reports name the refusal (``type(err).__name__``); pickle finds the form by qualname.
+    _form.__name__ = _public.__name__
+
+
+def http_form(cls: type[_FatalModelError]) -> Callable[..., _FatalModelError]:
+    """The class to raise ``cls`` as when it came as an HTTP error answer."""
+    return _HTTP_FORMS[cls]
+
+
 __all__ = [
     "ApiError",
+    "ApiRateLimitError",
     "AuthError",
     "CodexApiError",
     "ConfigError",
     "ConnectTimeout",
     "ContextWindowExceeded",
+    "CyberPolicy",
     "DeadlineExceeded",
     "IdleTimeout",
     "InvalidRequest",
+    "ModelUnavailable",
     "OutputParseError",
     "PluginError",
     "QuotaExceeded",
@@ -275,5 +418,6 @@ __all__ = [
     "TransportError",
     "UndecodableEvent",
     "UnsupportedEndpointError",
+    "UsageLimitReached",
     "UsageNotIncluded",
 ]

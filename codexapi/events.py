@@ -51,6 +51,8 @@ class RateLimitSnapshot:
     primary: RateLimitWindow | None = None
     secondary: RateLimitWindow | None = None
     credits: CreditsSnapshot | None = None
+    #: The account's plan, when the server said (``codex.rate_limits`` events).
+    plan_type: str | None = None
     #: OpenAI ``x-ratelimit-*`` headers, when the server sent them (name -> value).
     openai: Mapping[str, str] = attrs.field(factory=dict)
 
@@ -64,6 +66,8 @@ class Event:
 
 @attrs.frozen
 class Created(Event):
+    #: The id from ``response.created`` (None when the server sent none).
+    response_id: str | None = None
     type: ClassVar[str] = "created"
 
 
@@ -106,15 +110,90 @@ class ReasoningSummaryPartAdded(Event):
 
 
 @attrs.frozen
+class ReasoningSummaryDone(Event):
+    """A reasoning summary part is complete (``response.reasoning_summary_text.done``)."""
+
+    item_id: str
+    text: str
+    summary_index: int
+    type: ClassVar[str] = "reasoning_summary_done"
+
+
+@attrs.frozen
+class ToolCallInputDelta(Event):
+    """A piece of a tool call's input as it streams (custom tool input, function arguments)."""
+
+    item_id: str
+    call_id: str | None
+    delta: str
+    type: ClassVar[str] = "tool_call_input_delta"
+
+
+@attrs.frozen
 class RateLimits(Event):
     snapshot: RateLimitSnapshot
     type: ClassVar[str] = "rate_limits"
 
 
 @attrs.frozen
+class ServerModel(Event):
+    """The model the server actually used (``openai-model``), which routing may change."""
+
+    model: str
+    type: ClassVar[str] = "server_model"
+
+
+@attrs.frozen
+class ModelsEtag(Event):
+    """The models list's current ETag (``x-models-etag``), exactly as the server sent it."""
+
+    etag: str
+    type: ClassVar[str] = "models_etag"
+
+
+@attrs.frozen
+class ServerReasoningIncluded(Event):
+    """``x-reasoning-included`` was present: past reasoning tokens are already accounted for."""
+
+    included: bool
+    type: ClassVar[str] = "server_reasoning_included"
+
+
+@attrs.frozen
+class ModelVerifications(Event):
+    """Account verifications the server recommends (``response.metadata``), e.g.
+    ``"trusted_access_for_cyber"``."""
+
+    verifications: tuple[str, ...] = attrs.field(converter=tuple)
+    type: ClassVar[str] = "model_verifications"
+
+
+@attrs.frozen
+class TurnModerationMetadata(Event):
+    """Moderation metadata the server attached to the turn (``response.metadata``)."""
+
+    metadata: Any
+    type: ClassVar[str] = "turn_moderation_metadata"
+
+
+@attrs.frozen
+class SafetyBuffering(Event):
+    """The server is holding output back for a safety review; ``faster_model`` is the model
+    it suggests retrying with, if any."""
+
+    use_cases: tuple[str, ...] = attrs.field(converter=tuple)
+    reasons: tuple[str, ...] = attrs.field(converter=tuple)
+    faster_model: str | None = None
+    show_buffering_ui: bool = True
+    type: ClassVar[str] = "safety_buffering"
+
+
+@attrs.frozen
 class Completed(Event):
     response_id: str
     token_usage: TokenUsage | None = None
+    #: The server's ``end_turn`` flag (None when absent).
+    end_turn: bool | None = None
     type: ClassVar[str] = "completed"
 
 
@@ -151,7 +230,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ReasoningSummaryDelta,
         ReasoningContentDelta,
         ReasoningSummaryPartAdded,
+        ReasoningSummaryDone,
+        ToolCallInputDelta,
         RateLimits,
+        ServerModel,
+        ModelsEtag,
+        ServerReasoningIncluded,
+        ModelVerifications,
+        TurnModerationMetadata,
+        SafetyBuffering,
         Completed,
     )
 }
@@ -163,6 +250,8 @@ __all__ = [
     "CreditsSnapshot",
     "Event",
     "Item",
+    "ModelVerifications",
+    "ModelsEtag",
     "OutputItemAdded",
     "OutputItemDone",
     "OutputTextDelta",
@@ -171,6 +260,12 @@ __all__ = [
     "RateLimits",
     "ReasoningContentDelta",
     "ReasoningSummaryDelta",
+    "ReasoningSummaryDone",
     "ReasoningSummaryPartAdded",
+    "SafetyBuffering",
+    "ServerModel",
+    "ServerReasoningIncluded",
     "TokenUsage",
+    "ToolCallInputDelta",
+    "TurnModerationMetadata",
 ]

@@ -296,6 +296,17 @@ class Compaction(Item):
     __hash__ = Item.__hash__
 
 
+@attrs.frozen
+class CompactionTrigger(Item):
+    """The last input item of a remote compaction v2 request: ``{"type": "compaction_trigger"}``
+    asks the server to answer with one ``compaction`` output item."""
+
+    type: str = attrs.field(default="compaction_trigger", init=False)
+    _raw: dict[str, Any] | None = attrs.field(default=None, eq=False, repr=False, kw_only=True,
+                                              alias="raw")
+    __hash__ = Item.__hash__
+
+
 # --- JSON form (what an item sends as input) -------------------------------------------------
 # A decoded item goes back as it came, with its modelled fields (which attrs.evolve may have
 # changed) written over it: fields this library does not model are not lost. An item built in
@@ -358,7 +369,10 @@ def _reasoning_json(r: Reasoning) -> dict[str, Any]:
                       for p in r.summary]
     _put(out, "content", None if r.content is None else [
         {"type": "reasoning_text", "text": p} if isinstance(p, str) else p for p in r.content])
-    _put(out, "encrypted_content", r.encrypted_content)
+    if r._raw is None or r.encrypted_content is not None:
+        # A reasoning item built here sends null when it has none, as the Codex CLI does; a
+        # decoded one goes back as it came.
+        out["encrypted_content"] = r.encrypted_content
     _put(out, "id", r.id or None)
     return out
 
@@ -393,6 +407,7 @@ ITEM_TYPES: dict[str, type[Item]] = {
     "image_generation_call": ImageGenerationCall,
     "compaction": Compaction,
     "compaction_summary": Compaction,
+    "compaction_trigger": CompactionTrigger,
 }
 
 # What JSON values each field accepts, in the classes' field order. A required field (no
@@ -415,6 +430,7 @@ _ACCEPTS: dict[type[Item], dict[str, tuple[type, ...]]] = {
     ImageGenerationCall: {"status": _STR, "result": _STR, "id": _STR,
                           "revised_prompt": _STR},
     Compaction: {"encrypted_content": _STR, "id": _STR},
+    CompactionTrigger: {},
 }
 
 _new = object.__new__
@@ -504,6 +520,7 @@ InputItem = Item | Mapping[str, Any]
 __all__ = [
     "ITEM_TYPES",
     "Compaction",
+    "CompactionTrigger",
     "CustomToolCall",
     "CustomToolCallOutput",
     "FunctionCall",

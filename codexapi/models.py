@@ -120,6 +120,14 @@ class Provider:
     #: with :class:`UndecodableEvent`; each skip is logged and counted in
     #: ``StreamResult.skipped_events``.
     skip_undecodable_events: bool = False
+    #: ``"zstd"`` sends request bodies zstd-compressed with ``Content-Encoding: zstd`` (the
+    #: crate's ``RequestCompression::Zstd``; needs ``codexapi[zstd]``). None sends them as is.
+    request_compression: str | None = attrs.field(default=None)
+
+    @request_compression.validator
+    def _check_compression(self, _: Any, value: str | None) -> None:
+        if value not in (None, "zstd"):
+            raise ConfigError(f"request_compression must be 'zstd' or None, not {value!r}")
 
     @classmethod
     def from_codex_config(cls, provider_id: str, path: str | os.PathLike[str] | None = None
@@ -151,7 +159,9 @@ class Provider:
             f"stream_idle_timeout={self.stream_idle_timeout!r}"
             + (f", env_key={self.env_key!r}" if self.env_key else "")
             + (f", proxy={redact_url(self.proxy)!r}" if self.proxy is not None else "")
-            + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "") + ")"
+            + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "")
+            + (f", request_compression={self.request_compression!r}"
+               if self.request_compression else "") + ")"
         )
 
 
@@ -206,14 +216,30 @@ def _input(value: str | Sequence[InputItem]) -> list[InputItem]:
     return list(value)
 
 
+def _tools(value: Sequence[Mapping[str, Any]] | None) -> list[Mapping[str, Any]] | None:
+    return None if value is None else list(value)
+
+
+def _opt_map(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
+
+
 @attrs.frozen
 class ResponsesRequest:
-    """One model turn, independent of the wire it is sent on."""
+    """One model turn, independent of the wire it is sent on.
+
+    Empty ``instructions`` are not sent (the Codex CLI puts its base instructions in a
+    ``developer`` input message instead). ``tools=None`` (the default) sends no ``tools`` key;
+    a list is sent as given, an empty one as ``[]`` (what the CLI sends on an inline
+    compaction). The optional fields after ``text`` are each omitted when None;
+    ``extra_body`` is merged into the wire's body last, for fields this library does not
+    model yet.
+    """
 
     model: str
     instructions: str = ""
     input: list[InputItem] = attrs.field(factory=list, converter=_input)
-    tools: list[Mapping[str, Any]] = attrs.field(factory=list, converter=list)
+    tools: list[Mapping[str, Any]] | None = attrs.field(default=None, converter=_tools)
     tool_choice: str = "auto"
     parallel_tool_calls: bool = False
     reasoning: ReasoningConfig | Mapping[str, Any] | None = None
@@ -222,6 +248,26 @@ class ResponsesRequest:
     include: list[str] = attrs.field(factory=list, converter=list)
     prompt_cache_key: str | None = None
     text: TextControls | Mapping[str, Any] | None = None
+    #: Continue from a stored response (Responses wire only; refused on Chat).
+    previous_response_id: str | None = None
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    #: ``"auto"``, ``"default"``, ``"flex"``, ``"priority"``…
+    service_tier: str | None = None
+    #: OpenAI's stored-response metadata (string values).
+    metadata: Mapping[str, str] | None = attrs.field(default=None, converter=_opt_map)
+    #: Codex's per-request metadata (``x-codex-turn-metadata``, window and turn ids…).
+    client_metadata: Mapping[str, str] | None = attrs.field(default=None, converter=_opt_map)
+    background: bool | None = None
+    #: ``"auto"`` or ``"disabled"``.
+    truncation: str | None = None
+    safety_identifier: str | None = None
+    extra_body: Mapping[str, Any] | None = attrs.field(default=None, converter=_opt_map)
+
+    def new(self, **changes: Any) -> ResponsesRequest:
+        """A copy with ``changes`` applied."""
+        return attrs.evolve(self, **changes)
 
 
 __all__ = [

@@ -43,6 +43,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "codexapi.wires",
     "codexapi_plugins.wire_responses",
     "codexapi_plugins.wire_chat",
+    "codexapi_plugins.wire_websocket",
     "codexapi_plugins.auth",
     "codexapi_plugins.retry",
     "codexapi_plugins.logs",

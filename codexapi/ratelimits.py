@@ -81,11 +81,12 @@ def parse_rate_limits(headers: Mapping[str, str], limit_id: str = "codex",
     """The snapshot for one limit family (``codex`` reads ``x-codex-*`` headers)."""
     h = _lower(headers)
     prefix = "x-" + limit_id.lower().replace("_", "-")
-    has_credits = _bool(h.get(f"{prefix}-credits-has-credits"))
-    unlimited = _bool(h.get(f"{prefix}-credits-unlimited"))
+    # Credits are account-wide: every family reads the x-codex-credits-* headers, as the crate.
+    has_credits = _bool(h.get("x-codex-credits-has-credits"))
+    unlimited = _bool(h.get("x-codex-credits-unlimited"))
     credits = None
     if has_credits is not None and unlimited is not None:
-        balance = (h.get(f"{prefix}-credits-balance") or "").strip() or None
+        balance = (h.get("x-codex-credits-balance") or "").strip() or None
         credits = CreditsSnapshot(has_credits, unlimited, balance)
     name = (h.get(f"{prefix}-limit-name") or "").strip() or None
     openai = {k: v for k, v in h.items() if k.startswith("x-ratelimit-")}
@@ -100,15 +101,68 @@ def parse_rate_limits(headers: Mapping[str, str], limit_id: str = "codex",
 
 
 def parse_rate_limit_updates(headers: Mapping[str, str]) -> list[RateLimitSnapshot]:
-    """One snapshot per family present (``codex`` always first, even when empty)."""
+    """``codex`` first (even when empty), then every other family with data, sorted by id, as
+    the crate's ``parse_rate_limit_updates``."""
     h = _lower(headers)
-    ids = ["codex"]
+    families = set()
     for name in h:
         if name.startswith("x-") and name.endswith("-primary-used-percent"):
-            family = name[2 : -len("-primary-used-percent")].replace("-", "_")
-            if family and family not in ids:
-                ids.append(family)
-    return [parse_rate_limits(h, i) for i in ids]
+            family = name[2 : -len("-primary-used-percent")].strip().replace("-", "_")
+            if family and family != "codex":
+                families.add(family)
+    out = [parse_rate_limits(h, "codex")]
+    for family in sorted(families):
+        snap = parse_rate_limits(h, family)
+        if snap.primary or snap.secondary or snap.credits:
+            out.append(snap)
+    return out
+
+
+def has_data(snap: RateLimitSnapshot) -> bool:
+    """Whether a snapshot says anything (a window, credits, a name or OpenAI limits)."""
+    return bool(snap.primary or snap.secondary or snap.credits or snap.openai
+                or snap.limit_name)
+
+
+def parse_all_rate_limits(headers: Mapping[str, str]) -> list[RateLimitSnapshot]:
+    """One snapshot per limit family that has data (``codex`` first), e.g. ``x-codex-*`` and
+    ``x-codex-other-*`` give ``codex`` and ``codex_other``."""
+    return [s for s in parse_rate_limit_updates(headers) if has_data(s)]
+
+
+def _event_window(value: object) -> RateLimitWindow | None:
+    if not isinstance(value, dict):
+        return None
+    used = value.get("used_percent")
+    if isinstance(used, bool) or not isinstance(used, int | float):
+        return None
+    minutes, reset = value.get("window_minutes"), value.get("reset_at")
+    return RateLimitWindow(float(used), minutes if isinstance(minutes, int) else None,
+                           reset if isinstance(reset, int) else None)
+
+
+def parse_rate_limit_event(event: Mapping[str, object]) -> RateLimitSnapshot | None:
+    """The snapshot in a ``codex.rate_limits`` event (WebSocket), or None if it is not one."""
+    if event.get("type") != "codex.rate_limits":
+        return None
+    details = event.get("rate_limits")
+    primary = secondary = None
+    if isinstance(details, dict):
+        primary = _event_window(details.get("primary"))
+        secondary = _event_window(details.get("secondary"))
+    credits = None
+    raw = event.get("credits")
+    if isinstance(raw, dict) and isinstance(raw.get("has_credits"), bool) and isinstance(
+            raw.get("unlimited"), bool):
+        balance = raw.get("balance")
+        credits = CreditsSnapshot(bool(raw["has_credits"]), bool(raw["unlimited"]),
+                                  balance if isinstance(balance, str) else None)
+    name = event.get("metered_limit_name") or event.get("limit_name")
+    limit_id = (name.strip().lower().replace("-", "_") if isinstance(name, str) and name.strip()
+                else "codex")
+    plan = event.get("plan_type")
+    return RateLimitSnapshot(limit_id=limit_id, primary=primary, secondary=secondary,
+                             credits=credits, plan_type=plan if isinstance(plan, str) else None)
 
 
 def snapshot_if_any(headers: Mapping[str, str]) -> RateLimitSnapshot | None:
@@ -227,8 +281,11 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 __all__ = [
     "OpenAILimits",
+    "has_data",
     "openai_limits",
+    "parse_all_rate_limits",
     "parse_duration",
+    "parse_rate_limit_event",
     "parse_rate_limit_updates",
     "parse_rate_limits",
     "retry_after_seconds",

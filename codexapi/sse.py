@@ -331,8 +331,9 @@ class SseStreamDecoder:
             for message in self._sse.close():
                 out.extend(inner.feed(message))
                 if inner.done:
-                    return out
-            out.extend(inner.close())
+                    break
+        # Also once done: a decoder that ended on a terminal failure raises it from close().
+        out.extend(inner.close())
         return out
 
 

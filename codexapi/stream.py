@@ -268,8 +268,10 @@ def _events(call: _Call) -> Generator[Event, None, None]:
                             if observed is not None:
                                 observed.add(events)
                             yield from events
-                            if decoder.done:
-                                return
+                        if decoder.done:
+                            # The turn is over; a terminal failure (response.failed) raises
+                            # from close() below, not at a close the server may never send.
+                            break
                         if call.background:
                             _track(call, decoder)
                         if deadline is not None and deadline.passed():
@@ -358,7 +360,7 @@ class ResponseStream:
     @property
     def request_id(self) -> str | None:
         h = self._call.response.headers
-        return h.get("x-request-id") or h.get("x-oai-request-id")
+        return h.get("x-request-id") or h.get("x-oai-request-id") or h.get("cf-ray")
 
     @property
     def sequence_number(self) -> int | None:

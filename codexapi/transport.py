@@ -27,6 +27,7 @@ import attrs
 import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    DecodeError,
     HTTPError,
     NewConnectionError,
     ProtocolError,
@@ -336,6 +337,14 @@ class Urllib3Response:
             raise ReadTimeout(f"timed out reading the response from {redact_url(self.url)}: "
                               f"no bytes{wait}; the connection was closed",
                               url=redact_url(self.url)) from exc
+        except DecodeError as exc:
+            self.close()
+            error = TransportError(
+                f"the response from {redact_url(self.url)} claims Content-Encoding "
+                f"{self.headers.get('content-encoding')!r} but does not decode: {_reason(exc)}",
+                url=redact_url(self.url))
+            error.retryable = False
+            raise error from exc
         except (ProtocolError, HTTPError, OSError) as exc:
             self.close()
             raise TransportError(

@@ -30,6 +30,7 @@ from typing import Any
 from codexapi import hookimpl
 from codexapi.convert import item_to_json
 from codexapi.errors import (
+    ConfigError,
     ContextWindowExceeded,
     InvalidRequest,
     StreamError,
@@ -45,12 +46,11 @@ from codexapi.events import (
     ReasoningContentDelta,
     TokenUsage,
 )
+from codexapi.failures import stream_failure as failure_error
 from codexapi.items import item_from_json
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.sse import SseMessage, SseStreamDecoder
-
-from .wire_responses import failure_error
 
 log = logging.getLogger("codexapi")
 
@@ -127,14 +127,36 @@ class ChatIncludeUsage:
 # --- request body ---------------------------------------------------------------------------
 
 
+#: ResponsesRequest fields Chat Completions has too, and their Chat names.
+CHAT_FIELDS = {"max_output_tokens": "max_completion_tokens", "temperature": "temperature",
+               "top_p": "top_p", "service_tier": "service_tier", "metadata": "metadata",
+               "safety_identifier": "safety_identifier"}
+#: ResponsesRequest fields Chat Completions has no equivalent for.
+NOT_ON_CHAT = ("previous_response_id", "background", "truncation")
+
+
 def build_body(request: ResponsesRequest) -> dict[str, Any]:
-    """The ``POST chat/completions`` body: model, messages, ``stream: true``, tools."""
-    return {
+    """The ``POST chat/completions`` body: model, messages, ``stream: true``, tools, then the
+    optional fields Chat has (``max_output_tokens`` as ``max_completion_tokens``...) and
+    ``extra_body``. ``client_metadata`` is Codex's and is not sent on Chat."""
+    for name in NOT_ON_CHAT:
+        if getattr(request, name) is not None:
+            raise ConfigError(
+                f"{name} is a Responses API feature that Chat Completions does not have; "
+                "use a provider with wire='responses', or leave it unset")
+    body: dict[str, Any] = {
         "model": request.model,
         "messages": build_messages(request.instructions, request.input),
         "stream": True,
-        "tools": chat_tools(request.tools),
+        "tools": chat_tools(request.tools or ()),
     }
+    for name, chat_name in CHAT_FIELDS.items():
+        value = getattr(request, name)
+        if value is not None:
+            body[chat_name] = value
+    if request.extra_body:
+        body.update(request.extra_body)
+    return body
 
 
 def chat_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

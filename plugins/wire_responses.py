@@ -15,32 +15,35 @@ from typing import Any
 from codexapi import hookimpl
 from codexapi.convert import item_to_json, options_to_json
 from codexapi.errors import (
-    ContextWindowExceeded,
     InvalidRequest,
-    QuotaExceeded,
-    RateLimitError,
-    ServerOverloaded,
     StreamError,
     UndecodableEvent,
     UnsupportedEndpointError,
-    UsageNotIncluded,
 )
 from codexapi.events import (
     Completed,
     Created,
     Event,
+    ModelVerifications,
     OutputItemAdded,
     OutputItemDone,
+    RateLimits,
     ReasoningContentDelta,
     ReasoningSummaryDelta,
+    ReasoningSummaryDone,
     ReasoningSummaryPartAdded,
+    SafetyBuffering,
+    ServerModel,
     TokenUsage,
+    ToolCallInputDelta,
+    TurnModerationMetadata,
     new_output_text_delta,
 )
+from codexapi.failures import incomplete_failure, stream_failure
 from codexapi.items import item_from_json
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.ratelimits import parse_retry_after
+from codexapi.ratelimits import parse_rate_limit_event, parse_retry_after  # noqa: F401
 from codexapi.sse import SseMessage, SseStreamDecoder
 
 log = logging.getLogger("codexapi")
@@ -74,12 +77,7 @@ class ResponsesWire:
         if endpoint == "stream":
             return build_body(self.provider, request)
         if endpoint == "compact":
-            # CompactionInput serializes exactly these three fields, in this order.
-            return {
-                "model": request.model,
-                "input": [_input_item(i, keep_id=False) for i in request.input],
-                "instructions": request.instructions,
-            }
+            return compact_body(request)
         raise UnsupportedEndpointError(f"the responses wire sends no body to {endpoint!r}")
 
     def decoder(self, endpoint: str) -> SseStreamDecoder:
@@ -100,63 +98,73 @@ def codexapi_register_wires(register: Callable[[Any], None]) -> None:
     register(WIRE)
 
 
-def _input_item(item: Any, keep_id: bool) -> dict[str, Any]:
+def _input_item(item: Any) -> dict[str, Any]:
     if isinstance(item, dict):
         return dict(item)  # the caller's JSON, sent as given (unknown types included)
-    out = item_to_json(item)
-    # ResponseItem serialization skips ids; Azure with store=true re-attaches non-empty ones.
-    ident = out.pop("id", None)
-    if keep_id and ident:
-        out["id"] = ident
-    return out
+    # Ids are kept on every item: the Codex CLI sends them whatever the provider.
+    return item_to_json(item)
+
+
+#: Optional request fields sent under their own name when set, in the order sent.
+OPTIONAL_FIELDS = ("service_tier", "prompt_cache_key", "previous_response_id",
+                   "max_output_tokens", "temperature", "top_p", "metadata", "background",
+                   "truncation", "safety_identifier")
 
 
 def build_body(provider: Provider, request: ResponsesRequest) -> dict[str, Any]:
-    """The ``POST responses`` body, field for field as codex-api serializes it."""
+    """The ``POST responses`` body, as the Codex CLI 0.171 sends it (key for key)."""
     azure = provider.is_azure_responses_endpoint()
     store = request.store if request.store is not None else azure
-    keep_ids = store and azure
-    body: dict[str, Any] = {
-        "model": request.model,
-        "instructions": request.instructions,
-        "input": [_input_item(i, keep_ids) for i in request.input],
-        "tools": [dict(t) for t in request.tools],
-        "tool_choice": request.tool_choice,
-        "parallel_tool_calls": request.parallel_tool_calls,
-        "reasoning": options_to_json(request.reasoning),
-        "store": store,
-        "stream": True,
-        "include": list(request.include),
-    }
+    body: dict[str, Any] = {"model": request.model}
+    if request.instructions:
+        body["instructions"] = request.instructions
+    body["stream"] = True
+    body["input"] = [_input_item(i) for i in request.input]
+    if request.tools is not None:
+        body["tools"] = [dict(t) for t in request.tools]
+    body["tool_choice"] = request.tool_choice
+    body["parallel_tool_calls"] = request.parallel_tool_calls
+    body["reasoning"] = options_to_json(request.reasoning)
+    body["store"] = store
+    body["include"] = list(request.include)
+    for name in OPTIONAL_FIELDS:
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    if request.text is not None:
+        body["text"] = options_to_json(request.text)
+    if request.client_metadata is not None:
+        body["client_metadata"] = dict(request.client_metadata)
+    if request.extra_body:
+        body.update(request.extra_body)
+    return body
+
+
+def compact_body(request: ResponsesRequest) -> dict[str, Any]:
+    """The ``POST responses/compact`` body, as the crate's ``CompactionInput`` serializes."""
+    body: dict[str, Any] = {"model": request.model,
+                            "input": [_input_item(i) for i in request.input]}
+    if request.instructions:
+        body["instructions"] = request.instructions
+    body["tools"] = [dict(t) for t in request.tools or ()]
+    body["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.reasoning is not None:
+        body["reasoning"] = options_to_json(request.reasoning)
+    if request.service_tier is not None:
+        body["service_tier"] = request.service_tier
     if request.prompt_cache_key is not None:
         body["prompt_cache_key"] = request.prompt_cache_key
     if request.text is not None:
         body["text"] = options_to_json(request.text)
+    if request.extra_body:
+        body.update(request.extra_body)
     return body
 
 
 # --- decoding -------------------------------------------------------------------------------
 
-def failure_error(response: Any) -> Exception:
-    """The typed error for a ``response.failed`` event's ``response`` object."""
-    error = response.get("error") if isinstance(response, dict) else None
-    if not isinstance(error, dict):
-        return StreamError("response.failed event received")
-    code = error.get("code")
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
-    if code == "context_length_exceeded":
-        return ContextWindowExceeded(server_message=message)
-    if code == "insufficient_quota":
-        return QuotaExceeded(server_message=message)
-    if code == "usage_not_included":
-        return UsageNotIncluded(server_message=message)
-    if code == "invalid_prompt":
-        return InvalidRequest(message or "Invalid request.")
-    if code in ("server_is_overloaded", "slow_down"):
-        return ServerOverloaded(message)
-    if code == "rate_limit_exceeded":
-        return RateLimitError(message, retry_after=parse_retry_after(message))
-    return StreamError(message or f"response.failed with code {code!r}", retryable=True)
+#: Kept importable from here; the mapping itself lives in core (codexapi.failures).
+failure_error = stream_failure
 
 
 def token_usage(usage: Any) -> TokenUsage | None:
@@ -179,7 +187,9 @@ def _completed(response: Any) -> Completed:
         rid = response["id"]
         if not isinstance(rid, str):
             raise TypeError("`id` is not a string")
-        return Completed(rid, token_usage(response.get("usage")))
+        end_turn = response.get("end_turn")
+        return Completed(rid, token_usage(response.get("usage")),
+                         end_turn if isinstance(end_turn, bool) else None)
     except KeyError as exc:
         raise StreamError(f"failed to parse ResponseCompleted: missing field `{exc.args[0]}`",
                           retryable=False) from None
@@ -188,14 +198,24 @@ def _completed(response: Any) -> Completed:
 
 
 class ResponsesDecoder:
-    """Responses SSE messages -> events. Errors in the stream are kept and raised at the end,
-    unless ``response.completed`` arrives (then it wins), as in codex-api."""
+    """Responses events (JSON objects) -> codexapi events. The same decoder serves every
+    framing: SSE ``data`` payloads on HTTP, text frames on the WebSocket wire.
 
-    __slots__ = ("_error", "_skipped", "done", "response_id", "sequence_number",
-                 "skip_undecodable", "skipped")
+    A terminal ``response.failed`` / ``response.incomplete`` ends the turn at once (``done``
+    becomes true and :meth:`close` raises its error), whether or not the server then closes
+    the connection. ``faster_model`` is the ``x-codex-safety-buffering-faster-model`` hint that
+    :class:`SafetyBuffering` events fall back to.
+    """
 
-    def __init__(self, skip_undecodable: bool = False) -> None:
+    __slots__ = ("_error", "_last_model", "_skipped", "done", "faster_model", "response_id",
+                 "sequence_number", "skip_undecodable", "skipped", "turn_state")
+
+    def __init__(self, skip_undecodable: bool = False,
+                 faster_model: str | None = None) -> None:
         self.done = False
+        self.faster_model = faster_model
+        #: ``x-codex-turn-state`` from a ``response.metadata`` event, when one carried it.
+        self.turn_state: str | None = None
         self._error: Exception | None = None
         self._skipped: str | None = None
         #: Skip undecodable events (the crate's behaviour) instead of raising UndecodableEvent.
@@ -206,13 +226,14 @@ class ResponsesDecoder:
         #: dropped background stream's resume needs them.
         self.sequence_number: int | None = None
         self.response_id: str | None = None
+        self._last_model: str | None = None
 
     def feed(self, message: SseMessage) -> list[Event]:
         return self.feed_data((message.data,))
 
     def feed_data(self, datas: Iterable[str | bytes]) -> list[Event]:
-        """The events of several messages' ``data`` (text or UTF-8 bytes), in order; stops
-        after the message that completes the response, as the stream does."""
+        """The events of several payloads (JSON text or UTF-8 bytes), in order; stops after
+        the payload that ends the turn, as the stream does."""
         out: list[Event] = []
         append = out.append
         last = None
@@ -229,24 +250,71 @@ class ResponsesDecoder:
                 kind = obj["type"]
             last = obj
             # The commonest event by far, handled inline.
-            if kind == "response.output_text.delta":
+            if kind == "response.output_text.delta" and "safety_buffering" not in obj:
                 delta = obj.get("delta")
                 if delta.__class__ is str:
                     append(new_output_text_delta(delta))
                 continue
+            if obj.__class__ is not dict:
+                continue
+            self._side_events(obj, out)
             handler = _HANDLERS.get(kind) if kind.__class__ is str else None
             if handler is None:
                 continue
             events = handler(self, obj)
             if events:
                 out.extend(events)
-                if self.done:
-                    break
+            if self.done:
+                break
         if last is not None and last.__class__ is dict:
             seq = last.get("sequence_number")
             if seq.__class__ is int:
                 self.sequence_number = seq
         return out
+
+    def _side_events(self, obj: dict[str, Any], out: list[Event]) -> None:
+        # What any event may carry besides its own meaning: the model that served it (in
+        # ``response.headers`` or, on WebSocket metadata, top-level ``headers``) and a
+        # safety-buffering notice. Both come before the event itself, as in the crate.
+        response = obj.get("response")
+        model = None
+        if response.__class__ is dict and "headers" in response:
+            model = _header_value(response["headers"], _MODEL_HEADERS)
+        if model is None and "headers" in obj:
+            model = _header_value(obj["headers"], _MODEL_HEADERS)
+        if model is not None and model != self._last_model:
+            self._last_model = model
+            out.append(ServerModel(model))
+        if obj.get("type") == "response.metadata":
+            metadata = obj.get("metadata")
+            if isinstance(metadata, dict):
+                verifications = _verifications(metadata.get("openai_verification_recommendation"))
+                if verifications:
+                    out.append(ModelVerifications(verifications))
+                if "openai_chatgpt_moderation_metadata" in metadata:
+                    out.append(TurnModerationMetadata(
+                        metadata["openai_chatgpt_moderation_metadata"]))
+        buffering = self._safety_buffering(obj)
+        if buffering is not None:
+            out.append(buffering)
+
+    def _safety_buffering(self, obj: dict[str, Any]) -> SafetyBuffering | None:
+        value = obj.get("safety_buffering") if "safety_buffering" in obj else None
+        if "safety_buffering" not in obj and obj.get("type") == "response.metadata":
+            metadata = obj.get("metadata")
+            if isinstance(metadata, dict) and metadata.get("type") == "safety_buffering":
+                value = metadata
+        if not isinstance(value, dict):
+            return None
+        use_cases, reasons = value.get("use_cases"), value.get("reasons")
+        if not (_str_list(use_cases) and _str_list(reasons)):
+            return None
+        if "retry_model" in value:
+            retry = value["retry_model"]
+            faster = retry if isinstance(retry, str) else None
+        else:
+            faster = self.faster_model
+        return SafetyBuffering(use_cases, reasons, faster)
 
     def _undecodable(self, data: str | bytes) -> Any:
         if isinstance(data, bytes):
@@ -279,10 +347,11 @@ class ResponsesDecoder:
             self._skipped = description
 
     def close(self) -> list[Event]:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         if self.done:
             return []
-        if self._error is not None:
-            raise self._error
         message = "stream closed before response.completed"
         if self._skipped:
             message += f" ({self._skipped})"
@@ -291,7 +360,16 @@ class ResponsesDecoder:
     # Each handler takes the decoded event object and returns the events it produces.
     def _created(self, obj: dict[str, Any]) -> list[Event]:
         self._queued(obj)
-        return [Created()] if "response" in obj else []
+        response = obj.get("response")
+        if "response" not in obj:
+            return []
+        rid = response.get("id") if isinstance(response, dict) else None
+        return [Created(rid if isinstance(rid, str) else None)]
+
+    def _text_delta(self, obj: dict[str, Any]) -> list[Event]:
+        # The inline fast path handles plain deltas; this one those carrying a side notice.
+        delta = obj.get("delta")
+        return [new_output_text_delta(delta)] if delta.__class__ is str else []
 
     def _queued(self, obj: dict[str, Any]) -> list[Event]:
         response = obj.get("response")
@@ -313,10 +391,25 @@ class ResponsesDecoder:
             return [OutputItemDone(item_from_json(item))]
         return []
 
+    def _tool_input_delta(self, obj: dict[str, Any]) -> list[Event]:
+        delta, call_id = obj.get("delta"), obj.get("call_id")
+        call_id = call_id if isinstance(call_id, str) else None
+        item_id = obj.get("item_id")
+        item_id = item_id if isinstance(item_id, str) else call_id
+        if isinstance(delta, str) and item_id is not None:
+            return [ToolCallInputDelta(item_id, call_id, delta)]
+        return []
+
     def _summary_delta(self, obj: dict[str, Any]) -> list[Event]:
         delta, index = obj.get("delta"), obj.get("summary_index")
         if isinstance(delta, str) and isinstance(index, int):
             return [ReasoningSummaryDelta(delta, index)]
+        return []
+
+    def _summary_done(self, obj: dict[str, Any]) -> list[Event]:
+        item_id, text, index = obj.get("item_id"), obj.get("text"), obj.get("summary_index")
+        if isinstance(item_id, str) and isinstance(text, str) and isinstance(index, int):
+            return [ReasoningSummaryDone(item_id, text, index)]
         return []
 
     def _content_delta(self, obj: dict[str, Any]) -> list[Event]:
@@ -329,26 +422,36 @@ class ResponsesDecoder:
         index = obj.get("summary_index")
         return [ReasoningSummaryPartAdded(index)] if isinstance(index, int) else []
 
+    def _metadata(self, obj: dict[str, Any]) -> list[Event]:
+        state = _header_value(obj.get("headers"), ("x-codex-turn-state",))
+        if state is not None:
+            self.turn_state = state
+        return []
+
+    def _rate_limits(self, obj: dict[str, Any]) -> list[Event]:
+        snapshot = parse_rate_limit_event(obj)
+        return [RateLimits(snapshot)] if snapshot is not None else []
+
     def _complete(self, obj: dict[str, Any]) -> list[Event]:
         try:
             event = _completed(obj.get("response"))
         except StreamError as exc:
             self._error = exc
             return []
+        self._error = None
         self.done = True
         return [event]
 
     def _failed(self, obj: dict[str, Any]) -> list[Event]:
-        response = obj.get("response")
-        self._error = failure_error(response)
+        # Terminal: nothing after it can complete the turn, so the stream ends here rather
+        # than waiting for a close the server may never send.
+        self._error = stream_failure(obj.get("response"))
+        self.done = True
         return []
 
     def _incomplete(self, obj: dict[str, Any]) -> list[Event]:
-        response = obj.get("response")
-        details = response.get("incomplete_details") if isinstance(response, dict) else None
-        reason = details.get("reason") if isinstance(details, dict) else None
-        self._error = StreamError(f"Incomplete response returned, reason: {reason or 'unknown'}",
-                                  retryable=False)
+        self._error = incomplete_failure(obj.get("response"))
+        self.done = True
         return []
 
 
@@ -359,6 +462,39 @@ def guess_event_type(data: str) -> str | None:
     """The ``"type"`` an undecodable event's data names, if it names one."""
     match = _TYPE_FIELD.search(data[:4096])
     return match.group(1) if match else None
+
+
+_MODEL_HEADERS = ("openai-model", "x-openai-model")
+
+
+def _header_value(headers: Any, names: tuple[str, ...]) -> str | None:
+    """A header from a JSON ``headers`` object (any name case; a list means its first)."""
+    if not isinstance(headers, dict):
+        return None
+    for key, value in headers.items():
+        if isinstance(key, str) and key.lower() in names:
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+#: Verification names this library knows (the crate's ``ModelVerification`` variants).
+KNOWN_VERIFICATIONS = ("trusted_access_for_cyber",)
+
+
+def _verifications(value: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(value, list):
+        for v in value:
+            if v in KNOWN_VERIFICATIONS and v not in out:
+                out.append(v)
+    return out
 
 
 def _describe_bad_event(data: str) -> str:
@@ -376,11 +512,17 @@ _HANDLERS = {
     "response.queued": ResponsesDecoder._queued,
     "response.in_progress": ResponsesDecoder._queued,
     "response.created": ResponsesDecoder._created,
+    "response.output_text.delta": ResponsesDecoder._text_delta,
     "response.output_item.added": ResponsesDecoder._item_added,
     "response.output_item.done": ResponsesDecoder._item_done,
+    "response.custom_tool_call_input.delta": ResponsesDecoder._tool_input_delta,
+    "response.function_call_arguments.delta": ResponsesDecoder._tool_input_delta,
     "response.reasoning_summary_text.delta": ResponsesDecoder._summary_delta,
+    "response.reasoning_summary_text.done": ResponsesDecoder._summary_done,
     "response.reasoning_text.delta": ResponsesDecoder._content_delta,
     "response.reasoning_summary_part.added": ResponsesDecoder._part_added,
+    "response.metadata": ResponsesDecoder._metadata,
+    "codex.rate_limits": ResponsesDecoder._rate_limits,
     "response.completed": ResponsesDecoder._complete,
     "response.failed": ResponsesDecoder._failed,
     "response.incomplete": ResponsesDecoder._incomplete,

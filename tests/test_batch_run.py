@@ -84,7 +84,8 @@ def test_rerun_skips_ok_ids_and_retry_failed_runs_errors_again(
         and ex.send_error(400, "no such model", "model_not_found") is None)
     assert sorted(r.status for r in run(src, own_server, output=out)) == ["error"] + ["ok"] * 5
     failed = next(line for line in lines(out) if line["id"] == "q2")
-    assert (failed["error"]["type"], failed["error"]["status"]) == ("ApiError", 400)
+    # A 400 for an unknown model: the crate's ModelUnavailable (an ApiError too).
+    assert (failed["error"]["type"], failed["error"]["status"]) == ("ModelUnavailable", 400)
     assert failed["error"]["message"].startswith("api error 400: no such model")
     calls = model_calls(own_server.requests)
     # A plain rerun sends nothing: ok ids are done, error ids stay as they are.

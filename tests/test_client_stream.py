@@ -25,7 +25,10 @@ from codexapi import (
     TransportError,
     hookimpl,
 )
+from codexapi.events import ModelsEtag, RateLimits, ServerModel, ServerReasoningIncluded
 from codexapi.server import EmbeddedServer, Exchange, route
+
+HEADER_EVENTS = (ModelsEtag, RateLimits, ServerModel, ServerReasoningIncluded)
 
 
 class StreamPath:
@@ -97,7 +100,7 @@ def _empty400(ex: Exchange) -> None:
 
 @route("POST", "/test/json400")
 def _json400(ex: Exchange) -> None:
-    ex.send_error(400, "Invalid value for 'model'.", "model_not_found")
+    ex.send_error(400, "Invalid value for 'model'.", "invalid_value")
 
 
 @route("POST", "/test/truncated")
@@ -129,6 +132,8 @@ def test_event_sequence_and_collect(server: EmbeddedServer) -> None:
     with client_for(server) as client:
         events = list(client.stream(REQ))
         result = client.stream(REQ).collect()
+    # Header-born events (the server's X-Models-Etag) come first; then the body's.
+    events = [e for e in events if not isinstance(e, HEADER_EVENTS)]
     assert isinstance(events[0], Created)
     assert isinstance(events[1], OutputItemAdded)
     assert isinstance(events[-1], Completed)
@@ -196,7 +201,7 @@ def test_non_2xx_is_api_error_with_usable_message(server: EmbeddedServer, path: 
         assert err.request_id == "req_abc" and "req_abc" in str(err)
         assert "<html>" in (err.body or "")
     if path == "test/json400":
-        assert err.code == "model_not_found"
+        assert err.code == "invalid_value"
 
 
 def test_truncated_stream_is_stream_error(server: EmbeddedServer) -> None:

@@ -172,8 +172,11 @@ def test_compact_posts_model_input_instructions_and_returns_items() -> None:
     assert transport.last.method == "POST"
     assert transport.last.url == "https://example.com/v1/responses/compact"
     body = transport.body()
-    assert list(body) == ["model", "input", "instructions"]
+    # The crate's CompactionInput: tools and parallel_tool_calls always, ids kept.
+    assert list(body) == ["model", "input", "instructions", "tools", "parallel_tool_calls"]
     assert body["model"] == "gpt-5" and body["instructions"] == "inst"
+    assert body["tools"] == [{"type": "function", "name": "f"}]
+    assert body["parallel_tool_calls"] is False and body["input"][0]["id"] == "msg_1"
     assert [i["type"] for i in body["input"]] == ["message", "function_call",
                                                    "function_call_output"]
     assert transport.header("accept") != "text/event-stream"

@@ -74,7 +74,7 @@ def test_monitoring_sees_client_setup_hooks_too() -> None:
                                lambda *a: None)
     from codexapi.plugins import collect_wires
 
-    assert set(collect_wires(pm)) == {"responses", "chat"}
+    assert set(collect_wires(pm)) == {"responses", "chat", "responses_websocket"}
     assert pm.call("codexapi_auth", provider=Provider()) is not None
     assert calls == ["codexapi_register_wires", "codexapi_auth"]
 

@@ -38,7 +38,7 @@ def test_request_defaults_match_the_contract() -> None:
     req = ResponsesRequest(model="m")
     assert (req.tool_choice, req.parallel_tool_calls, req.reasoning, req.store, req.include,
             req.prompt_cache_key, req.text, req.tools) == ("auto", False, None, None, [], None,
-                                                           None, [])
+                                                           None, None)
     assert ResponsesRequest(model="m", input="hi").input == [Message(role="user", content="hi")]
 
 

@@ -48,12 +48,13 @@ OPENAI = Provider(name="openai", base_url="https://api.openai.com/v1")
 def test_c3_openai_body_exactly() -> None:
     req = send(OPENAI, ResponsesRequest(model="gpt-5", instructions="sys",
                                         input=[Message(role="user", content="hi")]))
+    # Key order as the Codex CLI 0.171 sends it; no tools key unless tools are given.
     assert req.body == json.dumps({
-        "model": "gpt-5", "instructions": "sys",
+        "model": "gpt-5", "instructions": "sys", "stream": True,
         "input": [{"type": "message", "role": "user",
                    "content": [{"type": "input_text", "text": "hi"}]}],
-        "tools": [], "tool_choice": "auto", "parallel_tool_calls": False, "reasoning": None,
-        "store": False, "stream": True, "include": []}, separators=(",", ":")).encode()
+        "tool_choice": "auto", "parallel_tool_calls": False, "reasoning": None,
+        "store": False, "include": []}, separators=(",", ":")).encode()
 
 
 def test_c3_reasoning_cache_key_and_text_controls() -> None:
@@ -91,11 +92,12 @@ def test_c2_azure_default_store_attaches_ids_and_headers() -> None:
     assert req.headers["x-openai-subagent"] == "review"
 
 
-def test_ids_dropped_when_not_storing_on_azure() -> None:
+def test_ids_kept_on_every_provider() -> None:
+    # The Codex CLI 0.171 sends item ids whatever the provider and store setting.
     body = body_of(send(OPENAI, ResponsesRequest(model="m", input=[
         Message(role="assistant", content="x", id="m1"),
         FunctionCall(name="f", arguments="{}", call_id="c", id="fc_1")])))
-    assert all("id" not in item for item in body["input"])
+    assert [item["id"] for item in body["input"]] == ["m1", "fc_1"]
 
 
 @pytest.mark.parametrize(("name", "base", "azure"), [

@@ -174,7 +174,10 @@ def test_stream_failures_give_their_own_delay() -> None:
     policy = RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=30.0)
     msg = "Rate limit reached for gpt-5.1 ... Please try again in 11.054s. Visit ..."
     assert retry.retry_delay(policy, 1, RateLimitError(msg, parse_retry_after(msg))) == 11.054
-    assert 0.09 <= retry.retry_delay(policy, 1, ServerOverloaded("busy")) < 0.11  # type: ignore
+    slow_down = ServerOverloaded("slow down", retryable=True)
+    assert 0.09 <= retry.retry_delay(policy, 1, slow_down) < 0.11  # type: ignore
+    # server_is_overloaded in a response.failed is final, as in the crate.
+    assert retry.retry_delay(policy, 1, ServerOverloaded("at capacity")) is None
     assert retry.retry_delay(policy, 1, ContextWindowExceeded()) is None
     assert retry.retry_delay(policy, 1, StreamError("bad", retryable=False)) is None
     no_transport = attrs.evolve(policy, retry_transport=False)

@@ -39,7 +39,7 @@ def run(body: str | bytes, skip: bool = False) -> list[Any]:
         for msg in sse.feed(raw) + sse.close():
             out.extend(dec.feed(msg))
             if dec.done:
-                return out
+                break
         out.extend(dec.close())
     except Exception as exc:  # the test inspects it
         out.append(exc)
@@ -169,9 +169,15 @@ def test_b9_other_failure_codes(error: dict[str, Any] | None, kind: type, text: 
         assert str(out[0]) == text
 
 
-def test_b9_failure_delivered_at_end_and_later_completed_wins() -> None:
-    out = run(failed({"code": "server_error", "message": "boom"}) + ev(COMPLETED))
-    assert out == [Completed("c", TokenUsage())]
+def test_b9_failure_is_terminal_even_if_more_follows() -> None:
+    # The crate keeps reading after response.failed (openai/codex#43140: a server that keeps
+    # the connection open then masks the failure with an idle timeout); it ends the turn here.
+    dec = ResponsesDecoder()
+    frame = failed({"code": "server_error", "message": "boom"}).split("data: ", 1)[1]
+    out = dec.feed_data([frame.strip(), json.dumps(COMPLETED)])
+    assert out == [] and dec.done
+    with pytest.raises(StreamError, match="boom"):
+        dec.close()
 
 
 @pytest.mark.parametrize(("details", "reason"), [

@@ -153,7 +153,7 @@ def test_wires_and_where_they_come_from() -> None:
     assert wires["chat"]["origin"] == "builtin"
     assert wires["ndjson"]["origin"] == "caller"
     assert wires["ndjson"]["class"].endswith("NdjsonWire")
-    assert set(collect_wires(pm)) == {"responses", "chat", "ndjson"}
+    assert set(collect_wires(pm)) == {"responses", "chat", "responses_websocket", "ndjson"}
     assert WireApi.RESPONSES in collect_wires(pm)  # the enum members are the names
 
 
@@ -164,7 +164,7 @@ def test_plugins_command_lists_the_wires(capsys: pytest.CaptureFixture[str]) -> 
     assert "wire 'chat' from codexapi_plugins.wire_chat" in out
     assert main(["plugins", "--no-plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [w["name"] for w in data["wires"]] == ["chat", "responses"]
+    assert [w["name"] for w in data["wires"]] == ["chat", "responses", "responses_websocket"]
 
 
 def test_a_plugin_wire_replaces_a_builtin_of_the_same_name(srv: EmbeddedServer) -> None:
