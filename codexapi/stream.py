@@ -286,8 +286,8 @@ def _events(call: _Call) -> Generator[Event, None, None]:
                     # Events may already be with the caller: re-sending would duplicate them,
                     # so a lost connection here is a stream failure (re-sent or resumed only
                     # as _recover allows), never a retried transport error.
-                    raise StreamError(f"stream disconnected before completion: {exc.message}"
-                                      ) from exc
+                    raise StreamError(f"stream disconnected before completion: {exc.message}",
+                                      retryable=exc.retryable) from exc
                 at_eof = True
                 events = decoder.close()
                 if events:
