@@ -210,8 +210,8 @@ class ResponsesDecoder:
     __slots__ = ("_error", "_last_model", "_skipped", "done", "faster_model", "response_id",
                  "sequence_number", "skip_undecodable", "skipped", "turn_state")
 
-    def __init__(self, skip_undecodable: bool = False,
-                 faster_model: str | None = None) -> None:
+    def __init__(self, faster_model: str | None = None,
+                 skip_undecodable: bool = False) -> None:
         self.done = False
         self.faster_model = faster_model
         #: ``x-codex-turn-state`` from a ``response.metadata`` event, when one carried it.

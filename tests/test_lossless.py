@@ -160,7 +160,7 @@ def test_a_dropped_turn_is_re_sent_only_before_any_event_reached_the_caller(
             assert isinstance(error, StreamError) and len(tee.sent) == 1, k
 
 
-@pytest.mark.parametrize("plan", ["failedx1:server_error@0", "failedx2:server_is_overloaded@0",
+@pytest.mark.parametrize("plan", ["failedx1:server_error@0", "failedx2:server_error@0",
                                   "dropx3@0"])
 def test_failures_before_the_first_event_are_re_sent(
         positions: tuple[EmbeddedServer, int, int], plan: str) -> None:

@@ -255,14 +255,22 @@ def test_bad_frames_are_typed_errors(frames: list[Any], match: str) -> None:
 
 
 def test_a_close_with_an_error_code_and_a_non_json_frame_say_so() -> None:
-    def script(conn: Any, _: dict[str, Any]) -> None:
+    def closes(conn: Any, _: dict[str, Any]) -> None:
+        conn.close(1011, "internal error")
+
+    def garbles(conn: Any, _: dict[str, Any]) -> None:
         conn.send("this is not json")
         conn.close(1011, "internal error")
 
-    with WsServer([script]) as ws, ws_client(ws.base_url()) as client, \
-            pytest.raises(StreamError) as info:
+    with WsServer([closes]) as ws, ws_client(ws.base_url()) as client, \
+            pytest.raises((StreamError, TransportError)) as info:
         client.stream(REQ).collect()
     assert "1011" in str(info.value) and "internal error" in str(info.value)
+    # A frame that is not JSON is named first (undecodable events are never dropped silently).
+    with WsServer([garbles]) as ws, ws_client(ws.base_url()) as client, \
+            pytest.raises(StreamError) as info:
+        client.stream(REQ).collect()
+    assert "not valid JSON" in str(info.value) and "this is not json" in str(info.value)
 
 
 def test_an_upgrade_answered_with_html_is_a_typed_error_not_a_hang() -> None:
