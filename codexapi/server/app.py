@@ -320,22 +320,26 @@ class Handler(BaseHTTPRequestHandler):
                 return
         ex.body = body
         responder = ex.server.responder
+        seen = (self.command, path, dict(self.headers.items()), body)
+        recorded = False
         if responder is not None:
+            # Logged before answering, as the routes below are: a client that already has its
+            # answer must find its request in the log.
+            ex.server.requests_seen.append(seen)
+            recorded = True
             try:
                 # Injected faults act on recorded answers too (serve --cassette --fault ...).
                 answered = ex.server.faults.intercept(ex) or responder(ex)
             except (BrokenPipeError, ConnectionResetError):
                 answered = self.close_connection = True
             if answered:
-                ex.server.requests_seen.append(
-                    (self.command, path, dict(self.headers.items()), body))
                 return
         upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
         fn, ex.params, known = find_route(self.command, path)
         serve = UPGRADES.get(path) if upgrade and self.command == "GET" else None
         if serve is not None:
-            ex.server.requests_seen.append(
-                (self.command, path, dict(self.headers.items()), body))
+            if not recorded:
+                ex.server.requests_seen.append(seen)
             if self._authorized(ex):
                 serve(self, ex)
             return
@@ -343,7 +347,8 @@ class Handler(BaseHTTPRequestHandler):
             status = HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND
             ex.send_error(status, f"no route for {self.command} {parts.path}", "not_found")
             return
-        ex.server.requests_seen.append((self.command, path, dict(self.headers.items()), body))
+        if not recorded:
+            ex.server.requests_seen.append(seen)
         if not self._authorized(ex):
             return
         try:
