@@ -17,6 +17,7 @@ PRINTED = [
     ["text='You said: Hi' confidence=1.0"],
     ["You said: one", "You said: two"],
     ["queued", "3 response.completed", "completed You said: Hi"],
+    ["3 8", "previous_response_not_found"],
     ["dropped mid-stream", "[('dropx1@4', 'dropped')]"],
 ]
 

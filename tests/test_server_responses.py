@@ -442,6 +442,78 @@ def test_stored_responses_are_bounded(server: EmbeddedServer) -> None:
     assert ResponseStore().max_responses == 256
 
 
+# -- previous_response_id --------------------------------------------------------------------
+
+def test_previous_response_id_gives_the_model_the_earlier_turns(server: EmbeddedServer) -> None:
+    first = turn(server, {"input": "one two three"})
+    assert first["usage"]["input_tokens"] == 3 + 1
+    second = turn(server, {"input": "four", "previous_response_id": first["id"]})
+    # The model saw "one two three", its answer "You said: one two three", then "four".
+    assert second["usage"]["input_tokens"] == 3 + 5 + 1 + 1
+    assert second["output"][0]["content"][0]["text"] == "You said: four"
+    # The chain goes on: the third turn sees both earlier ones.
+    third = turn(server, {"input": "five", "previous_response_id": second["id"]})
+    assert third["usage"]["input_tokens"] == 3 + 5 + 1 + 3 + 1 + 1
+    # A background response can be continued from too, once it has output.
+    bg = turn(server, {"input": "six seven", "background": True})
+    wait_status(server, bg["id"], "completed")
+    after = turn(server, {"input": "x", "previous_response_id": bg["id"]})
+    assert after["usage"]["input_tokens"] == 2 + 4 + 1 + 1
+
+
+def test_an_unknown_previous_response_is_a_400_in_the_api_shape(server: EmbeddedServer) -> None:
+    error = error_of(call(server, "POST", "/responses", {
+        "model": "gpt-5", "input": "x", "previous_response_id": "resp_gone"}), 400)
+    assert error == {"message": "Previous response with id 'resp_gone' not found.",
+                     "type": "invalid_request_error", "param": "previous_response_id",
+                     "code": "previous_response_not_found"}
+    unstored = turn(server, {"input": "x", "store": False})
+    assert error_of(call(server, "POST", "/responses", {
+        "model": "gpt-5", "input": "y", "previous_response_id": unstored["id"]}),
+        400)["code"] == "previous_response_not_found"
+    bad = error_of(call(server, "POST", "/responses", {
+        "model": "gpt-5", "input": "y", "previous_response_id": 7}), 400)
+    assert (bad["code"], bad["param"]) == ("invalid_type", "previous_response_id")
+    # Forgotten (the store keeps the newest responses only): not found either.
+    server.httpd.store.max_responses = 1
+    old = turn(server, {"input": "a"})["id"]
+    turn(server, {"input": "b"})
+    assert error_of(call(server, "POST", "/responses", {
+        "model": "gpt-5", "input": "c", "previous_response_id": old}),
+        400)["code"] == "previous_response_not_found"
+
+
+def test_a_chain_is_bounded_by_the_context_size(server: EmbeddedServer,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from codexapi.server import responses
+
+    monkeypatch.setattr(responses, "MAX_CONTEXT", 500)
+    rid = turn(server, {"input": "x" * 150})["id"]
+    rid = turn(server, {"input": "y" * 150, "previous_response_id": rid})["id"]
+    error = error_of(call(server, "POST", "/responses", {
+        "model": "gpt-5", "input": "z" * 150, "previous_response_id": rid}), 400)
+    assert error["code"] == "context_length_exceeded" and "start a new chain" in error["message"]
+
+
+def test_a_websocket_continues_from_its_last_response_stored_or_not(
+        server: EmbeddedServer) -> None:
+    with ws(server) as conn:
+        first = ws_turn(conn, {"type": "response.create", "model": "gpt-5",
+                               "input": "one two", "store": False})[-1]["response"]
+        second = ws_turn(conn, {"type": "response.create", "model": "gpt-5", "input": "three",
+                                "store": False, "previous_response_id": first["id"]})
+        assert second[-1]["response"]["usage"]["input_tokens"] == 2 + 4 + 1 + 1
+        # Only the last one is kept on the connection.
+        stale = ws_turn(conn, {"type": "response.create", "model": "gpt-5", "input": "x",
+                               "previous_response_id": first["id"]})
+        assert stale[-1]["type"] == "error"
+        assert stale[-1]["error"]["code"] == "previous_response_not_found"
+    with ws(server) as other:  # another connection has no last response of its own
+        events = ws_turn(other, {"type": "response.create", "model": "gpt-5", "input": "x",
+                                 "previous_response_id": second[-1]["response"]["id"]})
+    assert events[-1]["error"]["code"] == "previous_response_not_found"
+
+
 # -- turn state and fault ids ----------------------------------------------------------------
 
 def test_turn_state_is_set_and_echoes_are_logged(server: EmbeddedServer) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import responses_wire
-from .background import ResponseStore
+from .background import Context, ResponseStore
 from .faults import FaultInjector, StreamFaults
 from .model import ScriptedModel
 
@@ -111,6 +111,8 @@ class Exchange:
         self.params: dict[str, str] = {}
         #: Headers added to whatever answer the route sends (a stream's or an error's).
         self.reply_headers: dict[str, str] = {}
+        #: The request body's size in bytes (decoded): what a response chain's size counts.
+        self.body_size = 0
 
     @property
     def wire(self) -> str:
@@ -136,6 +138,14 @@ class Exchange:
         if data and h.command != "HEAD":
             h.wfile.write(data)
         h.wfile.flush()
+
+    def recall(self, rid: str) -> Context | None:
+        """What response ``rid`` saw and said, for a request continuing from it."""
+        stored = self.server.store.get(rid)
+        return None if stored is None else stored.context()
+
+    def remember(self, rid: str, context: Context, output: list[dict[str, Any]]) -> None:
+        """Note the response just answered (a WebSocket keeps its connection's last one)."""
 
     def model_request(self) -> dict[str, Any] | None:
         """The JSON body of a model call, or None after answering 400 when it has no model."""
@@ -318,7 +328,7 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 ex.send_error(400, "request body is not valid JSON", "invalid_json")
                 return
-        ex.body = body
+        ex.body, ex.body_size = body, len(raw)
         responder = ex.server.responder
         seen = (self.command, path, dict(self.headers.items()), body)
         recorded = False

@@ -8,7 +8,9 @@ response created without ``store: false`` is kept too, already finished.
 
 Memory is bounded: the store keeps the :attr:`ResponseStore.max_responses` (256) most recent
 responses and forgets the oldest first (one still generating is cancelled). Each holds its
-events, whose count and size follow from its request, itself bounded by ``MAX_BODY``.
+events, whose count and size follow from its request, itself bounded by ``MAX_BODY``, and its
+:class:`Context` (what a request naming it in ``previous_response_id`` builds on), whose
+size is bounded by :data:`MAX_CONTEXT` however long the chain.
 """
 
 from __future__ import annotations
@@ -19,8 +21,26 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import attrs
+
 #: Statuses after which a response changes no more.
 FINISHED = frozenset({"completed", "failed", "incomplete", "cancelled"})
+#: The most input (JSON bytes, summed along a ``previous_response_id`` chain) one response
+#: may build on: the scripted model's context window, as far as memory is concerned.
+MAX_CONTEXT = 32 * 1024 * 1024
+
+
+@attrs.frozen
+class Context:
+    """What a response saw: its input (earlier turns included) and output, as items, and
+    the JSON size of the input along its chain."""
+
+    items: list[dict[str, Any]] = attrs.field(factory=list)
+    size: int = 0
+
+    def then(self, items: list[dict[str, Any]], size: int) -> Context:
+        """This context followed by ``items`` (``size`` more bytes of input)."""
+        return Context([*self.items, *items], self.size + size)
 
 
 class StoredResponse:
@@ -35,6 +55,8 @@ class StoredResponse:
         self.output: list[Any] = []
         self.cond = threading.Condition()
         self.cancel_requested = False
+        #: The input the model answered (a chained request's earlier turns included).
+        self.input = Context()
 
     @property
     def finished(self) -> bool:
@@ -65,6 +87,12 @@ class StoredResponse:
             if self.status != "completed":
                 snap["output"] = list(self.output)
             return snap
+
+    def context(self) -> Context:
+        """What a request continuing from this response builds on: its input, then the
+        output items finished so far."""
+        with self.cond:
+            return self.input.then([i for i in self.output if isinstance(i, dict)], 0)
 
     def last_sequence(self) -> int:
         with self.cond:
@@ -118,19 +146,22 @@ class ResponseStore:
                 _, old = self._items.popitem(last=False)
                 old.cancel_requested = True
 
-    def keep(self, rid: str, events: Iterable[dict[str, Any]]) -> StoredResponse:
-        """Store a finished response's events."""
+    def keep(self, rid: str, events: Iterable[dict[str, Any]],
+             context: Context | None = None) -> StoredResponse:
+        """Store a finished response's events (and the ``context`` it answered)."""
         stored = StoredResponse(rid, background=False)
+        stored.input = context or Context()
         for event in events:
             stored.add(event)
         self._put(stored)
         return stored
 
-    def generate(self, rid: str, events: Iterator[dict[str, Any]],
-                 interval: float = 0.0) -> StoredResponse:
+    def generate(self, rid: str, events: Iterator[dict[str, Any]], interval: float = 0.0,
+                 context: Context | None = None) -> StoredResponse:
         """Start generating ``events`` into a new background response, on its own thread,
         ``interval`` seconds apart."""
         stored = StoredResponse(rid, background=True)
+        stored.input = context or Context()
         self._put(stored)
         first = next(events, None)  # the `response.queued` event, there at once
         if first is not None:

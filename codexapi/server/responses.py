@@ -7,6 +7,13 @@ Every reply carries ``X-Models-Etag`` (the model list's ETag) and ``x-codex-turn
 new token, or the one the request echoed (echoed ones are kept in
 ``EmbeddedHTTPServer.turn_states_echoed`` and logged with ``verbose``).
 
+A request with ``previous_response_id`` builds on that response: the model sees its input
+(earlier turns included) and output before the request's own input. The id is looked up among
+the stored responses (those created without ``store: false``), and on a WebSocket also in the
+connection's own last response, stored or not (as the API's WebSocket mode does); an unknown
+one is a 400 ``previous_response_not_found`` (param ``previous_response_id``), and a chain
+whose input passes :data:`~.background.MAX_CONTEXT` bytes a 400 ``context_length_exceeded``.
+
 A request whose last input item is ``{"type": "compaction_trigger"}`` (Codex's remote
 compaction v2) is answered with exactly one ``compaction`` output item; one with ``generate:
 false`` (the CLI's WebSocket prewarm) with no output at all.
@@ -21,7 +28,7 @@ from typing import Any
 
 from . import responses_wire
 from .app import Exchange, route
-from .background import StoredResponse
+from .background import MAX_CONTEXT, Context, StoredResponse
 from .catalog import MODELS_ETAG
 from .compaction import encrypted_summary
 from .model import ModelInputError, ScriptedModel, Turn, _text_of
@@ -30,9 +37,12 @@ from .responses_wire import new_id, request_items
 TURN_STATE_HEADER = "x-codex-turn-state"
 
 
-def turn_of(model: ScriptedModel, body: Mapping[str, Any]) -> Turn:
-    """What the scripted model answers ``body`` with; ModelInputError for bad input."""
-    items = request_items(body)
+def turn_of(model: ScriptedModel, body: Mapping[str, Any],
+            items: list[dict[str, Any]] | None = None) -> Turn:
+    """What the scripted model answers ``body`` with (``items``: its input, earlier turns
+    included, when not just the body's own); ModelInputError for bad input."""
+    if items is None:
+        items = request_items(body)
     tools = body.get("tools") or []
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         raise ModelInputError("`tools` must be an array of tool objects", "tools")
@@ -64,10 +74,34 @@ def mark_reply(ex: Exchange) -> None:
                              TURN_STATE_HEADER: echoed or f"ts_{uuid.uuid4().hex}"})
 
 
+def context_of(ex: Exchange, body: Mapping[str, Any]) -> Context:
+    """The input ``body`` is answered with: the ``previous_response_id`` chain's, then its
+    own; ModelInputError when the id is unknown or the chain too long."""
+    own = request_items(body)
+    previous = body.get("previous_response_id")
+    if previous is None:
+        return Context(own, ex.body_size)
+    if not isinstance(previous, str) or not previous:
+        raise ModelInputError("`previous_response_id` must be a response id (a non-empty "
+                              "string)", "previous_response_id", "invalid_type")
+    base = ex.recall(previous)
+    if base is None:
+        raise ModelInputError(f"Previous response with id '{previous}' not found.",
+                              "previous_response_id", "previous_response_not_found")
+    size = ex.body_size
+    if base.size + size > MAX_CONTEXT:
+        raise ModelInputError(
+            f"the input of the previous_response_id chain ({base.size + size} bytes) is over "
+            f"the model's {MAX_CONTEXT} byte context; start a new chain, or compact it",
+            "input", "context_length_exceeded")
+    return base.then(own, size)
+
+
 def answer(ex: Exchange, body: dict[str, Any]) -> None:
     """Answer one Responses request body (already known to be an object with a model)."""
     try:
-        turn = turn_of(ex.server.model, body)
+        context = context_of(ex, body)
+        turn = turn_of(ex.server.model, body, context.items)
     except ModelInputError as exc:
         ex.send_error(400, str(exc), exc.code, param=exc.param)
         return
@@ -82,7 +116,7 @@ def answer(ex: Exchange, body: dict[str, Any]) -> None:
     events = responses_wire.events(turn, body["model"], rid, meta)
     store = ex.server.store
     if background:
-        stored = store.generate(rid, events, ex.server.background_interval)
+        stored = store.generate(rid, events, ex.server.background_interval, context)
         if stream:
             follow(ex, stored, -1)
         else:
@@ -90,7 +124,8 @@ def answer(ex: Exchange, body: dict[str, Any]) -> None:
         return
     produced = list(events)
     if body.get("store") is not False:
-        store.keep(rid, produced)
+        store.keep(rid, produced, context)
+    ex.remember(rid, context, produced[-1]["response"]["output"])
     if stream:
         ex.send_events(produced)
     else:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from websockets.sync.connection import Connection
 
     from .app import Handler
+    from .background import Context
 
 #: The largest frame a client may send (the CLI sends whole histories in one frame).
 MAX_FRAME = 32 * 1024 * 1024
@@ -44,10 +45,23 @@ class WsExchange(Exchange):
 
     always_streams = True
 
-    def __init__(self, handler: Handler, conn: Connection, body: Any) -> None:
+    def __init__(self, handler: Handler, conn: Connection, body: Any,
+                 last: dict[str, Any] | None = None) -> None:
         super().__init__(handler, "/responses", {}, body)
         self.conn = conn
         self.closed = False
+        #: The connection's last response: ``{"id", "context", "output"}`` (empty: none yet).
+        self.last = {} if last is None else last
+
+    def recall(self, rid: str) -> Context | None:
+        # As the API's WebSocket mode: the connection's last response, even one not stored.
+        if self.last.get("id") == rid:
+            context: Context = self.last["context"]
+            return context.then(self.last["output"], 0)
+        return super().recall(rid)
+
+    def remember(self, rid: str, context: Context, output: list[dict[str, Any]]) -> None:
+        self.last.update(id=rid, context=context, output=output)
 
     @property
     def wire(self) -> str:
@@ -147,6 +161,7 @@ def serve_websocket(handler: Handler, ex: Exchange) -> None:
     server = ex.server
     # No keepalive pings: the CLI answers them, but a stalled turn must look silent.
     conn = Connection(sock, protocol, ping_interval=None, close_timeout=2)
+    last: dict[str, Any] = {}
     try:
         while not server.faults.stopping.is_set():
             try:
@@ -155,7 +170,7 @@ def serve_websocket(handler: Handler, ex: Exchange) -> None:
                 continue
             except ConnectionClosed:
                 break
-            if not _turn(handler, conn, message):
+            if not _turn(handler, conn, message, last):
                 break
     finally:
         with contextlib.suppress(Exception):
@@ -179,9 +194,11 @@ def _bad_frame(ex: WsExchange, message: str, code: str) -> None:
     ex.send_error(400, message, code)
 
 
-def _turn(handler: Handler, conn: Connection, message: str | bytes) -> bool:
+def _turn(handler: Handler, conn: Connection, message: str | bytes,
+          last: dict[str, Any] | None = None) -> bool:
     """Answer one frame; False when the connection is gone (dropped or reset)."""
-    ex = WsExchange(handler, conn, None)
+    ex = WsExchange(handler, conn, None, last)
+    ex.body_size = len(message)
     if isinstance(message, bytes):
         _bad_frame(ex, "binary frames are not accepted: send `response.create` as a JSON text "
                    "frame", "invalid_frame")
