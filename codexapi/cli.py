@@ -193,6 +193,10 @@ def _chat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--continue", dest="resume", action="store_true",
                    help="continue the last conversation (saved in $CODEXAPI_STATE_DIR, else "
                    "$XDG_DATA_HOME/codexapi or ~/.local/share/codexapi)")
+    p.add_argument("--store", action="store_true",
+                   help="ask the server to store responses, so each later turn (-c, the "
+                   "chat) sends only the new message and previous_response_id; remembered "
+                   "by the conversation (the default on Azure)")
     p.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="FILE",
                    help="attach a file to the message: an image, a PDF, or text "
                    "(repeatable)")
@@ -255,7 +259,7 @@ def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
     client = make_client(args, stack, plugins=[RetryNotice(ChatView.show_retry)])
     return start(client, prompt=prompt, resume=args.resume,
                  model=args.model, instructions=args.instructions, options=options,
-                 interactive=interactive)
+                 interactive=interactive, store=args.store)
 
 
 def _models_args(p: argparse.ArgumentParser) -> None:

@@ -7,8 +7,10 @@ received), ``last`` (the id of the conversation to resume) and the REPL's line `
 Only the newest :data:`KEEP` conversations are kept.
 
 A resumed turn sends the saved history as input, which works on every server and wire. When
-the server stores responses (``store`` was on) and it is the same server, it can instead send
-``previous_response_id`` and only the new message; see :meth:`Conversation.request`.
+the conversation asks the server to store responses (``chat --store``, the default on Azure),
+the next turn on the same server and a Responses wire sends only the new message and
+``previous_response_id``; see :meth:`Conversation.request`. The history is saved all the same,
+so a server that has lost the response can still be sent the whole conversation.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import attrs
 
 from .errors import ConfigError
 from .items import Item
-from .models import ResponsesRequest, TextControls
+from .models import ResponsesRequest, TextControls, WireApi
 
 #: Conversations kept on disk; older ones are removed when a new one is saved.
 KEEP = 100
@@ -56,7 +58,7 @@ class Conversation:
     instructions: str
     base_url: str
     wire: str
-    #: Whether the server was asked to store responses (then previous_response_id can be used).
+    #: Whether the server is asked to store responses (then previous_response_id is used).
     store: bool = False
     items: list[dict[str, Any]] = attrs.field(factory=list)
     last_response_id: str | None = None
@@ -67,20 +69,28 @@ class Conversation:
             store: bool = False) -> Conversation:
         return cls(f"conv_{uuid.uuid4().hex[:16]}", model, instructions, base_url, wire, store)
 
+    def chains_on(self, base_url: str, wire: str) -> bool:
+        """Whether the next turn to ``base_url`` over ``wire`` can continue from the last
+        response by id: the server was asked to store it, it is the server that answered it,
+        and the wire is a Responses one (Chat Completions has no ``previous_response_id``)."""
+        return bool(self.store and self.last_response_id and base_url == self.base_url
+                    and wire != WireApi.CHAT)
+
     def request(self, message: Mapping[str, Any], base_url: str,
-                text: TextControls | None = None) -> ResponsesRequest:
-        """The request for the next turn: the history plus ``message``."""
-        fields = attrs.fields_dict(ResponsesRequest)
-        # TODO(lead): previous_response_id is being added to ResponsesRequest (helper "wire");
-        # this path turns on by itself when it lands. It needs a server that stores responses
-        # (the embedded one does not yet), so it is not tested here.
-        if (self.store and self.last_response_id and base_url == self.base_url
-                and "previous_response_id" in fields):
+                text: TextControls | None = None, *, wire: str = WireApi.RESPONSES,
+                history: bool = False) -> ResponsesRequest:
+        """The request for the next turn: ``message`` after ``previous_response_id`` when
+        :meth:`chains_on` says so (and ``history`` is false), else after the saved history."""
+        if not history and self.chains_on(base_url, wire):
             return ResponsesRequest(
                 model=self.model, instructions=self.instructions, input=[dict(message)],
                 store=True, text=text, previous_response_id=self.last_response_id)
+        # Item ids name items of stored responses; a server sent the history is one that does
+        # not have them (or stored nothing) and rejects ids it does not know. The crate drops
+        # ids on input too.
+        items = [{k: v for k, v in item.items() if k != "id"} for item in self.items]
         return ResponsesRequest(model=self.model, instructions=self.instructions,
-                                input=[*self.items, dict(message)], store=self.store or None,
+                                input=[*items, dict(message)], store=self.store or None,
                                 text=text)
 
     def add_turn(self, message: Mapping[str, Any], output: Iterable[Item],
@@ -91,11 +101,7 @@ class Conversation:
             data = item.to_dict()
             if item.type == "reasoning" and not data.get("encrypted_content"):
                 continue  # without its encrypted blob a reasoning item cannot be replayed
-            if not self.store:
-                # Item ids refer to stored responses; a server that stored nothing rejects
-                # them (the crate drops ids on input too).
-                data.pop("id", None)
-            self.items.append(data)
+            self.items.append(data)  # with its id, which request() does not send back
         self.last_response_id = response_id or None
 
     # --- storage --------------------------------------------------------------------------

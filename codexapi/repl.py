@@ -18,7 +18,7 @@ import attrs
 
 from .client import Client
 from .conversation import Conversation, schema_controls, state_dir, user_message
-from .errors import ConfigError
+from .errors import CodexApiError, ConfigError
 from .events import Completed, OutputItemDone
 from .items import Item
 from .models import ReasoningConfig, ResponsesRequest, TextControls
@@ -26,6 +26,9 @@ from .models import ReasoningConfig, ResponsesRequest, TextControls
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 EXIT_WORDS = frozenset({"exit", "quit", "/exit", "/quit"})
 HISTORY_LENGTH = 1000
+#: The API's error code for a ``previous_response_id`` it does not have (expired, or never
+#: stored there).
+PREVIOUS_RESPONSE_NOT_FOUND = "previous_response_not_found"
 
 
 @attrs.frozen
@@ -61,8 +64,10 @@ class Chat:
         self.err = err or sys.stderr
         self._text = options.text()  # reads --schema once, before anything is sent
 
-    def request(self, message: dict[str, Any]) -> ResponsesRequest:
-        req = self.conversation.request(message, self.client.provider.base_url, self._text)
+    def request(self, message: dict[str, Any], history: bool = False) -> ResponsesRequest:
+        provider = self.client.provider
+        req = self.conversation.request(message, provider.base_url, self._text,
+                                        wire=str(provider.wire), history=history)
         if self.options.reasoning_effort:
             req = attrs.evolve(req, reasoning=ReasoningConfig(
                 effort=self.options.reasoning_effort, summary="auto"))
@@ -70,15 +75,42 @@ class Chat:
 
     def turn(self, text: str, files: Sequence[str] = ()) -> None:
         """Send ``text`` (and files), show the answer, record and save the turn."""
+        message = user_message(text, files)
+        request = self.request(message)
+        try:
+            output, response_id = self._send(request)
+        except CodexApiError as exc:
+            if (request.previous_response_id is None
+                    or getattr(exc, "code", None) != PREVIOUS_RESPONSE_NOT_FOUND):
+                raise
+            # Expired, or another server behind the same URL: the saved history still holds
+            # the whole conversation.
+            print(f"codexapi: warning: the server no longer has response "
+                  f"{request.previous_response_id}; sending the conversation's "
+                  f"{len(self.conversation.items)} saved items instead", file=self.err,
+                  flush=True)
+            output, response_id = self._send(self.request(message, history=True))
+        conv = self.conversation
+        # The last response id now belongs to this server (a resumed conversation may have
+        # moved to another one).
+        conv.base_url, conv.wire = self.client.provider.base_url, str(self.client.provider.wire)
+        conv.add_turn(message, output, response_id)
+        try:
+            conv.save()
+        except ConfigError as exc:
+            # The answer is out; not being able to resume it later is worth a warning only.
+            print(f"codexapi: warning: {exc}", file=self.err, flush=True)
+
+    def _send(self, request: ResponsesRequest) -> tuple[list[Item], str | None]:
+        """Stream ``request`` to the terminal; (output items, response id)."""
         from .terminal import ChatView
 
-        message = user_message(text, files)
         opts = self.options
         output: list[Item] = []
         response_id = None
         with ChatView(self.out, self.err, json_lines=opts.json_lines,
                       reasoning=opts.show_reasoning, usage=opts.usage) as view, \
-                self.client.stream(self.request(message), conversation_id=opts.conversation_id,
+                self.client.stream(request, conversation_id=opts.conversation_id,
                                    timeout=opts.timeout) as events:
             for event in events:
                 view.show(event)
@@ -86,18 +118,11 @@ class Chat:
                     output.append(event.item)
                 elif isinstance(event, Completed):
                     response_id = event.response_id
-        self.conversation.add_turn(message, output, response_id)
-        try:
-            self.conversation.save()
-        except ConfigError as exc:
-            # The answer is out; not being able to resume it later is worth a warning only.
-            print(f"codexapi: warning: {exc}", file=self.err, flush=True)
+        return output, response_id
 
 
 def repl(chat: Chat, read: Callable[[str], str] = input) -> int:
     """Read lines and send each as a turn until Ctrl-D or ``exit``; returns the exit code."""
-    from .errors import CodexApiError
-
     history = _LineHistory()
     conv = chat.conversation
     note = f"codexapi chat with {conv.model}: Ctrl-D or 'exit' to leave, Ctrl-C cancels a turn"
@@ -158,18 +183,22 @@ class _LineHistory:
 
 
 def start(client: Client, *, prompt: str | None, resume: bool, model: str,
-          instructions: str | None, options: TurnOptions, interactive: bool) -> int:
-    """The ``chat`` command after its options are read: a turn, or the REPL."""
+          instructions: str | None, options: TurnOptions, interactive: bool,
+          store: bool = False) -> int:
+    """The ``chat`` command after its options are read: a turn, or the REPL. ``store``
+    (``--store``) asks the server to store responses, so later turns continue from the last
+    one by id; a conversation remembers it (Azure Responses endpoints store by default)."""
     provider = client.provider
     if resume:
         conversation = Conversation.last()
         conversation.model = model
         if instructions is not None:
             conversation.instructions = instructions
+        conversation.store = conversation.store or store
     else:
         conversation = Conversation.new(model, instructions or DEFAULT_INSTRUCTIONS,
                                         provider.base_url, str(provider.wire),
-                                        store=provider.is_azure_responses_endpoint())
+                                        store=store or provider.is_azure_responses_endpoint())
     chat = Chat(client, conversation, options)
     if interactive:
         return repl(chat)
@@ -177,4 +206,5 @@ def start(client: Client, *, prompt: str | None, resume: bool, model: str,
     return 0
 
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "Chat", "TurnOptions", "repl", "start"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "PREVIOUS_RESPONSE_NOT_FOUND", "Chat", "TurnOptions", "repl",
+           "start"]

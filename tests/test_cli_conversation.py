@@ -151,7 +151,7 @@ def test_help_lists_the_conversation_options() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     text = sub.choices["chat"].format_help()  # type: ignore[attr-defined]
     for flag in ("-c, --continue", "-s INSTRUCTIONS, --system INSTRUCTIONS",
-                 "--schema FILE", "--usage", "-f FILE, --file FILE"):
+                 "--schema FILE", "--usage", "-f FILE, --file FILE", "--store"):
         assert flag in text, flag
 
 
@@ -227,3 +227,87 @@ def test_a_state_directory_that_cannot_be_written_costs_only_a_warning(
     assert (code, out) == (0, "You said: Hello\n")
     assert err.startswith("codexapi: warning: cannot save the conversation in ")
     assert STATE_ENV in err
+
+
+# -- --store: continuing by previous_response_id -----------------------------------------------
+
+def input_tokens(err: str) -> int:
+    match = re.search(r"tokens: (\d+) in", err)
+    assert match, err
+    return int(match.group(1))
+
+
+def test_store_continues_by_previous_response_id_with_the_same_context(
+        capsys: Capture, server: EmbeddedServer) -> None:
+    chat(capsys, server, "--store", "one two three")
+    first = sent(server)
+    assert first["store"] is True and "previous_response_id" not in first
+    saved = Conversation.last()
+    assert saved.store and saved.last_response_id
+    code, out, err = chat(capsys, server, "-c", "--usage", "four")
+    assert (code, out) == (0, "You said: four\n")
+    body = sent(server)
+    assert body["previous_response_id"] == saved.last_response_id and body["store"] is True
+    assert [texts(i) for i in body["input"]] == [["four"]]  # only the new message went
+    chained = input_tokens(err)
+    # The server built on the stored turn: the model saw as much as the saved history gives.
+    chat(capsys, server, "one two three")
+    _, _, err = chat(capsys, server, "-c", "--usage", "four")
+    assert "previous_response_id" not in sent(server) and len(sent(server)["input"]) == 3
+    assert chained == input_tokens(err) == 3 + 5 + 1 + 1
+    # A conversation remembers --store; the saved history grows as before, for a fallback.
+    chat(capsys, server, "--store", "a")
+    chat(capsys, server, "-c", "b")
+    rid = Conversation.last().last_response_id
+    chat(capsys, server, "-c", "c")
+    assert sent(server)["previous_response_id"] == rid
+    assert [texts(i) for i in sent(server)["input"]] == [["c"]]
+    assert len(Conversation.last().items) == 6
+
+
+def test_store_turned_on_by_a_continued_turn(capsys: Capture, server: EmbeddedServer) -> None:
+    chat(capsys, server, "Hello")
+    chat(capsys, server, "-c", "--store", "Again")
+    body = sent(server)  # the history this once (nothing was stored), asking to store it
+    assert body["store"] is True and "previous_response_id" not in body
+    assert len(body["input"]) == 3
+    chat(capsys, server, "-c", "Once more")
+    assert sent(server)["previous_response_id"] and len(sent(server)["input"]) == 1
+
+
+def test_a_lost_previous_response_falls_back_to_the_history_once(
+        capsys: Capture, server: EmbeddedServer) -> None:
+    chat(capsys, server, "--store", "Hello")
+    saved = Conversation.last()
+    saved.last_response_id = "resp_expired"  # as after the server forgot it
+    saved.save()
+    before = len(server.requests)
+    code, out, err = chat(capsys, server, "-c", "Again")
+    assert (code, out) == (0, "You said: Again\n")
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == ["codexapi: warning: the server no longer has response resp_expired; "
+                        "sending the conversation's 2 saved items instead"]
+    (_, _, _, chained), (_, _, _, replayed) = server.requests[before:]
+    assert chained["previous_response_id"] == "resp_expired" and len(chained["input"]) == 1
+    assert "previous_response_id" not in replayed and replayed["store"] is True
+    assert [i["role"] for i in replayed["input"]] == ["user", "assistant", "user"]
+    assert all("id" not in i for i in replayed["input"])  # ids of items it does not have
+    # The new answer is stored, so the next turn continues from it by id again.
+    rid = Conversation.last().last_response_id
+    assert rid and rid != "resp_expired"
+    code, _, err = chat(capsys, server, "-c", "Third")
+    assert code == 0 and "warning" not in err and sent(server)["previous_response_id"] == rid
+
+
+def test_store_on_another_server_or_the_chat_wire_sends_the_history(
+        capsys: Capture, server: EmbeddedServer) -> None:
+    chat(capsys, server, "--store", "Hello")
+    with EmbeddedServer() as other:
+        code, out, _ = chat(capsys, other, "-c", "Elsewhere")
+        assert (code, out) == (0, "You said: Elsewhere\n")
+        assert "previous_response_id" not in sent(other) and len(sent(other)["input"]) == 3
+        chat(capsys, other, "-c", "Still here")  # the conversation moved with its answer
+        assert sent(other)["previous_response_id"] and len(sent(other)["input"]) == 1
+    chat(capsys, server, "--store", "--wire", "chat", "Hi")
+    chat(capsys, server, "-c", "--wire", "chat", "Hi again")
+    assert [m["role"] for m in sent(server)["messages"]] == ["system", "user", "assistant", "user"]

@@ -15,6 +15,7 @@ from pty_terminal import Terminal
 
 from codexapi.cli import main
 from codexapi.conversation import Conversation
+from codexapi.server import EmbeddedServer
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "conversations.md").read_text("utf-8")
 CONSOLES = re.findall(r"```console\n(.*?)```", DOC, flags=re.DOTALL)
@@ -42,11 +43,11 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_page_has_its_transcripts() -> None:
-    assert len(CONSOLES) == 4
+    assert len(CONSOLES) == 5
     assert [argv[:2] for argv, _ in transcript(CONSOLES[0])] == [["codexapi", "chat"]]
 
 
-@pytest.mark.parametrize("index", [1, 2, 3])
+@pytest.mark.parametrize("index", [1, 3, 4])
 def test_commands_print_what_the_page_says(index: int, scratch: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     for argv, expected in transcript(CONSOLES[index]):
@@ -55,6 +56,22 @@ def test_commands_print_what_the_page_says(index: int, scratch: Path,
         out, err = capsys.readouterr()
         assert out == expected, argv
         assert ("tokens: " in err) == ("--usage" in argv)
+
+
+def test_store_continues_by_previous_response_id(scratch: Path, server: EmbeddedServer,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    steps = transcript(CONSOLES[2])
+    assert [argv[2] for argv, _ in steps] == ["--store", "-c"]
+    before = len(server.requests)
+    for argv, expected in steps:
+        assert main(argv[1:]) == 0
+        assert capsys.readouterr().out == expected, argv
+    first, second = (body for method, path, _, body in server.requests[before:]
+                     if (method, path) == ("POST", "/responses"))
+    assert first["store"] is True and "previous_response_id" not in first
+    assert second["previous_response_id"].startswith("resp_") and len(second["input"]) == 1
 
 
 def test_continue_kept_the_french_instructions(scratch: Path,
