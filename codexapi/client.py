@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -152,10 +152,36 @@ def _read(response: HttpResponse, provider: Provider, what: str, deadline: Deadl
         raise deadline.exceeded(exc.url, f"reading the {what} response") from exc
 
 
+_T = TypeVar("_T")
+
+
 class _Endpoints:
     """What every client does with a dispatcher: open a stream, post JSON, get JSON."""
 
     _dispatcher: Dispatcher
+
+    def _unary(self, endpoint: str, request: Any,
+               run: Callable[[dict[str, Any]], _T]) -> _T:
+        """``run(extensions)``, told to the ``codexapi_on_call_start`` / ``_end`` observers
+        (when there are any): a unary call's counterpart of the stream's end hook."""
+        dispatcher = self._dispatcher
+        pm = dispatcher.pm
+        extensions: dict[str, Any] = {}
+        if not (pm.hook.codexapi_on_call_start.get_hookimpls()
+                or pm.hook.codexapi_on_call_end.get_hookimpls()):
+            return run(extensions)
+        provider = dispatcher.provider
+        pm.call("codexapi_on_call_start", provider=provider, endpoint=endpoint,
+                request=request, extensions=extensions)
+        try:
+            result = run(extensions)
+        except BaseException as exc:
+            pm.call("codexapi_on_call_end", provider=provider, endpoint=endpoint,
+                    request=request, result=None, error=exc, extensions=extensions)
+            raise
+        pm.call("codexapi_on_call_end", provider=provider, endpoint=endpoint, request=request,
+                result=result, error=None, extensions=extensions)
+        return result
 
     def _open_stream(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
                      headers: Mapping[str, str], timeout: Timeout = None,
@@ -249,12 +275,13 @@ class _Endpoints:
 
     def _compact(self, body: Mapping[str, Any], timeout: Timeout = None,
                  deadline: Deadline | None = None,
-                 session: SessionContext | None = None) -> list[Item]:
+                 session: SessionContext | None = None,
+                 extensions: dict[str, Any] | None = None) -> list[Item]:
         provider = self._dispatcher.provider
         response = self._dispatcher.send(
             "POST", "compact", body, session.headers() if session is not None else None,
             timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
-            deadline=deadline)
+            deadline=deadline, extensions=extensions)
         if session is not None:
             session.turn_state.capture(response.headers.get(TURN_STATE_HEADER))
         raw = _read(response, provider, "compact", deadline)
@@ -375,7 +402,8 @@ class Client(_Endpoints):
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
-        return self._compact(self._dispatcher.body("compact", request), timeout, until, session)
+        return self._unary("compact", request, lambda extensions: self._compact(
+            self._dispatcher.body("compact", request), timeout, until, session, extensions))
 
     def list_models(self, client_version: str, timeout: Timeout = None,
                     deadline: float | None = None) -> ModelList:
@@ -384,6 +412,11 @@ class Client(_Endpoints):
         ``deadline`` (seconds) bounds all of it, retries included."""
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
+        return self._unary("models", client_version, lambda extensions: self._models(
+            client_version, timeout, until, extensions))
+
+    def _models(self, client_version: str, timeout: Timeout, until: Deadline | None,
+                extensions: dict[str, Any]) -> ModelList:
         query = "client_version=" + quote(client_version, safe="")
         with self._models_lock:
             cached = self._models_cache.get(client_version)
@@ -394,7 +427,7 @@ class Client(_Endpoints):
         response = self._dispatcher.send(
             "GET", "models", None, extra, query=query, accept_statuses=(304,),
             timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
-            deadline=until)
+            deadline=until, extensions=extensions)
         if response.status == 304:
             response.close()
             if cached is not None:
@@ -474,7 +507,8 @@ class CompactClient(_SeedClient):
 
     def compact(self, body: Mapping[str, Any]) -> list[Item]:
         self._dispatcher.path("compact")
-        return self._compact(body)
+        return self._unary("compact", None,
+                           lambda extensions: self._compact(body, extensions=extensions))
 
 
 class ModelsClient(_SeedClient):
@@ -483,6 +517,10 @@ class ModelsClient(_SeedClient):
     def list_models(self, client_version: str, headers: Mapping[str, str] | None = None
                     ) -> ModelList:
         query = "client_version=" + quote(client_version, safe="")
-        response: HttpResponse = self._dispatcher.send("GET", "models", None, headers,
-                                                       query=query)
-        return self._parse_models(response)
+
+        def run(extensions: dict[str, Any]) -> ModelList:
+            response: HttpResponse = self._dispatcher.send("GET", "models", None, headers,
+                                                           query=query, extensions=extensions)
+            return self._parse_models(response)
+
+        return self._unary("models", client_version, run)

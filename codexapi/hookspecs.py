@@ -136,3 +136,28 @@ def codexapi_on_stream_end(
     items, response id, usage); ``error`` what ended the stream (None on success; a
     ``GeneratorExit`` when the caller closed it early).
     """
+
+
+@hookspec
+def codexapi_on_call_start(provider: Provider, endpoint: str, request: Any,
+                           extensions: dict[str, Any]) -> None:
+    """Observer, called once per unary call (``endpoint`` ``"compact"`` or ``"models"``),
+    before its body is built and its first request sent. Return value ignored.
+
+    ``request`` is the :class:`codexapi.ResponsesRequest` for ``"compact"`` (None for a seed
+    client's ready body), the ``client_version`` string for ``"models"``. ``extensions`` is the
+    call's dict: the same object is every attempt's ``HttpRequest.extensions`` and is passed to
+    :func:`codexapi_on_call_end`, so a plugin can keep its state (a span) there.
+    """
+
+
+@hookspec
+def codexapi_on_call_end(provider: Provider, endpoint: str, request: Any, result: Any,
+                         error: BaseException | None, extensions: dict[str, Any]) -> None:
+    """Observer, called once per unary call when it ends, successfully or not (the
+    counterpart of :func:`codexapi_on_stream_end` for ``"compact"`` and ``"models"``).
+
+    ``result`` is what the call returns (the output items for ``"compact"``, the
+    :class:`codexapi.ModelList` for ``"models"``; None on failure); ``error`` what it raised
+    (None on success); ``request`` and ``extensions`` as for :func:`codexapi_on_call_start`.
+    """

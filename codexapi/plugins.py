@@ -69,7 +69,8 @@ class _Loaded:
 
 #: Observer hooks: their exceptions are logged, never raised.
 OBSERVERS = frozenset({"codexapi_on_request", "codexapi_on_response", "codexapi_on_retry",
-                       "codexapi_on_stream_end"})
+                       "codexapi_on_stream_end", "codexapi_on_call_start",
+                       "codexapi_on_call_end"})
 
 
 def _is_auth(value: Any) -> bool:

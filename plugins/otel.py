@@ -5,8 +5,10 @@ It follows the OpenTelemetry GenAI semantic conventions (the names of semconv 1.
 named ``{gen_ai.operation.name} {gen_ai.request.model}`` that covers every attempt and retry
 (the conventions ask for one span per logical operation), one span event per retry, the
 ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage`` histograms, and
-``gen_ai.client.operation.time_to_first_chunk``. Each attempt carries the span's W3C trace
-context (``traceparent``) through the globally configured propagator.
+``gen_ai.client.operation.time_to_first_chunk``. ``compact`` and ``list_models`` calls get
+a span each too (operations ``compact`` and ``list_models``, this library's own names), through
+the ``codexapi_on_call_start`` / ``codexapi_on_call_end`` hooks. Each attempt carries the
+span's W3C trace context (``traceparent``) through the globally configured propagator.
 
 Nothing of OpenTelemetry is imported by this module. It is active only when
 ``opentelemetry.trace`` has been imported by the program and a tracer provider is configured
@@ -58,6 +60,9 @@ CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 
 OPERATION = "chat"  # both wires are chat-style generation in the conventions' vocabulary
+#: ``gen_ai.operation.name`` of the unary calls, by endpoint. The conventions have no name
+#: for either, so they are this library's own (the conventions allow custom values).
+UNARY_OPERATIONS = {"compact": "compact", "models": "list_models"}
 
 # Bucket boundaries the conventions recommend for each histogram.
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
@@ -361,6 +366,58 @@ class OpenTelemetry:
         if call.owner is self:
             _safe(self._finish, call, result, error)
 
+    @hookimpl
+    def codexapi_on_call_start(self, provider: Provider, endpoint: str, request: Any,
+                               extensions: dict[str, Any]) -> None:
+        if EXTENSION not in extensions:  # else another OpenTelemetry object took the call
+            _safe(self._begin_unary, provider, endpoint, request, extensions)
+
+    def _begin_unary(self, provider: Provider, endpoint: str, request: Any,
+                     extensions: dict[str, Any]) -> None:
+        operation = UNARY_OPERATIONS.get(endpoint)
+        inst = self._active() if operation is not None else None
+        api = _otel()
+        if inst is None or api is None or operation is None:
+            return
+        call = _Call(self, request, provider)
+        call.inst = inst
+        call.sent = True  # its requests find it in the extensions, from the first one on
+        call.attrs = _request_attributes(call, request, provider, operation)
+        if endpoint == "models" and isinstance(request, str):
+            call.attrs["codexapi.models.client_version"] = request
+        name = f"{operation} {call.model}" if call.model else operation
+        call.span = inst.tracer.start_span(name, kind=api.CLIENT, attributes=call.attrs,
+                                           start_time=call.start_ns)
+        extensions[EXTENSION] = call
+
+    @hookimpl
+    def codexapi_on_call_end(self, provider: Provider, endpoint: str, result: Any,
+                             error: BaseException | None, extensions: dict[str, Any]) -> None:
+        call = extensions.get(EXTENSION)
+        if call is not None and call.owner is self:
+            _safe(self._finish_unary, call, endpoint, result, error)
+
+    def _finish_unary(self, call: _Call, endpoint: str, result: Any,
+                      error: BaseException | None) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        span, inst = call.span, call.inst
+        if span is None or inst is None:
+            return
+        seconds = time.perf_counter() - call.started
+        metric = {k: v for k, v in call.attrs.items() if k in _METRIC_KEYS}
+        if error is not None:
+            metric["error.type"] = _record_error(span, error)
+        elif endpoint == "compact" and isinstance(result, list):
+            span.set_attribute("codexapi.compact.output_items", len(result))
+        elif endpoint == "models":
+            models = getattr(result, "models", None)
+            if isinstance(models, list):
+                span.set_attribute("codexapi.models.count", len(models))
+        span.end()
+        inst.duration.record(seconds, metric)
+
     # --- ending --------------------------------------------------------------------------
 
     def _finish(self, call: _Call, result: Any, error: BaseException | None) -> None:
@@ -389,13 +446,7 @@ class OpenTelemetry:
             _usage_attributes(span, usage)
         err_type: str | None = None
         if error is not None:
-            err_type = error_type(error)
-            span.set_attribute("error.type", err_type)
-            status = getattr(error, "status", None)
-            if isinstance(status, int):
-                span.set_attribute("http.response.status_code", status)
-            span.record_exception(error)
-            span.set_status(api.Status(api.ERROR, str(error)[:500]))
+            err_type = _record_error(span, error)
         elif reason == "cancelled":
             span.set_attribute("codexapi.stream.cancelled", True)
         else:
@@ -430,9 +481,10 @@ _METRIC_KEYS = frozenset({"gen_ai.operation.name", "gen_ai.provider.name",
                           "gen_ai.request.model", "server.address", "server.port"})
 
 
-def _request_attributes(call: _Call, turn: Any, provider: Provider) -> dict[str, Any]:
+def _request_attributes(call: _Call, turn: Any, provider: Provider,
+                        operation: str = OPERATION) -> dict[str, Any]:
     attrs: dict[str, Any] = {
-        "gen_ai.operation.name": OPERATION,
+        "gen_ai.operation.name": operation,
         "gen_ai.provider.name": provider_name(provider),
     }
     if call.model:
@@ -457,6 +509,20 @@ def _request_attributes(call: _Call, turn: Any, provider: Provider) -> dict[str,
     if isinstance(fmt, Mapping) and fmt.get("type") in ("json_schema", "json_object"):
         attrs["gen_ai.output.type"] = "json"
     return attrs
+
+
+def _record_error(span: Any, error: BaseException) -> str:
+    """Mark ``span`` failed with ``error``; returns its ``error.type``."""
+    api = _otel()
+    err_type = error_type(error)
+    span.set_attribute("error.type", err_type)
+    status = getattr(error, "status", None)
+    if isinstance(status, int):
+        span.set_attribute("http.response.status_code", status)
+    span.record_exception(error)
+    if api is not None:
+        span.set_status(api.Status(api.ERROR, str(error)[:500]))
+    return err_type
 
 
 def _server_attributes(call: _Call, url: str) -> None:
@@ -609,3 +675,5 @@ if installed():
     codexapi_on_request = _default.codexapi_on_request
     codexapi_on_retry = _default.codexapi_on_retry
     codexapi_on_stream_end = _default.codexapi_on_stream_end
+    codexapi_on_call_start = _default.codexapi_on_call_start
+    codexapi_on_call_end = _default.codexapi_on_call_end

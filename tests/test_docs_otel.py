@@ -28,7 +28,7 @@ def run(source: str, **env: str) -> str:
 
 
 def test_every_python_block_shows_its_output() -> None:
-    assert len(EXAMPLES) == len(re.findall(r"```python\n", DOC)) == 2
+    assert len(EXAMPLES) == len(re.findall(r"```python\n", DOC)) == 3
 
 
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))

@@ -215,3 +215,46 @@ def test_failing_observer_wrapper_is_logged_too(caplog: pytest.LogCaptureFixture
         assert c.stream(REQ).collect().response_id == "resp_1"
     assert any("BadTracer()' raised RuntimeError in codexapi_on_request" in r.getMessage()
                for r in caplog.records)
+
+
+class CallWatcher:
+    """Records the unary-call observers, as a metrics plugin would see them."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    @hookimpl
+    def codexapi_on_call_start(self, endpoint: str, request: Any,
+                               extensions: dict[str, Any]) -> None:
+        extensions["watcher"] = endpoint
+        self.seen.append(("start", endpoint, request))
+
+    @hookimpl
+    def codexapi_on_request(self, request: Any) -> None:
+        self.seen.append(("request", request.extensions.get("watcher")))
+
+    @hookimpl
+    def codexapi_on_call_end(self, endpoint: str, request: Any, result: Any,
+                             error: BaseException | None, extensions: dict[str, Any]) -> None:
+        self.seen.append(("end", endpoint, extensions["watcher"], result, error))
+
+
+def test_unary_calls_are_observed_from_start_to_end() -> None:
+    from codexapi.server import EmbeddedServer
+
+    watcher = CallWatcher()
+    request = ResponsesRequest(model="gpt-5", input="compact me")
+    with EmbeddedServer() as server, Client(
+            Provider(base_url=server.base_url, retry=RetryPolicy(max_attempts=1)),
+            plugins=[watcher], load_entrypoints=False) as c:
+        items = c.compact(request)
+        models = c.list_models("0.171.0")
+        with pytest.raises(codexapi.ApiError) as failed:
+            c.compact(ResponsesRequest(model="fault:400", input="x"))
+    start, sent, end = watcher.seen[:3]
+    assert start == ("start", "compact", request) and sent == ("request", "compact")
+    assert end == ("end", "compact", "compact", items, None)
+    assert watcher.seen[3:6] == [("start", "models", "0.171.0"), ("request", "models"),
+                                 ("end", "models", "models", models, None)]
+    assert watcher.seen[-1][:4] == ("end", "compact", "compact", None)
+    assert watcher.seen[-1][4] is failed.value

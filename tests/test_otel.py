@@ -482,3 +482,70 @@ def test_a_plugin_object_takes_its_calls_from_the_builtin() -> None:
     out = subprocess.run([sys.executable, "-c", _BOTH], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.split() == ["1", "1"]
+
+
+# --- unary calls: compact and the model list ------------------------------------------------
+
+
+def test_compact_and_list_models_get_a_span_each(server: EmbeddedServer,
+                                                 otel: Telemetry) -> None:
+    tracer = otel.tracer_provider.get_tracer("app")
+    before = len(server.requests)
+    with client_for(server, WireApi.RESPONSES, [otel.plugin()]) as client, \
+            tracer.start_as_current_span("handler") as parent:
+        items = client.compact(REQUEST)
+        models = client.list_models("0.171.0")
+    compact, listing = otel.client_spans()
+    assert (compact.name, listing.name) == ("compact gpt-otel", "list_models")
+    for span in (compact, listing):
+        assert span.parent is not None
+        assert span.parent.span_id == parent.get_span_context().span_id
+        assert span.status.status_code is StatusCode.UNSET
+        attrs = dict(span.attributes or {})
+        assert attrs["gen_ai.provider.name"] == "openai"
+        assert (attrs["server.address"], attrs["server.port"]) == ("127.0.0.1", server.port)
+        assert "error.type" not in attrs
+    c_attrs, m_attrs = dict(compact.attributes or {}), dict(listing.attributes or {})
+    assert c_attrs["gen_ai.operation.name"] == "compact"
+    assert c_attrs["gen_ai.request.model"] == "gpt-otel"
+    assert c_attrs["codexapi.compact.output_items"] == len(items) > 0
+    assert m_attrs["gen_ai.operation.name"] == "list_models"
+    assert "gen_ai.request.model" not in m_attrs
+    assert m_attrs["codexapi.models.count"] == len(models.models) > 0
+    assert m_attrs["codexapi.models.client_version"] == "0.171.0"
+    # Each request carried its own span's trace context.
+    (_, _, c_headers, _), (_, _, m_headers, _) = server.requests[before:]
+    assert f"{compact.context.span_id:016x}" in c_headers["traceparent"]
+    assert f"{listing.context.span_id:016x}" in m_headers["traceparent"]
+    durations = {p.attributes["gen_ai.operation.name"]: p.count
+                 for p in otel.points("gen_ai.client.operation.duration")}
+    assert durations == {"compact": 1, "list_models": 1}
+    assert not otel.points("gen_ai.client.token.usage")
+
+
+def test_a_failed_unary_call_ends_its_span_with_error_type(otel: Telemetry) -> None:
+    with EmbeddedServer(faults="500") as failing, \
+            client_for(failing, WireApi.RESPONSES, [otel.plugin()], attempts=1) as client:
+        with pytest.raises(ApiError):
+            client.list_models("0.171.0")
+        with pytest.raises(ApiError):
+            client.compact(REQUEST)
+    for span in otel.client_spans():
+        attrs = dict(span.attributes or {})
+        assert attrs["error.type"] == "codexapi.ApiError"
+        assert attrs["http.response.status_code"] == 500
+        assert span.status.status_code is StatusCode.ERROR
+        assert [e.name for e in span.events] == ["exception"]
+    assert [s.name for s in otel.client_spans()] == ["list_models", "compact gpt-otel"]
+    points = otel.points("gen_ai.client.operation.duration")
+    assert {p.attributes["error.type"] for p in points} == {"codexapi.ApiError"}
+
+
+def test_a_retried_compact_is_one_span_with_a_retry_event(otel: Telemetry) -> None:
+    with EmbeddedServer(faults="503x1") as flaky, \
+            client_for(flaky, WireApi.RESPONSES, [otel.plugin()]) as client:
+        client.compact(REQUEST)
+    (span,) = otel.client_spans()
+    assert [e.name for e in span.events] == ["codexapi.retry"]
+    assert span.events[0].attributes["http.response.status_code"] == 503
+    assert "error.type" not in (span.attributes or {})
