@@ -437,13 +437,17 @@ class OpenTelemetry:
             error, reason = None, "cancelled"  # the caller stopped reading: not a failure
         usage = getattr(result, "usage", None)
         response_model = getattr(result, "model", None) or call.model or None
+        # One call into the span for all of them (each set_attribute takes the span's lock).
+        found: dict[str, Any] = {}
         if response_model:
-            span.set_attribute("gen_ai.response.model", response_model)
+            found["gen_ai.response.model"] = response_model
         response_id = getattr(result, "response_id", None)
         if response_id:
-            span.set_attribute("gen_ai.response.id", str(response_id))
+            found["gen_ai.response.id"] = str(response_id)
         if usage is not None:
-            _usage_attributes(span, usage)
+            _usage_attributes(found, usage)
+        if found:
+            span.set_attributes(found)
         err_type: str | None = None
         if error is not None:
             err_type = _record_error(span, error)
@@ -483,12 +487,42 @@ _METRIC_KEYS = frozenset({"gen_ai.operation.name", "gen_ai.provider.name",
 
 def _request_attributes(call: _Call, turn: Any, provider: Provider,
                         operation: str = OPERATION) -> dict[str, Any]:
+    attrs = dict(_provider_attributes(provider, operation))
+    if call.model:
+        attrs["gen_ai.request.model"] = call.model
+    for name, key in _REQUEST_FIELDS:
+        value = getattr(turn, name, None)
+        if value is not None and isinstance(value, int | float | str) and not isinstance(
+                value, bool):
+            attrs[key] = value
+    text = getattr(turn, "text", None)
+    if text is not None:
+        fmt = text.get("format") if isinstance(text, Mapping) else getattr(text, "format", None)
+        if isinstance(fmt, Mapping) and fmt.get("type") in ("json_schema", "json_object"):
+            attrs["gen_ai.output.type"] = "json"
+    return attrs
+
+
+_REQUEST_FIELDS = (("max_output_tokens", "gen_ai.request.max_tokens"),
+                   ("temperature", "gen_ai.request.temperature"),
+                   ("top_p", "gen_ai.request.top_p"),
+                   ("service_tier", "openai.request.service_tier"))
+#: (provider, operation) -> the attributes every call of theirs starts with. Providers are
+#: frozen, so what follows from one never changes; the key holds the provider itself (an id
+#: alone could be reused once it is freed).
+_PROVIDER_ATTRIBUTES: dict[tuple[int, str], tuple[Provider, dict[str, Any]]] = {}
+_PROVIDER_CACHE_SIZE = 64
+
+
+def _provider_attributes(provider: Provider, operation: str) -> dict[str, Any]:
+    key = (id(provider), operation)
+    cached = _PROVIDER_ATTRIBUTES.get(key)
+    if cached is not None and cached[0] is provider:
+        return cached[1]
     attrs: dict[str, Any] = {
         "gen_ai.operation.name": operation,
         "gen_ai.provider.name": provider_name(provider),
     }
-    if call.model:
-        attrs["gen_ai.request.model"] = call.model
     wire = str(getattr(provider.wire, "value", provider.wire))
     api_type = _API_TYPES.get(wire, "responses" if wire.startswith("responses") else None)
     if api_type:
@@ -497,17 +531,9 @@ def _request_attributes(call: _Call, turn: Any, provider: Provider,
     if parts.hostname:
         attrs["server.address"] = parts.hostname
         attrs["server.port"] = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
-    for name, key in (("max_output_tokens", "gen_ai.request.max_tokens"),
-                      ("temperature", "gen_ai.request.temperature"),
-                      ("top_p", "gen_ai.request.top_p"),
-                      ("service_tier", "openai.request.service_tier")):
-        value = getattr(turn, name, None)
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            attrs[key] = value
-    text = getattr(turn, "text", None)
-    fmt = text.get("format") if isinstance(text, Mapping) else getattr(text, "format", None)
-    if isinstance(fmt, Mapping) and fmt.get("type") in ("json_schema", "json_object"):
-        attrs["gen_ai.output.type"] = "json"
+    if len(_PROVIDER_ATTRIBUTES) >= _PROVIDER_CACHE_SIZE:
+        _PROVIDER_ATTRIBUTES.clear()  # bounded: a program making providers on the fly
+    _PROVIDER_ATTRIBUTES[key] = (provider, attrs)
     return attrs
 
 
@@ -535,15 +561,15 @@ def _server_attributes(call: _Call, url: str) -> None:
         call.span.set_attribute("server.port", port)
 
 
-def _usage_attributes(span: Any, usage: Any) -> None:
-    span.set_attribute("gen_ai.usage.input_tokens", int(usage.input_tokens))
-    span.set_attribute("gen_ai.usage.output_tokens", int(usage.output_tokens))
+def _usage_attributes(attrs: dict[str, Any], usage: Any) -> None:
+    attrs["gen_ai.usage.input_tokens"] = int(usage.input_tokens)
+    attrs["gen_ai.usage.output_tokens"] = int(usage.output_tokens)
     cached = getattr(usage, "cached_input_tokens", 0)
     if cached:
-        span.set_attribute("gen_ai.usage.cache_read.input_tokens", int(cached))
+        attrs["gen_ai.usage.cache_read.input_tokens"] = int(cached)
     reasoning = getattr(usage, "reasoning_output_tokens", 0)
     if reasoning:
-        span.set_attribute("gen_ai.usage.reasoning.output_tokens", int(reasoning))
+        attrs["gen_ai.usage.reasoning.output_tokens"] = int(reasoning)
 
 
 def _retry_event(call: _Call, attempt: int, error: Exception, delay: float) -> None:

@@ -109,3 +109,28 @@ def test_function_calls_finish_as_tool_calls(srv: EmbeddedServer) -> None:
         c.stream(ResponsesRequest(model="m", input="call the tool", tools=tools)).collect()
     [(_, result, _)] = ends.calls
     assert result.function_calls and result.finish_reason == "tool_calls"
+
+
+def test_the_observed_turn_keeps_text_and_items_whatever_the_reads_hold() -> None:
+    import time
+
+    from codexapi.events import Completed, OutputItemDone, OutputTextDelta
+    from codexapi.items import item_from_json
+    from codexapi.stream import _Turn
+
+    class WireDelta(OutputTextDelta):  # a wire's own delta class
+        pass
+
+    message = item_from_json({"type": "message", "role": "assistant",
+                              "content": [{"type": "output_text", "text": "ab"}]})
+    turn = _Turn(None, None, None, time.monotonic)
+    turn.add([OutputTextDelta(str(i % 10)) for i in range(20)])  # many, all deltas
+    turn.add([OutputTextDelta("a"), WireDelta("b")])              # few
+    mixed = [OutputTextDelta("c")] * 10 + [WireDelta("d"), OutputItemDone(message),
+                                           OutputTextDelta("e")]
+    turn.add(mixed)                                               # many, not all deltas
+    turn.add([Completed(response_id="resp_1", token_usage=None)])
+    result = turn.result("stop")
+    assert result.text == "01234567890123456789" + "ab" + "c" * 10 + "de"
+    assert result.items == [message] and result.response_id == "resp_1"
+    assert result.time_to_first_event is not None
