@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 
+from ..threads import start_daemon
+
 #: Statuses after which a response changes no more.
 FINISHED = frozenset({"completed", "failed", "incomplete", "cancelled"})
 #: The most input (JSON bytes, summed along a ``previous_response_id`` chain) one response
@@ -178,7 +180,7 @@ class ResponseStore:
                 stored.add(event)
             stored.finish("cancelled")  # a no-op once `response.completed` arrived
 
-        threading.Thread(target=run, name=f"codexapi-background-{rid}", daemon=True).start()
+        start_daemon(run, f"codexapi-background-{rid}")
         return stored
 
     def cancel(self, rid: str) -> StoredResponse | None:
