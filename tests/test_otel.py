@@ -469,19 +469,23 @@ request = ResponsesRequest(model="m", input="hi")
 with EmbeddedServer() as server:
     with Client(Provider(base_url=server.base_url), load_entrypoints=False) as client:
         client.stream(request).collect()
+        client.compact(request)
+        client.list_models("0.171.0")
     with Client(Provider(base_url=server.base_url), load_entrypoints=False,
                 plugins=[OpenTelemetry(tracer_provider=own_tp)]) as client:
         client.stream(request).collect()
+        client.compact(request)
+        client.list_models("0.171.0")
 print(len(global_spans.get_finished_spans()), len(own_spans.get_finished_spans()))
 """
 
 
 def test_a_plugin_object_takes_its_calls_from_the_builtin() -> None:
-    # The built-in (global provider) records the first client's call; the second client's
-    # call goes to its own plugin object only, not to both.
+    # The built-in (global provider) records the first client's calls (a turn, a compact, a
+    # model list); the second client's go to its own plugin object only, not to both.
     out = subprocess.run([sys.executable, "-c", _BOTH], capture_output=True, text=True,
                          timeout=60, check=True)
-    assert out.stdout.split() == ["1", "1"]
+    assert out.stdout.split() == ["3", "3"]
 
 
 # --- unary calls: compact and the model list ------------------------------------------------
