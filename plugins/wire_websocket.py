@@ -41,7 +41,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from codexapi import hookimpl
-from codexapi.errors import ApiError, CodexApiError, ResponseTooLarge, StreamError, TransportError
+from codexapi.errors import (
+    ApiError,
+    CodexApiError,
+    ResponseTooLarge,
+    StreamDropped,
+    StreamError,
+    TransportError,
+)
 from codexapi.jsonutil import loads
 from codexapi.models import Provider
 from codexapi.redact import redact_url
@@ -666,8 +673,8 @@ class _TurnResponse:
             try:
                 payloads = conn.read_messages()
             except _Closed as exc:
-                raise StreamError(f"the WebSocket closed before response.completed: {exc}",
-                                  retryable=exc.code in (None, 1000, 1001, 1006, 1011, 1012,
+                raise StreamDropped(f"the WebSocket closed before response.completed: {exc}",
+                                    retryable=exc.code in (None, 1000, 1001, 1006, 1011, 1012,
                                                          1013)) from None
             except TimeoutError:
                 conn.close()

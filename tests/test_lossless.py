@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from codexapi import (
+    Client,
     CodexApiError,
     Completed,
     Event,
@@ -26,14 +27,18 @@ from codexapi import (
     OutputTextDelta,
     Provider,
     ResponsesClient,
+    ResponsesRequest,
     RetryPolicy,
+    StreamDropped,
     StreamError,
     Urllib3Transport,
+    hookimpl,
 )
 from codexapi.server import EmbeddedServer
 from codexapi.server.faults import FAULT_HEADER, FAULT_ID_HEADER
-from codexapi.sse import Decoder
+from codexapi.sse import Decoder, SseStreamDecoder
 from codexapi.transport import HttpRequest, HttpResponse
+from codexapi_plugins.wire_responses import ResponsesDecoder, ResponsesWire
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -186,3 +191,101 @@ def test_a_failure_that_cannot_succeed_is_never_re_sent(
                  "malformed@0"):
         _events, error, tee = turn(server, plan, background=False)
         assert error is not None and not error.retryable and len(tee.sent) == 1, plan
+
+
+class _Reworded(ResponsesDecoder):
+    """The Responses decoder with the words of its end-of-body error changed: either a drop
+    in other words, or a plain StreamError that happens to use the drop's old words."""
+
+    def __init__(self, as_drop: bool) -> None:
+        super().__init__()
+        self.as_drop = as_drop
+
+    def close(self) -> list[Event]:
+        try:
+            return super().close()
+        except StreamDropped:
+            if self.as_drop:
+                raise StreamDropped("the peer hung up mid-turn") from None
+            raise StreamError("stream closed before response.completed") from None
+
+
+class _RewordedWire(ResponsesWire):
+    name = "reworded"
+
+    def __init__(self, provider: Provider | None = None, as_drop: bool = True) -> None:
+        super().__init__(provider)
+        self.as_drop = as_drop
+
+    def bind(self, provider: Provider) -> _RewordedWire:
+        return _RewordedWire(provider, self.as_drop)
+
+    def decoder(self, endpoint: str) -> SseStreamDecoder:
+        return SseStreamDecoder(_Reworded(self.as_drop))
+
+
+class _EndsEarly(_Teed):
+    """A body that ends cleanly after its first ``events`` SSE messages (as a proxy that
+    closes the stream between events would end it): the wire's decoder sees the end of the
+    body before the turn's completion."""
+
+    def __init__(self, inner: HttpResponse, sink: list[bytes], events: int) -> None:
+        super().__init__(inner, sink)
+        self._events = events
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        buf = b""
+        for chunk in super().iter_bytes():
+            buf += chunk
+            if buf.count(b"\n\n") >= self._events:
+                yield buf[:_nth(buf, b"\n\n", self._events) + 2]
+                return
+        yield buf
+
+
+def _nth(data: bytes, sep: bytes, n: int) -> int:
+    at = -1
+    for _ in range(n):
+        at = data.index(sep, at + 1)
+    return at
+
+
+class EndsEarlyTransport(TeeTransport):
+    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
+        if self.sent:
+            return super().send(request, stream)
+        sink: list[bytes] = []
+        self.sent.append((request, sink))
+        return _EndsEarly(self.inner.send(request, stream), sink, 4)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("as_drop", [True, False])
+def test_what_is_resumed_follows_the_error_type_not_its_words(
+        positions: tuple[EmbeddedServer, int, int], as_drop: bool) -> None:
+    # Whether a failed turn is a drop (resumed) is the error's type: a StreamDropped in any
+    # words resumes, a plain StreamError never does, even in the words a drop once had.
+    server = positions[0]
+    wire = _RewordedWire(as_drop=as_drop)
+
+    class Plugin:
+        @hookimpl
+        def codexapi_register_wires(self, register: Any) -> None:
+            register(wire)
+
+    provider = Provider(base_url=server.base_url, wire="reworded", stream_idle_timeout=10.0,
+                        retry=RetryPolicy(max_attempts=3, base_delay=0.0))
+    tee = EndsEarlyTransport()
+    request = ResponsesRequest(model="m", input=PROMPT, background=True, store=True)
+    with Client(provider, plugins=[Plugin()], load_entrypoints=False,
+                transport=tee) as client:  # type: ignore[arg-type]
+        stream = client.stream(request)
+        if as_drop:
+            assert stream.collect().text == EXPECTED
+            assert [r.method for r, _ in tee.sent] == ["POST", "GET"]
+            assert "starting_after=3" in tee.sent[1][0].url
+            seqs = tee.sequence_numbers()
+            assert seqs == sorted(set(seqs))
+        else:
+            with pytest.raises(StreamError, match="stream closed before") as info:
+                stream.collect()
+            assert type(info.value) is StreamError and len(tee.sent) == 1
