@@ -91,11 +91,11 @@ def body(background: bool) -> dict[str, Any]:
 
 
 def turn(server: EmbeddedServer, plan: str | None, background: bool,
-         stream_max_retries: int = 5
+         stream_max_retries: int = 5, idle: float = 10.0,
          ) -> tuple[list[Event], CodexApiError | None, TeeTransport]:
     tee = TeeTransport()
     provider = Provider(base_url=server.base_url, retry=RetryPolicy(max_attempts=3,
-                        base_delay=0.0), stream_idle_timeout=10.0,
+                        base_delay=0.0), stream_idle_timeout=idle,
                         stream_max_retries=stream_max_retries)
     client = ResponsesClient(tee, provider)  # type: ignore[arg-type]
     headers: Mapping[str, str] = {FAULT_ID_HEADER: uuid.uuid4().hex}
@@ -149,6 +149,17 @@ def test_a_background_stream_dropped_at_every_position_loses_and_repeats_nothing
     print(f"background drops: {total} positions, text lost {lost}, events repeated {repeated}",
           file=sys.stderr)
     assert lost == 0 and repeated == 0
+
+
+def test_a_background_stream_gone_idle_resumes_too(
+        positions: tuple[EmbeddedServer, int, int]) -> None:
+    # Silence past the idle timeout is the connection failing as much as a drop is.
+    server, total, _ = positions
+    events, error, tee = turn(server, "stallx1:2@5", background=True, idle=0.3)
+    assert error is None and text(events) == EXPECTED
+    assert [r.method for r, _ in tee.sent] == ["POST", "GET"]
+    assert "starting_after=4" in tee.sent[1][0].url
+    assert tee.sequence_numbers() == list(range(total))
 
 
 def test_a_dropped_turn_is_re_sent_only_before_any_event_reached_the_caller(
