@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
@@ -160,6 +161,21 @@ def test_a_background_stream_gone_idle_resumes_too(
     assert [r.method for r, _ in tee.sent] == ["POST", "GET"]
     assert "starting_after=4" in tee.sent[1][0].url
     assert tee.sequence_numbers() == list(range(total))
+
+
+def test_a_background_stream_cut_short_cleanly_resumes(
+        positions: tuple[EmbeddedServer, int, int], caplog: pytest.LogCaptureFixture) -> None:
+    # `truncate` ends the body cleanly just before response.completed: the decoder's
+    # StreamDropped at the end of the body, resumed at once (not after an idle timeout).
+    server, total, _ = positions
+    with caplog.at_level(logging.WARNING, "codexapi"):
+        events, error, tee = turn(server, "truncatex1", background=True, idle=5.0)
+    assert error is None and text(events) == EXPECTED
+    assert [r.method for r, _ in tee.sent] == ["POST", "GET"]
+    assert f"starting_after={total - 2}" in tee.sent[1][0].url
+    assert tee.sequence_numbers() == list(range(total))
+    [resumed] = [r.getMessage() for r in caplog.records if "resuming" in r.getMessage()]
+    assert "stream closed before response.completed" in resumed, resumed
 
 
 def test_a_dropped_turn_is_re_sent_only_before_any_event_reached_the_caller(
