@@ -19,7 +19,9 @@
   frame header announces it.
 - One connection per session (the ``session-id`` header) is kept between turns and closed with
   the Client. An upgrade the server refuses (any answer but ``101``) switches that Client to
-  HTTP at once, with one log line, and the turn is sent as ``POST responses``.
+  HTTP at once, with one log line, and the turn is sent as ``POST responses``. A dropped
+  background response resumes over HTTP (``GET responses/{id}?stream=true&starting_after=N``,
+  SSE into the same decoder); the next turn is on the WebSocket again.
 - Proxies (``Provider.proxy`` / ``HTTPS_PROXY`` / ``NO_PROXY``, tunnelled with ``CONNECT``) and
   TLS (``Provider.ca_bundle``, ``CODEX_CA_CERTIFICATE``…) are the HTTP transport's settings.
 
@@ -96,6 +98,11 @@ class ResponsesWebSocketWire(ResponsesWire):
         transport = context.transport
         if endpoint != "stream":
             return transport.send(request, endpoint == "stream")
+        if request.method != "POST":
+            # Resuming a background response (GET responses/{id}?stream=true&starting_after=N)
+            # is HTTP: an upgrade there is no turn, and its refusal must not switch the
+            # Client's next turns to HTTP.
+            return transport.send(request, True)
         pool = context.connections.get(NAME)
         if pool is None:
             pool = context.connections.setdefault(NAME, _Pool(context.provider))

@@ -370,3 +370,28 @@ def test_an_http_fallback_stream_is_bounded_by_max_message_bytes(
             pytest.raises(ResponseTooLarge) as info:
         client.stream(REQ).collect()
     assert (info.value.setting, info.value.limit) == ("max_message_bytes", 64)
+
+
+def test_a_dropped_background_turn_resumes_over_http_and_stays_on_the_websocket(
+        server: EmbeddedServer, caplog: pytest.LogCaptureFixture) -> None:
+    import uuid
+
+    from codexapi import Completed
+
+    request = ResponsesRequest(model="m", input="resume me please", background=True,
+                               store=True)
+    drop = {"x-codexapi-fault": "dropx1@5", "x-codexapi-fault-id": uuid.uuid4().hex}
+    with caplog.at_level(logging.WARNING, "codexapi"), \
+            ws_client(server.base_url, retry=RetryPolicy(max_attempts=2, base_delay=0.0)
+                      ) as client:
+        with client.stream(request, headers=drop) as stream:
+            events = list(stream)
+        assert client.stream(REQ).collect().text == "You said: Hello"
+    text = "".join(e.delta for e in events if isinstance(e, OutputTextDelta))
+    assert text == "You said: resume me please" and stream.resends == 1
+    assert sum(isinstance(e, Completed) for e in events) == 1
+    log = [(m, p) for m, p, _, _ in server.requests]
+    resumes = [p for m, p in log if m == "GET" and p.startswith("/responses/")]
+    assert len(resumes) == 1  # over HTTP, once: no upgrade tried on the resume URL
+    assert log[-1] == ("WS", "/responses")  # and the next turn is on the WebSocket again
+    assert not [r for r in caplog.records if "upgrade was refused" in r.getMessage()]
