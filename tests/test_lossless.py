@@ -316,3 +316,32 @@ def test_what_is_resumed_follows_the_error_type_not_its_words(
             with pytest.raises(StreamError, match="stream closed before") as info:
                 stream.collect()
             assert type(info.value) is StreamError and len(tee.sent) == 1
+
+
+def test_a_background_websocket_turn_dropped_at_every_position_loses_and_repeats_nothing(
+        positions: tuple[EmbeddedServer, int, int]) -> None:
+    # Over the WebSocket wire (frames, not SSE) the drop resumes over HTTP. A Client per
+    # position: the fault plan travels in the upgrade's headers, once per connection.
+    server, total, _ = positions
+    provider = Provider(base_url=server.base_url, wire="responses_websocket", proxy="",
+                        retry=RetryPolicy(max_attempts=3, base_delay=0.0),
+                        stream_idle_timeout=10.0)
+    request = ResponsesRequest(model="m", input=PROMPT, background=True, store=True)
+    lost = repeated = resumed = 0
+    for k in range(total):
+        plan = {FAULT_HEADER: f"dropx1@{k}", FAULT_ID_HEADER: uuid.uuid4().hex}
+        with Client(provider, load_entrypoints=False) as client:
+            with client.stream(request, headers=plan) as stream:
+                events = list(stream)
+            # ...and the Client's next turn is on a sound connection.
+            assert client.stream(request).collect().text == EXPECTED
+            lost += text(events) != EXPECTED
+            repeated += len(events) - len(set(map(repr, events)))
+            assert sum(isinstance(e, Completed) for e in events) == 1, k
+            # Before the first frame arrived it is the request that is retried (RetryPolicy);
+            # after, the stream that is resumed, once.
+            assert stream.resends <= 1, (k, stream.resends)
+            resumed += stream.resends
+    print(f"background websocket drops: {total} positions ({resumed} resumed), text lost "
+          f"{lost}, events repeated {repeated}", file=sys.stderr)
+    assert lost == 0 and repeated == 0 and resumed >= total - 2
