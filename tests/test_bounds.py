@@ -90,6 +90,12 @@ def status(field):
     # Linux: VmRSS is the resident size now, VmHWM its peak so far (kB).
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+if len(sys.argv) > 3:
+    # A memory limit (address space, MB above what the process maps now): past it an
+    # allocation is a MemoryError, which must never be what a bomb ends in.
+    import resource
+    cap = (status("VmSize") + int(sys.argv[3]) * 1024) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 before = status("VmRSS")
 error = None
 try:
@@ -132,8 +138,9 @@ def test_a_2_gib_bomb_holds_memory_near_the_bound(endpoint: str, content_type: s
     assert result["rise_mb"] < RSS_BUDGET_MB
 
 
-def probe(base_url: str, endpoint: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", PROBE, base_url, endpoint],
+def probe(base_url: str, endpoint: str, *memory_limit_mb: int) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, base_url, endpoint,
+                           *map(str, memory_limit_mb)],
                           capture_output=True, text=True, timeout=50,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
     assert proc.returncode == 0, proc.stderr
@@ -158,6 +165,17 @@ def test_one_500_mb_data_line_without_a_newline_holds_memory_near_the_bound() ->
     print(f"one 500 MB data: line without a newline: {result}")
     assert result["error"] == ["ResponseTooLarge", "max_message_bytes"]
     assert result["rise_mb"] < RSS_BUDGET_MB
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("endpoint", ["stream", "compact", "models"])
+def test_under_a_memory_limit_a_bomb_is_a_typed_error_not_a_memory_error(endpoint: str
+                                                                         ) -> None:
+    # The reproduction: under a 1 GiB limit a 2 GiB bomb was a bare MemoryError.
+    content_type = "text/event-stream" if endpoint == "stream" else "application/json"
+    with RawServer(bomb_handler(content_type, bomb(fill=b"a"))) as srv:
+        result = probe(srv.base_url, endpoint, 1024)
+    assert result["error"] is not None and result["error"][0] == "ResponseTooLarge", result
 
 
 def test_a_compressed_stream_is_bounded_by_its_decompressed_size() -> None:
