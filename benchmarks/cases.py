@@ -279,8 +279,14 @@ def memory(s: Settings, server: BenchServer) -> Case:
 
 
 _MEMORY_CHILD = """
-import os, sys, threading
+import os, sys, threading, time
 from benchmarks import clients, cases
+parent = os.getppid()
+def orphaned():  # a killed benchmark must not leave this child streaming on its own
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(3)
+threading.Thread(target=orphaned, daemon=True).start()
 which, url = sys.argv[1], sys.argv[2]
 if which == "codexapi":
     client = clients.codexapi_client(url)

@@ -14,10 +14,12 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import os
 import socket
 import struct
 import sys
 import threading
+import time
 
 from . import bodies
 
@@ -97,7 +99,15 @@ def handle(conn: socket.socket) -> None:
             conn.sendall(frames)
 
 
+def _exit_with(parent: int) -> None:
+    # A killed benchmark must not leave this server behind.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main() -> None:
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     listener = socket.create_server(("127.0.0.1", 0))
     print(listener.getsockname()[1], flush=True)
     while True:

@@ -17,13 +17,13 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .client import Client
+from .cliopts import add_connection_args, make_client
 from .errors import (
     ApiError,
     AuthError,
@@ -35,13 +35,7 @@ from .errors import (
     TransportError,
 )
 from .hookspecs import hookimpl
-from .models import Provider, ResponsesRequest, WireApi
-
-DEFAULT_MODEL = "gpt-5"
-
-
-class DeadlineExceeded(CodexApiError):
-    """``--deadline`` passed before the command finished (retries and reads included)."""
+from .models import Provider, ResponsesRequest
 
 #: Exit code per error kind (first match wins); documented in the README.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -50,7 +44,6 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (AuthError, 3),
     (ApiError, 4),
     (TransportError, 5),
-    (DeadlineExceeded, 5),
     (ContextWindowExceeded, 6),
     (StreamError, 7),
     (CodexApiError, 1),
@@ -96,92 +89,6 @@ def command(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser
         return with_run
 
     return with_parser
-
-
-def add_connection_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that talks to a server."""
-    p.add_argument("--base-url", help="server base URL (default: $OPENAI_BASE_URL; else the "
-                   "OpenAI API when $OPENAI_API_KEY is set; else an embedded offline server)")
-    p.add_argument("--wire", choices=[w.value for w in WireApi], default=None,
-                   help="wire API (default: responses, or the provider's)")
-    p.add_argument("--model", "-m", default=os.environ.get("CODEXAPI_MODEL", DEFAULT_MODEL),
-                   help="model name sent in the request; $CODEXAPI_MODEL sets the default")
-    p.add_argument("--retries", type=int, metavar="N", help="retry a failed request up to N "
-                   "times, 0 for none (default: the provider's policy, 4 unless configured)")
-    p.add_argument("--deadline", type=float, metavar="SECONDS", help="end the whole command "
-                   "after this many seconds, retries and every read included (exit code 5)")
-    p.add_argument("--no-plugins", action="store_true",
-                   help="do not load third-party plugins (entry points)")
-    p.add_argument("--provider", metavar="ID", help="a provider of Codex's config.toml "
-                   "([model_providers.ID], or a built-in such as openai)")
-    p.add_argument("--config", metavar="FILE", help="the Codex config file (default: "
-                   "$CODEX_HOME/config.toml, i.e. ~/.codex/config.toml)")
-
-
-EMBEDDED_NOTICE = ("codexapi: no base URL or API key configured: answering from the embedded "
-                   "scripted model (offline); set OPENAI_API_KEY or --base-url for a real server")
-
-
-def choose_provider(args: argparse.Namespace, environ: Mapping[str, str] | None = None
-                    ) -> Provider | None:
-    """The provider the command line asks for; None means the embedded offline server.
-
-    In order: ``--provider`` (Codex's config), ``--base-url``, ``$OPENAI_BASE_URL``, the
-    OpenAI API when ``$OPENAI_API_KEY`` is set (as every OpenAI tool does), else None.
-    """
-    import attrs
-
-    from .urls import check_base_url
-
-    env = os.environ if environ is None else environ
-    if args.provider:
-        provider = Provider.from_codex_config(args.provider, args.config)
-        if args.base_url:
-            provider = attrs.evolve(provider, base_url=check_base_url(args.base_url,
-                                                                      "--base-url"))
-    else:
-        base_url = args.base_url
-        what = "--base-url"
-        if not base_url and env.get("OPENAI_BASE_URL"):
-            base_url, what = env["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
-        if base_url:
-            provider = Provider(name="openai", base_url=check_base_url(base_url, what))
-        elif env.get("OPENAI_API_KEY", "").strip():
-            # Codex's built-in OpenAI provider (or config.toml's [model_providers.openai]).
-            provider = Provider.from_codex_config("openai", args.config)
-        else:
-            return None
-    return _overrides(provider, args)
-
-
-def _overrides(provider: Provider, args: argparse.Namespace) -> Provider:
-    """``--wire`` and ``--retries`` applied to ``provider``."""
-    import attrs
-
-    if args.wire:
-        provider = attrs.evolve(provider, wire=WireApi(args.wire))
-    if args.retries is not None:
-        if args.retries < 0:
-            raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
-        provider = attrs.evolve(provider, retry=attrs.evolve(provider.retry,
-                                                             max_attempts=args.retries + 1))
-    return provider
-
-
-def make_client(args: argparse.Namespace, stack: ExitStack, plugins: Iterable[Any] = ()
-                ) -> Client:
-    """A Client for the command line: the provider :func:`choose_provider` picks, or an
-    embedded server (said on stderr) when nothing is configured."""
-    provider = choose_provider(args)
-    if provider is None:
-        from .server import EmbeddedServer
-
-        print(EMBEDDED_NOTICE, file=sys.stderr, flush=True)
-        server = stack.enter_context(EmbeddedServer())
-        provider = _overrides(Provider(name="embedded", base_url=server.base_url), args)
-    client = Client(provider, plugins=plugins, load_entrypoints=not args.no_plugins)
-    stack.callback(client.close)
-    return client
 
 
 def _chat_args(p: argparse.ArgumentParser) -> None:
@@ -248,7 +155,8 @@ def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
     options = TurnOptions(
         reasoning_effort=args.reasoning_effort, verbosity=args.verbosity, schema=args.schema,
         files=tuple(args.files), json_lines=args.json, show_reasoning=not args.no_reasoning,
-        usage=args.usage, conversation_id=args.conversation_id, timeout=args.timeout)
+        usage=args.usage, conversation_id=args.conversation_id, timeout=args.timeout,
+        deadline=args.deadline)
     if Spinner(sys.stderr).enabled:
         # The spinner shows each retry; a log line would tear the spinner's line apart.
         _STDERR.quiet_retries = True
@@ -271,7 +179,8 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 def cmd_models(args: argparse.Namespace, stack: ExitStack) -> int:
     import json
 
-    listing = make_client(args, stack).list_models(args.client_version)
+    listing = make_client(args, stack).list_models(args.client_version,
+                                                   deadline=args.deadline)
     if args.json:
         print(json.dumps({"etag": listing.etag, "models": [dict(m.raw) for m in listing.models]},
                          indent=2))
@@ -322,7 +231,7 @@ def cmd_compact(args: argparse.Namespace, stack: ExitStack) -> int:
         raise ConfigError("nothing to compact: give a PROMPT or --input FILE")
     client = make_client(args, stack)
     request = ResponsesRequest(model=args.model, instructions=args.instructions, input=items)
-    output = client.compact(request)
+    output = client.compact(request, deadline=args.deadline)
     print(json.dumps([item.to_dict() for item in output], indent=2))
     return 0
 
@@ -567,45 +476,6 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-@contextmanager
-def deadline(seconds: float | None) -> Iterator[None]:
-    """Bound the whole command by ``seconds`` with a real-time timer (SIGALRM): it interrupts a
-    blocked connect, read or backoff sleep wherever it is and raises :class:`DeadlineExceeded`.
-
-    The library's per-call ``deadline=`` is not there yet, so the command line keeps its own
-    overall timer; an alarm someone else had set (pytest-timeout's) is restored afterwards.
-    """
-    if seconds is None:
-        yield
-        return
-    import math
-    import signal
-    import threading
-    import time
-
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ConfigError(f"--deadline must be a positive number of seconds, got {seconds:g}")
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-            signal, "setitimer"):
-        raise ConfigError("--deadline needs a POSIX system and the main thread")
-
-    def expire(signum: int, frame: Any) -> None:
-        raise DeadlineExceeded(f"the command did not finish within --deadline {seconds:g} s "
-                               "(retries and reads included)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if old_delay:
-            left = old_delay - (time.monotonic() - started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), old_interval)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
     logger = logging.getLogger("codexapi")
@@ -615,8 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Last out: the handler stays for the cleanup (closing the client) and no longer.
         stack.callback(logger.removeHandler, _STDERR)
         try:
-            with deadline(getattr(args, "deadline", None)):
-                return int(args.run(args, stack))
+            return int(args.run(args, stack))
         except CodexApiError as exc:
             code = exit_code(exc)
             _report(exc, code, args)

@@ -41,6 +41,7 @@ class TurnOptions:
     usage: bool = False
     conversation_id: str | None = None
     timeout: float | None = None
+    deadline: float | None = None
 
     def text(self) -> TextControls | None:
         if self.schema is not None:
@@ -79,7 +80,7 @@ class Chat:
         with ChatView(self.out, self.err, json_lines=opts.json_lines,
                       reasoning=opts.show_reasoning, usage=opts.usage) as view, \
                 self.client.stream(self.request(message), conversation_id=opts.conversation_id,
-                                   timeout=opts.timeout) as events:
+                                   timeout=opts.timeout, deadline=opts.deadline) as events:
             for event in events:
                 view.show(event)
                 if isinstance(event, OutputItemDone):

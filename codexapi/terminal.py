@@ -23,6 +23,7 @@ from .events import (
     TokenUsage,
 )
 from .jsonutil import dumps
+from .threads import start_daemon
 
 DIM = "\x1b[2m"
 RESET = "\x1b[0m"
@@ -67,8 +68,7 @@ class Spinner:
     def start(self) -> None:
         if not self.enabled or self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="codexapi-spinner", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._run, "codexapi-spinner")
 
     def _run(self) -> None:
         frame = 0

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import forksafe
+from .threads import start_daemon
 
 
 class Timer:
@@ -76,9 +77,7 @@ class Watchdog:
                 heapq.heapify(heap)
             heapq.heappush(heap, (timer.when, next(self._ids), timer))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="codexapi-watchdog",
-                                                daemon=True)
-                self._thread.start()
+                self._thread = start_daemon(self._run, "codexapi-watchdog")
             elif heap[0][2] is timer:
                 self._cond.notify()
         return timer

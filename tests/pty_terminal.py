@@ -26,6 +26,8 @@ class Terminal:
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
         self.master, slave = pty.openpty()
+        # A child that hangs is dumped (SIGABRT -> faulthandler) so a failure shows where.
+        env = {**env, "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
                                      cwd=cwd, preexec_fn=_own_terminal, close_fds=True)
         os.close(slave)
@@ -36,7 +38,7 @@ class Terminal:
         while not re.search(pattern, self.seen):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{pattern!r} not seen in {self.seen!r}")
+                raise AssertionError(f"{pattern!r} not seen in {self.seen!r}{self._dump()}")
             ready, _, _ = select.select([self.master], [], [], left)
             if ready:
                 try:
@@ -50,6 +52,28 @@ class Terminal:
         assert match is not None
         self.seen = self.seen[match.end():]
         return match.group(0)
+
+    def _dump(self) -> str:
+        """The child's thread stacks, if it is still running (for the failure message)."""
+        if self.proc.poll() is not None:
+            return f" (exited {self.proc.returncode})"
+        os.kill(self.proc.pid, signal.SIGABRT)
+        out = b""
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if not ready:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return "\n--- child stacks ---\n" + out.decode("utf-8", "replace")
 
     def send(self, data: str) -> None:
         os.write(self.master, data.encode())

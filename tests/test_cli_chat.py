@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from codexapi import OutputTextDelta, ReasoningSummaryDelta
-from codexapi.cli import EMBEDDED_NOTICE, EXIT_CODES, main
+from codexapi.cli import EXIT_CODES, main
+from codexapi.cliopts import EMBEDDED_NOTICE
 from codexapi.errors import ApiError, AuthError, ConfigError, StreamError, TransportError
 from codexapi.events import Completed, TokenUsage
 from codexapi.server import EmbeddedServer, Exchange, route

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,14 +19,8 @@ import pytest
 from proxy_server import ProxyServer
 
 from codexapi import plugins as plugin_loader
-from codexapi.cli import (
-    COMMANDS,
-    EMBEDDED_NOTICE,
-    EXIT_MEANINGS,
-    build_parser,
-    choose_provider,
-    main,
-)
+from codexapi.cli import COMMANDS, EXIT_MEANINGS, build_parser, main
+from codexapi.cliopts import EMBEDDED_NOTICE, choose_provider
 from codexapi.errors import ApiError, TransportError
 from codexapi.server import EmbeddedServer
 from codexapi.terminal import format_retry
@@ -331,21 +326,48 @@ def test_deadline_bounds_the_whole_command(plan: str, seconds: str, partial: str
     assert code == 5, err
     assert out.startswith(partial) and "there" not in out
     line = err.splitlines()[-1]
-    assert line == ("codexapi: error: DeadlineExceeded: the command did not finish within "
-                    f"--deadline {seconds} s (retries and reads included)")
+    assert line.startswith("codexapi: error: DeadlineExceeded: the call did not finish within "
+                           f"its deadline of {seconds} s")
     assert "Traceback" not in err
 
 
 def test_deadline_that_is_not_reached_changes_nothing(server: EmbeddedServer, capsys: Capture
                                                       ) -> None:
-    import signal
-
-    before = signal.getsignal(signal.SIGALRM)
     assert run(capsys, "chat", "--base-url", server.base_url, "--deadline", "30", "Hi")[:2] == (
         0, "You said: Hi\n")
-    assert signal.getsignal(signal.SIGALRM) is before  # pytest-timeout's handler is back
-    code, _, err = run(capsys, "chat", "--deadline", "0", "Hi")
-    assert code == 2 and "--deadline must be a positive number" in err
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "inf", "nan", "soon"])
+def test_a_deadline_that_is_not_positive_seconds_is_a_usage_error(bad: str, capsys: Capture
+                                                                  ) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["chat", "--deadline", bad, "Hi"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert f"argument --deadline: must be a positive number of seconds, got '{bad}'" in err
+
+
+def test_deadline_bounds_compact(server: EmbeddedServer, capsys: Capture) -> None:
+    started = time.monotonic()
+    code, out, err = run(capsys, "compact", "--base-url", server.base_url, "--deadline", "1",
+                         "--model", "fault:stallhead:10", "Hi there")
+    assert code == 5 and out == "" and time.monotonic() - started < 5
+    assert "DeadlineExceeded: the call did not finish within its deadline of 1 s" in err
+
+
+def test_deadline_is_per_request_in_a_batch(server: EmbeddedServer, tmp_path: Path,
+                                            capsys: Capture) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1, "request": {"input": "ok"}}\n'
+                   '{"id": 2, "request": {"input": "slow", "model": "fault:stallhead:10"}}\n')
+    out = tmp_path / "out.jsonl"
+    started = time.monotonic()
+    code, _, _ = run(capsys, "batch", str(src), "-o", str(out), "--base-url", server.base_url,
+                     "--no-plugins", "--progress", "none", "--deadline", "1")
+    assert code == 1 and time.monotonic() - started < 5
+    results = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert results[1]["status"] == "ok"
+    assert results[2]["status"] == "error" and results[2]["error"]["type"] == "DeadlineExceeded"
 
 
 def test_a_usage_error_is_one_line_exit_2(capsys: Capture) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED
 from recording_transport import (
     CHAT_DONE,
     RESPONSES_DONE,
@@ -36,17 +37,8 @@ from codexapi import (
     WireApi,
 )
 
-
-def _shared() -> Path:
-    # ../shared beside the checkout (a worktree may sit one level deeper).
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "shared" / "reference").is_dir():
-            return parent / "shared"
-    return here.parents[2] / "shared"
-
-
-CAPTURES = _shared() / "reference" / "codex-cli-0.171"
+CAPTURES = SHARED / "reference" / "codex-cli-0.171"
+NEEDS_CAPTURES = pytest.mark.shared("reference/codex-cli-0.171")
 REQUEST_FILES = sorted(p for p in CAPTURES.glob("responses_*.json")
                        if "body" in json.loads(p.read_text()))
 SESSION_HEADERS = ("version", "x-codex-beta-features", "x-codex-window-id",
@@ -97,10 +89,12 @@ def session_from(headers: dict[str, str]) -> SessionContext:
         originator=headers.get("originator"), version=headers.get("version"))
 
 
+@NEEDS_CAPTURES
 def test_the_captures_are_there() -> None:
     assert len(REQUEST_FILES) == 5, CAPTURES
 
 
+@NEEDS_CAPTURES
 @pytest.mark.parametrize("path", REQUEST_FILES, ids=lambda p: p.stem)
 def test_captured_request_replays_through_responses_request(path: Path) -> None:
     capture = json.loads(path.read_text())
@@ -120,6 +114,7 @@ def test_captured_request_replays_through_responses_request(path: Path) -> None:
     assert not {"conversation_id", "session_id", "openai-beta"} & set(sent_headers)
 
 
+@NEEDS_CAPTURES
 def test_typed_items_give_the_cli_item_shapes() -> None:
     body = json.loads((CAPTURES / "responses_exec_tool_followup.json").read_text())["body"]
     typed = [typed_item(i) for i in body["input"]]

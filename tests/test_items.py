@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import inspect
 import json
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from conftest import make_client
+from conftest import SHARED, make_client
 
 import codexapi
 from codexapi import (
@@ -243,7 +242,7 @@ def test_create_raises_what_stream_raises(client: Client, plan: str,
 
 # --- real recordings ------------------------------------------------------------------------
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real-cassettes"
+REAL = SHARED / "real-cassettes"
 
 
 def decoded_items(wire: str, body: bytes) -> list[Item]:
@@ -258,9 +257,8 @@ def decoded_items(wire: str, body: bytes) -> list[Item]:
     return items
 
 
+@pytest.mark.shared("real-cassettes")
 def test_real_streams_decode_into_typed_items() -> None:
-    if not REAL.is_dir():
-        pytest.fail(f"the real cassettes are missing at {REAL}")
     seen: dict[tuple[str, str], set[type[Item]]] = {}
     for path in sorted(REAL.rglob("*.yaml")):
         for it in load_interactions(path):

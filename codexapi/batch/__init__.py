@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..client import Client, Timeout, provider_from_env
+from ..deadline import Deadline
 from ..errors import ConfigError
 from ..models import Provider
 from .engine import BatchRun, BatchStopped, Engine, Summary, ThreadEngine
@@ -50,6 +51,7 @@ def run(
     defaults: Mapping[str, Any] | None = None,
     max_attempts: int = 8,
     timeout: Timeout = None,
+    deadline: float | None = None,
     load_entrypoints: bool = True,
     config: str | os.PathLike[str] | None = None,
 ) -> BatchRun:
@@ -65,7 +67,8 @@ def run(
     ceiling of calls in flight; the limit adapts below it. ``engine``: ``"threads"`` or
     ``"dask"`` (``scheduler``: an address or a ``distributed.Client``). ``defaults``: request
     fields for lines that lack them (e.g. a model). ``max_attempts``: tries per request when
-    rate limited. ``timeout``: per call, connect and response head (see ``Client.stream``).
+    rate limited. ``timeout``: per call, connect and response head; ``deadline``: per call,
+    the whole of it, retries and reads included (see ``Client.stream``).
     ``config``: the Codex config file that line providers come from (default
     ``$CODEX_HOME/config.toml``).
 
@@ -75,6 +78,7 @@ def run(
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown batch engine {engine!r} (known: {', '.join(ENGINES)})")
+    Deadline.of(deadline)  # a bad one is the caller's error, before anything is sent
     if isinstance(requests, str | os.PathLike):
         source = os.fspath(requests)
         jobs = read_jobs(source, defaults)
@@ -110,7 +114,7 @@ def run(
     if engine == "dask":
         from .dask_engine import DaskEngine
 
-        chosen = DaskEngine(scheduler, specs, concurrency, timeout)
+        chosen = DaskEngine(scheduler, specs, concurrency, timeout, deadline)
     else:
         clients: dict[str | None, Client] = {}
         try:
@@ -120,7 +124,7 @@ def run(
             for built in clients.values():
                 built.close()
             raise
-        chosen = ThreadEngine(clients, concurrency, timeout)
+        chosen = ThreadEngine(clients, concurrency, timeout, deadline)
     if log is not None:
         try:
             log.open()

@@ -17,7 +17,7 @@ EXIT_STOPPED = 75
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from ..cli import add_connection_args
+    from ..cliopts import add_connection_args
 
     p.add_argument("input", metavar="IN.jsonl", help="one request per line: {\"id\": ..., "
                    "\"request\": {ResponsesRequest fields}, \"provider\": ID (optional)}")
@@ -46,7 +46,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, stack: ExitStack) -> int:
-    from ..cli import make_client
+    from ..cliopts import make_client
     from ..errors import ConfigError
     from . import BatchStopped, run
     from .progress import Progress, summary_text
@@ -59,7 +59,8 @@ def main(args: argparse.Namespace, stack: ExitStack) -> int:
     options = dict(defaults={"model": args.model},
                    concurrency=args.concurrency, engine=args.engine, output=args.output,
                    retry_failed=args.retry_failed, max_attempts=args.max_attempts,
-                   timeout=args.timeout, load_entrypoints=not args.no_plugins,
+                   timeout=args.timeout, deadline=args.deadline,
+                   load_entrypoints=not args.no_plugins,
                    config=args.config)
     if args.engine == "dask" and not args.scheduler:
         raise ConfigError("--engine dask needs --scheduler ADDRESS")

@@ -137,7 +137,8 @@ class _VariablePause:
 _semaphores: dict[str, Any] = {}
 
 
-def run_task(spec: ClientSpec, job: Job, shared: Shared, timeout: Timeout) -> Outcome:
+def run_task(spec: ClientSpec, job: Job, shared: Shared, timeout: Timeout,
+             deadline: float | None = None) -> Outcome:
     """One call, on a worker: a lease of the run's semaphore held around it."""
     distributed = import_distributed()
     semaphore = _semaphores.get(shared.slots)
@@ -149,14 +150,14 @@ def run_task(spec: ClientSpec, job: Job, shared: Shared, timeout: Timeout) -> Ou
     pause = _VariablePause(distributed.Variable(shared.pause))
     client = cached_client(spec)
     with semaphore:
-        return call_job(client, job, pause, timeout)
+        return call_job(client, job, pause, timeout, deadline)
 
 
 class DaskEngine:
     """Submits each job as a task; hands outcomes back in completion order."""
 
     def __init__(self, scheduler: Any, specs: Mapping[str | None, ClientSpec], ceiling: int,
-                 timeout: Timeout = None) -> None:
+                 timeout: Timeout = None, deadline: float | None = None) -> None:
         distributed = import_distributed()
         self._client, self._owned = connect(scheduler)
         run = self._run = uuid.uuid4().hex[:12]
@@ -164,6 +165,7 @@ class DaskEngine:
                               ceiling)
         self._specs = specs
         self._timeout = timeout
+        self._deadline = deadline
         self._ceiling = ceiling
         client = self._client
         self._semaphore = distributed.Semaphore(
@@ -185,6 +187,7 @@ class DaskEngine:
         self._attempt += 1
         future = self._client.submit(
             run_task, self._specs[job.provider], job, self._shared, self._timeout,
+            self._deadline,
             key=f"codexapi-batch-{self._run}-{self._attempt}", pure=False)
         self._futures[future] = job
         self._completed.add(future)

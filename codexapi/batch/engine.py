@@ -21,6 +21,7 @@ import attrs
 
 from ..client import Client, Timeout
 from ..errors import CodexApiError
+from ..threads import block_signals
 from .jobs import Job, JobId
 from .limiter import AdaptiveLimit, LocalPause, LocalSlots
 from .output import ResultLog
@@ -220,21 +221,23 @@ class ThreadEngine:
     POLL = 0.5
 
     def __init__(self, clients: Mapping[str | None, Client], concurrency: int,
-                 timeout: Timeout = None) -> None:
+                 timeout: Timeout = None, deadline: float | None = None) -> None:
         self._clients = clients
         self._timeout = timeout
+        self._deadline = deadline
         self.pause = LocalPause()
         self._ceiling = concurrency
         self._slots = LocalSlots(concurrency)
         self._done: queue.SimpleQueue[tuple[Job, Outcome]] = queue.SimpleQueue()
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="codexapi-batch")
+            max_workers=concurrency, thread_name_prefix="codexapi-batch",
+            initializer=block_signals)  # Ctrl-C reaches the driver, not a worker
 
     def _call(self, job: Job) -> None:
         try:
             with self._slots:
                 outcome = call_job(self._clients[job.provider], job, self.pause,
-                                   self._timeout)
+                                   self._timeout, self._deadline)
         except BaseException as exc:  # the driver must always hear back
             outcome = Outcome(ERROR, error_result(job.id, exc), message=str(exc))
         self._done.put((job, outcome))

@@ -104,12 +104,13 @@ class Pause(Protocol):
     def stop(self) -> None: ...
 
 
-def call_job(client: Client, job: Job, pause: Pause, timeout: Timeout = None) -> Outcome:
+def call_job(client: Client, job: Job, pause: Pause, timeout: Timeout = None,
+             deadline: float | None = None) -> Outcome:
     """Send one job and say how it went. A 429 pauses every worker sharing ``pause``."""
     if not pause.wait():
         return Outcome(NOT_SENT)
     try:
-        result = client.stream(job.request, timeout=timeout).collect()
+        result = client.stream(job.request, timeout=timeout, deadline=deadline).collect()
     except CodexApiError as exc:
         outcome = outcome_of_error(job.id, exc)
         if outcome.kind == RATE_LIMITED:

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..threads import start_daemon
 from . import responses_wire
 from .background import ResponseStore
 from .faults import FaultInjector, StreamFaults
@@ -502,10 +503,9 @@ class EmbeddedServer:
 
     def start(self) -> EmbeddedServer:
         if self._thread is None:
-            self._thread = threading.Thread(target=self.httpd.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name="codexapi-server", daemon=True)
-            self._thread.start()
+            # Its request threads inherit the server thread's blocked signals.
+            self._thread = start_daemon(self.httpd.serve_forever, "codexapi-server",
+                                        poll_interval=0.05)
         return self
 
     @property

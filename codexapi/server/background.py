@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..threads import start_daemon
+
 #: Statuses after which a response changes no more.
 FINISHED = frozenset({"completed", "failed", "incomplete", "cancelled"})
 
@@ -147,7 +149,7 @@ class ResponseStore:
                 stored.add(event)
             stored.finish("cancelled")  # a no-op once `response.completed` arrived
 
-        threading.Thread(target=run, name=f"codexapi-background-{rid}", daemon=True).start()
+        start_daemon(run, f"codexapi-background-{rid}")
         return stored
 
     def cancel(self, rid: str) -> StoredResponse | None:
