@@ -129,11 +129,12 @@ class Flow:
     """Runs one attempt's auth flow: ``first()`` the request to send, then ``answer(response)``
     the next request to send or None. Errors an auth raises become AuthError naming it."""
 
-    __slots__ = ("_auth", "_base", "_gen", "_sent")
+    __slots__ = ("_auth", "_base", "_gen", "_limits", "_sent")
 
     def __init__(self, auth: Auth | FlowAuth, request: HttpRequest, state: FlowState) -> None:
         self._auth = auth
         self._base = dict(request.headers)
+        self._limits = (request.deadline, request.max_body, request.max_decompressed)
         self._sent = 0
         if isinstance(auth, FlowAuth):
             try:
@@ -184,6 +185,12 @@ class Flow:
                 if name in self._base and self._base[name] == value:
                     raise ConfigError(problem)  # the caller's or the provider's header
                 raise AuthError(f"{_name(self._auth)} set {problem}")
+        if (request.deadline, request.max_body, request.max_decompressed) != self._limits:
+            # A flow that builds a new HttpRequest still sends it under the call's deadline
+            # and the provider's size bounds.
+            deadline, max_body, max_decompressed = self._limits
+            request = attrs.evolve(request, deadline=deadline, max_body=max_body,
+                                   max_decompressed=max_decompressed)
         return request
 
 

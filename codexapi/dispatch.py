@@ -125,8 +125,10 @@ class Dispatcher:
             headers["Content-Type"] = "application/json"
             if self.provider.request_compression:
                 headers["Content-Encoding"] = self.provider.request_compression
+        provider = self.provider
         return HttpRequest(method, url, headers, body, timeout,
-                           extensions if extensions is not None else {}, deadline)
+                           extensions if extensions is not None else {}, deadline,
+                           provider.max_body_bytes, provider.max_decompressed_bytes)
 
     def send(
         self,

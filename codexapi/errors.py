@@ -171,6 +171,17 @@ class StreamError(CodexApiError):
         return f"stream error: {self.message}"
 
 
+class StreamDropped(StreamError):
+    """The stream ended before its turn did: the connection closed, reset or failed after the
+    response head and before the wire's terminal event (``response.completed``, a Chat
+    ``finish_reason``). This type, never a message, is what makes a failed turn a drop:
+    re-sent while no event has reached the caller, resumed after the last one with
+    ``background=True`` (``Provider.stream_max_retries`` times at most). A wire's decoder
+    raises it from ``close()`` when the body ended early; a failure the server reports is a
+    plain :class:`StreamError` (or a class naming it) instead.
+    """
+
+
 class IdleTimeout(StreamError):
     """No bytes arrived on an open stream for longer than ``stream_idle_timeout``."""
 
@@ -412,6 +423,7 @@ __all__ = [
     "ReadTimeout",
     "ResponseTooLarge",
     "ServerOverloaded",
+    "StreamDropped",
     "StreamError",
     "TLSHandshakeError",
     "ToolArgumentsError",

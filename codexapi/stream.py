@@ -27,7 +27,7 @@ from .errors import (
     DeadlineExceeded,
     IdleTimeout,
     ReadTimeout,
-    StreamError,
+    StreamDropped,
     TransportError,
 )
 from .events import (
@@ -210,14 +210,13 @@ def _inner(decoder: Any) -> Any:
     return getattr(decoder, "inner", decoder)
 
 
-def _dropped(error: Exception, at_eof: bool) -> bool:
-    """Whether ``error`` is the connection failing (not the server reporting a failure)."""
-    if not at_eof:
-        return True  # raised by the transport while reading
-    return type(error) is StreamError and error.message.startswith("stream closed before")
+def _dropped(error: Exception) -> bool:
+    """Whether ``error`` is the connection failing (not the server reporting a failure): by
+    type, so that no rewording of a message changes what is resumed."""
+    return isinstance(error, StreamDropped | IdleTimeout)
 
 
-def _recover(call: _Call, error: Exception, at_eof: bool) -> bool:
+def _recover(call: _Call, error: Exception) -> bool:
     """Re-send or resume the turn after ``error`` if the contract allows; True if it did."""
     reopen = call.reopen
     if reopen is None or isinstance(error, DeadlineExceeded) or not getattr(
@@ -227,7 +226,7 @@ def _recover(call: _Call, error: Exception, at_eof: bool) -> bool:
     if call.resends >= limit:
         return False
     if (call.background and call.response_id is not None and call.sequence_number is not None
-            and _dropped(error, at_eof)):
+            and _dropped(error)):
         # Resume after the last event received: the caller sees each event exactly once.
         target: tuple[str | None, int | None] = call.response_id, call.sequence_number
     elif not call.delivered:
@@ -269,7 +268,6 @@ def _events(call: _Call) -> Generator[Event, None, None]:
             body = (iter_body(call.response, call.provider, what="stream")
                     if call.provider is not None else call.response.iter_bytes())
             deadline = call.deadline
-            at_eof = False
             try:
                 try:
                     for chunk in body:
@@ -297,9 +295,8 @@ def _events(call: _Call) -> Generator[Event, None, None]:
                     # Events may already be with the caller: re-sending would duplicate them,
                     # so a lost connection here is a stream failure (re-sent or resumed only
                     # as _recover allows), never a retried transport error.
-                    raise StreamError(f"stream disconnected before completion: {exc.message}",
-                                      retryable=exc.retryable) from exc
-                at_eof = True
+                    raise StreamDropped(f"stream disconnected before completion: {exc.message}",
+                                        retryable=exc.retryable) from exc
                 events = decoder.close()
                 if events:
                     call.delivered = True
@@ -308,7 +305,7 @@ def _events(call: _Call) -> Generator[Event, None, None]:
                     yield from events
                 return
             except CodexApiError as exc:
-                if not _recover(call, exc, at_eof):
+                if not _recover(call, exc):
                     raise
     except GeneratorExit:
         call.end("cancelled", None)

@@ -109,7 +109,9 @@ def _bound_heads(manager: urllib3.PoolManager) -> urllib3.PoolManager:
 
 USER_AGENT = f"codexapi/{__version__}"
 CHUNK_SIZE = 64 * 1024
-#: The largest body a non-streamed ``send`` reads into memory (compact, models, errors).
+#: The largest body a non-streamed ``send`` reads into memory (compact, models, errors) when
+#: the request does not say (``HttpRequest.max_body``; the Client sets it from
+#: ``Provider.max_body_bytes``, whose default this is).
 MAX_UNARY_BODY = 64 * 1024 * 1024
 
 #: ``(connect, head, idle)`` seconds.
@@ -146,6 +148,12 @@ class HttpRequest:
     #: Seconds from sending until the whole exchange, body reads included, must be over
     #: (the call's ``deadline=``), or None.
     deadline: float | None = None
+    #: The most (decoded) bytes a non-streamed ``send`` reads into memory
+    #: (``Provider.max_body_bytes``), and the most a compressed body may inflate to
+    #: (``Provider.max_decompressed_bytes``; None: no bound of its own). Past either the
+    #: transport raises :class:`ResponseTooLarge`: see :meth:`BufferedResponse.read_from`.
+    max_body: int = MAX_UNARY_BODY
+    max_decompressed: int | None = None
 
     def __repr__(self) -> str:
         return (
@@ -185,8 +193,11 @@ class Transport(Protocol):
 
     def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
         """Send ``request``; return once the response head has arrived (``stream``) or the
-        whole body has been read (not ``stream``). ``request.timeout`` is
-        ``(connect, head, idle)``. Raises TransportError (ConnectTimeout, ReadTimeout)."""
+        whole body has been read (not ``stream``: at most ``request.max_body`` bytes, and
+        ``request.max_decompressed`` for a compressed body, as
+        ``BufferedResponse.read_from(response, request.max_body, request.max_decompressed)``
+        reads it). ``request.timeout`` is ``(connect, head, idle)``. Raises TransportError
+        (ConnectTimeout, ReadTimeout), or ResponseTooLarge past a bound."""
         ...
 
     def close(self) -> None:
@@ -395,6 +406,37 @@ class Urllib3Response:
             pass
 
 
+def _compressed(response: HttpResponse) -> bool:
+    encoding = (response.headers.get("content-encoding") or "").strip().lower()
+    return encoding not in ("", "identity")
+
+
+def iter_bounded(response: HttpResponse, body_limit: int | None,
+                 decompressed_limit: int | None, what: str = "response") -> Iterator[bytes]:
+    """``response.iter_bytes()``, ended with :class:`ResponseTooLarge` (and the connection
+    closed) once the body passes ``body_limit`` (``Provider.max_body_bytes``), or a compressed
+    body passes ``decompressed_limit`` (``Provider.max_decompressed_bytes``). Reading stops
+    there, so memory stays near the bound."""
+    limit, setting = body_limit, "max_body_bytes"
+    if decompressed_limit is not None and _compressed(response) and (
+            limit is None or decompressed_limit < limit):
+        limit, setting = decompressed_limit, "max_decompressed_bytes"
+    if limit is None:
+        yield from response.iter_bytes()
+        return
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            kind = "decompressed " if setting == "max_decompressed_bytes" else ""
+            raise ResponseTooLarge(
+                f"the {what} body from {redact_url(response.url)} passed its bound of {limit} "
+                f"{kind}bytes; raise Provider.{setting} if such a body is expected",
+                setting=setting, limit=limit)
+        yield chunk
+
+
 class BufferedResponse:
     """A response whose body has been read whole (non-streamed ``send``, tests)."""
 
@@ -407,22 +449,16 @@ class BufferedResponse:
         self.url = url
 
     @classmethod
-    def read_from(cls, response: HttpResponse, limit: int = MAX_UNARY_BODY) -> BufferedResponse:
-        """Read ``response`` whole (at most ``limit`` bytes) and release its connection."""
-        chunks: list[bytes] = []
-        size = 0
+    def read_from(cls, response: HttpResponse, limit: int = MAX_UNARY_BODY,
+                  decompressed_limit: int | None = None) -> BufferedResponse:
+        """Read ``response`` whole and release its connection: at most ``limit`` bytes, and
+        at most ``decompressed_limit`` when the body is compressed. A transport's non-streamed
+        ``send`` passes the request's ``max_body`` and ``max_decompressed``."""
         try:
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise ResponseTooLarge(
-                        f"the response body from {redact_url(response.url)} passed its bound "
-                        f"of {limit} bytes; raise Provider.max_body_bytes if such a body is "
-                        "expected", setting="max_body_bytes", limit=limit)
-                chunks.append(chunk)
+            body = b"".join(iter_bounded(response, limit, decompressed_limit))
         finally:
             response.close()
-        return cls(response.status, response.headers, b"".join(chunks), response.url)
+        return cls(response.status, response.headers, body, response.url)
 
     def iter_bytes(self) -> Iterator[bytes]:
         if self.body:
@@ -542,7 +578,9 @@ class Urllib3Transport:
         response = Urllib3Response(raw, request.url, idle, read)
         if until is not None:
             response.end_reads_at(until, request.deadline or 0.0)
-        return response if stream else BufferedResponse.read_from(response)
+        if stream:
+            return response
+        return BufferedResponse.read_from(response, request.max_body, request.max_decompressed)
 
     def close(self) -> None:
         self._pool.clear()

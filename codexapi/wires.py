@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from . import forksafe
 from .errors import ConfigError
 from .hookspecs import hookimpl
 
@@ -56,7 +57,7 @@ class Wire(Protocol):
     def decoder(self, endpoint: str) -> StreamDecoder: ...
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # one per Client, by identity (the fork registry holds it weakly)
 class WireContext:
     """What a wire's ``open(endpoint, request, context)`` gets besides the request.
 
@@ -73,12 +74,24 @@ class WireContext:
 
     ``connections`` is a dict private to one Client, for connections a wire keeps between
     turns (key it by the wire's name); values with a ``close()`` method are closed when the
-    Client closes. ``transport`` is the Client's HTTP transport (its proxy and TLS settings).
+    Client closes. In a child forked from the Client's process the dict starts empty: a child
+    never touches a connection its parent opened. ``transport`` is the Client's HTTP
+    transport (its proxy and TLS settings).
     """
 
     provider: Provider
     transport: Transport
     connections: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        # In a forked child the kept connections are its parent's sockets: the child's wires
+        # open their own. The inherited ones are kept alive, unused, never closed (a close
+        # frame would end the parent's connection).
+        forksafe.keep(dict(self.connections))
+        self.connections.clear()
 
     def close(self) -> None:
         """Close the connections wires kept (idempotent)."""

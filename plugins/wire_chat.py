@@ -33,6 +33,7 @@ from codexapi.errors import (
     ConfigError,
     ContextWindowExceeded,
     InvalidRequest,
+    StreamDropped,
     StreamError,
     UndecodableEvent,
     UnsupportedEndpointError,
@@ -511,10 +512,10 @@ class ChatDecoder:
             raise self._pending
         if self._chunks == 0:
             detail = f" ({self._skipped})" if self._skipped else ""
-            raise StreamError(f"stream closed before any chat completion chunk{detail}")
+            raise StreamDropped(f"stream closed before any chat completion chunk{detail}")
         if not self._finished:
             detail = f"; {self._skipped}" if self._skipped else ""
-            raise StreamError("stream closed before a finish_reason or [DONE] (the response "
+            raise StreamDropped("stream closed before a finish_reason or [DONE] (the response "
                               f"was cut short){detail}")
         return self._complete()
 

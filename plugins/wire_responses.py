@@ -16,6 +16,7 @@ from codexapi import hookimpl
 from codexapi.convert import item_to_json, options_to_json
 from codexapi.errors import (
     InvalidRequest,
+    StreamDropped,
     StreamError,
     UndecodableEvent,
     UnsupportedEndpointError,
@@ -355,7 +356,7 @@ class ResponsesDecoder:
         message = "stream closed before response.completed"
         if self._skipped:
             message += f" ({self._skipped})"
-        raise StreamError(message)
+        raise StreamDropped(message)
 
     # Each handler takes the decoded event object and returns the events it produces.
     def _created(self, obj: dict[str, Any]) -> list[Event]:

@@ -13,12 +13,15 @@
   too) is the HTTP status
   N: as the turn's first frame it goes through the dispatcher's status handling (typed error,
   retry policy, auth refresh) exactly as an HTTP answer would; later, it raises the same typed
-  error. A binary frame, a close before ``response.completed``, a frame past
-  ``MAX_MESSAGE_BYTES`` or a protocol violation is a typed error, never a hang (every read is
-  bounded by the stream idle timeout).
+  error. A binary frame, a close before ``response.completed`` or a protocol violation is a
+  typed error, never a hang (every read is bounded by the stream idle timeout); a message past
+  ``Provider.max_message_bytes`` is :class:`codexapi.ResponseTooLarge`, refused as soon as its
+  frame header announces it.
 - One connection per session (the ``session-id`` header) is kept between turns and closed with
   the Client. An upgrade the server refuses (any answer but ``101``) switches that Client to
-  HTTP at once, with one log line, and the turn is sent as ``POST responses``.
+  HTTP at once, with one log line, and the turn is sent as ``POST responses``. A dropped
+  background response resumes over HTTP (``GET responses/{id}?stream=true&starting_after=N``,
+  SSE into the same decoder); the next turn is on the WebSocket again.
 - Proxies (``Provider.proxy`` / ``HTTPS_PROXY`` / ``NO_PROXY``, tunnelled with ``CONNECT``) and
   TLS (``Provider.ca_bundle``, ``CODEX_CA_CERTIFICATE``…) are the HTTP transport's settings.
 
@@ -40,7 +43,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from codexapi import hookimpl
-from codexapi.errors import ApiError, CodexApiError, StreamError, TransportError
+from codexapi.errors import (
+    ApiError,
+    CodexApiError,
+    ResponseTooLarge,
+    StreamDropped,
+    StreamError,
+    TransportError,
+)
 from codexapi.jsonutil import loads
 from codexapi.models import Provider
 from codexapi.redact import redact_url
@@ -51,8 +61,6 @@ log = logging.getLogger("codexapi")
 
 NAME = "responses_websocket"
 OPENAI_BETA = "responses_websockets=2026-02-06"
-#: The largest message (all fragments of one frame sequence) accepted from the server.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: The largest upgrade answer head read before giving up.
 MAX_HEAD_BYTES = 64 * 1024
 #: Request headers that describe the HTTP body, not the upgrade.
@@ -64,6 +72,8 @@ _HTTP_ONLY = frozenset({"content-type", "content-length", "content-encoding", "a
 _TURN_HEADERS = ("openai-model", "x-models-etag", "x-reasoning-included", "x-request-id",
                  "x-oai-request-id", "cf-ray", "x-codex-safety-buffering-faster-model")
 _READ = 256 * 1024
+#: The most one read asks for while a large frame is still arriving.
+_BIG_READ = 4 * 1024 * 1024
 
 
 class WebSocketRefused(Exception):
@@ -88,6 +98,11 @@ class ResponsesWebSocketWire(ResponsesWire):
         transport = context.transport
         if endpoint != "stream":
             return transport.send(request, endpoint == "stream")
+        if request.method != "POST":
+            # Resuming a background response (GET responses/{id}?stream=true&starting_after=N)
+            # is HTTP: an upgrade there is no turn, and its refusal must not switch the
+            # Client's next turns to HTTP.
+            return transport.send(request, True)
         pool = context.connections.get(NAME)
         if pool is None:
             pool = context.connections.setdefault(NAME, _Pool(context.provider))
@@ -271,14 +286,20 @@ class _Connection:
     """One upgraded connection: sends ``response.create`` frames, reads text frames."""
 
     def __init__(self, sock: socket.socket, protocol: Any, url: str, headers: dict[str, str],
-                 rest: bytes) -> None:
+                 rest: bytes, max_message: int) -> None:
         self.sock = sock
+        #: The largest message (all fragments of one frame sequence) accepted: the provider's
+        #: ``max_message_bytes``.
+        self.max_message = max_message
         self.protocol = protocol
         self.url = url
         #: The upgrade answer's headers (lower-case names).
         self.headers = headers
         self.turns = 0
         self._buf = rest
+        #: How many bytes ``_buf`` must hold before the frame at its start is complete (0:
+        #: unknown): a large frame's reads are joined once, not copied on every read.
+        self._need = 0
         self._parts: list[bytes] = []
         self._size = 0
         #: An error met after some messages of a read: raised by the next read.
@@ -296,7 +317,7 @@ class _Connection:
         connect, head_timeout, _ = _connect_timeout(request)
         sock = _open_socket(provider, url, connect)
         try:
-            protocol = ClientProtocol(parse_uri(url), max_size=MAX_MESSAGE_BYTES)
+            protocol = ClientProtocol(parse_uri(url), max_size=provider.max_message_bytes)
             upgrade = protocol.connect()
             for name, value in request.headers.items():
                 if name.lower() not in _HTTP_ONLY:
@@ -337,7 +358,7 @@ class _Connection:
             raise TransportError(f"the WebSocket upgrade of {redact_url(url)} failed: {exc}",
                                  url=redact_url(url)) from None
         headers = {k.lower(): v for k, v in answer.headers.raw_items()}
-        return cls(sock, protocol, url, headers, rest)
+        return cls(sock, protocol, url, headers, rest, provider.max_message_bytes)
 
     # --- one turn ------------------------------------------------------------------------
     def start(self, request: Any, pool: _Pool, key: str) -> Any:
@@ -387,10 +408,17 @@ class _Connection:
             raise error
         self._parse(out)
         while not out:
-            chunk = self.sock.recv(_READ)
-            if not chunk:
-                raise _Closed("the server closed the connection")
-            self._buf = self._buf + chunk if self._buf else chunk
+            pending = [self._buf] if self._buf else []
+            have = len(self._buf)
+            while True:
+                chunk = self.sock.recv(max(_READ, min(self._need - have, _BIG_READ)))
+                if not chunk:
+                    raise _Closed("the server closed the connection")
+                pending.append(chunk)
+                have += len(chunk)
+                if have >= self._need:
+                    break
+            self._buf = b"".join(pending) if len(pending) > 1 else chunk
             self._parse(out)
         return out
 
@@ -409,6 +437,7 @@ class _Connection:
         pos = 0
         end = len(buf)
         append = out.append
+        limit = self.max_message
         try:
             while end - pos >= 2:
                 b0 = buf[pos]
@@ -422,16 +451,20 @@ class _Connection:
                         start = pos + 4
                     else:
                         start = -1
-                    if start >= 0:
+                    if start >= 0 and n <= limit:  # else _frame refuses it
                         if end - start < n:
+                            self._need = start - pos + n
                             break
                         pos = start + n
                         append(buf[start:pos])
                         continue
+                self._need = 0
                 pos = self._frame(buf, pos, end, out)
                 if pos < 0:
                     pos = -pos - 1
                     break
+            else:
+                self._need = 0
         finally:
             self._buf = buf[pos:] if pos < end else b""
 
@@ -453,9 +486,10 @@ class _Connection:
             head = 10
         if b1 & 0x80 or b0 & 0x70:
             raise self._violation("a masked or extension-flagged frame from the server")
-        if n > MAX_MESSAGE_BYTES:
-            raise self._violation(f"a frame of {n} bytes (the limit is {MAX_MESSAGE_BYTES})")
+        if n > self.max_message:
+            raise self._too_large(n)
         if end - pos < head + n:
+            self._need = head + n
             return -pos - 1
         payload = buf[pos + head:pos + head + n]
         after = pos + head + n
@@ -465,8 +499,8 @@ class _Connection:
                 raise self._violation("a continuation frame with nothing to continue"
                                       if opcode == 0 else "a new message inside a fragmented one")
             self._size += n
-            if self._size > MAX_MESSAGE_BYTES:
-                raise self._violation(f"a message over {MAX_MESSAGE_BYTES} bytes")
+            if self._size > self.max_message:
+                raise self._too_large(self._size)
             self._parts.append(payload)
             if b0 & 0x80:
                 out.append(b"".join(self._parts))
@@ -484,6 +518,14 @@ class _Connection:
         elif opcode != 10:
             raise self._violation(f"a frame with unknown opcode {opcode}")
         return after
+
+    def _too_large(self, size: int) -> ResponseTooLarge:
+        self._parts, self._size = [], 0
+        return ResponseTooLarge(
+            f"a WebSocket message of {size} bytes or more from {redact_url(self.url)} passed "
+            f"the bound of {self.max_message} bytes; raise Provider.max_message_bytes if the "
+            "server's events really are this large", setting="max_message_bytes",
+            limit=self.max_message)
 
     def _violation(self, what: str) -> StreamError:
         return StreamError(f"WebSocket protocol error from {redact_url(self.url)}: {what}",
@@ -591,6 +633,11 @@ class FrameDecoder:
     def inner(self) -> Any:
         return self._inner
 
+    def bound_messages(self, max_message: int) -> None:
+        """An HTTP fallback's SSE messages are bounded as the frames are
+        (``Provider.max_message_bytes``)."""
+        self._sse.bound_messages(max_message)
+
     def feed_data(self, data: bytes) -> list[Any]:
         payloads = getattr(data, "payloads", None)
         if payloads is not None:
@@ -633,8 +680,8 @@ class _TurnResponse:
             try:
                 payloads = conn.read_messages()
             except _Closed as exc:
-                raise StreamError(f"the WebSocket closed before response.completed: {exc}",
-                                  retryable=exc.code in (None, 1000, 1001, 1006, 1011, 1012,
+                raise StreamDropped(f"the WebSocket closed before response.completed: {exc}",
+                                    retryable=exc.code in (None, 1000, 1001, 1006, 1011, 1012,
                                                          1013)) from None
             except TimeoutError:
                 conn.close()
@@ -710,5 +757,5 @@ class _ErrorResponse:
         pass
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "NAME", "OPENAI_BETA", "WIRE", "ResponsesWebSocketWire",
+__all__ = ["NAME", "OPENAI_BETA", "WIRE", "ResponsesWebSocketWire",
            "websocket_url"]

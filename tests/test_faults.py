@@ -34,6 +34,7 @@ from codexapi import (
     ResponsesRequest,
     RetryPolicy,
     ServerOverloaded,
+    StreamDropped,
     StreamError,
     TransportError,
     UndecodableEvent,
@@ -217,7 +218,7 @@ def test_mixed_failures_in_sequence(server: EmbeddedServer, wire: WireApi) -> No
 def test_drop_mid_stream_is_a_stream_error_and_not_resent(server: EmbeddedServer,
                                                           wire: WireApi) -> None:
     out = run(server, wire, "drop@3")
-    assert type(out.error) is StreamError and "disconnected" in str(out.error)
+    assert type(out.error) is StreamDropped and "disconnected" in str(out.error)
     assert out.attempts == 1 and out.slept == []
     assert out.events and out.expected.startswith(out.text) and out.text != out.expected
 
@@ -263,7 +264,7 @@ def test_malformed_event_is_a_typed_error_by_default(server: EmbeddedServer, wir
 @pytest.mark.parametrize("wire", WIRES)
 def test_malformed_then_truncated_explains_both(server: EmbeddedServer, wire: WireApi) -> None:
     out = run(server, wire, "malformed@2,truncate", lenient=True)
-    assert type(out.error) is StreamError
+    assert type(out.error) is StreamDropped
     if wire is WireApi.RESPONSES:
         assert "stream closed before response.completed" in str(out.error)
         assert "not valid JSON" in str(out.error)
@@ -272,7 +273,7 @@ def test_malformed_then_truncated_explains_both(server: EmbeddedServer, wire: Wi
 @pytest.mark.parametrize("wire", WIRES)
 def test_truncated_stream_is_a_stream_error(server: EmbeddedServer, wire: WireApi) -> None:
     out = run(server, wire, "truncate")
-    assert type(out.error) is StreamError and out.attempts == 1
+    assert type(out.error) is StreamDropped and out.attempts == 1
     assert not any(isinstance(e, Completed) for e in out.events)
     assert out.text == out.expected  # everything but the completion arrived, once
 
@@ -452,7 +453,7 @@ def test_faults_apply_to_a_served_cassette() -> None:
         assert out.succeeded() and out.slept == [0.5] and out.attempts == 2
         assert out.text == "".join(recorded) != ""
         dropped = run(server, WireApi.RESPONSES, "drop@4")
-        assert type(dropped.error) is StreamError and dropped.attempts == 1
+        assert type(dropped.error) is StreamDropped and dropped.attempts == 1
         assert out.text.startswith(dropped.text)
 
 

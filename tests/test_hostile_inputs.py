@@ -10,6 +10,8 @@ import json
 import logging
 import math
 import socket
+import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -242,10 +244,44 @@ def test_a_status_line_echoing_the_key_is_scrubbed_from_error_and_retry_log(
     with (RawServer(handle) as srv, client_for(srv.base_url, BearerAuth(KEY), attempts=2) as c,
           pytest.raises(TransportError) as info):
         c.stream(REQ)
-        assert len(srv.requests) == 2  # a garbage status line is retried, as documented
+    assert len(srv.requests) == 2  # a garbage status line is retried, as documented
     assert_no_secret(info.value)
     assert_logs_clean(caplog)
     assert any("retrying" in r.getMessage() for r in caplog.records)
+
+
+def _reset(conn: socket.socket) -> None:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+#: Heads that did not arrive whole, each after the request body was sent whole.
+BROKEN_HEADS = {
+    "partial head, then a reset": lambda conn: (
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Ty"), _reset(conn)),
+    "garbage status line": lambda conn: conn.sendall(b"HTTP/1.1 2OO nonsense\r\n\r\n"),
+    "header line over 64 KiB": lambda conn: conn.sendall(
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"),
+    "read timeout": lambda conn: time.sleep(0.5),
+}
+
+
+@pytest.mark.parametrize("endpoint", ["stream", "compact"])
+@pytest.mark.parametrize("case", BROKEN_HEADS)
+def test_a_post_whose_head_did_not_arrive_whole_is_retried_as_documented(
+        case: str, endpoint: str) -> None:
+    # The README's rule: retried under RetryPolicy whether or not the body had been sent (as
+    # openai-python does), so a POST may reach the server more than once.
+    def handle(conn: socket.socket, request: RawRequest) -> None:
+        assert request.body  # the whole POST body arrived before the head went wrong
+        BROKEN_HEADS[case](conn)
+
+    with RawServer(handle) as srv, \
+            client_for(srv.base_url, attempts=4, read_timeout=0.2) as client, \
+            pytest.raises(TransportError) as info:
+        client.stream(REQ) if endpoint == "stream" else client.compact(REQ)
+    assert len(srv.requests) == 4 and info.value.attempts == 4, case
+    assert all(r.method == "POST" for r in srv.requests)
 
 
 def test_urllib3_debug_log_shows_no_query_secret(caplog: pytest.LogCaptureFixture) -> None:

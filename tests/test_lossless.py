@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from codexapi import (
+    Client,
     CodexApiError,
     Completed,
     Event,
@@ -26,14 +28,18 @@ from codexapi import (
     OutputTextDelta,
     Provider,
     ResponsesClient,
+    ResponsesRequest,
     RetryPolicy,
+    StreamDropped,
     StreamError,
     Urllib3Transport,
+    hookimpl,
 )
 from codexapi.server import EmbeddedServer
 from codexapi.server.faults import FAULT_HEADER, FAULT_ID_HEADER
-from codexapi.sse import Decoder
+from codexapi.sse import Decoder, SseStreamDecoder
 from codexapi.transport import HttpRequest, HttpResponse
+from codexapi_plugins.wire_responses import ResponsesDecoder, ResponsesWire
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -86,11 +92,11 @@ def body(background: bool) -> dict[str, Any]:
 
 
 def turn(server: EmbeddedServer, plan: str | None, background: bool,
-         stream_max_retries: int = 5
+         stream_max_retries: int = 5, idle: float = 10.0,
          ) -> tuple[list[Event], CodexApiError | None, TeeTransport]:
     tee = TeeTransport()
     provider = Provider(base_url=server.base_url, retry=RetryPolicy(max_attempts=3,
-                        base_delay=0.0), stream_idle_timeout=10.0,
+                        base_delay=0.0), stream_idle_timeout=idle,
                         stream_max_retries=stream_max_retries)
     client = ResponsesClient(tee, provider)  # type: ignore[arg-type]
     headers: Mapping[str, str] = {FAULT_ID_HEADER: uuid.uuid4().hex}
@@ -146,6 +152,32 @@ def test_a_background_stream_dropped_at_every_position_loses_and_repeats_nothing
     assert lost == 0 and repeated == 0
 
 
+def test_a_background_stream_gone_idle_resumes_too(
+        positions: tuple[EmbeddedServer, int, int]) -> None:
+    # Silence past the idle timeout is the connection failing as much as a drop is.
+    server, total, _ = positions
+    events, error, tee = turn(server, "stallx1:2@5", background=True, idle=0.3)
+    assert error is None and text(events) == EXPECTED
+    assert [r.method for r, _ in tee.sent] == ["POST", "GET"]
+    assert "starting_after=4" in tee.sent[1][0].url
+    assert tee.sequence_numbers() == list(range(total))
+
+
+def test_a_background_stream_cut_short_cleanly_resumes(
+        positions: tuple[EmbeddedServer, int, int], caplog: pytest.LogCaptureFixture) -> None:
+    # `truncate` ends the body cleanly just before response.completed: the decoder's
+    # StreamDropped at the end of the body, resumed at once (not after an idle timeout).
+    server, total, _ = positions
+    with caplog.at_level(logging.WARNING, "codexapi"):
+        events, error, tee = turn(server, "truncatex1", background=True, idle=5.0)
+    assert error is None and text(events) == EXPECTED
+    assert [r.method for r, _ in tee.sent] == ["POST", "GET"]
+    assert f"starting_after={total - 2}" in tee.sent[1][0].url
+    assert tee.sequence_numbers() == list(range(total))
+    [resumed] = [r.getMessage() for r in caplog.records if "resuming" in r.getMessage()]
+    assert "stream closed before response.completed" in resumed, resumed
+
+
 def test_a_dropped_turn_is_re_sent_only_before_any_event_reached_the_caller(
         positions: tuple[EmbeddedServer, int, int]) -> None:
     server, _, total = positions
@@ -186,3 +218,130 @@ def test_a_failure_that_cannot_succeed_is_never_re_sent(
                  "malformed@0"):
         _events, error, tee = turn(server, plan, background=False)
         assert error is not None and not error.retryable and len(tee.sent) == 1, plan
+
+
+class _Reworded(ResponsesDecoder):
+    """The Responses decoder with the words of its end-of-body error changed: either a drop
+    in other words, or a plain StreamError that happens to use the drop's old words."""
+
+    def __init__(self, as_drop: bool) -> None:
+        super().__init__()
+        self.as_drop = as_drop
+
+    def close(self) -> list[Event]:
+        try:
+            return super().close()
+        except StreamDropped:
+            if self.as_drop:
+                raise StreamDropped("the peer hung up mid-turn") from None
+            raise StreamError("stream closed before response.completed") from None
+
+
+class _RewordedWire(ResponsesWire):
+    name = "reworded"
+
+    def __init__(self, provider: Provider | None = None, as_drop: bool = True) -> None:
+        super().__init__(provider)
+        self.as_drop = as_drop
+
+    def bind(self, provider: Provider) -> _RewordedWire:
+        return _RewordedWire(provider, self.as_drop)
+
+    def decoder(self, endpoint: str) -> SseStreamDecoder:
+        return SseStreamDecoder(_Reworded(self.as_drop))
+
+
+class _EndsEarly(_Teed):
+    """A body that ends cleanly after its first ``events`` SSE messages (as a proxy that
+    closes the stream between events would end it): the wire's decoder sees the end of the
+    body before the turn's completion."""
+
+    def __init__(self, inner: HttpResponse, sink: list[bytes], events: int) -> None:
+        super().__init__(inner, sink)
+        self._events = events
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        buf = b""
+        for chunk in super().iter_bytes():
+            buf += chunk
+            if buf.count(b"\n\n") >= self._events:
+                yield buf[:_nth(buf, b"\n\n", self._events) + 2]
+                return
+        yield buf
+
+
+def _nth(data: bytes, sep: bytes, n: int) -> int:
+    at = -1
+    for _ in range(n):
+        at = data.index(sep, at + 1)
+    return at
+
+
+class EndsEarlyTransport(TeeTransport):
+    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
+        if self.sent:
+            return super().send(request, stream)
+        sink: list[bytes] = []
+        self.sent.append((request, sink))
+        return _EndsEarly(self.inner.send(request, stream), sink, 4)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("as_drop", [True, False])
+def test_what_is_resumed_follows_the_error_type_not_its_words(
+        positions: tuple[EmbeddedServer, int, int], as_drop: bool) -> None:
+    # Whether a failed turn is a drop (resumed) is the error's type: a StreamDropped in any
+    # words resumes, a plain StreamError never does, even in the words a drop once had.
+    server = positions[0]
+    wire = _RewordedWire(as_drop=as_drop)
+
+    class Plugin:
+        @hookimpl
+        def codexapi_register_wires(self, register: Any) -> None:
+            register(wire)
+
+    provider = Provider(base_url=server.base_url, wire="reworded", stream_idle_timeout=10.0,
+                        retry=RetryPolicy(max_attempts=3, base_delay=0.0))
+    tee = EndsEarlyTransport()
+    request = ResponsesRequest(model="m", input=PROMPT, background=True, store=True)
+    with Client(provider, plugins=[Plugin()], load_entrypoints=False,
+                transport=tee) as client:  # type: ignore[arg-type]
+        stream = client.stream(request)
+        if as_drop:
+            assert stream.collect().text == EXPECTED
+            assert [r.method for r, _ in tee.sent] == ["POST", "GET"]
+            assert "starting_after=3" in tee.sent[1][0].url
+            seqs = tee.sequence_numbers()
+            assert seqs == sorted(set(seqs))
+        else:
+            with pytest.raises(StreamError, match="stream closed before") as info:
+                stream.collect()
+            assert type(info.value) is StreamError and len(tee.sent) == 1
+
+
+def test_a_background_websocket_turn_dropped_at_every_position_loses_and_repeats_nothing(
+        positions: tuple[EmbeddedServer, int, int]) -> None:
+    # Over the WebSocket wire (frames, not SSE) the drop resumes over HTTP. A Client per
+    # position: the fault plan travels in the upgrade's headers, once per connection.
+    server, total, _ = positions
+    provider = Provider(base_url=server.base_url, wire="responses_websocket", proxy="",
+                        retry=RetryPolicy(max_attempts=3, base_delay=0.0),
+                        stream_idle_timeout=10.0)
+    request = ResponsesRequest(model="m", input=PROMPT, background=True, store=True)
+    lost = repeated = resumed = 0
+    for k in range(total):
+        plan = {FAULT_HEADER: f"dropx1@{k}", FAULT_ID_HEADER: uuid.uuid4().hex}
+        with Client(provider, load_entrypoints=False) as client:
+            with client.stream(request, headers=plan) as stream:
+                events = list(stream)
+            # ...and the Client's next turn is on a sound connection.
+            assert client.stream(request).collect().text == EXPECTED
+            lost += text(events) != EXPECTED
+            repeated += len(events) - len(set(map(repr, events)))
+            assert sum(isinstance(e, Completed) for e in events) == 1, k
+            # Before the first frame arrived it is the request that is retried (RetryPolicy);
+            # after, the stream that is resumed, once.
+            assert stream.resends <= 1, (k, stream.resends)
+            resumed += stream.resends
+    print(f"background websocket drops: {total} positions ({resumed} resumed), text lost "
+          f"{lost}, events repeated {repeated}", file=sys.stderr)
+    assert lost == 0 and repeated == 0 and resumed >= total - 2

@@ -220,12 +220,12 @@ def test_a_stream_failure_ends_the_span_with_error_type(
         with pytest.raises(ContextWindowExceeded):
             client.stream(REQUEST, headers=fault("failed:context_length_exceeded@1")).collect()
     dropped, refused = otel.client_spans()
-    assert dict(dropped.attributes or {})["error.type"] == "codexapi.StreamError"
+    assert dict(dropped.attributes or {})["error.type"] == "codexapi.StreamDropped"
     assert dict(refused.attributes or {})["error.type"] == "codexapi.ContextWindowExceeded"
     assert all(s.status.status_code is StatusCode.ERROR for s in (dropped, refused))
     assert [e.name for e in refused.events] == ["exception"]
     errors = {p.attributes["error.type"] for p in otel.points("gen_ai.client.operation.duration")}
-    assert errors == {"codexapi.StreamError", "codexapi.ContextWindowExceeded"}
+    assert errors == {"codexapi.StreamDropped", "codexapi.ContextWindowExceeded"}
 
 
 def test_a_stream_closed_early_ends_its_span_without_an_error(

@@ -28,6 +28,7 @@ from codexapi import (
     Provider,
     RateLimits,
     ResponsesRequest,
+    ResponseTooLarge,
     RetryPolicy,
     ServerModel,
     ServerReasoningIncluded,
@@ -314,3 +315,83 @@ def test_compact_and_models_stay_on_http(server: EmbeddedServer) -> None:
         models = client.list_models("0.171.0")
     assert [i.type for i in items][-1] == "compaction" and models.slugs
     assert not upgrades(server)
+
+
+MIB = 1 << 20
+
+
+def _turn_with(*messages: Any) -> Any:
+    import json
+
+    def script(conn: Any, _: dict[str, Any]) -> None:
+        frames = text_turn("ok")
+        conn.send(json.dumps(frames[0]))
+        for message in messages:
+            conn.send(message)
+        for frame in frames[1:]:
+            conn.send(json.dumps(frame))
+    return script
+
+
+def _delta(size: int) -> str:
+    return '{"type":"response.output_text.delta","delta":"' + "y" * (size - 48) + '"}'
+
+
+def test_max_message_bytes_bounds_websocket_messages_raised_or_lowered() -> None:
+    # The provider's bound, not one of the wire's own: a lowered bound refuses a message
+    # (whole or in fragments), the default (32 MiB) one of 40 MiB, a raised one lets 66 MiB
+    # through.
+    small, fragmented = _delta(20_000), _delta(15_000)
+    big = _delta(66 * MIB)
+    with WsServer([_turn_with(small), _turn_with([fragmented[:5000], fragmented[5000:10_000],
+                                                  fragmented[10_000:]])]) as ws:
+        for _ in range(2):
+            with ws_client(ws.base_url(), max_message_bytes=10_000) as client, \
+                    pytest.raises(ResponseTooLarge) as info:
+                client.stream(REQ).collect()
+            assert (info.value.setting, info.value.limit) == ("max_message_bytes", 10_000)
+            assert "Provider.max_message_bytes" in str(info.value)
+    with WsServer([_turn_with(_delta(40 * MIB))]) as ws, ws_client(ws.base_url()) as client, \
+            pytest.raises(ResponseTooLarge) as info:
+        client.stream(REQ).collect()
+    assert info.value.limit == 32 * MIB
+    with WsServer([_turn_with(big)]) as ws, \
+            ws_client(ws.base_url(), max_message_bytes=80 * MIB) as client:
+        text = client.stream(REQ).collect().text
+    assert text == "y" * (66 * MIB - 48) + "ok"
+
+
+def test_an_http_fallback_stream_is_bounded_by_max_message_bytes(
+        server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codexapi.server import app
+
+    monkeypatch.setattr(app, "UPGRADES", {})  # refused: the turn goes as POST responses
+    with ws_client(server.base_url, max_message_bytes=64) as client, \
+            pytest.raises(ResponseTooLarge) as info:
+        client.stream(REQ).collect()
+    assert (info.value.setting, info.value.limit) == ("max_message_bytes", 64)
+
+
+def test_a_dropped_background_turn_resumes_over_http_and_stays_on_the_websocket(
+        server: EmbeddedServer, caplog: pytest.LogCaptureFixture) -> None:
+    import uuid
+
+    from codexapi import Completed
+
+    request = ResponsesRequest(model="m", input="resume me please", background=True,
+                               store=True)
+    drop = {"x-codexapi-fault": "dropx1@5", "x-codexapi-fault-id": uuid.uuid4().hex}
+    with caplog.at_level(logging.WARNING, "codexapi"), \
+            ws_client(server.base_url, retry=RetryPolicy(max_attempts=2, base_delay=0.0)
+                      ) as client:
+        with client.stream(request, headers=drop) as stream:
+            events = list(stream)
+        assert client.stream(REQ).collect().text == "You said: Hello"
+    text = "".join(e.delta for e in events if isinstance(e, OutputTextDelta))
+    assert text == "You said: resume me please" and stream.resends == 1
+    assert sum(isinstance(e, Completed) for e in events) == 1
+    log = [(m, p) for m, p, _, _ in server.requests]
+    resumes = [p for m, p in log if m == "GET" and p.startswith("/responses/")]
+    assert len(resumes) == 1  # over HTTP, once: no upgrade tried on the resume URL
+    assert log[-1] == ("WS", "/responses")  # and the next turn is on the WebSocket again
+    assert not [r for r in caplog.records if "upgrade was refused" in r.getMessage()]

@@ -137,7 +137,7 @@ def follow(ex: Exchange, stored: StoredResponse, after: int) -> None:
     ex.start_stream()
     for event, last in stored.follow(after, ex.server.faults.stopping):
         if not ex.send_event(event, last and event.get("type") == "response.completed"):
-            return
+            break  # a fault ended the stream: it says how (a truncated one still ends cleanly)
     ex.end_stream()
 
 

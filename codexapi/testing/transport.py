@@ -118,7 +118,9 @@ class MockTransport:
         response = self.handler(request)
         if not response.url:
             response.url = request.url
-        return response if stream else BufferedResponse.read_from(response)
+        if stream:
+            return response
+        return BufferedResponse.read_from(response, request.max_body, request.max_decompressed)
 
     def close(self) -> None:
         self.closed = True
@@ -224,4 +226,6 @@ class VcrTransport(Urllib3Transport):
         encoding = (response.headers.get("content-encoding") or "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             response = _InflatingResponse(response)
-        return response if stream else BufferedResponse.read_from(response)
+        if stream:
+            return response
+        return BufferedResponse.read_from(response, request.max_body, request.max_decompressed)
