@@ -103,9 +103,9 @@ class _Turn:
     """What a turn delivered so far, kept only when someone observes its end.
 
     Text deltas are the commonest event by far: a read of many events that are all deltas is
-    taken in one comprehension; only a read that holds anything else (or a few events) is
-    looked at event by event. Only the delta strings are kept, not the events (strings cost
-    the garbage collector nothing)."""
+    taken in one comprehension and kept as one string; only a read that holds anything else
+    (or a few events) is looked at event by event. Only text is kept, not the events (strings
+    cost the garbage collector nothing)."""
 
     __slots__ = ("_clock", "deltas", "extensions", "first_at", "items", "limits", "model",
                  "response_id", "started", "usage")
@@ -130,17 +130,23 @@ class _Turn:
             delta = OutputTextDelta
             texts = [e.delta for e in events if e.__class__ is delta]
             if len(texts) == len(events):
-                self.deltas += texts
+                # One string per read: the deltas' own strings are freed with their events,
+                # so the allocator keeps reusing their memory (keeping them all costs more
+                # than the join).
+                self.deltas.append("".join(texts))
                 return
+        text: list[str] = []
         for ev in events:
             if isinstance(ev, OutputTextDelta):
-                self.deltas.append(ev.delta)  # in order, a wire's own subclass included
+                text.append(ev.delta)  # in order, a wire's own subclass included
             elif isinstance(ev, OutputItemDone):
                 self.items.append(ev.item)
             elif isinstance(ev, Completed):
                 self.response_id, self.usage = ev.response_id, ev.token_usage
             elif isinstance(ev, RateLimits):
                 self.limits = ev.snapshot
+        if text:
+            self.deltas.append("".join(text))
 
     def result(self, finish_reason: str) -> StreamResult:
         text = "".join(self.deltas) or "".join(
