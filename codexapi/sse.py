@@ -13,6 +13,7 @@ only the messages themselves are allocated.
 from __future__ import annotations
 
 import re
+from itertools import chain
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -66,7 +67,12 @@ class SseMessage:
 # after the colon) goes through the line-by-line parser, which gives the same messages.
 _SIMPLE_RUN = re.compile(rb"(?:(?:event: [^\n]*\n)?data: [^\n]*\n\n)*")
 _SIMPLE_PAIRS = re.compile(r"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
-_SIMPLE_DATA = re.compile(rb"(?:event: [^\n]*\n)?data: ([^\n]*)\n\n")
+# The same shape with the event line kept whole, so that the matches' lengths can be summed:
+# matches never overlap, so when they add up to the whole run they tile it, and the run is all
+# of this shape (checked in one pass, instead of a validating match and then a second one).
+_SIMPLE_FIELDS = re.compile(rb"(event: [^\n]*\n)?data: ([^\n]*)\n\n")
+#: The bytes of a simple block besides its event line and its data: ``data: `` and ``\n\n``.
+_FRAMING = 8
 # When the model writes slower than the client reads, each read is exactly one message.
 _SIMPLE_ONE = re.compile(rb"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
 
@@ -138,8 +144,9 @@ class Decoder:
         one = _SIMPLE_ONE.fullmatch(blocks)
         if one is not None:
             return [one[2]]
-        if _SIMPLE_RUN.fullmatch(blocks):
-            return _SIMPLE_DATA.findall(blocks)
+        found = _SIMPLE_FIELDS.findall(blocks)
+        if sum(map(len, chain.from_iterable(found))) + _FRAMING * len(found) == len(blocks):
+            return [data for _, data in found]
         lines = blocks[:-1].decode("utf-8", "replace").split("\n")
         return [m.data.encode() for m in self._lines(lines)]
 
