@@ -185,8 +185,7 @@ def test_repl_history_cancel_and_exit(tmp_path: Path, terminal_env: dict[str, st
             term.send("\x1b[A\x1b[A\r")  # up, up: the cancelled line, from the history
             term.expect(r"You said: stall now please")
             term.expect(r"> ")
-            term.send("\x03")  # Ctrl-C at the prompt: a fresh prompt
-            term.expect(r"> ")
+            term.interrupt_at_prompt(r"> ")  # Ctrl-C at the prompt: a fresh prompt
             term.send("\x04")  # Ctrl-D: leave
             assert term.close() == 0
         finally:
