@@ -37,8 +37,10 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that talks to a server."""
     p.add_argument("--base-url", help="server base URL (default: $OPENAI_BASE_URL; else the "
                    "OpenAI API when $OPENAI_API_KEY is set; else an embedded offline server)")
-    p.add_argument("--wire", choices=[w.value for w in WireApi], default=None,
-                   help="wire API (default: responses, or the provider's)")
+    p.add_argument("--wire", metavar="NAME", default=None,
+                   help="wire API: " + ", ".join(w.value for w in WireApi) + " or one a "
+                   "plugin registers ('codexapi plugins' lists them; default: responses, or "
+                   "the provider's)")
     p.add_argument("--model", "-m", default=os.environ.get("CODEXAPI_MODEL", DEFAULT_MODEL),
                    help="model name sent in the request; $CODEXAPI_MODEL sets the default")
     p.add_argument("--retries", type=int, metavar="N", help="retry a failed request up to N "
@@ -95,7 +97,7 @@ def _overrides(provider: Provider, args: argparse.Namespace) -> Provider:
     import attrs
 
     if args.wire:
-        provider = attrs.evolve(provider, wire=WireApi(args.wire))
+        provider = attrs.evolve(provider, wire=args.wire)  # checked by the Client
     if args.retries is not None:
         if args.retries < 0:
             raise ConfigError(f"--retries must be 0 or more, got {args.retries}")

@@ -377,3 +377,11 @@ def test_a_usage_error_is_one_line_exit_2(capsys: Capture) -> None:
     assert info.value.code == 2 and err.count("\n") == 1
     assert err == ("codexapi serve: error: argument --port: invalid int value: 'abc' (see "
                    "'codexapi serve --help')\n")
+
+
+def test_an_unknown_wire_is_one_line_naming_the_registered_ones(capsys: Capture) -> None:
+    code, out, err = run(capsys, "chat", "--wire", "carrier-pigeon", "--no-plugins", "Hi")
+    assert code == 2 and out == ""
+    line = err.splitlines()[-1]
+    assert line.startswith("codexapi: error: ConfigError: ") and "carrier-pigeon" in line
+    assert "registered wires: 'chat', 'responses', 'responses_websocket'" in line
