@@ -65,16 +65,23 @@ class SseMessage:
 # line, a blank line. A run of complete blocks that is all of this shape is decoded by the
 # regex engine in one pass; anything else (comments, ``id``, ``retry``, multi-line data, no space
 # after the colon) goes through the line-by-line parser, which gives the same messages.
-_SIMPLE_RUN = re.compile(rb"(?:(?:event: [^\n]*\n)?data: [^\n]*\n\n)*")
-_SIMPLE_PAIRS = re.compile(r"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
-# The same shape with the event line kept whole, so that the matches' lengths can be summed:
-# matches never overlap, so when they add up to the whole run they tile it, and the run is all
-# of this shape (checked in one pass, instead of a validating match and then a second one).
+# The event line is kept whole so that the matches' lengths can be summed (see _simple_run).
 _SIMPLE_FIELDS = re.compile(rb"(event: [^\n]*\n)?data: ([^\n]*)\n\n")
 #: The bytes of a simple block besides its event line and its data: ``data: `` and ``\n\n``.
 _FRAMING = 8
 # When the model writes slower than the client reads, each read is exactly one message.
 _SIMPLE_ONE = re.compile(rb"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
+
+
+def _simple_run(blocks: bytes) -> list[tuple[bytes, bytes]] | None:
+    """``(event line, data)`` of each block when ``blocks`` is all simple blocks, else None.
+
+    Matches never overlap, so when their lengths add up to the whole run they tile it: one
+    pass both decodes and checks the run."""
+    found: list[tuple[bytes, bytes]] = _SIMPLE_FIELDS.findall(blocks)
+    if sum(map(len, chain.from_iterable(found))) + _FRAMING * len(found) == len(blocks):
+        return found
+    return None
 
 
 class Decoder:
@@ -121,11 +128,13 @@ class Decoder:
             return [SseMessage(one[2].decode("utf-8", "replace"),
                                event.decode("utf-8", "replace") if event else "message",
                                self._last_id, self._retry)]
-        if _SIMPLE_RUN.fullmatch(blocks):
+        found = _simple_run(blocks)
+        if found is not None:
             last_id, retry = self._last_id, self._retry
             return [
-                SseMessage(data, event or "message", last_id, retry)
-                for event, data in _SIMPLE_PAIRS.findall(blocks.decode("utf-8", "replace"))
+                SseMessage(data.decode("utf-8", "replace"),
+                           event[7:-1].decode("utf-8", "replace") or "message", last_id, retry)
+                for event, data in found
             ]
         return self._lines(blocks[:-1].decode("utf-8", "replace").split("\n"))
 
@@ -144,8 +153,8 @@ class Decoder:
         one = _SIMPLE_ONE.fullmatch(blocks)
         if one is not None:
             return [one[2]]
-        found = _SIMPLE_FIELDS.findall(blocks)
-        if sum(map(len, chain.from_iterable(found))) + _FRAMING * len(found) == len(blocks):
+        found = _simple_run(blocks)
+        if found is not None:
             return [data for _, data in found]
         lines = blocks[:-1].decode("utf-8", "replace").split("\n")
         return [m.data.encode() for m in self._lines(lines)]
