@@ -8,7 +8,6 @@ importing the command line that imports them.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -16,6 +15,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from .client import Client
+from .deadline import Deadline
 from .errors import ConfigError
 from .models import Provider, WireApi
 
@@ -23,13 +23,13 @@ DEFAULT_MODEL = "gpt-5"
 
 
 def seconds(text: str) -> float:
-    """An argparse type: a positive, finite number of seconds."""
+    """An argparse type: what ``deadline=`` accepts (a positive, finite number of seconds)."""
     try:
         value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+        Deadline.of(value)
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds, got {text!r}") from None
     return value
 
 
