@@ -14,6 +14,8 @@ the import.
 from __future__ import annotations
 
 import threading
+import typing
+from collections import abc
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -156,11 +158,81 @@ def _is_event(cls: Any) -> bool:
 _EVENT_STRUCTURERS: dict[type[Event], Callable[[Any, Any], Event]] = {}
 
 
+def _exactly(cls: type, name: str, also: tuple[type, ...] = ()) -> Callable[[Any, Any], Any]:
+    """A structure hook taking JSON values of ``cls``'s own JSON type only. cattrs' default
+    calls ``cls(value)``, so model output ``"false"`` for a ``bool`` became ``True``, ``3.9``
+    for an ``int`` became 3 and ``5`` for a ``str`` became ``"5"``: wrong values, no error.
+    An integer is a number, so ``also`` lets a ``float`` take one (``bool`` never counts)."""
+    accepts = (cls, *also)
+
+    def structure(value: Any, _: Any) -> Any:
+        if value.__class__ not in accepts:
+            raise TypeError(f"expected {name}, got {type(value).__name__} {value!r:.40}")
+        return cls(value) if value.__class__ is not cls else value
+
+    return structure
+
+
+#: What a JSON array may structure into (``tuple`` only as ``tuple[X, ...]``).
+_ARRAY_TYPES: dict[Any, type] = {list: list, tuple: tuple, set: set, frozenset: frozenset,
+                                 abc.Sequence: tuple, abc.MutableSequence: list,
+                                 abc.Set: frozenset, abc.MutableSet: set}
+
+
+def _is_array_type(tp: Any) -> bool:
+    origin = typing.get_origin(tp) or tp
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return not args or (len(args) == 2 and args[1] is Ellipsis)
+    return origin in _ARRAY_TYPES
+
+
+def _arrays_only(tp: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """Collections structure from JSON arrays only: cattrs' default takes any iterable, so
+    a string for a ``list[str]`` became its characters, an object its keys."""
+    from cattrs.cols import list_structure_factory
+
+    args = typing.get_args(tp)
+    as_list: Any = list[args[0]] if args else list  # type: ignore[valid-type]
+    items = list_structure_factory(as_list, converter)
+    make = _ARRAY_TYPES[typing.get_origin(tp) or tp]
+
+    def structure(value: Any, _: Any) -> Any:
+        if value.__class__ is not list and value.__class__ is not tuple:
+            raise TypeError(f"expected an array, got {type(value).__name__} {value!r:.40}")
+        out = items(value, as_list)
+        return out if make is list else make(out)
+
+    return structure
+
+
+def _objects_only(tp: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """Mappings structure from JSON objects only (a list was an AttributeError)."""
+    from cattrs.cols import mapping_structure_factory
+
+    inner = mapping_structure_factory(tp, converter)
+
+    def structure(value: Any, cls: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected an object, got {type(value).__name__} {value!r:.40}")
+        return inner(value, cls)
+
+    return structure
+
+
 def _build_converter() -> cattrs.Converter:
     import cattrs
+    import cattrs.cols
     import cattrs.gen
 
     converter = cattrs.Converter()
+    # JSON scalars structure only from their own JSON type (see _exactly).
+    converter.register_structure_hook(str, _exactly(str, "a string"))
+    converter.register_structure_hook(bool, _exactly(bool, "a boolean"))
+    converter.register_structure_hook(int, _exactly(int, "an integer"))
+    converter.register_structure_hook(float, _exactly(float, "a number", also=(int,)))
+    converter.register_structure_hook_factory(_is_array_type, _arrays_only)
+    converter.register_structure_hook_factory(cattrs.cols.is_mapping, _objects_only)
     for cls, hook in _HOOKS.items():
         converter.register_unstructure_hook(cls, hook)
     converter.register_unstructure_hook_func(_is_event, _unstructure_event)

@@ -174,6 +174,8 @@ def test_parsed_arguments_decode_and_structure() -> None:
     ('{"cmd": ["ls"', "not valid JSON"),
     ('{"cmd": 3}', "not a valid Shell"),
     ('{"command": ["ls"]}', "not a valid Shell"),
+    ('{"cmd": ["ls"], "timeout_ms": "1000"}', "expected int @ $.timeout_ms"),
+    ('{"cmd": "ls"}', "$.cmd"),  # a string is not a list of strings
 ])
 def test_bad_arguments_are_a_typed_error_naming_the_call(arguments: str, detail: str) -> None:
     with pytest.raises(ToolArgumentsError) as info:

@@ -4,6 +4,8 @@ model's JSON back as values (``output_json()``, ``parsed(cls)``) or a typed erro
 from __future__ import annotations
 
 import enum
+import json
+import re
 from typing import Any, Literal
 
 import attrs
@@ -142,3 +144,65 @@ def test_parsed_takes_any_type_the_converter_knows() -> None:
     value: Any = result_with('[{"place": "a", "degrees": 2.5, "unit": "fahrenheit"}]').parsed(
         list[Reading])
     assert value == [Reading("a", 2.5, Unit.F)]
+
+
+@attrs.frozen
+class Flags:
+    verbose: bool
+    count: int
+    ratio: float
+    label: str
+
+
+GOOD_FLAGS = {"verbose": False, "count": 2, "ratio": 0.5, "label": "a"}
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("verbose", "false", "bool"),  # cattrs' default gave bool("false"), i.e. True
+    ("verbose", 0, "bool"),
+    ("count", 3.9, "int"),  # ... int(3.9), i.e. 3
+    ("count", True, "int"),
+    ("count", "12", "int"),
+    ("ratio", "0.5", "float"),
+    ("ratio", False, "float"),
+    ("label", 5, "str"),  # ... str(5)
+    ("label", None, "str"),
+])
+def test_json_scalars_structure_only_from_their_own_json_type(field: str, value: Any,
+                                                              expected: str) -> None:
+    text = json.dumps({**GOOD_FLAGS, field: value})
+    with pytest.raises(OutputParseError) as info:
+        result_with(text).parsed(Flags)
+    assert f"expected {expected} @ $.{field}" in info.value.detail
+    # A whole number is a number: a float field takes it, as a float.
+    ratio = result_with(json.dumps({**GOOD_FLAGS, "ratio": 2})).parsed(Flags).ratio
+    assert ratio == 2.0 and type(ratio) is float
+    with pytest.raises(OutputParseError, match="expected an integer, got str '3'"):
+        result_with('"3"').parsed(int)
+
+
+@attrs.frozen
+class Shelf:
+    titles: list[str]
+    sizes: tuple[int, ...] = ()
+    tags: frozenset[str] = frozenset()
+    counts: dict[str, int] = attrs.field(factory=dict)
+
+
+@pytest.mark.parametrize(("data", "where"), [
+    ({"titles": "ab"}, "$.titles"),  # cattrs' default gave ['a', 'b']
+    ({"titles": {"a": 1}}, "$.titles"),  # ... ['a']
+    ({"titles": [], "sizes": "12"}, "$.sizes"),  # ... (1, 2)
+    ({"titles": [], "tags": "ab"}, "$.tags"),
+    ({"titles": [], "counts": [["a", 1]]}, "$.counts"),  # ... {'a': 1}
+])
+def test_collections_structure_only_from_json_arrays_and_objects(data: dict[str, Any],
+                                                                 where: str) -> None:
+    with pytest.raises(OutputParseError, match=re.escape(where)):
+        result_with(json.dumps(data)).parsed(Shelf)
+    good = {"titles": ["x"], "sizes": [1, 2], "tags": ["a", "a"], "counts": {"k": 1}}
+    assert result_with(json.dumps(good)).parsed(Shelf) == Shelf(["x"], (1, 2), frozenset("a"),
+                                                                 {"k": 1})
+    for text, cls in [('"ab"', list[str]), ('[["a", 1]]', dict[str, int])]:
+        with pytest.raises(OutputParseError, match=r"expected an (array|object)"):
+            result_with(text).parsed(cls)
