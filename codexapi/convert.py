@@ -225,7 +225,9 @@ def _build_converter() -> cattrs.Converter:
     import cattrs.cols
     import cattrs.gen
 
-    converter = cattrs.Converter()
+    # use_alias: an attrs field's JSON key is its __init__ name (``_secret`` reads "secret"),
+    # the name codexapi.json_schema gives the model, so the schema and parsed(cls) agree.
+    converter = cattrs.Converter(use_alias=True)
     # JSON scalars structure only from their own JSON type (see _exactly).
     converter.register_structure_hook(str, _exactly(str, "a string"))
     converter.register_structure_hook(bool, _exactly(bool, "a boolean"))

@@ -206,3 +206,21 @@ def test_collections_structure_only_from_json_arrays_and_objects(data: dict[str,
     for text, cls in [('"ab"', list[str]), ('[["a", 1]]', dict[str, int])]:
         with pytest.raises(OutputParseError, match=r"expected an (array|object)"):
             result_with(text).parsed(cls)
+
+
+@attrs.frozen
+class Account:
+    _owner: str
+    balance: int = attrs.field(alias="amount")
+    _note: str | None = None
+
+
+def test_the_schema_names_the_keys_parsed_reads() -> None:
+    # Private and aliased fields: the schema asks for their __init__ names, and parsed(cls)
+    # reads those same keys (cattrs' default read "_owner", so the model's "owner" was lost).
+    props = json_schema(Account)["properties"]
+    assert list(props) == ["owner", "amount", "note"]
+    value = {"owner": "ana", "amount": 3, "note": "x"}
+    assert result_with(json.dumps(value)).parsed(Account) == Account("ana", 3, "x")
+    with pytest.raises(OutputParseError, match="required field missing"):
+        result_with(json.dumps({"_owner": "ana", "amount": 3})).parsed(Account)
