@@ -123,6 +123,12 @@ def _chat_args(p: argparse.ArgumentParser) -> None:
                    help="connect/response timeout for this call (the stream idle timeout "
                    "still applies between events)")
     add_connection_args(p)
+    # -c keeps the conversation's model unless -m names another, as `llm -c` does: the
+    # default (None) tells the two apart.
+    model = next(a for a in p._actions if a.dest == "model")
+    model.help = f"{model.help} (default: {model.default}; with -c, the conversation's)"
+    p.set_defaults(default_model=model.default)
+    model.default = None
 
 
 REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
@@ -166,7 +172,8 @@ def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
         _STDERR.quiet_retries = True
     client = make_client(args, stack, plugins=[RetryNotice(ChatView.show_retry)])
     return start(client, prompt=prompt, resume=args.resume,
-                 model=args.model, instructions=args.instructions, options=options,
+                 model=args.model or None, default_model=args.default_model,
+                 instructions=args.instructions, options=options,
                  interactive=interactive, store=args.store)
 
 

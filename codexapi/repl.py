@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import attrs
 
 from .client import Client
+from .cliopts import DEFAULT_MODEL
 from .conversation import Conversation, schema_controls, state_dir, user_message
 from .errors import CodexApiError, ConfigError
 from .events import Completed, OutputItemDone
@@ -183,21 +184,24 @@ class _LineHistory:
             pass  # losing line history is not worth failing the session for
 
 
-def start(client: Client, *, prompt: str | None, resume: bool, model: str,
+def start(client: Client, *, prompt: str | None, resume: bool, model: str | None,
           instructions: str | None, options: TurnOptions, interactive: bool,
-          store: bool = False) -> int:
-    """The ``chat`` command after its options are read: a turn, or the REPL. ``store``
+          store: bool = False, default_model: str = DEFAULT_MODEL) -> int:
+    """The ``chat`` command after its options are read: a turn, or the REPL. ``model`` None
+    (no ``-m``) means the resumed conversation's, or ``default_model`` for a new one. ``store``
     (``--store``) asks the server to store responses, so later turns continue from the last
     one by id; a conversation remembers it (Azure Responses endpoints store by default)."""
     provider = client.provider
     if resume:
         conversation = Conversation.last()
-        conversation.model = model
+        if model is not None:
+            conversation.model = model
         if instructions is not None:
             conversation.instructions = instructions
         conversation.store = conversation.store or store
     else:
-        conversation = Conversation.new(model, instructions or DEFAULT_INSTRUCTIONS,
+        conversation = Conversation.new(model or default_model,
+                                        instructions or DEFAULT_INSTRUCTIONS,
                                         provider.base_url, str(provider.wire),
                                         store=store or provider.is_azure_responses_endpoint())
     chat = Chat(client, conversation, options)

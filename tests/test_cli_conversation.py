@@ -57,6 +57,20 @@ def test_continue_resumes_the_last_conversation_with_its_history(
     assert sent(server)["instructions"] == "Be terse." and len(sent(server)["input"]) == 3
 
 
+def test_continue_keeps_the_conversations_model_unless_m_names_another(
+        capsys: Capture, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODEXAPI_MODEL", "default-model")
+    chat(capsys, server, "-m", "o3", "Hello")
+    chat(capsys, server, "-c", "Again")
+    assert sent(server)["model"] == "o3" and len(sent(server)["input"]) == 3
+    chat(capsys, server, "-c", "--model", "gpt-5-mini", "Switch")
+    assert sent(server)["model"] == "gpt-5-mini"
+    chat(capsys, server, "-c", "Still")
+    assert sent(server)["model"] == "gpt-5-mini" == Conversation.last().model
+    chat(capsys, server, "New")  # a new conversation: -m's default
+    assert sent(server)["model"] == "default-model"
+
+
 def test_conversations_are_saved_in_the_state_directory(capsys: Capture,
                                                          server: EmbeddedServer) -> None:
     chat(capsys, server, "Remember me")
