@@ -229,14 +229,18 @@ def test_create_is_stream_then_collect(client: Client) -> None:
     assert inspect.signature(Client.create).parameters == stream_params
 
 
+@pytest.mark.parametrize("wire", [WireApi.RESPONSES, WireApi.CHAT])
 @pytest.mark.parametrize(("plan", "error"), [("400", ApiError), ("drop@3", StreamError)])
-def test_create_raises_what_stream_raises(client: Client, plan: str,
+def test_create_raises_what_stream_raises(server: EmbeddedServer, wire: WireApi, plan: str,
                                           error: type[Exception]) -> None:
     req = ResponsesRequest(model="m", input="Hello there you")
-    with pytest.raises(error) as created:
-        client.create(req, headers={FAULT_HEADER: plan})
-    with pytest.raises(error) as streamed:
-        client.stream(req, headers={FAULT_HEADER: plan}).collect()
+    with make_client(server, wire) as client:
+        with pytest.raises(error) as created:
+            client.create(req, headers={FAULT_HEADER: plan})
+        with pytest.raises(error) as streamed:
+            client.stream(req, headers={FAULT_HEADER: plan}).collect()
+        # The client goes on after a failed call.
+        assert client.create(req).text == "You said: Hello there you"
     assert type(created.value) is type(streamed.value)
     assert str(created.value).split(" (request id")[0] == str(streamed.value).split(
         " (request id")[0]
