@@ -188,7 +188,13 @@ def attachment(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"--file {file}: {exc.strerror or exc}") from None
-    mime = mimetypes.guess_type(file.name)[0] or ""
+    # What the bytes are, not what the name says: a screenshot saved without an extension is
+    # still an image, and a text file named .png would be an image the API rejects.
+    mime = _sniff(data)
+    named = mimetypes.guess_type(file.name)[0] or ""
+    if not mime and (named in _IMAGE_TYPES or named == "application/pdf"):
+        raise ConfigError(f"--file {file}: named like {named}, but its content is not "
+                          f"{'a PDF' if named == 'application/pdf' else 'an image'}")
     if mime in _IMAGE_TYPES:
         return {"type": "input_image", "detail": "auto",
                 "image_url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
@@ -201,6 +207,21 @@ def attachment(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"--file {file}: not UTF-8 text, nor an image (png, jpeg, gif, "
                           "webp) or a PDF") from None
     return {"type": "input_text", "text": f"{file.name}:\n```\n{text}\n```"}
+
+
+def _sniff(data: bytes) -> str:
+    """The MIME type of an image or PDF by its signature, else ""."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "image/webp"
+    if b"%PDF-" in data[:1024]:  # readers accept the header anywhere in the first KiB
+        return "application/pdf"
+    return ""
 
 
 def schema_controls(path: str) -> TextControls:

@@ -145,9 +145,26 @@ def test_files_are_attached_as_input_parts(capsys: Capture, server: EmbeddedServ
     assert parts[3] == {"type": "input_text", "text": "notes.txt:\n```\nline one\n\n```"}
 
 
+def test_attachments_are_typed_by_their_content_not_their_name(
+        capsys: Capture, server: EmbeddedServer, tmp_path: Path) -> None:
+    shot = tmp_path / "screenshot"  # saved without an extension
+    shot.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 8)
+    photo = tmp_path / "photo.png"  # a JPEG, misnamed
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 8)
+    webp = tmp_path / "anim"
+    webp.write_bytes(b"RIFF\x10\0\0\0WEBPVP8 " + b"\0" * 8)
+    assert chat(capsys, server, "-f", str(shot), "-f", str(photo), "-f", str(webp),
+                "Look")[0] == 0
+    urls = [p["image_url"] for p in sent(server)["input"][-1]["content"][1:]]
+    assert [u.split(";")[0] for u in urls] == ["data:image/png", "data:image/jpeg",
+                                                "data:image/webp"]
+
+
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("missing.txt", None, "No such file"),
     ("blob.bin", b"\xff\xfe\x00\x01", "not UTF-8 text, nor an image"),
+    ("fake.png", b"just text", "named like image/png, but its content is not an image"),
+    ("fake.pdf", b"just text", "named like application/pdf, but its content is not a PDF"),
 ])
 def test_bad_files_are_config_errors(capsys: Capture, server: EmbeddedServer, tmp_path: Path,
                                      name: str, data: bytes | None, message: str) -> None:
