@@ -55,6 +55,7 @@ class _Builder:
     def __init__(self, strict: bool, defs: dict[str, Any]) -> None:
         self.strict = strict
         self.defs = defs
+        self.names: dict[type, str] = {}
 
     def object_schema(self, cls: type[Any]) -> dict[str, Any]:
         try:
@@ -71,7 +72,7 @@ class _Builder:
             prop = self.schema(hints.get(field.name, field.type), f"{cls.__name__}.{name}")
             description = field.metadata.get("description")
             if isinstance(description, str):
-                prop = {**prop, "description": description}
+                prop = self.described(prop, description)
             props[name] = prop
             if self.strict or field.default is attrs.NOTHING:
                 required.append(name)
@@ -80,6 +81,19 @@ class _Builder:
         if cls.__doc__ and not cls.__doc__.startswith(f"{cls.__name__}("):  # attrs' default
             out["description"] = " ".join(cls.__doc__.split())
         return out
+
+    def described(self, prop: dict[str, Any], description: str) -> dict[str, Any]:
+        """``prop`` with a description. Strict structured output refuses a ``$ref`` with
+        other keys beside it, so a field of an attrs class gets the class's schema inlined
+        (as openai-python does), or, for a class still being built (a cycle), a one-way
+        ``anyOf`` holding the reference."""
+        ref = prop.get("$ref")
+        if ref is None:
+            return {**prop, "description": description}
+        inline = self.defs[ref.rsplit("/", 1)[1]]
+        if not inline:
+            return {"anyOf": [prop], "description": description}
+        return {**inline, "description": description}
 
     def schema(self, tp: Any, where: str) -> dict[str, Any]:
         if tp in _SCALARS:
@@ -106,8 +120,13 @@ class _Builder:
             values = [m.value for m in tp]
             return {"enum": values}
         if isinstance(tp, type) and attrs.has(tp):
-            name = tp.__name__
-            if name not in self.defs:
+            name = self.names.get(tp)
+            if name is None:
+                # Two classes of one name (from two modules) each get their own definition.
+                name = tp.__name__
+                if name in self.defs:
+                    name = _NAME.sub("_", f"{tp.__module__}.{tp.__qualname__}")
+                self.names[tp] = name
                 self.defs[name] = {}  # placeholder: a class may refer to itself
                 self.defs[name] = self.object_schema(tp)
             return {"$ref": f"#/$defs/{name}"}

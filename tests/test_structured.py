@@ -224,3 +224,45 @@ def test_the_schema_names_the_keys_parsed_reads() -> None:
     assert result_with(json.dumps(value)).parsed(Account) == Account("ana", 3, "x")
     with pytest.raises(OutputParseError, match="required field missing"):
         result_with(json.dumps({"_owner": "ana", "amount": 3})).parsed(Account)
+
+
+def refs_alone(node: Any) -> bool:
+    """Whether every ``$ref`` in a schema stands alone (strict mode refuses one with company)."""
+    if isinstance(node, dict):
+        if "$ref" in node and len(node) > 1:
+            return False
+        return all(refs_alone(v) for v in node.values())
+    return all(refs_alone(v) for v in node) if isinstance(node, list) else True
+
+
+def other_module_reading() -> type:
+    @attrs.frozen
+    class Reading:  # the same name as the module's Reading, other fields
+        station: int
+
+    return Reading
+
+
+OtherReading = other_module_reading()
+
+
+@attrs.frozen
+class Report:
+    first: Reading = attrs.field(metadata={"description": "The first reading"})
+    other: OtherReading = attrs.field(metadata={"description": "Elsewhere"})  # type: ignore[valid-type]
+    rest: list[Reading] = attrs.field(factory=list, metadata={"description": "The others"})
+
+
+def test_described_class_fields_and_same_named_classes() -> None:
+    schema = json_schema(Report)
+    assert refs_alone(schema)
+    props = schema["properties"]
+    # A described field of a class type carries the class's schema itself, not a $ref.
+    assert props["first"] == {**schema["$defs"]["Reading"], "description": "The first reading"}
+    assert list(props["other"]["properties"]) == ["station"]
+    assert props["rest"] == {"type": "array", "items": {"$ref": "#/$defs/Reading"},
+                             "description": "The others"}
+    # Two classes called Reading: each its own definition.
+    assert len(schema["$defs"]) == 2
+    assert [list(d["properties"]) for d in schema["$defs"].values()] == [
+        ["place", "degrees", "unit"], ["station"]]
