@@ -155,9 +155,26 @@ def build_body(request: ResponsesRequest) -> dict[str, Any]:
         value = getattr(request, name)
         if value is not None:
             body[chat_name] = value
+    response_format = chat_response_format(request.text)
+    if response_format is not None:
+        body["response_format"] = response_format
     if request.extra_body:
         body.update(request.extra_body)
     return body
+
+
+def chat_response_format(text: Any) -> dict[str, Any] | None:
+    """``text.format`` as Chat's ``response_format``: the Responses form is flat
+    (``{"type": "json_schema", "name", "schema", "strict"}``), Chat's nests the schema under
+    ``json_schema``. Without it the format was dropped, and the model answered free text."""
+    fmt = text.get("format") if isinstance(text, Mapping) else getattr(text, "format", None)
+    if not isinstance(fmt, Mapping) or fmt.get("type") in (None, "text"):
+        return None
+    if fmt.get("type") != "json_schema":
+        return dict(fmt)  # {"type": "json_object"} is the same on both
+    spec = {k: v for k, v in fmt.items() if k != "type"}
+    spec.setdefault("name", "output")
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def chat_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

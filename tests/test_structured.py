@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import attrs
 import pytest
+from conftest import make_client
 
 from codexapi import (
     Client,
@@ -18,10 +19,12 @@ from codexapi import (
     ResponsesRequest,
     StreamResult,
     TextControls,
+    WireApi,
     json_schema,
 )
 from codexapi.server import EmbeddedServer
 from codexapi.structured import text_format
+from codexapi_plugins.wire_chat import build_body
 
 
 class Unit(enum.Enum):
@@ -266,3 +269,25 @@ def test_described_class_fields_and_same_named_classes() -> None:
     assert len(schema["$defs"]) == 2
     assert [list(d["properties"]) for d in schema["$defs"].values()] == [
         ["place", "degrees", "unit"], ["station"]]
+
+
+def test_structured_output_on_the_chat_wire(server: EmbeddedServer) -> None:
+    req = ResponsesRequest(model="m", input="Lyon", text=TextControls.for_class(Forecast))
+    with make_client(server, WireApi.CHAT) as client:
+        result = client.create(req)
+    # Chat nests the Responses format under json_schema (it was dropped: free text came back).
+    assert server.requests[-1][3]["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "Forecast", "strict": True, "schema": json_schema(Forecast)}}
+    assert result.parsed(Forecast).city == "You said: Lyon"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (TextControls(verbosity="low"), None),
+    ({"format": {"type": "text"}}, None),
+    ({"format": {"type": "json_object"}}, {"type": "json_object"}),
+    ({"format": {"type": "json_schema", "schema": {"type": "object"}}},
+     {"type": "json_schema", "json_schema": {"name": "output", "schema": {"type": "object"}}}),
+])
+def test_chat_response_format(text: Any, expected: dict[str, Any] | None) -> None:
+    body = build_body(ResponsesRequest(model="m", input="x", text=text))
+    assert body.get("response_format") == expected
