@@ -154,6 +154,7 @@ class ChatView:
         self._reasoning_open = False  # reasoning line(s) written on stderr, not yet ended
         self._summary_seen = False
         self._usage: TokenUsage | None = None
+        self._completed = False
 
     #: The view whose turn is on the terminal now (one at a time: a command line has one
     #: terminal); the chat command's retry observer shows retries there.
@@ -182,8 +183,11 @@ class ChatView:
         self.spinner.stop()
         self._end_reasoning()
         self._end_text()
-        if exc is None and self.usage and self._usage is not None:
-            self._note(format_usage(self._usage))
+        if exc is None and self.usage and self._completed:
+            # Said even when missing (a Chat server without stream_options.include_usage):
+            # --usage printing nothing reads as a bug.
+            self._note(format_usage(self._usage) if self._usage is not None
+                       else "tokens: not reported by the server")
 
     def _note(self, line: str) -> None:
         self.err.write(f"{DIM}{line}{RESET}\n" if self.color else f"{line}\n")
@@ -214,6 +218,7 @@ class ChatView:
         """Render one event."""
         if isinstance(event, Completed):
             self._usage = event.token_usage
+            self._completed = True
         if self.json_lines:
             if isinstance(event, OutputTextDelta | ReasoningSummaryDelta |
                           ReasoningContentDelta | OutputItemDone):

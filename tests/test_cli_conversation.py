@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import re
@@ -14,9 +15,11 @@ from typing import Any
 import pytest
 from pty_terminal import Terminal
 
+from codexapi import Completed, OutputTextDelta
 from codexapi.cli import build_parser, main
 from codexapi.conversation import STATE_ENV, Conversation, state_dir
 from codexapi.server import EmbeddedServer
+from codexapi.terminal import ChatView
 
 Capture = pytest.CaptureFixture[str]
 
@@ -122,6 +125,14 @@ def test_usage_goes_to_stderr_only_when_asked(capsys: Capture, server: EmbeddedS
     assert code == 0 and out == "You said: Count me\n"
     assert re.fullmatch(r"tokens: \d+ in, \d+ out, \d+ total\n", err)
     assert chat(capsys, server, "Count me")[2] == ""
+
+
+def test_usage_the_server_did_not_report_is_said_so() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    with ChatView(out, err, usage=True) as view:
+        view.show(OutputTextDelta(delta="Hi"))
+        view.show(Completed(response_id="resp_1", token_usage=None))
+    assert (out.getvalue(), err.getvalue()) == ("Hi\n", "tokens: not reported by the server\n")
 
 
 def test_files_are_attached_as_input_parts(capsys: Capture, server: EmbeddedServer,
