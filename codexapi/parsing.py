@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from . import items
 from .convert import get_converter
-from .errors import OutputParseError
+from .errors import ConfigError, OutputParseError
 
 T = TypeVar("T")
 
@@ -31,6 +31,12 @@ def structure(data: Any, cls: type[T], error: Callable[[str], OutputParseError])
 
     try:
         return get_converter().structure(data, cls)
+    except (NameError, cattrs.StructureHandlerNotFoundError) as exc:
+        # The class, not the output, is at fault: no output would fit, so say how to fix it.
+        hint = (" (define the types it uses at module level)" if isinstance(exc, NameError)
+                else " (use attrs classes, str, int, float, bool, None, lists, dicts, enums "
+                "and Literals)")
+        raise ConfigError(f"cannot structure values into {cls!r}: {exc}{hint}") from None
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             detail = "; ".join(cattrs.transform_error(exc))

@@ -15,6 +15,7 @@ from conftest import make_client
 from codexapi import (
     Client,
     ConfigError,
+    FunctionCall,
     OutputParseError,
     ResponsesRequest,
     StreamResult,
@@ -291,3 +292,30 @@ def test_structured_output_on_the_chat_wire(server: EmbeddedServer) -> None:
 def test_chat_response_format(text: Any, expected: dict[str, Any] | None) -> None:
     body = build_body(ResponsesRequest(model="m", input="x", text=text))
     assert body.get("response_format") == expected
+
+
+def local_classes() -> type:
+    @attrs.frozen
+    class Inside:
+        x: int
+
+    @attrs.frozen
+    class Outside:
+        inside: Inside
+
+    return Outside
+
+
+class Plain:
+    """Not an attrs class."""
+
+
+@pytest.mark.parametrize(("cls", "message"), [
+    (local_classes(), "name 'Inside' is not defined"),
+    (Plain, "Unsupported type"),
+])
+def test_a_class_no_output_can_fit_is_a_config_error(cls: type, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        result_with('{"inside": {"x": 1}}').parsed(cls)
+    with pytest.raises(ConfigError, match=message):
+        FunctionCall(name="f", arguments='{"inside": {"x": 1}}', call_id="c").parsed_arguments(cls)
