@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from .errors import AuthError, CodexApiError, ConfigError
+from .headers import has_control
 from .redact import mask
 
 if TYPE_CHECKING:
@@ -94,8 +95,8 @@ def auth_headers(auth: Auth) -> dict[str, str]:
 
 
 def _valid(name: object, value: object) -> bool:
-    return isinstance(name, str) and isinstance(value, str) and not any(
-        ord(c) < 0x20 or ord(c) == 0x7F for c in name + value)
+    return (isinstance(name, str) and isinstance(value, str) and not has_control(name)
+            and not has_control(value))
 
 
 @attrs.define
@@ -207,7 +208,7 @@ def checked_secret(value: str, what: str) -> str:
     value = value.strip()
     if not value:
         raise AuthError(f"{what} is empty")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if has_control(value):
         raise AuthError(f"{what} contains control characters (line breaks?); it cannot be sent "
                         "in an HTTP header")
     if not value.isascii():

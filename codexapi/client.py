@@ -194,9 +194,10 @@ class _Endpoints:
         started = time.monotonic()
         extensions: dict[str, Any] = {}
         on_end = None
-        if pm.hook.codexapi_on_stream_end.get_hookimpls():
-            # Only when observed: keeping the turn's result costs a pass over each read's
-            # events, which an unobserved stream does not pay.
+        # Only when observed: keeping the turn's result costs a look at each read's events,
+        # which an unobserved stream does not pay.
+        keep = pm.stream_observation(provider, request, extensions)
+        if keep is not None:
             def on_end(result: StreamResult, error: BaseException | None) -> None:
                 pm.call("codexapi_on_stream_end", provider=provider, request=request,
                         result=result, error=error)
@@ -261,7 +262,7 @@ class _Endpoints:
             inner.faster_model = faster
         prelude: list[Event] = header_events(response.headers)
         return ResponseStream(response, decoder, prelude, on_end=on_end, started=started,
-                              extensions=extensions, provider=provider,
+                              extensions=extensions, keep_text=keep == "text", provider=provider,
                               secrets=lambda: dispatcher.secrets(headers), deadline=deadline,
                               reopen=reopen, background=payload.get("background") is True)
 

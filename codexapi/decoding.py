@@ -22,6 +22,13 @@ class StreamDecoder(Protocol):
     becomes True once the turn is complete; the stream then stops reading and releases the
     connection. ``close()`` is called at the end of the body (events still buffered, or the
     error of a truncated stream).
+
+    Optional: ``other_events``, an ``int`` that grows whenever ``feed_data`` returns an event
+    other than a plain :class:`~codexapi.OutputTextDelta` (it may grow more often, never
+    less). A stream whose end is observed then tells a read of nothing but text deltas by
+    comparing two numbers, instead of looking at each event. It is read on the decoder's
+    ``inner`` when it has one (as :class:`~codexapi.sse.SseStreamDecoder` does), else on the
+    decoder itself.
     """
 
     @property

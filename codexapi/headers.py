@@ -14,6 +14,12 @@ from typing import Any
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(r"[\t\x20-\x7e]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (a line break, NUL, DEL...)."""
+    return _CONTROL.search(text) is not None
 
 
 def header_problem(name: Any, value: Any) -> str | None:

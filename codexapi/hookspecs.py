@@ -126,6 +126,27 @@ def codexapi_on_retry(
 
 
 @hookspec
+def codexapi_observe_stream(provider: Provider, request: Any,
+                            extensions: dict[str, Any]) -> str | None:
+    """Called once per streamed turn, before its body is built and its first request sent,
+    when some plugin implements :func:`codexapi_on_stream_end`: how much of this turn its end
+    observers need. Not firstresult: the stream keeps the most that any plugin asks for.
+
+    Return ``"text"`` to have the turn's :class:`codexapi.StreamResult` carry the text
+    received so far (what a plugin that does not implement this hook is assumed to want),
+    ``"end"`` for everything but the streamed text (response id, usage, items, model, rate
+    limits, timing; ``result.text`` is then the message items' text, empty for a turn cut
+    short), or None when this plugin does not observe this turn. When every plugin that
+    observes stream ends answers None, the turn is not observed: nothing is kept as it
+    streams and ``codexapi_on_stream_end`` is not called for it. When one asks, every impl of
+    that hook is called, those that answered None included. ``"end"`` costs nothing per read
+    of text deltas; ``"text"`` costs a join of the read's deltas. ``request`` is the
+    :class:`codexapi.ResponsesRequest` (None for a seed client's ready body); ``extensions``
+    the call's dict, as in :func:`codexapi_on_request`.
+    """
+
+
+@hookspec
 def codexapi_on_stream_end(
     provider: Provider, request: Any, result: StreamResult, error: BaseException | None
 ) -> None:
@@ -134,7 +155,8 @@ def codexapi_on_stream_end(
     ``request`` is the :class:`codexapi.ResponsesRequest` (None for a seed client's ready
     body); ``result`` the :class:`codexapi.StreamResult` of what was received so far (text,
     items, response id, usage); ``error`` what ended the stream (None on success; a
-    ``GeneratorExit`` when the caller closed it early).
+    ``GeneratorExit`` when the caller closed it early). Not called for a turn that every
+    plugin declined in :func:`codexapi_observe_stream`.
     """
 
 

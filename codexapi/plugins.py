@@ -82,13 +82,20 @@ def _is_delay(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-#: What a hook may answer (besides None): a check and the expected type's name.
+#: What ``codexapi_observe_stream`` may answer, from the most kept to the least.
+OBSERVE_ANSWERS = ("text", "end")
+
+#: What a hook may answer (besides None): a check and the expected type's name. Each impl's
+#: answer is checked; for a hook that collects answers (not firstresult) also the list.
 RESULT_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "codexapi_auth": (_is_auth, "an Auth (headers()/refresh() or auth_flow())"),
     "codexapi_endpoint_path": (lambda v: isinstance(v, str), "str"),
     "codexapi_build_body": (lambda v: isinstance(v, dict), "dict"),
     "codexapi_retry_delay": (_is_delay, "float"),
+    "codexapi_observe_stream": (lambda v: v in OBSERVE_ANSWERS, '"text", "end" or None'),
 }
+#: The checked hooks that are not firstresult: their call answers a list.
+COLLECTED = frozenset({"codexapi_observe_stream"})
 
 #: The plugin whose hook impl is running (for ``register(wire)`` to know who registered it).
 current_plugin: ContextVar[str | None] = ContextVar("codexapi_current_plugin", default=None)
@@ -180,13 +187,33 @@ class PluginManager(pluggy.PluginManager):
             raise PluginError(f"plugin {culprit!r} raised {type(exc).__name__} in {hook}: "
                               f"{exc}", plugin=culprit) from exc
         check = RESULT_TYPES.get(hook)
-        if result is not None and check is not None and not check[0](result):
+        if result is not None and check is not None and not (
+                check[0](result) if hook not in COLLECTED else
+                isinstance(result, list) and all(map(check[0], result))):
             # Every impl's own answer was checked: a wrapper replaced it.
             culprit = ", ".join(repr(i.plugin_name) for i in self._wrappers(hook)) or "unknown"
+            expected = check[1] if hook not in COLLECTED else f"a list of {check[1]}"
             raise PluginError(f"plugin {culprit} returned {type(result).__name__} from {hook} "
-                              f"(through its wrapper), expected {check[1]}",
+                              f"(through its wrapper), expected {expected}",
                               plugin=culprit.strip("'"))
         return result
+
+    def stream_observation(self, provider: Any, request: Any,
+                           extensions: dict[str, Any]) -> str | None:
+        """How much of a streamed turn its end observers need (``codexapi_observe_stream``):
+        ``"text"``, ``"end"``, or None when the turn is not observed."""
+        ends = self.hook.codexapi_on_stream_end.get_hookimpls()
+        if not ends:
+            return None
+        askers = {id(i.plugin) for i in self.hook.codexapi_observe_stream.get_hookimpls()}
+        if any(id(i.plugin) not in askers for i in ends):
+            return "text"  # an observer that never said what it needs gets everything
+        answers = self.call("codexapi_observe_stream", provider=provider, request=request,
+                            extensions=extensions) or []
+        for answer in OBSERVE_ANSWERS:
+            if answer in answers:
+                return answer
+        return None
 
     def _wrappers(self, hook: str) -> list[Any]:
         return [i for i in getattr(self.hook, hook).get_hookimpls()

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from .errors import ConfigError
+from .headers import has_control
 from .jsonutil import dumps
 
 TURN_STATE_HEADER = "x-codex-turn-state"
@@ -113,7 +114,7 @@ class SessionContext:
         for name, value in pairs:
             if value is None:
                 continue
-            if not value.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            if not value.isascii() or has_control(value):
                 raise ConfigError(f"SessionContext value for header {name!r} must be printable "
                                   "ASCII without line breaks")
             out[name] = value

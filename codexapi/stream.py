@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -102,19 +102,23 @@ OnEnd = Callable[[StreamResult, "BaseException | None"], None]
 class _Turn:
     """What a turn delivered so far, kept only when someone observes its end.
 
-    Text deltas are the commonest event by far: a read of many events that are all deltas is
-    taken in one comprehension and kept as one string; only a read that holds anything else
-    (or a few events) is looked at event by event. Only text is kept, not the events (strings
-    cost the garbage collector nothing)."""
+    Text deltas are the commonest event by far. A decoder that counts the other events it
+    returns (``other_events``, see :class:`~codexapi.decoding.StreamDecoder`) lets a read of
+    nothing but deltas be told in O(1): skipped, or with ``keep_text`` kept as one joined
+    string. Otherwise a read of many events is sorted in one comprehension and only the rest
+    looked at event by event. Only text is kept, never the events (strings cost the garbage
+    collector nothing)."""
 
-    __slots__ = ("_clock", "deltas", "extensions", "first_at", "items", "limits", "model",
-                 "response_id", "started", "usage")
+    __slots__ = ("_clock", "_mark", "_source", "deltas", "extensions", "first_at", "items",
+                 "keep_text", "limits", "model", "response_id", "started", "usage")
 
     def __init__(self, started: float | None, model: str | None,
-                 extensions: dict[str, Any] | None, clock: Callable[[], float]) -> None:
+                 extensions: dict[str, Any] | None, clock: Callable[[], float],
+                 keep_text: bool = True) -> None:
         self._clock = clock
         self.started = clock() if started is None else started
         self.first_at: float | None = None
+        self.keep_text = keep_text
         self.deltas: list[str] = []
         self.items: list[Item] = []
         self.response_id: str | None = None
@@ -122,23 +126,42 @@ class _Turn:
         self.limits: RateLimitSnapshot | None = None
         self.model = model
         self.extensions = extensions if extensions is not None else {}
+        self._source: object = None
+        self._mark = -1
 
-    def add(self, events: list[Event], decoded: bool = True) -> None:
+    def add(self, events: list[Event], source: object = None, decoded: bool = True) -> None:
+        """Take one read's events; ``source`` is the decoder that returned them, when they
+        came from its ``feed_data``."""
         if decoded and self.first_at is None:
             self.first_at = self._clock()
+        if source is not None:
+            mark = getattr(source, "other_events", None)
+            if mark.__class__ is int:
+                if mark == self._mark and source is self._source:
+                    # Nothing but text deltas since the last read.
+                    if self.keep_text:
+                        deltas = cast("list[OutputTextDelta]", events)
+                        self.deltas.append("".join([e.delta for e in deltas]))
+                    return
+                self._source, self._mark = source, mark
+        keep_text = self.keep_text
         if len(events) > 8:  # below that, setting up the comprehension costs more than it saves
             delta = OutputTextDelta
-            texts = [e.delta for e in events if e.__class__ is delta]
-            if len(texts) == len(events):
-                # One string per read: the deltas' own strings are freed with their events,
-                # so the allocator keeps reusing their memory (keeping them all costs more
-                # than the join).
-                self.deltas.append("".join(texts))
-                return
+            if not keep_text:
+                events = [e for e in events if e.__class__ is not delta]
+            else:
+                texts = [e.delta for e in events if e.__class__ is delta]
+                if len(texts) == len(events):
+                    # One string per read: the deltas' own strings are freed with their
+                    # events, so the allocator keeps reusing their memory (keeping them all
+                    # costs more than the join).
+                    self.deltas.append("".join(texts))
+                    return
         text: list[str] = []
         for ev in events:
             if isinstance(ev, OutputTextDelta):
-                text.append(ev.delta)  # in order, a wire's own subclass included
+                if keep_text:
+                    text.append(ev.delta)  # in order, a wire's own subclass included
             elif isinstance(ev, OutputItemDone):
                 self.items.append(ev.item)
             elif isinstance(ev, Completed):
@@ -270,6 +293,7 @@ def _events(call: _Call) -> Generator[Event, None, None]:
         yield from call.prelude
         while True:
             decoder = call.decoder
+            source = _inner(decoder) if observed is not None else None
             feed = decoder.feed_data
             body = (iter_body(call.response, call.provider, what="stream")
                     if call.provider is not None else call.response.iter_bytes())
@@ -281,7 +305,7 @@ def _events(call: _Call) -> Generator[Event, None, None]:
                         if events:
                             call.delivered = True
                             if observed is not None:
-                                observed.add(events)
+                                observed.add(events, source)
                             yield from events
                         if decoder.done:
                             # The turn is over; a terminal failure (response.failed) raises
@@ -332,7 +356,8 @@ class ResponseStream:
     """Iterate for events; ``collect()`` for the whole turn. Single consumer.
 
     ``on_end`` (optional) is told once how the turn ended (``codexapi_on_stream_end``):
-    success, an error, or closed early. ``started`` is when the call began
+    success, an error, or closed early; its result carries the text streamed so far only with
+    ``keep_text`` (else the message items' text). ``started`` is when the call began
     (``time.monotonic``), for ``StreamResult.time_to_first_event``.
     """
 
@@ -350,9 +375,11 @@ class ResponseStream:
         deadline: Deadline | None = None,
         reopen: Reopen | None = None,
         background: bool = False,
+        keep_text: bool = True,
     ) -> None:
         observed = (None if on_end is None else _Turn(
-            started, response.headers.get("openai-model"), extensions, time.monotonic))
+            started, response.headers.get("openai-model"), extensions, time.monotonic,
+            keep_text))
         call = self._call = _Call(response, decoder, prelude or [], on_end, observed)
         call.provider = provider
         call.secrets = secrets

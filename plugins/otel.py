@@ -352,6 +352,15 @@ class OpenTelemetry:
             _safe(_retry_event, call, attempt, error, delay)
 
     @hookimpl
+    def codexapi_observe_stream(self, request: Any) -> str | None:
+        # The span needs how the turn ended (id, usage, items, timing), never the streamed
+        # text: output messages come from the message items. A seed client's ready body gets
+        # no span (its body is not built), and neither does any turn while inactive.
+        if request is None:
+            return None
+        return "end" if _safe(self._active) is not None else None
+
+    @hookimpl
     def codexapi_on_stream_end(self, provider: Provider, request: Any, result: Any,
                                error: BaseException | None) -> None:
         extensions = getattr(result, "extensions", None) or {}
@@ -446,19 +455,19 @@ class OpenTelemetry:
             found["gen_ai.response.id"] = str(response_id)
         if usage is not None:
             _usage_attributes(found, usage)
-        if found:
-            span.set_attributes(found)
         err_type: str | None = None
         if error is not None:
             err_type = _record_error(span, error)
         elif reason == "cancelled":
-            span.set_attribute("codexapi.stream.cancelled", True)
+            found["codexapi.stream.cancelled"] = True
         else:
             reason = _finish_reason(result)
-            span.set_attribute("gen_ai.response.finish_reasons", [reason])
+            found["gen_ai.response.finish_reasons"] = [reason]
             if call.capture and span.is_recording():
-                span.set_attribute("gen_ai.output.messages",
-                                   dumps(_output_messages(result, reason)).decode())
+                found["gen_ai.output.messages"] = dumps(
+                    _output_messages(result, reason)).decode()
+        if found:
+            span.set_attributes(found)
         span.end()
         # Metric attributes: the low-cardinality subset the conventions list.
         metric = {k: v for k, v in call.attrs.items() if k in _METRIC_KEYS}
@@ -693,13 +702,15 @@ def installed() -> bool:
 
 
 # The built-in registration: module-level hooks of one default object (global providers).
-# Without OpenTelemetry installed the module has no hooks at all: an observed stream end
-# makes every stream keep its result as it goes, which nobody should pay for for nothing.
+# Without OpenTelemetry installed the module has no hooks at all; with it installed but no
+# tracer provider configured, codexapi_observe_stream declines every turn, so no stream keeps
+# anything as it goes for the plugin's sake.
 _default = OpenTelemetry()
 if installed():
     codexapi_build_body = _default.codexapi_build_body
     codexapi_on_request = _default.codexapi_on_request
     codexapi_on_retry = _default.codexapi_on_retry
+    codexapi_observe_stream = _default.codexapi_observe_stream
     codexapi_on_stream_end = _default.codexapi_on_stream_end
     codexapi_on_call_start = _default.codexapi_on_call_start
     codexapi_on_call_end = _default.codexapi_on_call_end

@@ -427,7 +427,7 @@ class ChatDecoder:
 
     __slots__ = ("_assistant", "_by_id", "_calls", "_chunks", "_finished", "_last_call",
                  "_next_call", "_order", "_pending", "_reasoning", "_response_id", "_skipped",
-                 "_usage", "done", "skip_undecodable", "skipped")
+                 "_usage", "done", "other_events", "skip_undecodable", "skipped")
 
     def __init__(self, skip_undecodable: bool = False) -> None:
         self.done = False
@@ -448,6 +448,9 @@ class ChatDecoder:
         self._finished = False
         self._skipped: str | None = None
         self._pending: Exception | None = None
+        #: Grows each time a chunk leaves the plain text-delta path (the StreamDecoder
+        #: protocol's ``other_events``).
+        self.other_events = 0
 
     def feed(self, message: SseMessage) -> list[Event]:
         if self.done:
@@ -458,6 +461,7 @@ class ChatDecoder:
         try:
             chunk = loads(data)
         except ValueError:
+            self.other_events += 1
             return self._not_json(data)
         if chunk.__class__ is not dict:
             return []
@@ -491,11 +495,13 @@ class ChatDecoder:
                 if text:
                     parts = self._assistant
                     if parts is None:
+                        self.other_events += 1  # the message item is announced first
                         self._append_text(text, out)
                     else:
                         parts.append({"type": "output_text", "text": text})
                         out.append(OutputTextDelta(text))
                 continue
+            self.other_events += 1
             self._choice(choice, out)
         if self._pending is not None and not out:
             raise self._pending
@@ -525,6 +531,7 @@ class ChatDecoder:
     def close(self) -> list[Event]:
         if self.done:
             return []
+        self.other_events += 1
         if self._pending is not None:
             raise self._pending
         if self._chunks == 0:

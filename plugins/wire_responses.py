@@ -208,8 +208,8 @@ class ResponsesDecoder:
     :class:`SafetyBuffering` events fall back to.
     """
 
-    __slots__ = ("_error", "_last_model", "_skipped", "done", "faster_model", "response_id",
-                 "sequence_number", "skip_undecodable", "skipped", "turn_state")
+    __slots__ = ("_error", "_last_model", "_skipped", "done", "faster_model", "other_events",
+                 "response_id", "sequence_number", "skip_undecodable", "skipped", "turn_state")
 
     def __init__(self, faster_model: str | None = None,
                  skip_undecodable: bool = False) -> None:
@@ -228,6 +228,9 @@ class ResponsesDecoder:
         self.sequence_number: int | None = None
         self.response_id: str | None = None
         self._last_model: str | None = None
+        #: Grows with every event not taken by the plain-delta fast path (the StreamDecoder
+        #: protocol's ``other_events``): counted once per payload, not per event returned.
+        self.other_events = 0
 
     def feed(self, message: SseMessage) -> list[Event]:
         return self.feed_data((message.data,))
@@ -256,6 +259,7 @@ class ResponsesDecoder:
                 if delta.__class__ is str:
                     append(new_output_text_delta(delta))
                 continue
+            self.other_events += 1
             if obj.__class__ is not dict:
                 continue
             self._side_events(obj, out)

@@ -192,3 +192,72 @@ def test_request_items_match_the_full_converter() -> None:
         assert item_to_json(item) == converter.unstructure(item)
     text = TextControls(verbosity="low")
     assert options_to_json(text) == converter.unstructure(text) == {"verbosity": "low"}
+
+
+# --- other_events: a read of nothing but plain text deltas is told by a count ----------------
+
+_RESPONSES_PAYLOADS = [
+    DELTA, DELTA, DELTA,
+    ev({"type": "response.output_text.delta", "delta": "b", "safety_buffering": {
+        "use_cases": ["x"], "reasons": ["y"]}}),
+    ev({"type": "response.output_text.delta", "delta": 5}),
+    ev({"type": "response.output_text.delta", "delta": "c",
+        "response": {"headers": {"openai-model": "gpt-x"}}}),
+    ev({"type": "response.created", "response": {"id": "r1"}}),
+    ev({"type": "response.output_item.added", "item": {"type": "message", "content": []}}),
+    ev({"type": "response.output_item.done", "item": {"type": "message", "content": []}}),
+    ev({"type": "response.reasoning_summary_text.delta", "delta": "r", "summary_index": 0}),
+    ev({"type": "codex.rate_limits", "rate_limits": {"primary": {"used_percent": 1.0}}}),
+    ev({"type": "response.metadata", "metadata": {"type": "safety_buffering",
+                                                  "use_cases": ["x"], "reasons": ["y"]}}),
+    ev({"type": "something.new", "x": 1}),
+    b"not json", b'{"type":"response.output_text.delta","delta":"\xff"}', b"[DONE]",
+]
+
+
+def _plain(events: list[Any]) -> bool:
+    return all(type(e) is OutputTextDelta for e in events)
+
+
+@settings(max_examples=300, deadline=None)
+@given(reads=st.lists(st.lists(st.sampled_from(_RESPONSES_PAYLOADS), max_size=6), max_size=8))
+def test_responses_other_events_stays_put_only_for_plain_deltas(
+        reads: list[list[bytes]]) -> None:
+    dec = ResponsesDecoder(skip_undecodable=True)
+    for read in reads:
+        before = dec.other_events
+        events = dec.feed_data(read)
+        if dec.other_events == before:
+            assert _plain(events), events
+
+
+_CHAT_CHUNKS = [
+    {"choices": [{"delta": {"content": "a"}}]},
+    {"choices": [{"delta": {"content": "a"}}]},
+    {"choices": [{"delta": {"role": "assistant", "content": "b"}}]},
+    {"choices": [{"delta": {"reasoning": "think"}}]},
+    {"choices": [{"delta": {"content": "c"}, "finish_reason": "stop"}]},
+    {"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c1", "function": {
+        "name": "f", "arguments": "{}"}}]}}]},
+    {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]},
+    {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}},
+    {"id": "chatcmpl-1", "choices": [{"delta": {"content": ""}}]},
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks=st.lists(st.sampled_from(range(len(_CHAT_CHUNKS) + 2)), max_size=14))
+def test_chat_other_events_stays_put_only_for_plain_deltas(chunks: list[int]) -> None:
+    from codexapi_plugins.wire_chat import ChatDecoder
+
+    dec = ChatDecoder(skip_undecodable=True)
+    for index in chunks:
+        data = (json.dumps(_CHAT_CHUNKS[index]) if index < len(_CHAT_CHUNKS)
+                else ["[DONE]", "{not json"][index - len(_CHAT_CHUNKS)])
+        before = dec.other_events
+        try:
+            events = dec.feed(SseMessage(data))
+        except StreamError:
+            return  # a turn that failed (e.g. text after finish_reason "length") ends here
+        if dec.other_events == before:
+            assert _plain(events), events

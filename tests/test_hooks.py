@@ -63,8 +63,9 @@ def test_hookcall_monitoring_sees_every_hook_of_a_turn() -> None:
             c.stream(REQ).collect()
         finally:
             undo()
-    assert calls[:4] == ["codexapi_build_body", "codexapi_endpoint_path",
-                         "codexapi_on_request", "codexapi_on_response"]
+    # The built-in OpenTelemetry plugin observes stream ends: it is asked about the turn first.
+    assert calls[:5] == ["codexapi_observe_stream", "codexapi_build_body",
+                         "codexapi_endpoint_path", "codexapi_on_request", "codexapi_on_response"]
 
 
 def test_monitoring_sees_client_setup_hooks_too() -> None:

@@ -391,6 +391,22 @@ def test_without_a_configured_tracer_provider_nothing_is_recorded_or_sent(
     assert "traceparent" not in sent
 
 
+def test_without_a_configured_tracer_provider_no_turn_is_observed(
+        server: EmbeddedServer, otel: Telemetry) -> None:
+    # The built-in declines every turn in codexapi_observe_stream, so a stream keeps nothing
+    # as it goes for its sake; a plugin object with a provider asks for the turn's end only
+    # (its spans need no streamed text), and for no seed client's ready body.
+    with client_for(server, WireApi.RESPONSES, []) as client:
+        assert client.plugin_manager.stream_observation(client.provider, REQUEST, {}) is None
+        stream = client.stream(REQUEST)
+        assert stream._call.observed is None
+        stream.close()
+    with client_for(server, WireApi.RESPONSES, [otel.plugin()]) as client:
+        pm = client.plugin_manager
+        assert pm.stream_observation(client.provider, REQUEST, {}) == "end"
+        assert pm.stream_observation(client.provider, None, {}) is None
+
+
 def test_the_builtin_is_registered_like_every_first_party_plugin() -> None:
     from codexapi.plugins import DEFAULT_PLUGINS, describe, make_plugin_manager
 

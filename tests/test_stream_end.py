@@ -8,11 +8,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from codexapi import (
     ApiError,
     Client,
+    OutputTextDelta,
     Provider,
     ResponsesRequest,
     RetryPolicy,
@@ -134,3 +136,134 @@ def test_the_observed_turn_keeps_text_and_items_whatever_the_reads_hold() -> Non
     assert result.text == "01234567890123456789" + "ab" + "c" * 10 + "de"
     assert result.items == [message] and result.response_id == "resp_1"
     assert result.time_to_first_event is not None
+
+
+# --- codexapi_observe_stream: how much of a turn its end observers need -----------------------
+
+
+class Asks(Ends):
+    """An end observer that says what it needs (``answer``) and records what it was asked."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__()
+        self.answer = answer
+        self.asked: list[tuple[Any, dict[str, Any]]] = []
+
+    @hookimpl
+    def codexapi_observe_stream(self, provider: Provider, request: Any,
+                                extensions: dict[str, Any]) -> Any:
+        self.asked.append((request, extensions))
+        return self.answer
+
+
+def clients(server: EmbeddedServer, *plugins: Any) -> Client:
+    provider = Provider(base_url=server.base_url, retry=RetryPolicy(max_attempts=1))
+    return Client(provider, plugins=list(plugins), load_entrypoints=False)
+
+
+def cut_short(c: Client, deltas: int = 2) -> str:
+    """Read the first ``deltas`` text deltas of a turn, then close it; the text read."""
+    seen = []
+    with c.stream(REQ) as events:
+        for ev in events:
+            if isinstance(ev, OutputTextDelta):
+                seen.append(ev.delta)
+                if len(seen) == deltas:
+                    break
+    return "".join(seen)
+
+
+def test_an_end_observer_gets_ids_usage_and_items_without_the_streamed_text(
+        srv: EmbeddedServer) -> None:
+    end = Asks("end")
+    with clients(srv, end) as c:
+        collected = c.stream(REQ).collect()
+        partial = cut_short(c)
+    (request, extensions), _ = end.asked
+    assert request is REQ
+    [(_, done, error), (_, cancelled, _)] = end.calls
+    assert error is None and done.extensions is extensions  # the call's own dict
+    assert (done.response_id, done.usage, done.items) == (
+        collected.response_id, collected.usage, collected.items)
+    # The text of a completed turn comes from its message item; a turn cut short has none.
+    assert done.text == collected.text == "You said: Hello there"
+    assert partial and cancelled.finish_reason == "cancelled" and cancelled.text == ""
+
+
+def test_a_text_observer_gets_the_text_streamed_so_far(srv: EmbeddedServer) -> None:
+    text = Asks("text")
+    with clients(srv, text) as c:
+        partial = cut_short(c)
+    [(_, cancelled, _)] = text.calls
+    assert cancelled.text == partial != ""
+
+
+def test_an_observer_without_the_hook_still_gets_the_text(srv: EmbeddedServer) -> None:
+    old, end = Ends(), Asks("end")  # Ends implements only codexapi_on_stream_end
+    with clients(srv, old, end) as c:
+        partial = cut_short(c)
+    assert [r.text for _, r, _ in old.calls] == [r.text for _, r, _ in end.calls] == [partial]
+
+
+def test_a_turn_every_observer_declines_is_not_observed(srv: EmbeddedServer) -> None:
+    first, second = Asks(None), Asks(None)
+    with clients(srv, first, second) as c:
+        stream = c.stream(REQ)
+        assert stream._call.observed is None  # nothing is kept as it streams
+        assert stream.collect().text == "You said: Hello there"
+    assert len(first.asked) == len(second.asked) == 1
+    assert first.calls == second.calls == []
+
+
+def test_when_one_observer_asks_every_end_observer_is_told(srv: EmbeddedServer) -> None:
+    declines, asks = Asks(None), Asks("end")
+    with clients(srv, declines, asks) as c:
+        c.stream(REQ).collect()
+    assert len(declines.calls) == len(asks.calls) == 1
+
+
+@pytest.mark.parametrize("answer", ["everything", True, ["end"]])
+def test_a_wrong_answer_is_a_plugin_error_naming_the_plugin(srv: EmbeddedServer,
+                                                            answer: Any) -> None:
+    from codexapi import PluginError
+
+    with clients(srv, Asks(answer)) as c, pytest.raises(PluginError) as info:
+        c.stream(REQ)
+    assert "codexapi_observe_stream" in str(info.value) and '"end"' in str(info.value)
+    assert info.value.plugin and "Asks" in info.value.plugin
+
+
+def test_the_read_level_shortcut_keeps_what_the_full_look_keeps() -> None:
+    # A decoder's other_events count lets a read of plain deltas skip the look at each event;
+    # text, items and ids come out the same as from a decoder without the count.
+    import time
+
+    from codexapi.events import Completed, OutputItemDone
+    from codexapi.items import item_from_json
+    from codexapi.stream import _Turn
+
+    class Counting:
+        other_events = 0
+
+    message = item_from_json({"type": "message", "role": "assistant",
+                              "content": [{"type": "output_text", "text": "ab"}]})
+    reads: list[tuple[list[Any], int]] = [
+        ([OutputTextDelta("x")] * 12, 0), ([OutputTextDelta("y")] * 3, 0),
+        ([OutputTextDelta("a"), OutputItemDone(message)], 1), ([OutputTextDelta("b")] * 9, 1),
+        ([Completed(response_id="resp_1", token_usage=None)], 2)]
+    results = {}
+    for keep_text in (True, False):
+        for counted in (True, False):
+            source = Counting()
+            turn = _Turn(None, None, None, time.monotonic, keep_text)
+            for events, mark in reads:
+                source.other_events = mark
+                turn.add(events, source if counted else None)
+            results[keep_text, counted] = attrs.evolve(turn.result("stop"),
+                                                       time_to_first_event=None)
+    for keep_text in (True, False):
+        assert results[keep_text, True] == results[keep_text, False]
+    assert results[True, True].text == "x" * 12 + "yyy" + "a" + "b" * 9
+    assert results[False, True].text == "ab"  # the message item's text
+    assert results[False, True].items == [message]
+    assert results[False, True].response_id == "resp_1"
