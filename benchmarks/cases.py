@@ -83,6 +83,30 @@ def interleaved(fns: dict[str, Callable[[], int]], repeats: int) -> dict[str, tu
     return out
 
 
+def paired(fns: dict[str, Callable[[], int]], repeats: int
+           ) -> dict[str, tuple[float, float, int]]:
+    """Each contender against the first (the baseline), in ``repeats`` turns: per contender
+    the median of its run's time over the baseline's in the same turn, its median time and
+    its event count. The order is reversed every other turn, so neither side is always the
+    one that runs right after the other. A ratio taken turn by turn cancels what drifts over a
+    run (other tenants of a shared machine, CPU frequency), which the best of each side alone
+    does not: on the 2-core VM two identical clients' bests differ by up to 3%."""
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    events: dict[str, int] = {}
+    for fn in fns.values():
+        fn()  # warm-up
+    for turn in range(repeats):
+        for name in names if turn % 2 == 0 else names[::-1]:
+            gc.collect()
+            start = time.perf_counter()
+            events[name] = fns[name]()
+            times[name].append(time.perf_counter() - start)
+    base = times[names[0]]
+    return {name: (statistics.median(t / b for t, b in zip(times[name], base, strict=True)),
+                   statistics.median(times[name]), events[name]) for name in names}
+
+
 def _throughput(seconds: float, events: int, size: int) -> str:
     return f"{size / seconds / 1e6:,.1f} MB/s, {events / seconds:,.0f} ev/s"
 

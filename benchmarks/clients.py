@@ -26,7 +26,16 @@ def memory_transport(chunks: list[bytes]) -> MockTransport:
     """codexapi's Transport seam (the public :class:`codexapi.testing.MockTransport`),
     answering every request with the same chunks, one per read."""
     headers = {"content-type": "text/event-stream"}
-    return MockTransport(lambda request: MockResponse(200, chunks, headers))
+    transport = MockTransport(lambda request: MockResponse(200, chunks, headers))
+    # It records every request for tests to look at; thousands of runs would keep them all,
+    # and a heap that grows run after run makes every later run (and gc.collect) slower.
+    transport.requests = _Forget()
+    return transport
+
+
+class _Forget(list):  # type: ignore[type-arg]
+    def append(self, item: Any) -> None:
+        pass
 
 
 def codexapi_client(base_url: str, chat: bool = False, transport: Any = None,

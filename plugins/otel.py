@@ -231,7 +231,7 @@ class OpenTelemetry:
 
     def _active(self) -> _Instruments | None:
         api = _otel()
-        if api is None or _disabled():
+        if api is None:
             return None
         tracer_provider = self.tracer_provider
         if tracer_provider is None:
@@ -240,6 +240,8 @@ class OpenTelemetry:
             if isinstance(tracer_provider, (api.trace.ProxyTracerProvider,
                                             api.trace.NoOpTracerProvider)):
                 return None
+        if _disabled():  # read each call, after the cheaper test, so it can change at run time
+            return None
         cached = self._instruments
         if cached is not None and cached[0] is tracer_provider and (
                 self.meter_provider is None or cached[1] is self.meter_provider):
