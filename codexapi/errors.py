@@ -58,14 +58,17 @@ class UnsupportedEndpointError(CodexApiError):
 class OutputParseError(CodexApiError, ValueError):
     """Model output is not the JSON asked for, or does not fit the class it is parsed into.
 
-    ``text`` is the output as received; ``detail`` says what was wrong with it. Sending the
-    same request again may give other output, so it is never retried automatically.
+    ``text`` is the output as received; ``detail`` says what was wrong with it; ``refusal`` is
+    the model's refusal text when it declined to answer instead (else None). Sending the same
+    request again may give other output, so it is never retried automatically.
     """
 
-    def __init__(self, message: str, text: str = "", detail: str = "") -> None:
+    def __init__(self, message: str, text: str = "", detail: str = "",
+                 refusal: str | None = None) -> None:
         super().__init__(message)
         self.text = text
         self.detail = detail
+        self.refusal = refusal
 
 
 class ToolArgumentsError(OutputParseError):

@@ -140,6 +140,16 @@ class Message(Item):
     def text(self) -> str:
         return _text_of(self.content)
 
+    @property
+    def refusal(self) -> str | None:
+        """The text of the message's ``refusal`` parts (the model declined to answer, e.g. to
+        structured output), or None when it has none."""
+        if not isinstance(self.content, list):
+            return None
+        parts = [p["refusal"] for p in self.content if isinstance(p, dict)
+                 and p.get("type") == "refusal" and isinstance(p.get("refusal"), str)]
+        return "".join(parts) if parts else None
+
 
 @attrs.frozen
 class FunctionCall(Item):

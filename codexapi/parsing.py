@@ -45,14 +45,19 @@ def structure(data: Any, cls: type[T], error: Callable[[str], OutputParseError])
         raise error(f"not a valid {cls.__name__} ({detail})") from None
 
 
-def parse_output(text: str, cls: type[T] | None = None) -> Any:
-    """Model text output as JSON, structured into ``cls`` when given."""
+def parse_output(text: str, cls: type[T] | None = None, refusal: str | None = None) -> Any:
+    """Model text output as JSON, structured into ``cls`` when given. ``refusal`` is what the
+    model said instead of answering, if it refused."""
 
     def error(detail: str) -> OutputParseError:
         preview = text if len(text) <= 200 else text[:200] + "…"
         return OutputParseError(f"the model's output is {detail}: {preview!r}", text, detail)
 
     if not text.strip():
+        if refusal is not None:
+            shown = refusal if len(refusal) <= 200 else refusal[:200] + "…"
+            raise OutputParseError(f"the model refused to answer: {shown!r}", text, "refused",
+                                   refusal)
         raise error("empty, not JSON")
     data = loads_json(text, error)
     return data if cls is None else structure(data, cls, error)

@@ -40,7 +40,7 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
-from .items import FunctionCall
+from .items import FunctionCall, Message
 from .limits import iter_body
 from .models import Provider
 from .parsing import parse_output
@@ -78,12 +78,21 @@ class StreamResult:
         """The function_call items, in order."""
         return [i for i in self.items if isinstance(i, FunctionCall)]
 
+    @property
+    def refusal(self) -> str | None:
+        """What the model said instead of answering when it refused (its messages' ``refusal``
+        parts), else None."""
+        found = [r for r in (i.refusal for i in self.items if isinstance(i, Message))
+                 if r is not None]
+        return "".join(found) if found else None
+
     def output_json(self) -> Any:
         """The text output decoded as JSON (structured output asked for with ``text.format``).
 
-        Raises :class:`~codexapi.OutputParseError` when the text is empty or not JSON.
+        Raises :class:`~codexapi.OutputParseError` when the text is empty or not JSON; when the
+        model refused, its ``refusal`` holds what the model said.
         """
-        return parse_output(self.text)
+        return parse_output(self.text, refusal=self.refusal)
 
     def parsed(self, cls: type[T]) -> T:
         """The JSON text output structured into ``cls`` (an attrs class, e.g. the one given to
@@ -91,7 +100,7 @@ class StreamResult:
 
         Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
         """
-        result: T = parse_output(self.text, cls)
+        result: T = parse_output(self.text, cls, self.refusal)
         return result
 
 

@@ -563,6 +563,9 @@ class ChatDecoder:
                 for part in content:
                     if isinstance(part, dict) and isinstance(part.get("text"), str):
                         self._append_text(part["text"], out)
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                self._append_refusal(refusal, out)
             calls = delta.get("tool_calls")
             if isinstance(calls, list):
                 for call in calls:
@@ -588,6 +591,19 @@ class ChatDecoder:
         elif reason == "error" and self._pending is None:
             self._pending = StreamError("the server ended the choice with finish_reason "
                                         "'error' (no error details were sent)")
+
+    def _append_refusal(self, text: str, out: list[Event]) -> None:
+        # Chat streams a refusal beside content; in the message item it is a Responses
+        # ``refusal`` part, so StreamResult.refusal reads it the same on both wires.
+        parts = self._assistant
+        if parts is None:
+            parts = self._assistant = []
+            out.append(OutputItemAdded(item_from_json(
+                {"type": "message", "role": "assistant", "content": []})))
+        if parts and parts[-1].get("type") == "refusal":
+            parts[-1] = {"type": "refusal", "refusal": parts[-1]["refusal"] + text}
+        else:
+            parts.append({"type": "refusal", "refusal": text})
 
     def _append_text(self, text: str, out: list[Event]) -> None:
         parts = self._assistant

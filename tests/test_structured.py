@@ -319,3 +319,58 @@ def test_a_class_no_output_can_fit_is_a_config_error(cls: type, message: str) ->
         result_with('{"inside": {"x": 1}}').parsed(cls)
     with pytest.raises(ConfigError, match=message):
         FunctionCall(name="f", arguments='{"inside": {"x": 1}}', call_id="c").parsed_arguments(cls)
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+def _sse(events: list[dict[str, Any]], chat: bool = False) -> list[bytes]:
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+    return [(body + ("data: [DONE]\n\n" if chat else "")).encode()]
+
+
+REFUSAL = "I can't help with that."
+
+
+def _refusing_turn(wire: WireApi) -> StreamResult:
+    from codexapi import Provider
+    from codexapi.testing import MockResponse, MockTransport
+
+    if wire == WireApi.CHAT:
+        chunks = [{"id": "c1", "choices": [{"delta": {"role": "assistant", "content": None,
+                                                      "refusal": ""}}]},
+                  {"id": "c1", "choices": [{"delta": {"refusal": REFUSAL[:8]}}]},
+                  {"id": "c1", "choices": [{"delta": {"refusal": REFUSAL[8:]}}]},
+                  {"id": "c1", "choices": [{"delta": {}, "finish_reason": "stop"}]}]
+        body = _sse(chunks, chat=True)
+    else:
+        message = {"type": "message", "role": "assistant", "id": "m1",
+                   "content": [{"type": "refusal", "refusal": REFUSAL}]}
+        body = _sse([{"type": "response.created", "response": {"id": "r1"}},
+                     {"type": "response.output_item.done", "item": message},
+                     {"type": "response.completed", "response": {"id": "r1"}}])
+    transport = MockTransport(lambda request: MockResponse(
+        200, body, {"content-type": "text/event-stream"}))
+    provider = Provider(base_url="http://127.0.0.1:9/v1", wire=wire)
+    with Client(provider, transport=transport, load_entrypoints=False) as client:
+        return client.create(ResponsesRequest(
+            model="m", input="Forecast", text=TextControls.for_class(Forecast)))
+
+
+@pytest.mark.parametrize("wire", [WireApi.RESPONSES, WireApi.CHAT])
+def test_a_refusal_is_an_error_that_says_what_the_model_said(wire: WireApi) -> None:
+    result = _refusing_turn(wire)
+    assert result.text == "" and result.refusal == REFUSAL
+    for parse in (result.output_json, lambda: result.parsed(Forecast)):
+        with pytest.raises(OutputParseError, match="refused to answer") as info:
+            parse()
+        assert info.value.refusal == REFUSAL and info.value.detail == "refused"
+        assert REFUSAL in str(info.value)
+
+
+def test_output_without_a_refusal_says_so() -> None:
+    result = StreamResult("not json", [], None, None)
+    assert result.refusal is None
+    with pytest.raises(OutputParseError) as info:
+        result.output_json()
+    assert info.value.refusal is None and "refused" not in str(info.value)
