@@ -26,9 +26,10 @@ class StreamDecoder(Protocol):
     Optional: ``other_events``, an ``int`` that grows whenever ``feed_data`` returns an event
     other than a plain :class:`~codexapi.OutputTextDelta` (it may grow more often, never
     less). A stream whose end is observed then tells a read of nothing but text deltas by
-    comparing two numbers, instead of looking at each event. It is read on the decoder's
-    ``inner`` when it has one (as :class:`~codexapi.sse.SseStreamDecoder` does), else on the
-    decoder itself.
+    comparing two numbers, instead of looking at each event. A decoder without it has each
+    read's events looked at. A decoder that wraps another (as
+    :class:`~codexapi.sse.SseStreamDecoder` wraps a message decoder) answers for the events
+    it returns, its own included; SseStreamDecoder passes on its message decoder's count.
     """
 
     @property

@@ -315,6 +315,14 @@ class SseStreamDecoder:
         """The message decoder this frames for."""
         return self._inner
 
+    @property
+    def other_events(self) -> int | None:
+        """The message decoder's ``other_events`` (see
+        :class:`~codexapi.decoding.StreamDecoder`), or None when it does not count: every
+        event this returns from ``feed_data`` is the message decoder's."""
+        count = getattr(self._inner, "other_events", None)
+        return count if count.__class__ is int else None
+
     def _feed_batch(self, data: bytes) -> list[Event]:
         datas = self._sse.feed_data(data)
         return self._feed(datas) if datas else []

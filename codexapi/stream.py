@@ -302,7 +302,7 @@ def _events(call: _Call) -> Generator[Event, None, None]:
         yield from call.prelude
         while True:
             decoder = call.decoder
-            source = _inner(decoder) if observed is not None else None
+            source = decoder if observed is not None else None
             feed = decoder.feed_data
             body = (iter_body(call.response, call.provider, what="stream")
                     if call.provider is not None else call.response.iter_bytes())

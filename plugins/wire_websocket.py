@@ -633,6 +633,12 @@ class FrameDecoder:
     def inner(self) -> Any:
         return self._inner
 
+    @property
+    def other_events(self) -> int:
+        """The Responses decoder's count: every event of either framing is its."""
+        count: int = self._inner.other_events
+        return count
+
     def bound_messages(self, max_message: int) -> None:
         """An HTTP fallback's SSE messages are bounded as the frames are
         (``Provider.max_message_bytes``)."""

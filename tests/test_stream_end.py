@@ -267,3 +267,48 @@ def test_the_read_level_shortcut_keeps_what_the_full_look_keeps() -> None:
     assert results[False, True].text == "ab"  # the message item's text
     assert results[False, True].items == [message]
     assert results[False, True].response_id == "resp_1"
+
+
+def test_a_wrapping_decoder_answers_for_the_events_it_adds() -> None:
+    # A third-party decoder that wraps another (``inner``, as SseStreamDecoder does) and adds
+    # an event of its own: the count that matters is the wrapper's, so an observer that asked
+    # only for the end still sees the added item, with or without a count of the wrapper's.
+    from recording_transport import stream_response
+
+    from codexapi import ResponseStream
+    from codexapi.events import OutputItemDone
+    from codexapi.items import item_from_json
+    from codexapi.sse import SseStreamDecoder
+    from codexapi_plugins.wire_responses import ResponsesDecoder
+
+    note = item_from_json({"type": "message", "role": "assistant",
+                           "content": [{"type": "output_text", "text": "note"}]})
+
+    class Annotating:
+        def __init__(self) -> None:
+            self._sse = SseStreamDecoder(ResponsesDecoder())
+            self.inner = self._sse.inner  # the counting Responses decoder
+            self.reads = 0
+
+        @property
+        def done(self) -> bool:
+            return self._sse.done
+
+        def feed_data(self, data: bytes) -> list[Any]:
+            self.reads += 1
+            events = self._sse.feed_data(data)
+            return [*events, OutputItemDone(note)] if self.reads == 3 else events
+
+        def close(self) -> list[Any]:
+            return self._sse.close()
+
+    delta = b'data: {"type":"response.output_text.delta","delta":"a"}\n\n'
+    done = b'data: {"type":"response.completed","response":{"id":"r1"}}\n\n'
+    pieces = [delta * 12] * 5 + [done]
+    ended: list[StreamResult] = []
+    stream = ResponseStream(stream_response(pieces), Annotating(),
+                            on_end=lambda result, error: ended.append(result),
+                            keep_text=False)
+    assert sum(1 for _ in stream) == 12 * 5 + 2
+    [result] = ended
+    assert result.items == [note] and result.response_id == "r1"
