@@ -138,6 +138,12 @@ class _Turn:
         self._source: object = None
         self._mark = -1
 
+    def watch(self, source: object) -> None:
+        """Before ``source`` (a decoder) is fed: its count, so its first read is told too."""
+        mark = getattr(source, "other_events", None)
+        if mark.__class__ is int:
+            self._source, self._mark = source, mark
+
     def add(self, events: list[Event], source: object = None, decoded: bool = True) -> None:
         """Take one read's events; ``source`` is the decoder that returned them, when they
         came from its ``feed_data``."""
@@ -302,7 +308,10 @@ def _events(call: _Call) -> Generator[Event, None, None]:
         yield from call.prelude
         while True:
             decoder = call.decoder
-            source = decoder if observed is not None else None
+            source = None
+            if observed is not None:
+                source = decoder
+                observed.watch(decoder)
             feed = decoder.feed_data
             body = (iter_body(call.response, call.provider, what="stream")
                     if call.provider is not None else call.response.iter_bytes())

@@ -592,26 +592,26 @@ class ChatDecoder:
             self._pending = StreamError("the server ended the choice with finish_reason "
                                         "'error' (no error details were sent)")
 
-    def _append_refusal(self, text: str, out: list[Event]) -> None:
-        # Chat streams a refusal beside content; in the message item it is a Responses
-        # ``refusal`` part, so StreamResult.refusal reads it the same on both wires.
+    def _message_parts(self, out: list[Event]) -> list[dict[str, Any]]:
+        """The assistant message's parts so far; the first call announces the message."""
         parts = self._assistant
         if parts is None:
             parts = self._assistant = []
             out.append(OutputItemAdded(item_from_json(
                 {"type": "message", "role": "assistant", "content": []})))
+        return parts
+
+    def _append_refusal(self, text: str, out: list[Event]) -> None:
+        # Chat streams a refusal beside content; in the message item it is a Responses
+        # ``refusal`` part, so StreamResult.refusal reads it the same on both wires.
+        parts = self._message_parts(out)
         if parts and parts[-1].get("type") == "refusal":
             parts[-1] = {"type": "refusal", "refusal": parts[-1]["refusal"] + text}
         else:
             parts.append({"type": "refusal", "refusal": text})
 
     def _append_text(self, text: str, out: list[Event]) -> None:
-        parts = self._assistant
-        if parts is None:
-            parts = self._assistant = []
-            out.append(OutputItemAdded(item_from_json(
-                {"type": "message", "role": "assistant", "content": []})))
-        parts.append({"type": "output_text", "text": text})
+        self._message_parts(out).append({"type": "output_text", "text": text})
         out.append(OutputTextDelta(text))
 
     def _append_reasoning(self, text: str, out: list[Event]) -> None:
