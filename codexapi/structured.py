@@ -51,6 +51,14 @@ def text_format(cls: type[Any], *, name: str | None = None, strict: bool = True,
     return fmt
 
 
+def format_of(text: Any) -> Any:
+    """The ``format`` a request's ``text`` asks for, whichever form ``text`` takes (a
+    :class:`~codexapi.TextControls` or the plain dict a caller may pass), or None."""
+    if isinstance(text, Mapping):
+        return text.get("format")
+    return getattr(text, "format", None)
+
+
 class _Builder:
     def __init__(self, strict: bool, defs: dict[str, Any]) -> None:
         self.strict = strict

@@ -42,6 +42,7 @@ from codexapi import hookimpl
 from codexapi._version import __version__
 from codexapi.jsonutil import dumps
 from codexapi.models import Provider
+from codexapi.structured import format_of
 from codexapi.transport import HttpRequest
 
 log = logging.getLogger("codexapi.otel")
@@ -508,7 +509,7 @@ def _request_attributes(call: _Call, turn: Any, provider: Provider,
             attrs[key] = value
     text = getattr(turn, "text", None)
     if text is not None:
-        fmt = text.get("format") if isinstance(text, Mapping) else getattr(text, "format", None)
+        fmt = format_of(text)
         if isinstance(fmt, Mapping) and fmt.get("type") in ("json_schema", "json_object"):
             attrs["gen_ai.output.type"] = "json"
     return attrs

@@ -52,6 +52,7 @@ from codexapi.items import item_from_json
 from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.sse import SseMessage, SseStreamDecoder
+from codexapi.structured import format_of
 
 log = logging.getLogger("codexapi")
 
@@ -167,7 +168,7 @@ def chat_response_format(text: Any) -> dict[str, Any] | None:
     """``text.format`` as Chat's ``response_format``: the Responses form is flat
     (``{"type": "json_schema", "name", "schema", "strict"}``), Chat's nests the schema under
     ``json_schema``. Without it the format was dropped, and the model answered free text."""
-    fmt = text.get("format") if isinstance(text, Mapping) else getattr(text, "format", None)
+    fmt = format_of(text)
     if not isinstance(fmt, Mapping) or fmt.get("type") in (None, "text"):
         return None
     if fmt.get("type") != "json_schema":
@@ -495,8 +496,7 @@ class ChatDecoder:
                 if text:
                     parts = self._assistant
                     if parts is None:
-                        self.other_events += 1  # the message item is announced first
-                        self._append_text(text, out)
+                        self._append_text(text, out)  # announces the message item first
                     else:
                         parts.append({"type": "output_text", "text": text})
                         out.append(OutputTextDelta(text))
@@ -597,6 +597,7 @@ class ChatDecoder:
         parts = self._assistant
         if parts is None:
             parts = self._assistant = []
+            self.other_events += 1
             out.append(OutputItemAdded(item_from_json(
                 {"type": "message", "role": "assistant", "content": []})))
         return parts
@@ -604,11 +605,8 @@ class ChatDecoder:
     def _append_refusal(self, text: str, out: list[Event]) -> None:
         # Chat streams a refusal beside content; in the message item it is a Responses
         # ``refusal`` part, so StreamResult.refusal reads it the same on both wires.
-        parts = self._message_parts(out)
-        if parts and parts[-1].get("type") == "refusal":
-            parts[-1] = {"type": "refusal", "refusal": parts[-1]["refusal"] + text}
-        else:
-            parts.append({"type": "refusal", "refusal": text})
+        # One part per delta, as for text; Message.refusal joins them.
+        self._message_parts(out).append({"type": "refusal", "refusal": text})
 
     def _append_text(self, text: str, out: list[Event]) -> None:
         self._message_parts(out).append({"type": "output_text", "text": text})
