@@ -13,7 +13,8 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REQUIRED_FILES = ("codexapi/py.typed", "codexapi/cli.py", "codexapi/server/__init__.py",
+REQUIRED_FILES = ("codexapi/py.typed", "codexapi/cli/__init__.py", "codexapi/http/transport.py",
+                  "codexapi/server/__init__.py",
                   "codexapi/testing/pytest_plugin.py", "codexapi_plugins/__init__.py")
 REQUIRED_GROUPS = {"console_scripts": "codexapi", "pytest11": "codexapi"}
 

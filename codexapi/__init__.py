@@ -75,6 +75,7 @@ from .events import (
     TurnModerationMetadata,
 )
 from .hookspecs import hookimpl
+from .http.transport import HttpRequest, Transport, Urllib3Transport
 from .items import (
     Compaction,
     CompactionTrigger,
@@ -97,11 +98,10 @@ from .models import (
     WireApi,
     load_providers,
 )
+from .schema import json_schema
 from .session import SessionContext, TurnState
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
-from .structured import json_schema
-from .transport import HttpRequest, Transport, Urllib3Transport
 
 # A library logs, the application decides where it goes.
 logging.getLogger("codexapi").addHandler(logging.NullHandler())

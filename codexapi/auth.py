@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from .errors import AuthError, CodexApiError, ConfigError
-from .headers import has_control
+from .http.headers import has_control
 from .redact import mask
 
 if TYPE_CHECKING:
-    from .transport import HttpRequest, HttpResponse
+    from .http.transport import HttpRequest, HttpResponse
 
 #: How many requests one auth flow may send for a single attempt (a challenge, a refresh...):
 #: a flow that keeps answering would otherwise loop forever.
@@ -161,7 +161,7 @@ class Flow:
         self._gen.close()
 
     def _step(self, response: HttpResponse | None) -> HttpRequest | None:
-        from .transport import HttpRequest
+        from .http.transport import HttpRequest
 
         try:
             request = next(self._gen) if response is None else self._gen.send(response)

@@ -19,20 +19,20 @@ import attrs
 
 from . import forksafe
 from .auth import Auth, FlowAuth, NoAuth, check_auth
+from .bounds import read_body
+from .convert import loads
 from .deadline import Deadline
 from .dispatch import Dispatcher
 from .errors import ConfigError, DeadlineExceeded, StreamError
 from .events import Event
+from .header_events import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER, header_events
+from .http.transport import HttpResponse, Transport, Urllib3Transport
 from .items import Item, item_from_json
-from .jsonutil import loads
-from .limits import read_body
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .redact import scrub_error
-from .response_headers import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER, header_events
 from .session import SessionContext
 from .stream import ResponseStream, StreamResult
-from .transport import HttpResponse, Transport, Urllib3Transport
 
 log = logging.getLogger("codexapi")
 

@@ -182,7 +182,7 @@ def settings_from_table(provider_id: str, data: Any, file: Path) -> Settings:
         # Codex falls back to the OpenAI API for a provider without base_url.
         base_url = "https://api.openai.com/v1"
     else:
-        from .urls import check_base_url
+        from .http.urls import check_base_url
 
         check_base_url(base_url, f"{t.where}.base_url in {file}")
     headers = t.string_map("http_headers")
@@ -202,7 +202,7 @@ def settings_from_table(provider_id: str, data: Any, file: Path) -> Settings:
                           "exist")
     proxy = t.string("proxy", allow_empty=True)
     if proxy:
-        from .proxy import parse_proxy_url
+        from .http.proxy import parse_proxy_url
 
         parse_proxy_url(proxy, f"{t.where}.proxy in {file}")
     if data.get("requires_openai_auth") is not None and not isinstance(

@@ -1,9 +1,11 @@
-"""The one cattrs converter: models to JSON and back.
+"""JSON in and out: text to values (orjson), the library's models to values and back (the one
+cattrs converter), and model output into a caller's class.
 
-Configured here and nowhere else. Request items unstructure to their Responses JSON form with
-``None`` fields omitted; events unstructure to a dict tagged by ``type`` and structure back
-from one (unknown tags become :class:`UnknownEvent`, nothing is lost). The stream decoders do
-not use it per event: decoding is the hot path and builds events directly.
+The converter is configured here and nowhere else. Request items unstructure to their
+Responses JSON form with ``None`` fields omitted; events unstructure to a dict tagged by
+``type`` and structure back from one (unknown tags become :class:`UnknownEvent`, nothing is
+lost). The stream decoders do not use it per event: decoding is the hot path and builds
+events directly.
 
 cattrs itself is imported when the converter is first needed (``converter``, events to and from
 JSON, a value of a type the hand-written hooks here do not cover): building request bodies from
@@ -13,14 +15,17 @@ the import.
 
 from __future__ import annotations
 
+import json
 import threading
 import typing
 from collections import abc
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
+import orjson
 
+from .errors import ConfigError, OutputParseError
 from .events import (
     EVENT_TYPES,
     Event,
@@ -40,6 +45,18 @@ from .models import (
 
 if TYPE_CHECKING:
     import cattrs
+
+T = TypeVar("T")
+
+#: Parse JSON text (raises ``ValueError`` on bad input). orjson's own function, not a wrapper:
+#: the stream decoders call it once per event.
+loads: Callable[[str | bytes], Any] = orjson.loads
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, keys in insertion order."""
+    return orjson.dumps(obj)
+
 
 _converter: cattrs.Converter | None = None
 _converter_lock = threading.Lock()
@@ -265,12 +282,65 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
     return get_converter().structure(data, Event)
 
 
+# --- model output into values --------------------------------------------------------------
+
+def loads_json(text: str, error: Callable[[str], OutputParseError]) -> Any:
+    """``json.loads(text)``, failing with ``error(detail)``."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise error(f"not valid JSON ({exc})") from None
+
+
+def structure(data: Any, cls: type[T], error: Callable[[str], OutputParseError]) -> T:
+    """``data`` structured into ``cls`` by the one converter, failing with ``error(detail)``."""
+    import cattrs
+
+    try:
+        return get_converter().structure(data, cls)
+    except (NameError, cattrs.StructureHandlerNotFoundError) as exc:
+        # The class, not the output, is at fault: no output would fit, so say how to fix it.
+        hint = (" (define the types it uses at module level)" if isinstance(exc, NameError)
+                else " (use attrs classes, str, int, float, bool, None, lists, dicts, enums "
+                "and Literals)")
+        raise ConfigError(f"cannot structure values into {cls!r}: {exc}{hint}") from None
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            detail = "; ".join(cattrs.transform_error(exc))
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        raise error(f"not a valid {cls.__name__} ({detail})") from None
+
+
+def parse_output(text: str, cls: type[T] | None = None, refusal: str | None = None) -> Any:
+    """Model text output as JSON, structured into ``cls`` when given. ``refusal`` is what the
+    model said instead of answering, if it refused."""
+
+    def error(detail: str) -> OutputParseError:
+        preview = text if len(text) <= 200 else text[:200] + "…"
+        return OutputParseError(f"the model's output is {detail}: {preview!r}", text, detail)
+
+    if not text.strip():
+        if refusal is not None:
+            shown = refusal if len(refusal) <= 200 else refusal[:200] + "…"
+            raise OutputParseError(f"the model refused to answer: {shown!r}", text, "refused",
+                                   refusal)
+        raise error("empty, not JSON")
+    data = loads_json(text, error)
+    return data if cls is None else structure(data, cls, error)
+
+
 __all__ = [
     "UnknownEvent",
     "converter",  # noqa: F822 - provided by the module __getattr__, built on first use
+    "dumps",
     "event_from_json",
     "event_to_json",
     "get_converter",
     "item_to_json",
+    "loads",
+    "loads_json",
     "options_to_json",
+    "parse_output",
+    "structure",
 ]

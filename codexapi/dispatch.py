@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import failures
+from . import error_mapping
 from .auth import Auth, Flow, FlowAuth, FlowState
-from .compression import ACCEPT_ENCODING, compress
+from .convert import dumps, loads
 from .deadline import Deadline
 from .decoding import StreamDecoder
 from .errors import (
@@ -29,13 +29,13 @@ from .errors import (
     TransportError,
     UnsupportedEndpointError,
 )
-from .headers import check_headers
-from .jsonutil import dumps, loads
+from .http.compression import ACCEPT_ENCODING, compress
+from .http.headers import check_headers
+from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 from .models import Provider
 from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
 from .redact import redact_headers, redact_url, scrub_body, scrub_error, scrub_text, secrets_of
-from .transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 from .wires import Wire, WireContext, open_stream
 
 log = logging.getLogger("codexapi")
@@ -259,7 +259,7 @@ class Dispatcher:
         # Kept on the error for callers (Retry-After, rate limits); cookies are not theirs.
         headers = {k.lower(): scrub_text(v, secrets)
                    for k, v in redact_headers(response.headers).items()}
-        request_id = failures.request_id(headers)
+        request_id = error_mapping.request_id(headers)
         url = redact_url(request.url)
         if 300 <= status < 400:
             response.close()
@@ -286,7 +286,7 @@ class Dispatcher:
             response.close()
         text = scrub_body(raw.decode("utf-8", "replace"), secrets)
         message, code = error_message(status, text, headers.get("content-type", ""))
-        return failures.http_error(ApiError(
+        return error_mapping.http_error(ApiError(
             status, message, text, request_id=request_id, url=url, code=code,
             retry_after=retry_after_seconds(headers), headers=headers))
 

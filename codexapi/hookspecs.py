@@ -24,9 +24,9 @@ import pluggy
 
 if TYPE_CHECKING:
     from .auth import Auth, FlowAuth
+    from .http.transport import HttpRequest, HttpResponse
     from .models import Provider
     from .stream import StreamResult
-    from .transport import HttpRequest, HttpResponse
     from .wires import Wire
 
 PROJECT = "codexapi"

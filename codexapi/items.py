@@ -24,16 +24,9 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .errors import OutputParseError, ToolArgumentsError
+from .errors import ToolArgumentsError
 
 T = TypeVar("T")
-
-#: ``structure(data, cls, error)``: structures ``data`` into ``cls`` through the one converter,
-#: raising ``error(detail)``. Set by :mod:`codexapi.structured` when it loads: it sits above
-#: this module (it needs the converter, which needs these classes), so this one cannot import
-#: it. ``codexapi/__init__`` imports it, so it is set before any item exists.
-_structure: Callable[[Any, Any, Callable[[str], OutputParseError]], Any] | None = None
-
 
 class Item:
     """An item of any type, read-only: its JSON fields read as attributes (``item.name`` is
@@ -184,9 +177,10 @@ class FunctionCall(Item):
                 raise ToolArgumentsError(self, f"not valid JSON ({exc})") from None
         if cls is None:
             return data
-        if _structure is None:  # pragma: no cover - codexapi/__init__ imports structured
-            raise RuntimeError("codexapi.structured is not loaded")
-        return _structure(data, cls, lambda detail: ToolArgumentsError(self, detail))
+        # Late: the converter sits above the items it converts (see setup.cfg's acyclic contract).
+        from .convert import structure
+
+        return structure(data, cls, lambda detail: ToolArgumentsError(self, detail))
 
 
 @attrs.frozen

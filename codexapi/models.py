@@ -15,10 +15,10 @@ import attrs
 
 from .config import load_provider_settings, provider_settings
 from .errors import ConfigError
+from .http.urls import check_base_url, join
 from .items import FunctionCall, FunctionCallOutput, InputItem, Message, Reasoning
 from .redact import redact_headers, redact_query_params, redact_url
 from .retry import PolicyError, RetryPolicy
-from .urls import check_base_url, join
 
 
 class WireApi(enum.StrEnum):
@@ -51,7 +51,7 @@ def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> Non
 
 
 def _valid_headers(instance: Any, attribute: Any, value: Mapping[str, str]) -> None:
-    from .headers import check_headers
+    from .http.headers import check_headers
 
     problem = check_headers(value)
     if problem is not None:
@@ -79,7 +79,7 @@ class Provider:
     """Where requests go and how: base URL, wire API, static headers and policies."""
 
     name: str = "openai"
-    #: Checked when the Provider is made (:func:`codexapi.urls.check_base_url`).
+    #: Checked when the Provider is made (:func:`codexapi.http.urls.check_base_url`).
     base_url: str = attrs.field(default="https://api.openai.com/v1",
                                 validator=lambda _, __, url: check_base_url(url))
     #: The registered Wire's name: ``WireApi.RESPONSES`` (``"responses"``), ``WireApi.CHAT``
@@ -138,7 +138,7 @@ class Provider:
 
     def url_for_path(self, path: str) -> str:
         """Join ``path`` to the base URL as codex-api's ``url_for_path`` does (a query in the
-        base URL kept after the path; see :func:`codexapi.urls.join`)."""
+        base URL kept after the path; see :func:`codexapi.http.urls.join`)."""
         return join(self.base_url, path, self.query_params)
 
     def is_azure_responses_endpoint(self) -> bool:
@@ -203,8 +203,8 @@ class TextControls:
     def for_class(cls, model: type[Any], *, name: str | None = None, strict: bool = True,
                   verbosity: str | None = None) -> TextControls:
         """Controls asking for JSON output shaped like attrs class ``model``; read it back with
-        ``result.parsed(model)`` (see :func:`codexapi.structured.json_schema`)."""
-        from .structured import text_format
+        ``result.parsed(model)`` (see :func:`codexapi.schema.json_schema`)."""
+        from .schema import text_format
 
         return cls(verbosity=verbosity.lower() if verbosity else None,
                    format=text_format(model, name=name, strict=strict))

@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 
+from .convert import dumps
 from .errors import ConfigError
-from .headers import has_control
-from .jsonutil import dumps
+from .http.headers import has_control
 
 TURN_STATE_HEADER = "x-codex-turn-state"
 

@@ -20,6 +20,8 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
+from .bounds import iter_body
+from .convert import parse_output
 from .deadline import Deadline
 from .decoding import StreamDecoder
 from .errors import (
@@ -40,12 +42,10 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
+from .http.transport import HttpResponse
 from .items import FunctionCall, Message
-from .limits import iter_body
 from .models import Provider
-from .parsing import parse_output
 from .redact import scrub_error
-from .transport import HttpResponse
 
 T = TypeVar("T")
 

@@ -23,8 +23,8 @@ from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .decoding import StreamDecoder
+    from .http.transport import HttpRequest, HttpResponse, Transport
     from .models import Provider
-    from .transport import HttpRequest, HttpResponse, Transport
 
 #: The endpoints a wire may offer.
 ENDPOINTS = ("stream", "compact", "models")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 
 from codexapi import hookimpl
+from codexapi.http.transport import HttpRequest, HttpResponse
 from codexapi.models import Provider
 from codexapi.redact import redact_headers, redact_url
-from codexapi.transport import HttpRequest, HttpResponse
 
 log = logging.getLogger("codexapi")
 

@@ -40,10 +40,10 @@ from urllib.parse import urlsplit
 
 from codexapi import hookimpl
 from codexapi._version import __version__
-from codexapi.jsonutil import dumps
+from codexapi.convert import dumps
+from codexapi.http.transport import HttpRequest
 from codexapi.models import Provider
-from codexapi.structured import format_of
-from codexapi.transport import HttpRequest
+from codexapi.schema import format_of
 
 log = logging.getLogger("codexapi.otel")
 
@@ -670,7 +670,7 @@ def _message(data: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _tool_call(data: Mapping[str, Any]) -> dict[str, Any]:
-    from codexapi.jsonutil import loads
+    from codexapi.convert import loads
 
     arguments: Any = data.get("arguments", data.get("input"))
     if isinstance(arguments, str):

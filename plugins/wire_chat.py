@@ -28,7 +28,8 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from codexapi import hookimpl
-from codexapi.convert import item_to_json
+from codexapi.convert import item_to_json, loads
+from codexapi.error_mapping import stream_failure as failure_error
 from codexapi.errors import (
     ConfigError,
     ContextWindowExceeded,
@@ -47,12 +48,10 @@ from codexapi.events import (
     ReasoningContentDelta,
     TokenUsage,
 )
-from codexapi.failures import stream_failure as failure_error
 from codexapi.items import item_from_json
-from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
+from codexapi.schema import format_of
 from codexapi.sse import SseMessage, SseStreamDecoder
-from codexapi.structured import format_of
 
 log = logging.getLogger("codexapi")
 

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from codexapi import hookimpl
-from codexapi.convert import item_to_json, options_to_json
+from codexapi.convert import item_to_json, loads, options_to_json
+from codexapi.error_mapping import incomplete_failure, stream_failure
 from codexapi.errors import (
     InvalidRequest,
     StreamDropped,
@@ -40,9 +41,7 @@ from codexapi.events import (
     TurnModerationMetadata,
     new_output_text_delta,
 )
-from codexapi.failures import incomplete_failure, stream_failure
 from codexapi.items import item_from_json
-from codexapi.jsonutil import loads
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.ratelimits import parse_rate_limit_event, parse_retry_after  # noqa: F401
 from codexapi.sse import SseMessage, SseStreamDecoder
@@ -164,7 +163,7 @@ def compact_body(request: ResponsesRequest) -> dict[str, Any]:
 
 # --- decoding -------------------------------------------------------------------------------
 
-#: Kept importable from here; the mapping itself lives in core (codexapi.failures).
+#: Kept importable from here; the mapping itself lives in core (codexapi.error_mapping).
 failure_error = stream_failure
 
 

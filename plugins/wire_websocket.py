@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from codexapi import hookimpl
+from codexapi.convert import loads
 from codexapi.errors import (
     ApiError,
     CodexApiError,
@@ -51,7 +52,6 @@ from codexapi.errors import (
     StreamError,
     TransportError,
 )
-from codexapi.jsonutil import loads
 from codexapi.models import Provider
 from codexapi.redact import redact_url
 
@@ -203,8 +203,8 @@ def _connect_timeout(request: Any) -> tuple[float, float, float]:
 def _open_socket(provider: Provider, url: str, connect: float) -> socket.socket:
     """A TCP (and TLS, for wss) socket to ``url``, through the proxy the HTTP transport would
     use."""
-    from codexapi.proxy import ProxySettings
-    from codexapi.tls import make_ssl_context
+    from codexapi.http.proxy import ProxySettings
+    from codexapi.http.tls import make_ssl_context
 
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
@@ -555,7 +555,7 @@ def _create_frame(request: Any) -> bytes:
     body = request.body or b"{}"
     encoding = _header(request.headers, "content-encoding")
     if encoding == "zstd":
-        from codexapi.compression import zstd_module
+        from codexapi.http.compression import zstd_module
 
         zstd = zstd_module()
         if zstd is not None:
@@ -591,7 +591,7 @@ def _wrapped_error(payload: bytes) -> tuple[int, dict[str, str], bytes] | None:
             elif isinstance(value, bool):
                 headers[str(name).lower()] = "true" if value else "false"
     error = obj.get("error")
-    from codexapi.jsonutil import dumps
+    from codexapi.convert import dumps
 
     body = dumps({"error": error}) if error is not None else b""
     return status, headers, body
@@ -721,7 +721,7 @@ class _TurnResponse:
 
 
 def _typed(wrapped: tuple[int, dict[str, str], bytes], url: str) -> CodexApiError:
-    from codexapi import failures
+    from codexapi import error_mapping
     from codexapi.ratelimits import retry_after_seconds
 
     status, headers, body = wrapped
@@ -734,10 +734,10 @@ def _typed(wrapped: tuple[int, dict[str, str], bytes], url: str) -> CodexApiErro
     if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"]:
         message = error["message"]
     code = error.get("code") if isinstance(error, dict) else None
-    base = ApiError(status, message, text, request_id=failures.request_id(headers),
+    base = ApiError(status, message, text, request_id=error_mapping.request_id(headers),
                     url=redact_url(url), code=code if isinstance(code, str) else None,
                     retry_after=retry_after_seconds(headers), headers=headers)
-    return failures.http_error(base)
+    return error_mapping.http_error(base)
 
 
 class _ErrorResponse:

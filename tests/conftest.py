@@ -12,6 +12,8 @@ import pytest
 from codexapi import Client, Provider, RetryPolicy, WireApi
 from codexapi.server import EmbeddedServer
 
+#: The repository's root.
+ROOT = Path(__file__).resolve().parents[1]
 #: ``../shared`` beside the repository (``$CODEXAPI_SHARED`` points elsewhere, e.g. from a
 #: git worktree): public real cassettes and the wire reference, read in place, never copied.
 SHARED = Path(os.environ.get("CODEXAPI_SHARED") or Path(__file__).resolve().parents[2] / "shared")

@@ -401,7 +401,7 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     # socketserver's default backlog of 5 resets connections when many clients connect at
-    # once (tests/test_concurrency.py: 16 threads sharing one Client).
+    # once (tests/core/test_concurrency.py: 16 threads sharing one Client).
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], model: ScriptedModel | None = None,

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..errors import TransportError
+from ..http.transport import BufferedResponse, HttpRequest, HttpResponse, Urllib3Transport
 from ..redact import redact_url
-from ..transport import BufferedResponse, HttpRequest, HttpResponse, Urllib3Transport
 
 Handler = Callable[[HttpRequest], "MockResponse"]
 

@@ -1,0 +1,58 @@
+"""Which certificate authorities HTTPS connections trust.
+
+Verification is always on. A CA bundle (a PEM file, or a directory of hashed certificates)
+comes from the provider's ``ca_bundle``, else the first set of ``CODEX_CA_CERTIFICATE`` (Codex's
+own variable), ``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE``. Like Codex, the bundle is trusted in
+addition to the system roots, so pointing it at a private CA does not break public hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import ConfigError
+
+#: Environment variables naming a CA bundle, in order of precedence.
+CA_BUNDLE_VARS = ("CODEX_CA_CERTIFICATE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def ca_bundle_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """``(path, variable)`` of the first CA bundle variable that is set, else None."""
+    env = os.environ if environ is None else environ
+    for var in CA_BUNDLE_VARS:
+        value = env.get(var, "").strip()
+        if value:
+            return value, var
+    return None
+
+
+def make_ssl_context(ca_bundle: str | None = None, trust_env: bool = True,
+                     source: str = "Provider.ca_bundle") -> ssl.SSLContext | None:
+    """A verifying context that also trusts the configured bundle, or None when no bundle is
+    configured (urllib3's default context then applies). A bundle that does not exist or holds
+    no certificate is a ConfigError naming the path and where it came from."""
+    if ca_bundle is None and trust_env:
+        found = ca_bundle_from_env()
+        if found is not None:
+            ca_bundle, source = found
+    if not ca_bundle:
+        return None
+    path = Path(ca_bundle).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{source} names the CA bundle {path}, which does not exist")
+    context = ssl.create_default_context()
+    try:
+        if path.is_dir():
+            context.load_verify_locations(capath=str(path))
+        else:
+            context.load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"{source} names {path}, which is not a readable PEM CA bundle: "
+                          f"{exc}") from None
+    return context
+
+
+__all__ = ["CA_BUNDLE_VARS", "ca_bundle_from_env", "make_ssl_context"]

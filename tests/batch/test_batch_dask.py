@@ -1,0 +1,145 @@
+"""The Dask engine on a LocalCluster of two worker processes, against the embedded server:
+results stream back and are written by the driver, the Semaphore caps calls cluster-wide, a
+429 pauses every worker (a distributed.Variable), and a worker killed mid-run has its calls
+redone with no id written twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dask
+import distributed
+import pytest
+from support.batch_helpers import (
+    FirstIs429,
+    HoldUntilFull,
+    PeakConcurrency,
+    UsageLimit,
+    ids,
+    lines,
+    write_input,
+)
+
+from codexapi import Provider, ResponsesRequest, RetryPolicy, batch
+from codexapi.server import EmbeddedServer
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    # Leases of a killed worker come back after lease-timeout: short here, so the kill test
+    # does not wait 30 s for them.
+    leases = {"distributed.scheduler.locks.lease-timeout": "2s",
+              "distributed.scheduler.locks.lease-validation-interval": "0.5s"}
+    with dask.config.set(leases), distributed.LocalCluster(
+            n_workers=2, threads_per_worker=3, processes=True, dashboard_address=None,
+            worker_dashboard_address=None, silence_logs=40) as local, \
+            distributed.Client(local, set_as_default=False) as client:
+        yield client
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer() as srv:
+        yield srv
+
+
+def _clients_built() -> int:
+    from codexapi.batch import spec
+
+    return len(spec._clients)
+
+
+def run(items: Any, server: EmbeddedServer, cluster: Any, **kw: Any) -> batch.BatchRun:
+    provider = Provider(name="embedded", base_url=server.base_url,
+                        retry=RetryPolicy(max_attempts=2, base_delay=0.01),
+                        stream_idle_timeout=20.0)
+    return batch.run(items, provider, engine="dask", scheduler=cluster,
+                     load_entrypoints=False, **kw)
+
+
+def test_results_come_back_and_only_the_driver_writes(own_server: EmbeddedServer,
+                                                     cluster: Any, tmp_path: Path) -> None:
+    peak = PeakConcurrency()
+    own_server.httpd.responder = peak
+    src = write_input(tmp_path / "in.jsonl", 24, model="fault:stall:0.05@1")
+    out = tmp_path / "out.jsonl"
+    results = list(run(src, own_server, cluster, output=out, concurrency=3))
+    assert sorted(r.id for r in results) == sorted(f"q{i}" for i in range(24))
+    assert all(r.ok and r.text.startswith("You said: question") for r in results)
+    assert sorted(ids(out)) == sorted(r.id for r in results)
+    # Six worker threads, but the run's Semaphore lets three calls out at a time.
+    assert peak.calls == 24 and 1 < peak.peak <= 3
+    # Each worker process built its own Client from the picklable ClientSpec.
+    assert sorted(cluster.run(_clients_built).values()) == [1, 1]
+    assert list(run(src, own_server, cluster, output=out)) == []  # resumed: all done
+
+
+def test_a_429_pauses_every_worker(own_server: EmbeddedServer, cluster: Any) -> None:
+    limiter = FirstIs429(retry_after=2.0)
+    own_server.httpd.responder = limiter
+    items = [(i, ResponsesRequest(model="fault:stall:0.1@1", input=f"n{i}"))
+             for i in range(16)]
+    running = run(items, own_server, cluster, concurrency=4)
+    results = list(running)
+    assert sorted(r.id for r in results) == list(range(16)) and all(r.ok for r in results)
+    assert limiter.limited_at is not None
+    after = [t - limiter.limited_at for t in limiter.arrivals]
+    assert not [t for t in after if 0.6 < t < 1.8], after
+    assert len(after) == 16 and running.summary.rate_limited == 1
+
+
+def test_usage_limit_stops_the_cluster_and_a_rerun_carries_on(
+        own_server: EmbeddedServer, cluster: Any, tmp_path: Path) -> None:
+    own_server.httpd.responder = UsageLimit()
+    src = write_input(tmp_path / "in.jsonl", 16, special={3: "limit"})
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(batch.BatchStopped) as stopped:
+        for _ in run(src, own_server, cluster, output=out, concurrency=2):
+            pass
+    assert stopped.value.resets_at is not None and stopped.value.left > 0
+    first = ids(out)
+    assert "q3" not in first and len(first) < 16
+    own_server.httpd.responder = None
+    src = write_input(tmp_path / "in.jsonl", 16)
+    rest = [r.id for r in run(src, own_server, cluster, output=out)]
+    assert "q3" in rest and not set(rest) & set(first)
+    assert sorted(ids(out)) == sorted(f"q{i}" for i in range(16))
+
+
+# Last in the module: the cluster is one worker short while its nanny restarts it.
+def test_a_worker_killed_mid_run_has_its_calls_redone(own_server: EmbeddedServer,
+                                                     cluster: Any, tmp_path: Path) -> None:
+    # Six calls at once fill all six worker threads (three per process), so the worker
+    # killed has three calls in flight for certain.
+    gate = HoldUntilFull(6)
+    own_server.httpd.responder = gate
+    src = write_input(tmp_path / "in.jsonl", 30)
+    out = tmp_path / "out.jsonl"
+    victim = next(iter(cluster.run(os.getpid).values()))
+
+    def kill() -> None:
+        if gate.full.wait(30):
+            os.kill(victim, signal.SIGKILL)
+            time.sleep(0.2)
+        gate.release.set()
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        seen = [r.id for r in run(src, own_server, cluster, output=out, concurrency=6)]
+    finally:
+        gate.release.set()
+        killer.join(10)
+    assert gate.full.is_set()
+    assert sorted(seen) == sorted(f"q{i}" for i in range(30))
+    written = ids(out)
+    assert len(written) == len(set(written)) == 30  # no id written twice
+    assert all(line["status"] == "ok" for line in lines(out))
+    calls = sum(1 for _, path, _, _ in own_server.requests if path == "/responses")
+    assert calls >= 33  # the dead worker's three calls were sent again elsewhere

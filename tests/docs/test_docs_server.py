@@ -1,0 +1,35 @@
+"""docs/server.md runs as written: each Python block is executed and prints what the doc says."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text(encoding="utf-8")
+PYTHON = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
+
+pytestmark = pytest.mark.timeout(30)
+
+#: What each block prints, in the doc's order.
+PRINTED = [
+    ["text='You said: Hi' confidence=1.0"],
+    ["You said: one", "You said: two"],
+    ["queued", "3 response.completed", "completed You said: Hi"],
+    ["3 8", "previous_response_not_found"],
+    ["dropped mid-stream", "[('dropx1@4', 'dropped')]"],
+]
+
+
+@pytest.mark.parametrize("index", range(len(PYTHON)))
+def test_server_doc_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(PYTHON) == len(PRINTED)
+    exec(compile(PYTHON[index], f"docs/server.md#{index}", "exec"), {"__name__": "__doc__"})
+    assert capsys.readouterr().out.splitlines() == PRINTED[index]
+
+
+def test_the_doc_names_what_it_prints() -> None:
+    for lines in PRINTED:
+        for line in lines:
+            assert line.split(" ", 1)[0] in DOC

@@ -1,0 +1,1 @@
+"""Test-only servers and tools shared by the test folders."""
