@@ -32,7 +32,7 @@ from ..threads import start_daemon
 from . import responses_wire
 from .background import Context, ResponseStore, StoredResponse
 from .faults import FaultInjector, StreamFaults
-from .framing import RequestError, body_length, parse_json, read_body
+from .framing import RequestError, body_length, check_fields, parse_json, read_body
 from .model import ScriptedModel
 
 #: The largest request body read (413 beyond it): what the server holds per request.
@@ -352,6 +352,7 @@ class Handler(BaseHTTPRequestHandler):
             return False
         self.owner = None
         try:
+            check_fields(self.headers.items(), self.headers.defects)
             self.body_length = body_length(
                 self.headers.get_all("Transfer-Encoding") or [],
                 self.headers.get_all("Content-Length") or [], self.request_version, MAX_BODY)

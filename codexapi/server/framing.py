@@ -25,6 +25,9 @@ MAX_CHUNK_LINE = 4096
 MAX_TRAILERS = 64
 
 _DIGITS = re.compile(r"[0-9]+")
+#: RFC 9110 §5.1: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
@@ -50,6 +53,22 @@ class RequestError(Exception):
 
 def _framing_error(message: str, status: int = 400) -> RequestError:
     return RequestError(status, message, "invalid_framing", close=True)
+
+
+def check_fields(fields: Iterable[tuple[str, str]], defects: Iterable[object]) -> None:
+    """A RequestError (400, closing) for a header section that does not parse cleanly: a line
+    that is not a field (the parser stops there, so the fields after it would be unseen here
+    and honoured by a proxy in front), a name that is not a token (RFC 9112 §5.1: whitespace
+    before the colon), a folded line or a CR, LF or NUL in a value (RFC 9112 §5.2, RFC 9110
+    §5.5)."""
+    if any(True for _ in defects):
+        raise _framing_error("a header line does not parse as `Name: value`")
+    for name, value in fields:
+        if not _TOKEN.fullmatch(name):
+            raise _framing_error(f"invalid header name {name[:40]!r}")
+        if _BAD_VALUE.search(value):
+            raise _framing_error(f"the value of header {name!r} is folded over lines or "
+                                 "holds CR, LF or NUL")
 
 
 def body_length(transfer_encoding: Iterable[str], content_length: Iterable[str],

@@ -241,6 +241,31 @@ def test_ambiguous_framing_is_a_400_that_closes_the_connection(server: EmbeddedS
     assert json.loads(got.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "invalid_framing"
 
 
+@pytest.mark.parametrize("lines", [
+    b"Content-Length: 5\r\nno colon here\r\nTransfer-Encoding: chunked\r\n",
+    b"Content-Length : 5\r\n",
+    b"Content-Length: 5\r\nX-Folded: a\r\n Transfer-Encoding: chunked\r\n",
+    b"Content-Length: 5\r\nX-Nul: a\x00b\r\n",
+    b"Content-Length: 5\r\n: no name\r\n",
+], ids=["not-a-field", "space-before-colon", "folded", "nul", "no-name"])
+def test_a_header_section_that_does_not_parse_cleanly_is_a_400_that_closes(
+        server: EmbeddedServer, lines: bytes) -> None:
+    # The server's parser would stop at (or skip) such a line, and a proxy in front might not:
+    # each would frame the body its own way.
+    request = (b"POST /v1/responses HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n"
+               + b"0\r\n\r\n" + SMUGGLED)
+    got, closed = raw(server, request)
+    assert statuses(got) == [400] and closed, got
+    assert json.loads(got.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "invalid_framing"
+
+
+def test_an_unknown_method_closes_the_connection_after_its_501(keyed: EmbeddedServer) -> None:
+    request = (f"PUT /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+               f"Content-Length: {len(SMUGGLED)}\r\n\r\n").encode() + SMUGGLED
+    got, closed = raw(keyed, request)
+    assert statuses(got) == [501] and closed
+
+
 def chunked(body: bytes, size: int = 7) -> bytes:
     chunks = [body[i:i + size] for i in range(0, len(body), size)]
     return b"".join(b"%x;ext=1\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\nX-T: 1\r\n\r\n"
