@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import make_request
 from support.recording_transport import RecordingTransport
 
 import codexapi
@@ -20,7 +21,6 @@ from codexapi import (
     OutputTextDelta,
     PluginError,
     Provider,
-    ResponsesRequest,
     RetryPolicy,
     StreamError,
     UnsupportedEndpointError,
@@ -33,7 +33,7 @@ from codexapi.plugins import collect_wires, describe_wires, make_plugin_manager
 from codexapi.server import EmbeddedServer, Exchange, route
 from codexapi.wires import WireContext
 
-REQ = ResponsesRequest(model="m", instructions="Be brief.", input="Hello")
+REQ = make_request(instructions="Be brief.")
 
 
 # --- a complete third-party wire: newline-delimited JSON ------------------------------------
