@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import make_client, make_request
 
 from codexapi import (
     ApiError,
@@ -28,7 +29,7 @@ from codexapi.retry import Retries
 from codexapi.server import EmbeddedServer
 from codexapi.server.faults import FAULT_HEADER, FAULT_ID_HEADER
 
-REQ = ResponsesRequest(model="m", input="Hello there")
+REQ = make_request("Hello there")
 
 
 class Sent:
@@ -50,10 +51,8 @@ def srv() -> Iterator[EmbeddedServer]:
 
 def client(srv: EmbeddedServer, max_attempts: int, stream_max_retries: int,
            *plugins: Any) -> Client:
-    provider = Provider(base_url=srv.base_url, stream_idle_timeout=5.0,
-                        retry=RetryPolicy(max_attempts=max_attempts, base_delay=0.0),
-                        stream_max_retries=stream_max_retries)
-    return Client(provider, plugins=plugins, load_entrypoints=False)
+    return make_client(srv, retry=max_attempts, plugins=plugins,
+                       stream_max_retries=stream_max_retries)
 
 
 def plan(fault: str) -> dict[str, str]:
