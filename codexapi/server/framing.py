@@ -152,13 +152,15 @@ def _read_chunked(rfile: Reader, limit: int) -> bytes:
 
 def too_deep(value: Any, limit: int) -> bool:
     """Whether ``value`` (parsed JSON) nests more than ``limit`` arrays and objects deep."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node
+    level = [value]
+    depth = 0
+    while level:  # one nesting level at a time: a comprehension per level is cheap
+        depth += 1
         if depth > limit:
             return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+        level = [child for node in level
+                 for child in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(child, dict | list)]
     return False
 
 
