@@ -95,23 +95,23 @@ def decode_body(raw: bytes, encoding: str) -> bytes:
             out = inflater.decompress(raw, MAX_BODY + 1)
         except zlib.error as exc:
             raise RequestError(400, f"the {encoding} request body does not decode: "
-                                    f"{exc}") from None
+                               f"{exc}") from None
     elif encoding == "zstd":
         try:
             # Optional, and untyped when present: looked up at run time.
             zstandard: Any = importlib.import_module("zstandard")
         except ImportError:
             raise RequestError(415, "zstd request bodies need the `zstandard` package "
-                                    "on the server") from None
+                               "on the server") from None
         try:
             reader = zstandard.ZstdDecompressor().stream_reader(raw)
             out = reader.read(MAX_BODY + 1)
         except zstandard.ZstdError as exc:
             raise RequestError(400, f"the zstd request body does not decode: {exc}"
-                                    ) from None
+                               ) from None
     else:
         raise RequestError(415, f"unsupported Content-Encoding {encoding!r} (gzip, "
-                                "deflate or zstd)")
+                           "deflate or zstd)")
     if len(out) > MAX_BODY:
         raise RequestError(413, f"the decoded request body is over {MAX_BODY} bytes")
     return out
