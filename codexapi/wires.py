@@ -124,7 +124,7 @@ class WireContext:
     turns (key it by the wire's name); values with a ``close()`` method are closed when the
     Client closes. In a child forked from the Client's process the dict starts empty: a child
     never touches a connection its parent opened. ``transport`` is the Client's HTTP
-    transport (its proxy and TLS settings).
+    transport (its proxy and TLS settings; ``send(request)`` streams).
     """
 
     provider: Provider
@@ -214,7 +214,7 @@ def open_stream(wire: Wire, transport: Transport, endpoint: str, request: HttpRe
     """Send ``request`` the way ``wire`` wants: its own ``open`` when it has one, else HTTP."""
     opener = getattr(wire, "open", None)
     if opener is None:
-        return transport.send(request, stream)
+        return transport.send(request)
     answer: HttpResponse | EventSource = opener(endpoint, request, context)
     return answer
 
