@@ -233,8 +233,14 @@ def make_decoder(wire: Wire, endpoint: str, settings: DecoderSettings) -> Stream
             takes = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
                         for p in params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
         _TAKES_SETTINGS[type(wire)] = takes
-    decoder: StreamDecoder = (build(endpoint, settings) if takes  # type: ignore[call-arg]
-                              else build(endpoint))
+    if takes:
+        decoder: StreamDecoder = build(endpoint, settings)  # type: ignore[call-arg]
+        return decoder
+    decoder = build(endpoint)
+    # Earlier versions bounded a decoder's messages through this method: kept for them.
+    bound = getattr(decoder, "bound_messages", None)
+    if callable(bound):
+        bound(settings.max_message_bytes)
     return decoder
 
 
