@@ -29,6 +29,7 @@ from .errors import (
     TransportError,
 )
 from .hookspecs import hookimpl
+from .http.transport import read_at_most
 
 if TYPE_CHECKING:
     from .deadline import Deadline
@@ -290,14 +291,7 @@ class HttpEventSource:
         return position
 
     def error_body(self, limit: int) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in self.response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-        return b"".join(chunks)[:limit]
+        return read_at_most(self.response, limit)
 
     def next_events(self) -> list[Event]:
         if self._state == 0:

@@ -439,6 +439,19 @@ def iter_bounded(response: HttpResponse, body_limit: int | None,
         yield chunk
 
 
+def read_at_most(response: HttpResponse, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``response``'s body (an error answer's, say), reading no
+    further than the chunk that passes them."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
 class BufferedResponse:
     """A response whose body is all in memory (a fake server's answer in tests, a replay)."""
 
