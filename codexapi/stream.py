@@ -95,10 +95,12 @@ class StreamResult:
         return parse_output(self.text, refusal=self.refusal)
 
     def parsed(self, cls: type[T]) -> T:
-        """The JSON text output structured into ``cls`` (an attrs class, e.g. the one given to
-        :meth:`TextControls.for_class <codexapi.TextControls.for_class>`) by the one converter.
+        """The JSON text output structured into ``cls`` (an attrs class, a dataclass or a
+        pydantic model, e.g. the one given to :meth:`TextControls.for_class
+        <codexapi.TextControls.for_class>`): an instance of ``cls``.
 
-        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
+        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``
+        (its message names the fields at fault).
         """
         result: T = parse_output(self.text, cls, self.refusal)
         return result
