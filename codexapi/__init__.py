@@ -45,6 +45,7 @@ from .errors import (
     StreamError,
     TLSHandshakeError,
     ToolArgumentsError,
+    ToolLoopLimit,
     TransportError,
     UndecodableEvent,
     UnsupportedEndpointError,
@@ -102,6 +103,7 @@ from .schema import json_schema
 from .session import SessionContext, TurnState
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
+from .tools import Tool, ToolRun
 
 # A library logs, the application decides where it goes.
 logging.getLogger("codexapi").addHandler(logging.NullHandler())
@@ -179,8 +181,11 @@ __all__ = [
     "TLSHandshakeError",
     "TextControls",
     "TokenUsage",
+    "Tool",
     "ToolArgumentsError",
     "ToolCallInputDelta",
+    "ToolLoopLimit",
+    "ToolRun",
     "Transport",
     "TransportError",
     "TurnModerationMetadata",

@@ -10,14 +10,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import attrs
 
 from . import forksafe
+from ._version import __version__
 from .auth import Auth, FlowAuth, NoAuth, check_auth
 from .bounds import read_body
 from .convert import loads
@@ -33,6 +34,9 @@ from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .redact import scrub_error
 from .session import SessionContext
 from .stream import ResponseStream, StreamResult
+
+if TYPE_CHECKING:
+    from .tools import Tool, ToolRun
 
 log = logging.getLogger("codexapi")
 
@@ -406,11 +410,14 @@ class Client(_Endpoints):
         return self._unary("compact", request, lambda extensions: self._compact(
             self._dispatcher.body("compact", request), timeout, until, session, extensions))
 
-    def list_models(self, client_version: str, timeout: Timeout = None,
+    def list_models(self, client_version: str | None = None, timeout: Timeout = None,
                     deadline: float | None = None) -> ModelList:
         """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache).
+        ``client_version`` defaults to this library's version (Codex sends its own).
         ``timeout`` (seconds, or ``(connect, read)``) overrides the provider's for this call;
         ``deadline`` (seconds) bounds all of it, retries included."""
+        if client_version is None:
+            client_version = __version__
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
         return self._unary("models", client_version, lambda extensions: self._models(
@@ -440,6 +447,38 @@ class Client(_Endpoints):
         with self._models_lock:
             self._models_cache[client_version] = result
         return result
+
+    def run_tools(
+        self,
+        request: ResponsesRequest,
+        tools: Sequence[Tool | Callable[..., Any]],
+        max_turns: int = 8,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        subagent: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
+        deadline: float | None = None,
+        session: SessionContext | None = None,
+    ) -> ToolRun:
+        """Send ``request`` offering ``tools`` (:class:`~codexapi.Tool` objects or plain
+        functions), call each function the model asks for, send the outputs back, and repeat
+        until the model answers without a call; returns the :class:`~codexapi.ToolRun`.
+
+        Each turn is a :meth:`stream` call with the same arguments (retries, observers and
+        wire as any call); ``deadline`` (seconds) bounds the whole run. An exception in a
+        tool becomes that call's output text (``Error: ...``) and is logged. Past
+        ``max_turns`` turns with the model still calling tools: :class:`ToolLoopLimit`,
+        whose ``.run`` holds what happened. ``on_event`` sees every event of every turn.
+        """
+        from .tools import run_tools
+
+        return run_tools(self, request, tools, max_turns, on_event=on_event,
+                         secrets=self._dispatcher.secrets, conversation_id=conversation_id,
+                         session_id=session_id, subagent=subagent, headers=headers,
+                         timeout=timeout, deadline=deadline, session=session)
 
     def close(self) -> None:
         """Close pooled connections (and those a wire kept); the Client then refuses new calls

@@ -470,8 +470,18 @@ class ResponseStream:
     # while its generator runs on. The generator releases the connection when it ends or is
     # freed; a stream never iterated releases it when its _Call is freed.
 
-    def collect(self) -> StreamResult:
-        """Consume the stream; return the whole turn (raises what the stream raises)."""
+    def iter_text(self) -> Iterator[str]:
+        """The text deltas alone, as they arrive. The stream's other events are consumed all
+        the same and its errors raised; the connection is released at the end (or when this
+        iterator is closed)."""
+        with self:
+            for ev in self:
+                if isinstance(ev, OutputTextDelta):
+                    yield ev.delta
+
+    def collect(self, on_event: Callable[[Event], None] | None = None) -> StreamResult:
+        """Consume the stream; return the whole turn (raises what the stream raises).
+        ``on_event`` (optional) sees each event as it arrives, e.g. to show it."""
         deltas: list[str] = []
         items: list[Item] = []
         events: list[Event] = []
@@ -480,6 +490,8 @@ class ResponseStream:
         limits = None
         with self:
             for ev in self:
+                if on_event is not None:
+                    on_event(ev)
                 events.append(ev)
                 if isinstance(ev, OutputTextDelta):
                     deltas.append(ev.delta)
