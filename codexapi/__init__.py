@@ -11,6 +11,7 @@ import logging
 
 from . import events, items
 from ._version import __version__
+from .attachments import Attachment
 from .auth import AzureKeyAuth, BearerAuth, CodexAuthFile, NoAuth
 from .client import (
     ChatClient,
@@ -111,6 +112,7 @@ logging.getLogger("codexapi").addHandler(logging.NullHandler())
 __all__ = [
     "ApiError",
     "ApiRateLimitError",
+    "Attachment",
     "AuthError",
     "AzureKeyAuth",
     "BearerAuth",

@@ -15,9 +15,7 @@ so a server that has lost the response can still be sent the whole conversation.
 
 from __future__ import annotations
 
-import base64
 import json
-import mimetypes
 import os
 import time
 import uuid
@@ -27,16 +25,14 @@ from typing import Any
 
 import attrs
 
+from ..attachments import MAX_ATTACHMENT, Attachment
 from ..errors import ConfigError
 from ..items import Item
 from ..models import ResponsesRequest, TextControls, WireApi
 
 #: Conversations kept on disk; older ones are removed when a new one is saved.
 KEEP = 100
-#: The largest file ``-f`` attaches (the API's own limit for inline files is of this order).
-MAX_ATTACHMENT = 20 * 2**20
 STATE_ENV = "CODEXAPI_STATE_DIR"
-_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
 def state_dir() -> Path:
@@ -178,50 +174,12 @@ def user_message(text: str, files: Sequence[str | os.PathLike[str]] = ()) -> dic
 
 
 def attachment(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """One file as a Responses input part."""
-    file = Path(path)
+    """One file as a Responses input part (:class:`codexapi.Attachment`), its errors naming
+    the ``--file`` option."""
     try:
-        size = file.stat().st_size
-        if size > MAX_ATTACHMENT:
-            raise ConfigError(f"--file {file}: {size / 2**20:.1f} MiB is more than the "
-                              f"{MAX_ATTACHMENT // 2**20} MiB a file may have")
-        data = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"--file {file}: {exc.strerror or exc}") from None
-    # What the bytes are, not what the name says: a screenshot saved without an extension is
-    # still an image, and a text file named .png would be an image the API rejects.
-    mime = _sniff(data)
-    named = mimetypes.guess_type(file.name)[0] or ""
-    if not mime and (named in _IMAGE_TYPES or named == "application/pdf"):
-        raise ConfigError(f"--file {file}: named like {named}, but its content is not "
-                          f"{'a PDF' if named == 'application/pdf' else 'an image'}")
-    if mime in _IMAGE_TYPES:
-        return {"type": "input_image", "detail": "auto",
-                "image_url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
-    if mime == "application/pdf":
-        return {"type": "input_file", "filename": file.name,
-                "file_data": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"--file {file}: not UTF-8 text, nor an image (png, jpeg, gif, "
-                          "webp) or a PDF") from None
-    return {"type": "input_text", "text": f"{file.name}:\n```\n{text}\n```"}
-
-
-def _sniff(data: bytes) -> str:
-    """The MIME type of an image or PDF by its signature, else ""."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    if b"%PDF-" in data[:1024]:  # readers accept the header anywhere in the first KiB
-        return "application/pdf"
-    return ""
+        return Attachment.from_path(path)
+    except ConfigError as exc:
+        raise ConfigError(f"--file {exc}") from None
 
 
 def schema_controls(path: str) -> TextControls:
