@@ -28,7 +28,7 @@ from .errors import ConfigError, DeadlineExceeded, StreamError
 from .events import Event
 from .header_events import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER, header_events
 from .http.transport import HttpResponse, Transport, Urllib3Transport
-from .items import Item, item_from_json
+from .items import FunctionCall, Item, item_from_json
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .redact import scrub_error
@@ -455,6 +455,7 @@ class Client(_Endpoints):
         max_turns: int = 8,
         *,
         on_event: Callable[[Event], None] | None = None,
+        on_output: Callable[[FunctionCall, str], None] | None = None,
         conversation_id: str | None = None,
         session_id: str | None = None,
         subagent: str | None = None,
@@ -471,11 +472,12 @@ class Client(_Endpoints):
         wire as any call); ``deadline`` (seconds) bounds the whole run. An exception in a
         tool becomes that call's output text (``Error: ...``) and is logged. Past
         ``max_turns`` turns with the model still calling tools: :class:`ToolLoopLimit`,
-        whose ``.run`` holds what happened. ``on_event`` sees every event of every turn.
+        whose ``.run`` holds what happened. ``on_event`` sees every event of every turn,
+        ``on_output`` each call with its output text as soon as the tool has run.
         """
         from .tools import run_tools
 
-        return run_tools(self, request, tools, max_turns, on_event=on_event,
+        return run_tools(self, request, tools, max_turns, on_event=on_event, on_output=on_output,
                          secrets=self._dispatcher.secrets, conversation_id=conversation_id,
                          session_id=session_id, subagent=subagent, headers=headers,
                          timeout=timeout, deadline=deadline, session=session)

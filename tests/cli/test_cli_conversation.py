@@ -79,8 +79,7 @@ def test_conversations_are_saved_in_the_state_directory(capsys: Capture,
     chat(capsys, server, "Remember me")
     saved = Conversation.last()
     root = Path(os.environ[STATE_ENV])
-    assert (root / "conversations" / f"{saved.id}.json").is_file()
-    assert (root / "last").read_text() == saved.id
+    assert sorted(p.name for p in root.iterdir()) == ["conversations.db"]
     assert saved.items[0]["content"] == [{"type": "input_text", "text": "Remember me"}]
     assert saved.base_url == server.base_url and saved.last_response_id
 
