@@ -70,7 +70,7 @@ DESCRIPTION = ("A client for the model APIs the Codex CLI speaks (Responses, Cha
                "or an API key, commands answer offline from the embedded scripted model.")
 
 #: Modules that register further sub-commands with @command when imported.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("codexapi.cli.logs",)
 
 Command = Callable[[argparse.Namespace, ExitStack], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}

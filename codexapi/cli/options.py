@@ -101,9 +101,14 @@ def provider_for(origin: Origin, args: argparse.Namespace) -> Provider | None:
     """The provider ``origin`` names (None: the embedded server), before ``--wire`` and
     ``--retries``."""
     from ..http.urls import check_base_url
+    from ..redact import REDACTED
 
     if origin.embedded:
         return None
+    if origin.base_url and REDACTED in origin.base_url:
+        # A conversation's URL whose secret was kept out of the database.
+        raise ConfigError(f"{origin.what} held a secret, which was not saved: give it again "
+                          "with --base-url")
     if origin.provider_id:
         provider = Provider.from_codex_config(origin.provider_id, args.config)
         if origin.base_url:

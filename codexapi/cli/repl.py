@@ -245,12 +245,8 @@ def resumed_origin(conversation: Conversation) -> Origin:
     if conversation.embedded:
         return Origin(embedded=True, wire=conversation.wire)
     base_url: str | None = conversation.base_url
-    if base_url is not None and REDACTED in base_url:
-        # A secret in the URL was not saved.
-        if conversation.provider is None:
-            raise ConfigError(f"{what} held a secret, which was not saved: give it again "
-                              "with --base-url")
-        base_url = None
+    if conversation.provider is not None and REDACTED in conversation.base_url:
+        base_url = None  # a secret in the URL was not saved: the config has it
     return Origin(conversation.provider, base_url, wire=conversation.wire, what=what)
 
 
