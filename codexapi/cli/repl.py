@@ -1,7 +1,8 @@
 """``codexapi chat`` turns: one-shot, resumed (``-c``), or an interactive REPL.
 
-The REPL reads a line, streams the answer, and keeps going: the line editor's history (up
-arrow) persists in the state directory, Ctrl-C cancels the turn in flight (the conversation
+The REPL reads a line, streams the answer, and keeps going: a bracketed paste (text pasted
+into the terminal, newlines and all) is one message, the line editor's history (up arrow)
+persists in the state directory, Ctrl-C cancels the turn in flight (the conversation
 stays as it was before it), Ctrl-C at the prompt clears the line, Ctrl-D or ``exit`` leaves.
 Every finished turn is saved (:mod:`codexapi.cli.conversation`), so ``codexapi chat -c`` picks
 the conversation up later, in the REPL or with one more prompt.
@@ -195,6 +196,10 @@ class _LineHistory:
             self.readline: Any = None
             return
         self.readline = readline
+        if "libedit" not in (readline.__doc__ or ""):
+            # A paste comes whole, newlines included, as one message: Python turns GNU
+            # readline's bracketed paste off for its own prompt (bpo-42819); a chat wants it.
+            readline.parse_and_bind("set enable-bracketed-paste on")
         readline.set_history_length(HISTORY_LENGTH)
         with contextlib.suppress(OSError):  # no history yet
             readline.read_history_file(self.path)

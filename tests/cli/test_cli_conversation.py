@@ -257,6 +257,26 @@ def test_repl_continues_a_conversation(server: EmbeddedServer, tmp_path: Path,
     assert [i["role"] for i in sent(server)["input"]] == ["user", "assistant", "user"]
 
 
+def test_repl_takes_a_bracketed_paste_as_one_message(server: EmbeddedServer, tmp_path: Path,
+                                                      terminal_env: dict[str, str]) -> None:
+    argv = [sys.executable, "-m", "codexapi", "chat", "--base-url", server.base_url,
+            "--no-plugins"]
+    term = Terminal(argv, terminal_env, tmp_path)
+    # The terminal is asked to bracket pastes (Python's readline module turns that off): else
+    # a terminal sends a pasted text as lines, each a message of its own.
+    term.expect(re.escape("\x1b[?2004h"))
+    term.expect(r"> ")
+    # What a terminal then sends for a paste of three lines, and Enter.
+    term.send("\x1b[200~first line\rsecond line\rthird line\x1b[201~\r")
+    term.expect(r"You said: first line\r?\nsecond line\r?\nthird line")
+    term.expect(r"> ")
+    term.send("exit\r")
+    assert term.close() == 0
+    saved = Conversation.last()
+    assert [texts(i) for i in saved.items if i.get("role") == "user"] == [
+        ["first line\nsecond line\nthird line"]]
+
+
 def test_a_state_directory_that_cannot_be_written_costs_only_a_warning(
         capsys: Capture, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
