@@ -139,14 +139,14 @@ def test_event_sequence_and_collect(server: EmbeddedServer) -> None:
 
 
 def test_iter_text_yields_the_text_deltas_alone(server: EmbeddedServer) -> None:
-    with client_for(server) as client:
+    with make_client(server) as client:
         stream = client.stream(ResponsesRequest(model="m", input="think about Hello"))
         pieces = list(stream.iter_text())
         assert pieces and all(isinstance(p, str) for p in pieces)
         assert "".join(pieces) == "You said: think about Hello"
         assert stream._closed  # released at the end
-        # Errors of the stream still come out of it.
-    with client_for(server, "test/truncated") as client, pytest.raises(
+    # Errors of the stream still come out of it.
+    with make_client(server, plugins=[StreamPath("test/truncated")]) as client, pytest.raises(
             StreamError, match=r"stream closed before response\.completed"):
         list(client.stream(REQ).iter_text())
 

@@ -55,7 +55,7 @@ def test_client_version_defaults_to_this_librarys_version() -> None:
     from codexapi import __version__
 
     transport = RecordingTransport(json_response({"models": []}))
-    with client_for(transport) as client:
+    with make_client(BASE, transport=transport) as client:
         client.list_models()
     assert transport.last.url.endswith(f"/models?client_version={__version__}")
 
