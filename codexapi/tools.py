@@ -30,7 +30,7 @@ from .schema import Param, parameters_schema
 from .stream import StreamResult
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import Client, Timeout
     from .session import SessionContext
 
 log = logging.getLogger("codexapi")
@@ -201,7 +201,7 @@ def run_tools(client: Client, request: ResponsesRequest,
               secrets: Callable[[], list[str]] | None = None,
               conversation_id: str | None = None, session_id: str | None = None,
               subagent: str | None = None, headers: Mapping[str, str] | None = None,
-              timeout: Any = None, deadline: float | None = None,
+              timeout: Timeout = None, deadline: float | None = None,
               session: SessionContext | None = None) -> ToolRun:
     """Run ``request`` with ``tools`` until the model answers without calling one; see
     :meth:`Client.run_tools <codexapi.Client.run_tools>`."""
