@@ -19,7 +19,7 @@ import attrs
 
 from .app import Exchange, route
 from .model import ModelInputError, Turn
-from .responses_wire import new_id
+from .responses_wire import counts, new_id
 
 
 def _chunk_sse(chunk: Mapping[str, Any]) -> bytes:
@@ -34,12 +34,13 @@ def chat_id() -> str:
 
 
 def usage(turn: Turn) -> dict[str, Any]:
+    n = counts(turn)
     return {
-        "prompt_tokens": turn.input_tokens,
-        "completion_tokens": turn.output_tokens,
-        "total_tokens": turn.input_tokens + turn.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": len(turn.reasoning.split())},
+        "prompt_tokens": n["input_tokens"],
+        "completion_tokens": n["output_tokens"],
+        "total_tokens": n["input_tokens"] + n["output_tokens"],
+        "prompt_tokens_details": {"cached_tokens": n["cached_tokens"]},
+        "completion_tokens_details": {"reasoning_tokens": n["reasoning_tokens"]},
     }
 
 
@@ -125,7 +126,8 @@ def post_chat_completions(ex: Exchange) -> None:
     try:
         turn = ex.server.model.reply(items, [t for t in tools if isinstance(t, dict)],
                                      reasoning=bool(body.get("reasoning_effort")),
-                                     text_format=text_format)
+                                     text_format=text_format,
+                                     parallel=body.get("parallel_tool_calls") is not False)
     except ModelInputError as exc:
         ex.send_error(400, str(exc), exc.code, param=exc.param)
         return

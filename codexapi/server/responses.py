@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from . import responses_wire
 from .app import Exchange, route
 from .background import MAX_CONTEXT, Context, StoredResponse
@@ -53,10 +55,41 @@ def turn_of(model: ScriptedModel, body: Mapping[str, Any],
         history = items[:-1]
         content, _ = encrypted_summary(history)
         return Turn(compaction=content, input_tokens=_tokens(history))
+    check_sealed(model, request_items(body))
     text = body.get("text")
     text_format = text.get("format") if isinstance(text, Mapping) else None
-    return model.reply(items, tools, reasoning=bool(body.get("reasoning")),
-                       text_format=text_format)
+    # The API's default for parallel_tool_calls is true: only an explicit false holds back.
+    turn = model.reply(items, tools, reasoning=bool(body.get("reasoning")),
+                       text_format=text_format,
+                       parallel=body.get("parallel_tool_calls") is not False)
+    return sealed(model, body, turn)
+
+
+#: What a request's ``include`` names to get reasoning back as ciphertext.
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+def sealed(model: ScriptedModel, body: Mapping[str, Any], turn: Turn) -> Turn:
+    """``turn`` with its reasoning sealed into ``encrypted_content`` when ``include`` asks."""
+    include = body.get("include")
+    if turn.reasoning and isinstance(include, list) and ENCRYPTED_REASONING in include:
+        return attrs.evolve(turn, encrypted_reasoning=model.seal.seal(turn.reasoning))
+    return turn
+
+
+def check_sealed(model: ScriptedModel, items: list[dict[str, Any]]) -> None:
+    """A 400 ``invalid_encrypted_content`` (as the real API answers) for a reasoning item in
+    the request's own input whose ``encrypted_content`` this server did not issue."""
+    for index, item in enumerate(items):
+        token = item.get("encrypted_content") if item.get("type") == "reasoning" else None
+        if token is None:
+            continue
+        if not isinstance(token, str) or model.seal.open(token) is None:
+            rid = item.get("id") or f"input[{index}]"
+            raise ModelInputError(
+                f"The encrypted content for item {rid} could not be verified. Reason: "
+                "Encrypted content could not be decrypted or parsed.",
+                f"input[{index}].encrypted_content", "invalid_encrypted_content")
 
 
 def _tokens(items: list[dict[str, Any]]) -> int:
