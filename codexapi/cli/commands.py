@@ -256,9 +256,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="require this key as a bearer token or api-key header (repeatable; "
                         "default: no key required)")
     p.add_argument("--verbose", "-v", action="store_true", help="log each request")
-    p.add_argument("--cassette", metavar="PATH",
-                   help="answer from this recorded cassette (vcrpy, pydantic-ai or Ruby VCR "
-                        "YAML) instead of the scripted model")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--cassette", metavar="PATH",
+                      help="answer from this recorded cassette (vcrpy, pydantic-ai or Ruby "
+                           "VCR YAML) instead of the scripted model")
+    mode.add_argument("--script", metavar="FILE",
+                      help="answer by the rules of this YAML or JSON script (first match "
+                           "wins; see docs/server.md), the scripted model for the rest")
     p.add_argument("--ignore-field", action="append", default=[], metavar="NAME",
                    help="with --cassette: a JSON body field left out of request matching "
                         "(repeatable)")
@@ -306,9 +310,15 @@ def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
         from ..testing.player import CassettePlayer
 
         player = CassettePlayer.from_file(args.cassette, args.ignore_field)
+    script = None
+    if args.script:
+        from ..server.script import Script
+
+        script = Script.load(args.script)  # checked before the port is bound
     try:
         server = EmbeddedServer(args.host, args.port, verbose=args.verbose,
-                                faults=args.fault or None, api_keys=args.api_key or None)
+                                faults=args.fault or None, api_keys=args.api_key or None,
+                                script=script)
     except socket.gaierror as exc:
         raise ConfigError(f"cannot listen on --host {args.host!r}: {exc.strerror}") from None
     except (OverflowError, UnicodeError) as exc:
@@ -320,6 +330,9 @@ def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
         from ..testing.player import describe
 
         print(f"serving {describe(player)} from {args.cassette}", flush=True)
+    if script is not None:
+        print(f"answering by {len(script.rules)} rules from {args.script} "
+              f"(unmatched: {script.unmatched})", flush=True)
     if not _is_loopback(server.host):
         print(f"codexapi: warning: listening on {server.host}: the server is reachable from "
               "other machines" + ("" if args.api_key else ", and --api-key is not set: anyone "

@@ -30,7 +30,7 @@ import json
 import re
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -47,6 +47,9 @@ from .transcript import (
     text_of,
     trailing_outputs,
 )
+
+if TYPE_CHECKING:
+    from .script import Script
 
 _TOOL_WORDS = re.compile(r"\b(call|tool|use)\b", re.IGNORECASE)
 _SEARCH = re.compile(r"\bsearch\b", re.IGNORECASE)
@@ -218,10 +221,12 @@ class ScriptedModel:
     """Computes a :class:`Turn` from normalized input (Responses items or Chat messages).
 
     ``secret`` keys the ``encrypted_content`` of reasoning items (random per model: only this
-    model's server can verify what it issued, as with the real API's)."""
+    model's server can verify what it issued, as with the real API's). ``script``: a user's
+    rules (:mod:`.script`), consulted by the routes before the built-in replies."""
 
-    def __init__(self, secret: bytes | None = None) -> None:
+    def __init__(self, secret: bytes | None = None, script: Script | None = None) -> None:
         self.seal = ReasoningSeal(secret)
+        self.script = script
 
     def reply(
         self,
