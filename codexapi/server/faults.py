@@ -289,6 +289,9 @@ class FaultInjector:
 
     def __init__(self, plan: str | Iterable[str] | None = None) -> None:
         self.plan = parse(plan)
+        #: Whether requests may bring their own plans (header, model name, client_metadata);
+        #: off on a recording proxy, whose requests' plans are meant for the upstream.
+        self.request_plans = True
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str], int] = {}
         #: Set when the server stops, so a stall does not outlive it.
@@ -321,6 +324,8 @@ class FaultInjector:
             return [(spec, what) for fid, spec, what in self.log if fid == fault_id]
 
     def plan_for(self, ex: Connection) -> tuple[Fault, ...]:
+        if not self.request_plans:
+            return self.plan
         own = _metadata(ex.body).get(FAULT_HEADER)
         if own:
             return parse(own)

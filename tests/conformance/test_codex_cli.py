@@ -8,12 +8,14 @@ printed and what the server received. Skipped only when npm is absent, and never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -337,3 +339,61 @@ def test_final_429s_stop_the_cli_after_one_request(cli: Cli, server: EmbeddedSer
     assert printed in run.stderr
     assert len(posts(server)) == 1
     assert "Reconnecting" not in run.stderr
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[str]:
+    """``codexapi serve --port 0 ARGS`` in a subprocess; yields its base URL."""
+    # stderr to a file: a pipe nobody reads could fill and stall the server.
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "codexapi", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=errors, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            assert proc.stdout is not None
+            for _ in range(3):
+                line = proc.stdout.readline()
+                if match := re.search(r"server on (http://127\.0\.0\.1:\d+/v1)", line):
+                    break
+            else:
+                raise AssertionError(f"no base URL from codexapi serve {args}")
+            yield match.group(1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("provider", ["custom", "openai"])
+def test_a_session_recorded_once_replays_offline(codex: Path, tmp_path: Path,
+                                                 server: EmbeddedServer,
+                                                 provider: str) -> None:
+    cassette = tmp_path / "session.yaml"
+    prompt = "Use a tool to run `echo recorded-once`"
+
+    def run_against(base_url: str, name: str) -> Run:
+        home, work = tmp_path / name / "codex-home", tmp_path / name / "work"
+        home.mkdir(parents=True)
+        work.mkdir()
+        cli = Cli(codex, home, work, env={"CODEXAPI_TEST_KEY": TOKEN, "OPENAI_API_KEY": TOKEN})
+        cli.configure(custom_provider(base_url) if provider == "custom"
+                      else openai_provider(base_url))
+        return cli.exec(prompt)
+
+    with serving("--record", str(cassette), "--upstream", server.base_url) as proxy:
+        recorded = run_against(proxy, "record")
+    assert recorded.returncode == 0, recorded.stderr
+    assert "recorded-once" in recorded.stdout
+    turns = len(posts(server))
+    text = cassette.read_text()
+    assert TOKEN not in text
+    if provider == "custom":  # (the openai provider sends no key from OPENAI_API_KEY)
+        assert re.search(r"authorization:\n +- <redacted>", text, re.IGNORECASE)
+    with serving("--cassette", str(cassette)) as replay:
+        replayed = run_against(replay, "replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == recorded.stdout  # the same answer, word for word
+    assert len(posts(server)) == turns  # the replay never reached the real server
+    if provider == "openai":
+        assert "Falling back" not in replayed.stderr and "Reconnecting" not in replayed.stderr
+        assert "uri: ws://127.0.0.1:8000/v1/responses" in text
