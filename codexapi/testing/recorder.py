@@ -209,8 +209,7 @@ class Recorder:
         try:
             upstream = self._transport.send(HttpRequest(
                 handler.command, url, headers, body,
-                timeout=(self.connect_timeout, self.read_timeout, self.read_timeout)),
-                stream=True)
+                timeout=(self.connect_timeout, self.read_timeout, self.read_timeout)))
         except TransportError as exc:
             self._record(request, 502, [("Content-Type", "application/json")], json.dumps(
                 {"error": {"message": f"upstream unreachable: {exc}", "type": "proxy_error",
