@@ -334,8 +334,8 @@ class _Relay:
         self.upgrade_headers = upgrade_headers
         self.answer_headers = answer_headers
         self.lock = threading.Lock()
-        #: Turns sent upstream and not ended yet: (the response.create frame, frames so far).
-        self.pending: list[tuple[str, list[str]]] = []
+        #: Turns sent upstream and not ended yet, oldest first.
+        self.pending: list[_Turn] = []
         self.client_gone = threading.Event()
 
     def run(self) -> None:
@@ -366,8 +366,8 @@ class _Relay:
         finally:
             with self.lock:
                 cut, self.pending = self.pending, []
-            for request, frames in cut:  # the connection ended inside these turns
-                self._record(request, frames, "drop")
+            for turn in cut:  # the connection ended inside these turns
+                self._record(turn, "drop")
             if not self.client_gone.is_set():
                 if clean:
                     with contextlib.suppress(Exception):
@@ -395,7 +395,7 @@ class _Relay:
                 text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
                 if _frame_type(text) == "response.create":
                     with self.lock:
-                        self.pending.append((text, []))
+                        self.pending.append(_Turn(text))
                 self.upstream.send(frame)
         except ConnectionClosed:
             pass
@@ -409,16 +409,30 @@ class _Relay:
         with self.lock:
             if not self.pending:
                 return  # a frame outside any turn: passed on, not part of a recording
-            self.pending[0][1].append(frame)
-            if _frame_type(frame) in TERMINAL_FRAMES:
+            turn = self.pending[0]
+            last = _frame_type(frame) in TERMINAL_FRAMES
+            if turn.size + len(frame) <= MAX_RECORDED_BODY or last:
+                # (Past the bound only the turn's end is still kept.)
+                turn.frames.append(frame)
+                turn.size += len(frame)
+            if last:
                 ended = self.pending.pop(0)
         if ended is not None:
-            self._record(*ended)
+            self._record(ended)
 
-    def _record(self, request: str, frames: list[str], failure: str = "") -> None:
+    def _record(self, turn: _Turn, failure: str = "") -> None:
         self.recorder._record(
-            _Request("GET", self.url, self.upgrade_headers, request.encode("utf-8")), 101,
-            self.answer_headers, frames_body(frames), failure)
+            _Request("GET", self.url, self.upgrade_headers, turn.request.encode("utf-8")),
+            101, self.answer_headers, frames_body(turn.frames), failure)
+
+
+@attrs.define
+class _Turn:
+    """A WebSocket turn being recorded: its ``response.create`` frame, the answer so far."""
+
+    request: str
+    frames: list[str] = attrs.Factory(list)
+    size: int = 0
 
 
 def record_server(path: str | Path, upstream: str, host: str = "127.0.0.1", port: int = 0,

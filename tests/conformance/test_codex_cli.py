@@ -280,6 +280,21 @@ def test_a_plan_of_several_commands_runs_step_by_step(cli: Cli, server: Embedded
     assert answer.index("step-one") < answer.index("step-two")
 
 
+def test_a_plan_runs_over_websocket_from_the_previous_response(
+        cli: Cli, server: EmbeddedServer) -> None:
+    cli.configure(openai_provider(server.base_url))
+    cli.env["OPENAI_API_KEY"] = TOKEN
+    run = cli.exec("Use a tool to run `echo ws-one`, then `echo ws-two`")
+    assert run.returncode == 0, run.stderr
+    prewarm, *turns = posts(server)
+    assert prewarm[2]["generate"] is False
+    assert {t for t, _, _ in turns} == {"WS"} and len(turns) == 3
+    # Each later turn sends only its new items: the server follows the plan from its chain.
+    assert all(body["previous_response_id"] for _, _, body in turns[1:])
+    answer = run.stdout.strip().splitlines()
+    assert answer.index("ws-one") < answer.index("ws-two")
+
+
 def test_parallel_calls_arrive_in_one_response(cli: Cli, server: EmbeddedServer) -> None:
     cli.configure(custom_provider(server.base_url))
     cli.env["CODEXAPI_TEST_KEY"] = TOKEN
