@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from .app import Exchange, route
-from .model import _text_of
 from .responses_wire import new_id, request_items
 from .scripted import script_turn
+from .transcript import text_of
 
 
 def summary(items: list[dict[str, Any]]) -> str:
@@ -34,7 +34,7 @@ def compact(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     output: list[dict[str, Any]] = []
     for item in items:
         if item.get("role") == "user" and item.get("type", "message") == "message":
-            text = _text_of(item.get("content"))
+            text = text_of(item.get("content"))
             output.append({"id": new_id("msg"), "type": "message", "status": "completed",
                            "role": "user", "content": [{"type": "input_text", "text": text}]})
     content, tokens = encrypted_summary(items)
@@ -63,7 +63,7 @@ def post_compact(ex: Exchange) -> None:
         ex.send_error(400, "`input` must be an array of items", "invalid_body")
         return
     items = request_items(body)
-    in_tokens = sum(len(_text_of(i.get("content")).split()) for i in items) + 1
+    in_tokens = sum(len(text_of(i.get("content")).split()) for i in items) + 1
     answered, scripted, usage = script_turn(ex, items, body["model"], in_tokens)
     if answered:
         return

@@ -121,9 +121,6 @@ class Turn:
         return re.findall(r"\s*\S+", self.reasoning)
 
 
-_text_of = text_of  # the name other server modules import
-
-
 def _tool_name(tool: Mapping[str, Any]) -> str | None:
     fn = tool.get("function")
     if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
@@ -237,7 +234,7 @@ class ScriptedModel:
         parallel: bool = False,
     ) -> Turn:
         prompt = last_user_text(items)
-        tokens = sum(len(_text_of(i.get("content")).split()) for i in items) + 1
+        tokens = sum(len(text_of(i.get("content")).split()) for i in items) + 1
         think = reasoning or "think" in prompt.lower()
         thought = f"The user wrote {len(prompt.split())} words; answer plainly." if think else ""
         offered = _tools_offered(tools)

@@ -33,9 +33,10 @@ from .app import Exchange, route
 from .background import MAX_CONTEXT, Context, StoredResponse
 from .catalog import MODELS_ETAG
 from .compaction import encode_summary, encrypted_summary
-from .model import ModelInputError, ScriptedModel, Turn, _text_of
+from .model import ModelInputError, ScriptedModel, Turn
 from .responses_wire import new_id, request_items
 from .scripted import script_turn
+from .transcript import text_of
 
 TURN_STATE_HEADER = "x-codex-turn-state"
 
@@ -109,7 +110,7 @@ def check_sealed(model: ScriptedModel, items: list[dict[str, Any]]) -> None:
 
 
 def _tokens(items: list[dict[str, Any]]) -> int:
-    return sum(len(_text_of(i.get("content")).split()) for i in items) + 1
+    return sum(len(text_of(i.get("content")).split()) for i in items) + 1
 
 
 def mark_reply(ex: Exchange) -> None:
