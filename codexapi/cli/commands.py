@@ -35,7 +35,6 @@ from ..errors import (
 )
 from ..hookspecs import hookimpl
 from ..models import Provider, ResponsesRequest
-from ..redact import redact_url
 from .options import add_connection_args, make_client
 
 #: Exit code per error kind (first match wins); documented in the README.
@@ -372,6 +371,8 @@ def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
         server.httpd.faults.request_plans = False
     server.httpd.responder = player
     if args.record:
+        from ..redact import redact_url
+
         print(f"recording to {args.record} from {redact_url(args.upstream)}", flush=True)
     elif args.cassette:
         from ..testing.player import CassettePlayer, describe
