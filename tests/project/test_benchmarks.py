@@ -45,9 +45,19 @@ def test_quick_benchmark_reports_every_case_as_json_and_table() -> None:
     assert any("raw" in t for t in targets) and any("2x openai" in t for t in targets)
     assert any("first event" in t for t in targets)
     assert any("import" in t for t in targets) and any("memory" in t for t in targets)
-    # Same bytes, same events: both clients saw every event of the end-to-end stream.
+    # Same bytes, same events: both clients saw every event of the end-to-end stream, and
+    # each wire's raw ceiling read the same events as codexapi.
     e2e = cases["end_to_end"]["metrics"]
-    assert e2e["codexapi"]["events"] == e2e["openai"]["events"] == e2e["raw"]["events"]
+    assert e2e["codexapi"]["events"] == e2e["openai"]["events"]
+    for name in ("ceiling_responses", "ceiling_chat", "ceiling_websocket"):
+        metrics = cases[name]["metrics"]
+        assert metrics["raw"]["events"] == metrics["codexapi"]["events"] > 2000, name
+        assert any("raw" in t["name"] and "%" in t["goal"] for t in cases[name]["targets"])
+    # Issue 28 target 4: the bytes of every turn of a stored conversation, against the whole
+    # history resent.
+    talk = cases["conversation"]["metrics"]
+    assert len(talk["http_store"]) == len(talk["http_whole"]) == 50
+    assert talk["http_whole"][-1] > 40 * talk["http_whole"][0]
 
 
 def test_table_lists_every_case_and_a_result_per_target() -> None:
