@@ -42,6 +42,7 @@ from codexapi.events import (
     ToolCallInputDelta,
     TurnModerationMetadata,
     new_output_text_delta,
+    new_output_text_deltas,
 )
 from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER
 from codexapi.items import item_from_json
@@ -268,8 +269,12 @@ class ResponsesDecoder:
     def feed_data(self, datas: Iterable[str | bytes]) -> list[Event]:
         """The events of several payloads (JSON text or UTF-8 bytes), in order; stops after
         the payload that ends the turn, as the stream does."""
-        out: list[Event] = []
+        # The commonest event by far, a plain text delta, is handled inline: its text is put
+        # in ``out`` as it is and a run of them becomes events at once (in C) when something
+        # else comes, or at the end. ``out[start:]`` is the run still held as strings.
+        out: list[Any] = []
         append = out.append
+        start = 0
         last = None
         for data in datas:
             if not data:
@@ -283,28 +288,37 @@ class ResponsesDecoder:
                     continue
                 kind = obj["type"]
             last = obj
-            # The commonest event by far, handled inline.
             if kind == "response.output_text.delta" and "safety_buffering" not in obj:
                 delta = obj.get("delta")
                 if delta.__class__ is str:
-                    append(new_output_text_delta(delta))
+                    append(delta)
                 continue
             self.other_events += 1
             if obj.__class__ is not dict:
                 continue
+            if len(out) > start:
+                out[start:] = new_output_text_deltas(out[start:])
             self._side_events(obj, out)
             handler = _HANDLERS.get(kind) if kind.__class__ is str else None
-            if handler is None:
-                continue
-            events = handler(self, obj)
-            if events:
-                out.extend(events)
+            if handler is not None:
+                events = handler(self, obj)
+                if events:
+                    out.extend(events)
+            start = len(out)
             if self.done:
                 break
         if last is not None and last.__class__ is dict:
             seq = last.get("sequence_number")
             if seq.__class__ is int:
                 self.sequence_number = seq
+        held = len(out) - start
+        if held:
+            if held == 1:  # one event per read: a model writing slower than the client reads
+                out[start] = new_output_text_delta(out[start])
+            elif start == 0:
+                return new_output_text_deltas(out)
+            else:
+                out[start:] = new_output_text_deltas(out[start:])
         return out
 
     def _side_events(self, obj: dict[str, Any], out: list[Event]) -> None:

@@ -261,3 +261,47 @@ def test_chat_other_events_stays_put_only_for_plain_deltas(chunks: list[int]) ->
             return  # a turn that failed (e.g. text after finish_reason "length") ends here
         if dec.other_events == before:
             assert _plain(events), events
+
+
+# --- runs of text deltas are built at once: the same events as one message at a time ----------
+
+_TEXTS = [ev({"type": "response.output_text.delta", "delta": t, "sequence_number": n})
+          for n, t in enumerate(["x", "", "é", "two words"])]
+
+
+@settings(max_examples=300, deadline=None)
+@given(payloads=st.lists(st.sampled_from(_TEXTS * 4 + _RESPONSES_PAYLOADS + [COMPLETED]),
+                         max_size=30),
+       cuts=st.lists(st.integers(min_value=0, max_value=30), max_size=6))
+def test_responses_reads_of_any_size_equal_messages_one_by_one(
+        payloads: list[bytes], cuts: list[int]) -> None:
+    one = LENIENT()
+    expected: list[Any] = []
+    for data in payloads:
+        expected.extend(one.feed(SseMessage(data.decode("utf-8", "replace"))))
+        if one.done:
+            break
+    batch = LENIENT()
+    got: list[Any] = []
+    points = sorted({c % (len(payloads) + 1) for c in cuts})
+    for a, b in zip([0, *points], [*points, len(payloads)], strict=True):
+        got.extend(batch.feed_data(payloads[a:b]))
+        if batch.done:
+            break
+    assert got == expected
+    assert [type(e) for e in got] == [type(e) for e in expected]
+    # (position is not compared: a read takes the sequence_number of its last event only, so
+    # a read ending in an event without one forgets an earlier one; the API numbers them all.)
+    assert (batch.done, batch.skipped, batch.other_events) == (
+        one.done, one.skipped, one.other_events)
+
+
+def test_many_text_deltas_built_at_once_are_ordinary_events() -> None:
+    from codexapi.events import new_output_text_deltas
+
+    texts = ["a", "", "é", "a"]
+    fast = new_output_text_deltas(texts)
+    assert fast == [OutputTextDelta(t) for t in texts] and new_output_text_deltas([]) == []
+    assert all(type(e) is OutputTextDelta for e in fast) and hash(fast[0]) == hash(fast[3])
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast[0].delta = "changed"  # type: ignore[misc]
