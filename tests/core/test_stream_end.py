@@ -303,3 +303,52 @@ def test_a_wrapping_decoder_answers_for_the_events_it_adds() -> None:
     assert sum(1 for _ in stream) == 12 * 5 + 2
     [result] = ended
     assert result.items == [note] and result.response_id == "r1"
+
+
+def _deltas_in_one_read(n: int) -> list[bytes]:
+    body = b"".join(b'data: {"type":"response.output_text.delta","delta":"%d"}\n\n' % i
+                    for i in range(n))
+    return [body + b'data: {"type":"response.completed","response":{"id":"r"}}\n\n']
+
+
+def test_closing_in_the_middle_of_a_read_drops_the_rest_of_it() -> None:
+    from codexapi import ResponseStream
+    from codexapi.sse import SseStreamDecoder
+    from codexapi.testing import MockResponse
+    from codexapi_plugins.wire_responses import ResponsesDecoder
+
+    for how in ("next", "for"):
+        ends: list[tuple[str | None, BaseException | None]] = []
+        response = MockResponse(200, _deltas_in_one_read(5), {"content-type": "text/event-stream"})
+        stream = ResponseStream(response, SseStreamDecoder(ResponsesDecoder()),
+                                on_end=lambda r, e, ends=ends: ends.append((r.finish_reason, e)))
+        seen = []
+        if how == "next":
+            seen.append(next(stream))
+            stream.close()
+        else:
+            for event in stream:  # a loop holding the iterator stops too
+                seen.append(event)
+                stream.close()
+        assert seen == [OutputTextDelta("0")] and list(stream) == []
+        with pytest.raises(StopIteration):
+            next(stream)
+        assert response.closed and ends == [("cancelled", None)], how
+
+
+def test_a_stream_dropped_in_the_middle_of_a_read_releases_its_connection() -> None:
+    import gc
+
+    from codexapi import ResponseStream
+    from codexapi.sse import SseStreamDecoder
+    from codexapi.testing import MockResponse
+    from codexapi_plugins.wire_responses import ResponsesDecoder
+
+    ends: list[str | None] = []
+    response = MockResponse(200, _deltas_in_one_read(5), {"content-type": "text/event-stream"})
+    stream = ResponseStream(response, SseStreamDecoder(ResponsesDecoder()),
+                            on_end=lambda r, e: ends.append(r.finish_reason))
+    assert next(stream) == OutputTextDelta("0")
+    del stream
+    gc.collect()
+    assert response.closed and ends == ["cancelled"]
