@@ -24,8 +24,8 @@ stream when asked; pass :class:`ChatIncludeUsage` as a plugin to ask for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from codexapi import hookimpl
 from codexapi.convert import item_to_json, loads
@@ -45,9 +45,10 @@ from codexapi.events import (
     Event,
     OutputItemAdded,
     OutputItemDone,
-    OutputTextDelta,
     ReasoningContentDelta,
     TokenUsage,
+    new_output_text_delta,
+    new_output_text_deltas,
 )
 from codexapi.items import item_from_json
 from codexapi.models import Provider, ResponsesRequest, WireApi
@@ -386,6 +387,31 @@ class _ToolCall:
         self.arguments = ""
 
 
+def _plain_texts(datas: list[str | bytes]) -> list[str]:
+    """The texts of the leading chunks of ``datas`` that are plain text deltas, exactly those
+    :meth:`ChatDecoder.feed` takes on its inline path (one choice, a delta of ``content`` alone
+    or with ``role``, non-empty text, no ``finish_reason``, ``message``, ``usage`` or
+    ``error``); empty when a chunk is not JSON (a final ``[DONE]`` is left out of the try)."""
+    if datas[-1] == b"[DONE]":
+        datas = datas[:-1]
+    try:
+        texts = [
+            text
+            if ("usage" not in chunk and chunk.get("error") is None
+                and (choices := chunk["choices"]).__class__ is list and len(choices) == 1
+                and (choice := choices[0]).__class__ is dict
+                and choice.get("finish_reason") is None and "message" not in choice
+                and (delta := choice.get("delta")).__class__ is dict
+                and (len(delta) == 1 or (len(delta) == 2 and "role" in delta))
+                and "content" in delta
+                and (text := delta["content"]).__class__ is str and text)
+            else None
+            for chunk in map(loads, datas)]
+    except Exception:  # not JSON, not an object, no choices: the general path says what
+        return []
+    return texts[:texts.index(None)] if None in texts else texts
+
+
 def _reasoning_of(value: Any) -> str | None:
     """``reasoning`` may be a string, ``{"text": ...}`` or ``{"content": ...}``."""
     if isinstance(value, str):
@@ -460,16 +486,64 @@ class ChatDecoder:
         self.other_events = 0
 
     def feed(self, message: SseMessage) -> list[Event]:
+        return self._feed(message.data)
+
+    def feed_data(self, datas: Iterable[str | bytes]) -> list[Event]:
+        """The events of several chunks' data (JSON text or UTF-8 bytes), in order: what
+        :meth:`feed` gives one message at a time. An error after some events delivers them
+        first and is raised by the next call; the turn's end stops the read.
+
+        A read of plain text deltas of the message (the bulk of a stream) is decoded in one
+        comprehension and its events built at once; the first chunk that is anything else
+        and all after it go one at a time."""
+        if self.done:
+            return []
+        datas = datas if datas.__class__ is list else list(datas)
+        out: list[Event] = []
+        rest: list[str | bytes] = datas
+        if (len(datas) > 1 and self._assistant is not None and self._response_id is not None
+                and self._pending is None):
+            texts = _plain_texts(datas)
+            if texts:
+                self._chunks += len(texts)
+                self._assistant += texts
+                out = new_output_text_deltas(texts)
+                rest = datas[len(texts):]
+        for data in rest:
+            try:
+                events = self._feed(data)
+            except Exception as exc:
+                if not out:
+                    raise
+                # The events before it are delivered first, as separate reads would have.
+                self._pending = exc
+                break
+            if events:
+                out += events
+            if self.done:
+                break
+        return out
+
+    def _feed(self, data: str | bytes) -> list[Event]:
         if self.done:
             return []
         if self._pending is not None:
             raise self._pending
-        data = message.data
         try:
             chunk = loads(data)
         except ValueError:
-            self.other_events += 1
-            return self._not_json(data)
+            if data.__class__ is bytes:
+                # Not valid UTF-8, perhaps: read as the text path would have decoded it (U+FFFD
+                # for each bad sequence).
+                data = cast(bytes, data).decode("utf-8", "replace")
+                try:
+                    chunk = loads(data)
+                except ValueError:
+                    self.other_events += 1
+                    return self._not_json(cast(str, data))
+            else:
+                self.other_events += 1
+                return self._not_json(cast(str, data))
         if chunk.__class__ is not dict:
             return []
         self._chunks += 1
@@ -505,7 +579,7 @@ class ChatDecoder:
                         self._append_text(text, out)  # announces the message item first
                     else:
                         pieces.append(text)
-                        out.append(OutputTextDelta(text))
+                        out.append(new_output_text_delta(text))
                 continue
             self.other_events += 1
             self._choice(choice, out)
@@ -620,7 +694,7 @@ class ChatDecoder:
 
     def _append_text(self, text: str, out: list[Event]) -> None:
         self._message_text(out).append(text)
-        out.append(OutputTextDelta(text))
+        out.append(new_output_text_delta(text))
 
     def _append_reasoning(self, text: str, out: list[Event]) -> None:
         parts = self._reasoning

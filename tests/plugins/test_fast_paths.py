@@ -305,3 +305,82 @@ def test_many_text_deltas_built_at_once_are_ordinary_events() -> None:
     assert all(type(e) is OutputTextDelta for e in fast) and hash(fast[0]) == hash(fast[3])
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast[0].delta = "changed"  # type: ignore[misc]
+
+
+# --- Chat: reads decoded in one call give what one message at a time gives ---------------------
+
+_CHAT_TEXT = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m",
+              "choices": [{"index": 0, "delta": {"content": "t"}, "logprobs": None,
+                           "finish_reason": None}]}
+_CHAT_DATAS = [
+    json.dumps(_CHAT_TEXT), json.dumps(_CHAT_TEXT).replace('"t"', '"\\u00e9 x"'),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"role": "assistant", "content": "r"}}]}),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"content": "a"}},
+                                          {"delta": {"content": "b"}}]}),
+    json.dumps({**_CHAT_TEXT, "error": {"message": "boom"}}),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"content": "x"},
+                                           "finish_reason": "length"}]}),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"content": "m"},
+                                           "message": {"reasoning": "why"}}]}),
+    json.dumps({**_CHAT_TEXT, "usage": {"prompt_tokens": 1, "completion_tokens": 2,
+                                        "total_tokens": 3}}),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"content": "n", "refusal": "no"}}]}),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"content": ""}}]}),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"content": 7}}]}),
+    json.dumps({**_CHAT_TEXT, "choices": "none"}),
+    *(json.dumps(c) for c in _CHAT_CHUNKS),
+    '{"choices":[{"delta":{"content":"\udcff"}}]}', "[DONE]", "{not json", "[1, 2]",
+    '"text"',
+]
+
+
+class _ChatPerMessage:
+    """The Chat decoder seen without its batch method (feed/close/done only)."""
+
+    def __init__(self) -> None:
+        from codexapi_plugins.wire_chat import ChatDecoder
+
+        self.inner = ChatDecoder(skip_undecodable=True)
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    def feed(self, message: SseMessage) -> list[Any]:
+        return self.inner.feed(message)
+
+    def close(self) -> list[Any]:
+        return self.inner.close()
+
+
+def _run(decoder: Any, pieces: list[bytes]) -> tuple[list[Any], str | None]:
+    events: list[Any] = []
+    try:
+        for piece in pieces:
+            events.extend(decoder.feed_data(piece))
+            if decoder.done:
+                break
+        events.extend(decoder.close())
+    except Exception as exc:  # the same error, after the same events
+        return events, f"{type(exc).__name__}: {exc}"
+    return events, None
+
+
+@settings(max_examples=400, deadline=None)
+@given(picks=st.lists(st.sampled_from(range(len(_CHAT_DATAS))), max_size=40),
+       cuts=st.lists(st.integers(min_value=0, max_value=20_000), max_size=6))
+def test_chat_reads_of_any_size_equal_messages_one_by_one(picks: list[int],
+                                                          cuts: list[int]) -> None:
+    from codexapi_plugins.wire_chat import ChatDecoder
+
+    first, *rest = (b"data: " + _CHAT_DATAS[i].encode("utf-8", "surrogateescape") + b"\n\n"
+                    for i in [0, *picks])
+    # The first chunk announces the message; the reads after it may take the batch path. The
+    # turn ends in [DONE], so what a chunk left in the message and usage shows in its events.
+    pieces = [first, *split(b"".join(rest) + b"data: [DONE]\n\n", cuts)]
+    batch = SseStreamDecoder(ChatDecoder(skip_undecodable=True))
+    assert hasattr(batch.inner, "feed_data")
+    got = _run(batch, pieces)
+    expected = _run(SseStreamDecoder(_ChatPerMessage()), pieces)
+    assert got == expected
+    assert [type(e) for e in got[0]] == [type(e) for e in expected[0]]
