@@ -71,6 +71,9 @@ _SIMPLE_FIELDS = re.compile(rb"(event: [^\n]*\n)?data: ([^\n]*)\n\n")
 _FRAMING = 8
 # When the model writes slower than the client reads, each read is exactly one message.
 _SIMPLE_ONE = re.compile(rb"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
+# Streams without event lines (Chat Completions): one group, so the matches are the data
+# themselves (no tuple per message), and a literal prefix the regex engine searches for fast.
+_DATA_ONLY = re.compile(rb"data: ([^\n]*)\n\n")
 
 
 def _simple_run(blocks: bytes) -> list[tuple[bytes, bytes]] | None:
@@ -153,6 +156,11 @@ class Decoder:
         one = _SIMPLE_ONE.fullmatch(blocks)
         if one is not None:
             return [one[2]]
+        if blocks[:6] == b"data: ":
+            datas: list[bytes] = _DATA_ONLY.findall(blocks)
+            # Non-overlapping matches whose lengths add up to the whole run tile it.
+            if sum(map(len, datas)) + _FRAMING * len(datas) == len(blocks):
+                return datas
         found = _simple_run(blocks)
         if found is not None:
             return [data for _, data in found]
