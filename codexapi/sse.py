@@ -13,8 +13,7 @@ only the messages themselves are allocated.
 from __future__ import annotations
 
 import re
-from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,25 +64,29 @@ class SseMessage:
 # line, a blank line. A run of complete blocks that is all of this shape is decoded by the
 # regex engine in one pass; anything else (comments, ``id``, ``retry``, multi-line data, no space
 # after the colon) goes through the line-by-line parser, which gives the same messages.
-# The event line is kept whole so that the matches' lengths can be summed (see _simple_run).
-_SIMPLE_FIELDS = re.compile(rb"(event: [^\n]*\n)?data: ([^\n]*)\n\n")
-#: The bytes of a simple block besides its event line and its data: ``data: `` and ``\n\n``.
-_FRAMING = 8
-# When the model writes slower than the client reads, each read is exactly one message.
-_SIMPLE_ONE = re.compile(rb"(?:event: ([^\n]*)\n)?data: ([^\n]*)\n\n")
-# Streams without event lines (Chat Completions): one group, so the matches are the data
-# themselves (no tuple per message), and a literal prefix the regex engine searches for fast.
-_DATA_ONLY = re.compile(rb"data: ([^\n]*)\n\n")
+#
+# The pass is a ``split``: its pieces alternate between what lies between two matches and
+# each match's groups, so the run is all simple blocks exactly when every in-between piece is
+# empty, and the groups come out as one list to slice, with no tuple per message.
+# The repeats are possessive (``*+``): a line never needs to give back what it matched, and a
+# read of many messages fails a ``fullmatch`` at once instead of backtracking through one.
+_SIMPLE_FIELDS = re.compile(rb"(?:event: ([^\n]*+)\n)?data: ([^\n]*+)\n\n")
+# The same blocks, the data alone (feed_data needs no event names).
+_SIMPLE_DATA = re.compile(rb"(?:event: [^\n]*+\n)?data: ([^\n]*+)\n\n")
+# Streams without event lines (Chat Completions): a literal prefix the engine searches fast.
+_DATA_ONLY = re.compile(rb"data: ([^\n]*+)\n\n")
 
 
-def _simple_run(blocks: bytes) -> list[tuple[bytes, bytes]] | None:
-    """``(event line, data)`` of each block when ``blocks`` is all simple blocks, else None.
-
-    Matches never overlap, so when their lengths add up to the whole run they tile it: one
-    pass both decodes and checks the run."""
-    found: list[tuple[bytes, bytes]] = _SIMPLE_FIELDS.findall(blocks)
-    if sum(map(len, chain.from_iterable(found))) + _FRAMING * len(found) == len(blocks):
-        return found
+def _simple_data(blocks: bytes) -> list[bytes] | None:
+    """The data of each block when ``blocks`` is all simple blocks, else None."""
+    pieces: list[bytes] = (_DATA_ONLY if blocks[:6] == b"data: " else _SIMPLE_DATA
+                           ).split(blocks)
+    if not any(pieces[::2]):
+        return pieces[1::2]
+    if blocks[:6] == b"data: ":  # event lines after all, further on
+        pieces = _SIMPLE_DATA.split(blocks)
+        if not any(pieces[::2]):
+            return pieces[1::2]
     return None
 
 
@@ -125,19 +128,22 @@ class Decoder:
             return []
         if len(blocks) > self._max:
             self._check(blocks)
-        one = _SIMPLE_ONE.fullmatch(blocks)
-        if one is not None:
+        one = _SIMPLE_FIELDS.fullmatch(blocks)
+        if one is not None:  # one message per read: the model writes slower than we read
             event = one[1]
             return [SseMessage(one[2].decode("utf-8", "replace"),
                                event.decode("utf-8", "replace") if event else "message",
                                self._last_id, self._retry)]
-        found = _simple_run(blocks)
-        if found is not None:
+        # Every third piece lies between two matches; the others are each match's event
+        # name (None without an event line) and data.
+        pieces: list[Any] = _SIMPLE_FIELDS.split(blocks)
+        if not any(pieces[::3]):
             last_id, retry = self._last_id, self._retry
             return [
                 SseMessage(data.decode("utf-8", "replace"),
-                           event[7:-1].decode("utf-8", "replace") or "message", last_id, retry)
-                for event, data in found
+                           event.decode("utf-8", "replace") if event else "message", last_id,
+                           retry)
+                for event, data in zip(pieces[1::3], pieces[2::3], strict=True)
             ]
         return self._lines(blocks[:-1].decode("utf-8", "replace").split("\n"))
 
@@ -153,17 +159,12 @@ class Decoder:
             return []
         if len(blocks) > self._max:
             self._check(blocks)
-        one = _SIMPLE_ONE.fullmatch(blocks)
-        if one is not None:
+        one = _SIMPLE_FIELDS.fullmatch(blocks)
+        if one is not None:  # one message per read: the model writes slower than we read
             return [one[2]]
-        if blocks[:6] == b"data: ":
-            datas: list[bytes] = _DATA_ONLY.findall(blocks)
-            # Non-overlapping matches whose lengths add up to the whole run tile it.
-            if sum(map(len, datas)) + _FRAMING * len(datas) == len(blocks):
-                return datas
-        found = _simple_run(blocks)
-        if found is not None:
-            return [data for _, data in found]
+        datas = _simple_data(blocks)
+        if datas is not None:
+            return datas
         lines = blocks[:-1].decode("utf-8", "replace").split("\n")
         return [m.data.encode() for m in self._lines(lines)]
 
