@@ -259,34 +259,6 @@ def models_overhead(s: Settings, server: BenchServer) -> Case:
     return case
 
 
-# --- 5. import time -----------------------------------------------------------------------------
-
-_IMPORT = ("import time; t = time.perf_counter(); import {0}; "
-           "print(time.perf_counter() - t)")
-
-
-def import_seconds(module: str) -> float:
-    out = subprocess.run([sys.executable, "-c", _IMPORT.format(module)], check=True,
-                         capture_output=True, text=True, env=_child_env(), timeout=60)
-    return float(out.stdout)
-
-
-def import_time(s: Settings) -> Case:
-    runs = 3 if s.quick else 9
-    case = Case("import", f"import time (fresh interpreter, median of {runs})")
-    samples: dict[str, list[float]] = {"codexapi": [], "openai": []}
-    for _ in range(runs):
-        for module in samples:
-            samples[module].append(import_seconds(module))
-    tc, to = statistics.median(samples["codexapi"]), statistics.median(samples["openai"])
-    case.codexapi, case.openai = f"{tc * 1e3:.0f} ms", f"{to * 1e3:.0f} ms"
-    ratio = tc / to
-    case.ratio = f"{ratio:.2f}x the time"
-    case.metrics = {"codexapi_s": tc, "openai_s": to, "ratio": ratio}
-    case.targets.append(Target("import <= 1/3 of openai's", "<= 0.33x", ratio, ratio <= 1 / 3))
-    return case
-
-
 # --- 6. memory while streaming a large body -----------------------------------------------------
 
 def memory(s: Settings, server: BenchServer) -> Case:
@@ -445,14 +417,21 @@ def run_all(s: Settings, only: set[str] | None = None,
             if want(name):
                 progress(name)
                 out.append(fn(s, server))
-    if want("import"):
-        progress("import")
-        out.append(import_time(s))
+        from .cluster import dask_cases
+
+        out.extend(dask_cases(s, server, want, progress))
+    from .startup import chat_cold, import_time
+
+    for name, case in (("import", import_time), ("chat_cold", chat_cold)):
+        if want(name):
+            progress(name)
+            out.append(case(s))
     return out
 
 
 CASE_NAMES = ("decode_responses", "decode_chat", "decode_responses_per_event", "end_to_end",
-              "first_event", "models_list", "memory", "websocket", "import", "otel")
+              "first_event", "models_list", "memory", "websocket", "import", "otel", "chat_cold",
+              "dask_overhead", "dask_scaling")
 
 
 def as_json(cases: list[Case]) -> str:
