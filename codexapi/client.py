@@ -26,7 +26,7 @@ from .dispatch import Dispatcher
 from .errors import ConfigError, DeadlineExceeded, StreamError
 from .events import Event
 from .header_events import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER, header_events
-from .http.transport import HttpResponse, Transport, Urllib3Transport
+from .http.transport import HttpResponse, Transport
 from .items import Item, item_from_json
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
@@ -323,8 +323,13 @@ class Client(_Endpoints):
         if auth is None:
             auth = NoAuth()
         self.auth: Auth | FlowAuth = check_auth(auth)
-        self.transport: Transport = transport or Urllib3Transport(
-            proxy=self.provider.proxy, ca_bundle=self.provider.ca_bundle)
+        if transport is None:
+            # Imported here, not with the module: urllib3 is most of a first call's imports.
+            from .http.urllib3_transport import Urllib3Transport
+
+            transport = Urllib3Transport(proxy=self.provider.proxy,
+                                         ca_bundle=self.provider.ca_bundle)
+        self.transport: Transport = transport
         self._dispatcher = _dispatcher(self.provider, self.plugin_manager, self.auth,
                                        self.transport, sleep)
         self._models_lock = threading.Lock()

@@ -29,7 +29,7 @@ from .errors import (
     TransportError,
     UnsupportedEndpointError,
 )
-from .http.compression import ACCEPT_ENCODING, compress
+from .http.compression import accept_encoding, compress
 from .http.headers import check_headers
 from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 from .models import Provider
@@ -111,7 +111,7 @@ class Dispatcher:
     ) -> HttpRequest:
         """The request before auth. Precedence as in codex-api: provider < caller extras <
         Accept < auth (the auth flow adds its headers last)."""
-        headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
+        headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": accept_encoding()}
         headers.update(self.provider.headers)
         headers.update(extra)
         problem = check_headers(headers)
