@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..redact import install_urllib3_filter, redact_url
 from .proxy import Proxy, ProxySettings
-from .tls import make_ssl_context
+from .tls import find_ca_bundle, load_ssl_context
 from .transport import CHUNK_SIZE, BufferedResponse, HttpRequest, HttpResponse
 from .watchdog import WATCHDOG, Timer, shutdown_socket
 
@@ -307,8 +307,11 @@ class Urllib3Transport:
     ``proxy``: None follows ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (when
     ``trust_env``), "" connects directly, a URL sends everything through that proxy.
     ``ca_bundle``: a CA bundle trusted besides the system roots; None follows
-    ``CODEX_CA_CERTIFICATE``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``. Both are read once, here:
-    a malformed proxy URL or a missing CA file is a ConfigError naming its variable.
+    ``CODEX_CA_CERTIFICATE``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE``. Both are looked up once,
+    here: a malformed proxy URL or a missing CA file is a ConfigError naming its variable. The
+    bundle is read when the first TLS connection needs it (a file that is not a PEM bundle is a
+    ConfigError then, before anything is sent): parsing it takes tens of milliseconds, which a
+    client of an ``http://`` server, such as the embedded one, never has to pay.
     """
 
     def __init__(self, pool: urllib3.PoolManager | None = None, num_pools: int = 16,
@@ -316,10 +319,10 @@ class Urllib3Transport:
                  trust_env: bool = True) -> None:
         self._pool_kw: dict[str, Any] = {"num_pools": num_pools, "maxsize": maxsize,
                                          "block": False}
-        context = make_ssl_context(ca_bundle, trust_env)
-        if context is not None:
-            self._pool_kw["ssl_context"] = context
+        #: The CA bundle not read yet (None: no bundle, or read into ``_pool_kw``).
+        self._bundle = find_ca_bundle(ca_bundle, trust_env)
         self._proxies = ProxySettings.for_provider(proxy, trust_env)
+        self._own_pool = pool is None
         self._pool = pool or _bound_heads(urllib3.PoolManager(**self._pool_kw))
         self._proxy_pools: dict[str, urllib3.ProxyManager] = {}
         self._lock = threading.Lock()
@@ -334,10 +337,23 @@ class Urllib3Transport:
         self._proxy_pools = {}
         self._lock = threading.Lock()
 
+    def _load_bundle(self, url: str | None) -> None:
+        """Read the CA bundle before the first pool that may speak TLS is made: an ``https``
+        ``url``, or any proxy (None: its manager may tunnel to https targets later)."""
+        if self._bundle is None or (url is not None and url[:6].lower() != "https:"):
+            return
+        with self._lock:
+            if self._bundle is None:
+                return
+            context = load_ssl_context(*self._bundle)
+            self._pool_kw["ssl_context"] = context
+            if self._own_pool:  # pools made from now on use it; none is https yet
+                self._pool.connection_pool_kw["ssl_context"] = context
+            self._bundle = None
+
     def _manager_for(self, url: str) -> tuple[urllib3.PoolManager, Proxy | None]:
-        if not self._proxies.enabled:
-            return self._pool, None
-        proxy = self._proxies.proxy_for(url)
+        proxy = self._proxies.proxy_for(url) if self._proxies.enabled else None
+        self._load_bundle(url if proxy is None else None)
         if proxy is None:
             return self._pool, None
         with self._lock:
