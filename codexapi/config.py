@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +69,8 @@ def read_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         raise ConfigError(f"Codex config file {file} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read Codex config file {file}: {exc.strerror}") from None
+    import tomllib  # here, not at import: most programs never read a Codex config
+
     try:
         # tomllib's message already says "(at line L, column C)".
         return tomllib.loads(raw.decode("utf-8"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -220,6 +220,11 @@ def _tools(value: Sequence[Mapping[str, Any]] | None) -> list[Mapping[str, Any]]
     return None if value is None else list(value)
 
 
+def _list(value: Iterable[str]) -> list[str]:
+    # Not ``converter=list``: attrs would parse the builtin's text signature at import.
+    return list(value)
+
+
 def _opt_map(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if value is None else dict(value)
 
@@ -245,7 +250,7 @@ class ResponsesRequest:
     reasoning: ReasoningConfig | Mapping[str, Any] | None = None
     #: ``None`` lets the provider decide (true for Azure Responses, false elsewhere).
     store: bool | None = None
-    include: list[str] = attrs.field(factory=list, converter=list)
+    include: list[str] = attrs.field(factory=list, converter=_list)
     prompt_cache_key: str | None = None
     text: TextControls | Mapping[str, Any] | None = None
     #: Continue from a stored response (Responses wire only; refused on Chat).
