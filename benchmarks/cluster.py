@@ -8,7 +8,12 @@
   ``(engine seconds - plain seconds) * concurrency / N``, the median over the pairs.
 - ``dask_scaling``: against a server that answers in 50 ms, the engine's requests per second
   on a 2-worker cluster over a 1-worker cluster, the same threads (= concurrency) per worker;
-  the median of the per-pair ratios, the two clusters used in turns.
+  the median of the per-pair ratios, the two clusters used in turns; beside it the same ratio
+  for plain Dask tasks, measured in the same turns.
+
+Runs are a few hundred requests, so that what a run costs once (the engine's set-up and
+tear-down, each worker's first lease) weighs as it does in a batch, not as in a handful of
+calls.
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ def in_turns(runs: dict[str, Callable[[], float]], turns: int) -> dict[str, list
 
 def overhead(s: Settings, server: BenchServer, client: Any, scratch: str) -> Case:
     turns = 2 if s.quick else 21
-    n = 8 if s.quick else 96
+    n = 8 if s.quick else 200
     c = 2 * PER_WORKER
     case = Case("dask_overhead", f"Dask engine overhead ({n} requests, 2 workers x "
                 f"{PER_WORKER} threads, concurrency {c}, {turns} pairs)")
@@ -135,21 +140,28 @@ def overhead(s: Settings, server: BenchServer, client: Any, scratch: str) -> Cas
 
 def scaling(s: Settings, server: BenchServer, one: Any, two: Any, scratch: str) -> Case:
     turns = 2 if s.quick else 21
-    n = 8 if s.quick else 48
+    n = 8 if s.quick else 160
     case = Case("dask_scaling", f"Dask engine, 2 workers vs 1 ({n} requests, server answers "
                 f"in {WAIT_MS} ms, {PER_WORKER} calls per worker, {turns} pairs)")
     url = server.url(f"wait{WAIT_MS}")
-    got = in_turns({"one": lambda: engine_run(one, url, n, PER_WORKER,
-                                              os.path.join(scratch, "one.jsonl")),
-                    "two": lambda: engine_run(two, url, n, 2 * PER_WORKER,
-                                              os.path.join(scratch, "two.jsonl"))}, turns)
+    out = os.path.join(scratch, "scaling.jsonl")
+    # Plain Dask tasks on the same two clusters, in the same turns: how far the machine lets
+    # any client scale at that moment.
+    got = in_turns({"one": lambda: engine_run(one, url, n, PER_WORKER, out),
+                    "two": lambda: engine_run(two, url, n, 2 * PER_WORKER, out),
+                    "plain_one": lambda: plain_run(one, url, n, out),
+                    "plain_two": lambda: plain_run(two, url, n, out)}, turns)
     ratio = statistics.median(o / t for o, t in zip(got["one"], got["two"], strict=True))
+    plain = statistics.median(o / t for o, t in zip(got["plain_one"], got["plain_two"],
+                                                    strict=True))
     t1, t2 = statistics.median(got["one"]), statistics.median(got["two"])
     case.codexapi = f"2 workers {n / t2:,.0f} req/s; 1 worker {n / t1:,.0f} req/s"
-    case.openai = f"n/a (ideal: {1e3 / WAIT_MS * PER_WORKER:.0f} req/s per worker)"
+    case.openai = (f"plain Dask tasks, urllib3: {plain:.2f}x (ideal: "
+                   f"{1e3 / WAIT_MS * PER_WORKER:.0f} req/s per worker)")
     case.ratio = f"{ratio:.2f}x the requests/s (median of {turns} paired ratios)"
     case.metrics = {"requests": n, "per_worker": PER_WORKER, "one_s": got["one"],
-                    "two_s": got["two"], "scaling": ratio}
+                    "two_s": got["two"], "scaling": ratio, "plain_scaling": plain,
+                    "plain_one_s": got["plain_one"], "plain_two_s": got["plain_two"]}
     case.targets.append(Target(f"Dask 2 workers >= {MIN_SCALING}x 1 worker's requests/s",
                                f">= {MIN_SCALING}x", ratio, ratio >= MIN_SCALING))
     return case
