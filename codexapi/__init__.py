@@ -19,6 +19,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; _EXPORTS says the same for the runtime
     from . import events, items
+    from .attachments import Attachment
     from .auth import Auth, AzureKeyAuth, BearerAuth, CodexAuthFile, FlowAuth, NoAuth
     from .client import (
         ChatClient,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; _EXPORTS says the same for
         StreamError,
         TLSHandshakeError,
         ToolArgumentsError,
+        ToolLoopLimit,
         TransportError,
         UndecodableEvent,
         UnsupportedEndpointError,
@@ -112,6 +114,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; _EXPORTS says the same for
     from .session import SessionContext, TurnState
     from .sse import SseMessage
     from .stream import ResponseStream, StreamResult
+    from .tools import Tool, ToolRun
     from .wires import Wire
 
 
@@ -124,6 +127,7 @@ def _names(module: str, names: str) -> dict[str, str]:
 _EXPORTS: dict[str, str] = {
     "events": "events",
     "items": "items",
+    **_names("attachments", "Attachment"),
     **_names("auth", "Auth AzureKeyAuth BearerAuth CodexAuthFile FlowAuth NoAuth"),
     **_names("client", "ChatClient Client CompactClient ModelInfo ModelList ModelsClient "
                        "ResponsesClient"),
@@ -133,7 +137,7 @@ _EXPORTS: dict[str, str] = {
                        "IdleTimeout InvalidRequest ModelUnavailable OutputParseError "
                        "PluginError QuotaExceeded RateLimitError ReadTimeout ResponseTooLarge "
                        "ServerOverloaded StreamDropped StreamError TLSHandshakeError "
-                       "ToolArgumentsError TransportError UndecodableEvent "
+                       "ToolArgumentsError ToolLoopLimit TransportError UndecodableEvent "
                        "UnsupportedEndpointError UsageLimitReached UsageNotIncluded"),
     **_names("events", "Completed Created Event ModelsEtag ModelVerifications OutputItemAdded "
                        "OutputItemDone OutputTextDelta RateLimits RateLimitSnapshot "
@@ -153,12 +157,14 @@ _EXPORTS: dict[str, str] = {
     **_names("session", "SessionContext TurnState"),
     **_names("sse", "SseMessage"),
     **_names("stream", "ResponseStream StreamResult"),
+    **_names("tools", "Tool ToolRun"),
     **_names("wires", "Wire"),
 }
 
 __all__ = [
     "ApiError",
     "ApiRateLimitError",
+    "Attachment",
     "Auth",
     "AuthError",
     "AzureKeyAuth",
@@ -233,8 +239,11 @@ __all__ = [
     "TLSHandshakeError",
     "TextControls",
     "TokenUsage",
+    "Tool",
     "ToolArgumentsError",
     "ToolCallInputDelta",
+    "ToolLoopLimit",
+    "ToolRun",
     "Transport",
     "TransportError",
     "TurnModerationMetadata",

@@ -41,7 +41,7 @@ from ..errors import (
 from ..redact import install_urllib3_filter, redact_url
 from .proxy import Proxy, ProxySettings
 from .tls import find_ca_bundle, load_ssl_context
-from .transport import CHUNK_SIZE, BufferedResponse, HttpRequest, HttpResponse
+from .transport import CHUNK_SIZE, HttpRequest, HttpResponse
 from .watchdog import WATCHDOG, Timer, shutdown_socket
 
 install_urllib3_filter()
@@ -369,7 +369,9 @@ class Urllib3Transport:
                 self._proxy_pools[proxy.url] = manager
         return manager, proxy
 
-    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
+    def send(self, request: HttpRequest, stream: bool = True) -> HttpResponse:
+        """See :meth:`Transport.send`. ``stream`` is ignored (callers of earlier versions
+        pass it): the response is always streamed."""
         connect, read, idle = request.timeout
         manager, proxy = self._manager_for(request.url)
         local: ConfigError | None = None
@@ -421,9 +423,7 @@ class Urllib3Transport:
         response = Urllib3Response(raw, request.url, idle, read)
         if until is not None:
             response.end_reads_at(until, request.deadline or 0.0)
-        if stream:
-            return response
-        return BufferedResponse.read_from(response, request.max_body, request.max_decompressed)
+        return response
 
     def close(self) -> None:
         self._pool.clear()

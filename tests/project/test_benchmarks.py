@@ -24,11 +24,13 @@ def _benchmarks(module: str) -> Any:
     return importlib.import_module(f"benchmarks.{module}")
 
 
-@pytest.mark.timeout(300)  # every case, two Dask clusters included, on a loaded machine
+# About 20 s of CPU (two Dask clusters included); a machine shared with other work may
+# take several times that in wall time.
+@pytest.mark.timeout(300)
 def test_quick_benchmark_reports_every_case_as_json_and_table() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEXAPI_"))}
     out = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=240, check=True)
+                         env=env, capture_output=True, text=True, timeout=280, check=True)
     report = json.loads(out.stdout)
     cases = {c["name"]: c for c in report["cases"]}
     assert set(cases) == set(_benchmarks("cases").CASE_NAMES)
