@@ -5,8 +5,9 @@ may be retried (:meth:`RetryPolicy.is_retryable`), how long to wait (:meth:`Retr
 and when to stop (:meth:`RetryPolicy.is_exhausted`). The dispatcher only loops; the built-in
 ``codexapi_retry_delay`` hook (``codexapi_plugins.retry``) answers with :meth:`delay`.
 
-Retried, as the policy allows: connect errors and resets before any response byte
-(``retry_transport``), 429 (``retry_429``) and 500-599 (``retry_5xx``); never another 4xx, and
+Retried, as the policy allows: connect errors and resets before any response byte, and the
+statuses that say the same (408 Request Timeout, 425 Too Early) (``retry_transport``), 429
+(``retry_429``) and 500-599 (``retry_5xx``); never another 4xx, and
 never an error that says it cannot succeed again (``error.retryable`` False: a proxy's 407, a
 usage limit, a policy refusal). The delay is the server's hint when it gave one
 (``retry-after-ms``, then ``Retry-After`` in seconds or as an HTTP date, RFC 9110 §10.2.3, then a
@@ -26,6 +27,7 @@ from typing import Any
 import attrs
 
 from .errors import (
+    RETRYABLE_4XX,
     ApiError,
     ConfigError,
     IdleTimeout,
@@ -44,6 +46,8 @@ class PolicyError(ConfigError, ValueError):
 #: retries after the first try, 200 ms base, 429s left to the caller, 5xx and transport retried.
 CODEX_REQUEST_MAX_RETRIES = 4
 CODEX_BASE_DELAY = 0.2
+#: The longest single wait, server hints included (the crate's ``MAX_RETRY_DELAY``).
+MAX_RETRY_DELAY = 60.0
 
 #: Source of jitter in [0, 1); :meth:`RetryPolicy.backoff` takes ``rand`` for tests.
 _random: Callable[[], float] = random.random
@@ -64,7 +68,7 @@ class RetryPolicy:
     retry_5xx: bool = True
     retry_transport: bool = True
     #: Upper bound for any single delay, server hints (``Retry-After``) included.
-    max_delay: float = attrs.field(default=30.0)
+    max_delay: float = attrs.field(default=MAX_RETRY_DELAY)
 
     @max_attempts.validator
     def _check_attempts(self, _: Any, value: int) -> None:
@@ -102,6 +106,8 @@ class RetryPolicy:
         """Whether a response with ``status`` may be retried under this policy."""
         if status == 429:
             return self.retry_429
+        if status in RETRYABLE_4XX:
+            return self.retry_transport
         return self.retry_5xx and 500 <= status <= 599
 
     def is_retryable(self, error: BaseException) -> bool:

@@ -23,6 +23,9 @@ def test_doc_python_examples_run(index: int, capsys: pytest.CaptureFixture[str])
         assert out.splitlines() == ["True remote_compaction_v2", "False completed 2048"]
     if "CyberPolicy as exc" in BLOCKS[index]:
         assert out.startswith("final: False")
+    if '"408x1"' in BLOCKS[index]:
+        assert out.splitlines() == ["You said: hi", "503 after 3 attempts",
+                                    "overloaded: False None"]
     if 'wire="responses_websocket"' in BLOCKS[index]:
         assert out.splitlines() == ["You said: Hello", "You said: Hello again",
                                     "['GET', 'WS', 'WS']"]
