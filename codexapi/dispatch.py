@@ -98,7 +98,10 @@ class Dispatcher:
         """The secret values a request of this dispatcher carries, to scrub from errors found
         after the response head (stream failures, undecodable bodies). Computed only then."""
         headers = {**self.provider.headers, **(extra_headers or {})}
-        auth_headers = getattr(self.auth, "headers", None)
+        # An auth that renews its credentials says what it sent without renewing them (a
+        # token refresh is no way to find out what to scrub).
+        auth_headers = (getattr(self.auth, "issued_headers", None)
+                        or getattr(self.auth, "headers", None))
         if callable(auth_headers):
             with contextlib.suppress(Exception):
                 headers.update(auth_headers())
