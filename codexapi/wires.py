@@ -23,6 +23,7 @@ from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .decoding import StreamDecoder
+    from .events import Event
     from .http.transport import HttpRequest, HttpResponse, Transport
     from .models import Provider
 
@@ -55,6 +56,37 @@ class Wire(Protocol):
     def body(self, endpoint: str, request: Any) -> dict[str, Any]: ...
 
     def decoder(self, endpoint: str) -> StreamDecoder: ...
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """One turn's events as a connection wire (WebSocket) delivers them: what ``Wire.open``
+    returns. A connection is not an HTTP response: its frames become events directly.
+
+    ``status`` / ``headers`` are the answer's head (a WebSocket handshake's; ``101`` counts as
+    success and is reported as ``200``). When ``status`` is not 2xx the turn was refused
+    (a refused upgrade): ``error_body()`` gives what the server said (at most ``limit``
+    bytes), and core maps it with the same code as an HTTP error answer (status, auth refresh,
+    retry policy), then calls ``close()``.
+
+    ``next_events()`` waits for the next events and returns them (never an empty list while
+    the turn runs); an empty list means the turn is over (after its terminal event). Every
+    wait is bounded by the request's ``deadline`` (``DeadlineExceeded``) and idle timeout
+    (``IdleTimeout``); a lost connection is :class:`~codexapi.StreamDropped`; an error the
+    server reports in-band is the typed error :mod:`codexapi.error_mapping` gives for it
+    (an error with an HTTP status before any event is retried as that status would be).
+    ``close()`` is idempotent; after a completed turn it may keep the connection for the next.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    url: str
+
+    def error_body(self, limit: int) -> bytes: ...
+
+    def next_events(self) -> list[Event]: ...
+
+    def close(self) -> None: ...
 
 
 @attrs.frozen(eq=False)  # one per Client, by identity (the fork registry holds it weakly)
