@@ -129,7 +129,8 @@ class CommandAuth(RenewingAuth):
         path = Path(self.command).expanduser()
         if path.is_absolute():
             return str(path)
-        if len(path.parts) > 1:
+        if any(sep and sep in self.command for sep in (os.sep, os.altsep)):
+            # "./token.sh", "bin/token": a path, relative to where the command runs.
             return str((self.cwd or Path.cwd()) / path)
         found = shutil.which(self.command)
         if found is None:
