@@ -222,7 +222,7 @@ class CodexAuthFile(RenewingAuth):
     def _request(self, refresh_token: str, budget: float | None,
                  secrets: tuple[str, ...]) -> dict[str, str]:
         """Post the refresh token; the new tokens, or the error the answer means."""
-        from .http.transport import HttpRequest, Urllib3Transport
+        from .http.transport import BufferedResponse, HttpRequest, Urllib3Transport, streaming
 
         if self._refused is not None and self._refused[0] == refresh_token:
             raise AuthError(self._refused[1])
@@ -233,10 +233,11 @@ class CodexAuthFile(RenewingAuth):
             min(t, max(budget, 0.001)) for t in REFRESH_TIMEOUT)
         request = HttpRequest("POST", url, {"Content-Type": "application/json",
                                             "Accept": "application/json"}, body,
-                              timeout=timeout, deadline=budget, max_body=MAX_TOKEN_RESPONSE)
-        transport = self._transport or Urllib3Transport()
+                              timeout=timeout, deadline=budget)
+        transport = streaming(self._transport) if self._transport else Urllib3Transport()
         try:
-            response = transport.send(request, stream=False)
+            response = BufferedResponse.read_from(transport.send(request), MAX_TOKEN_RESPONSE,
+                                                  MAX_TOKEN_RESPONSE)
             status, raw = response.status, response.read()
         except DeadlineExceeded:
             raise
