@@ -82,6 +82,7 @@ def api() -> Iterator[EmbeddedServer]:
 @pytest.fixture
 def srv(api: EmbeddedServer) -> Iterator[EmbeddedServer]:
     api.requests.clear()
+    api.httpd.refused = 0
     api.api_keys = {"tok-1"}
     yield api
     api.api_keys = None
@@ -93,6 +94,8 @@ def client(server: EmbeddedServer, auth: CommandAuth) -> Client:
 
 
 def bearer(server: EmbeddedServer) -> list[str]:
+    """The tokens of the requests the server accepted (refused ones are only counted, in
+    ``server.httpd.refused``)."""
     return [{k.lower(): v for k, v in h.items()}["authorization"]
             for _, _, h, _ in server.requests]
 
@@ -123,11 +126,12 @@ def test_refresh_interval_zero_runs_again_only_after_a_401(state: Path,
         assert runs(state) == 1
         srv.api_keys = {"tok-2"}  # the gateway rotated its tokens
         assert c.stream(REQUEST).collect().text == "You said: Hello"
-    assert bearer(srv) == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]
-    assert runs(state) == 2
+    # The third request (tok-1) was refused, then re-sent with the command's new token.
+    assert bearer(srv) == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]
+    assert srv.httpd.refused == 1 and runs(state) == 2
 
 
-def test_a_401_to_a_token_the_command_prints_again_is_not_resent(
+def test_a_401_runs_the_command_again_and_resends_once(
         state: Path, srv: EmbeddedServer) -> None:
     (state / "mode").write_text("ok")
     srv.api_keys = {"never"}
@@ -135,7 +139,7 @@ def test_a_401_to_a_token_the_command_prints_again_is_not_resent(
         c.stream(REQUEST)
     # It ran again after the 401 and printed a new token (tok-2), which was tried once.
     assert info.value.status == 401 and runs(state) == 2
-    assert bearer(srv) == ["Bearer tok-1", "Bearer tok-2"]
+    assert bearer(srv) == [] and srv.httpd.refused == 2
 
 
 def test_concurrent_callers_share_one_run(state: Path) -> None:
