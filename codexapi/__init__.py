@@ -20,7 +20,8 @@ from ._version import __version__
 if TYPE_CHECKING:  # what type checkers and IDEs see; _EXPORTS says the same for the runtime
     from . import events, items
     from .attachments import Attachment
-    from .auth import Auth, AzureKeyAuth, BearerAuth, CodexAuthFile, FlowAuth, NoAuth
+    from .auth import Auth, AzureKeyAuth, BearerAuth, FlowAuth, NoAuth
+    from .auth_file import CodexAuthFile
     from .client import (
         ChatClient,
         Client,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; _EXPORTS says the same for
         ModelsClient,
         ResponsesClient,
     )
+    from .command_auth import CommandAuth
     from .decoding import StreamDecoder
     from .errors import (
         ApiError,
@@ -128,9 +130,11 @@ _EXPORTS: dict[str, str] = {
     "events": "events",
     "items": "items",
     **_names("attachments", "Attachment"),
-    **_names("auth", "Auth AzureKeyAuth BearerAuth CodexAuthFile FlowAuth NoAuth"),
+    **_names("auth", "Auth AzureKeyAuth BearerAuth FlowAuth NoAuth"),
+    **_names("auth_file", "CodexAuthFile"),
     **_names("client", "ChatClient Client CompactClient ModelInfo ModelList ModelsClient "
                        "ResponsesClient"),
+    **_names("command_auth", "CommandAuth"),
     **_names("decoding", "StreamDecoder"),
     **_names("errors", "ApiError ApiRateLimitError AuthError CodexApiError ConfigError "
                        "ConnectTimeout ContextWindowExceeded CyberPolicy DeadlineExceeded "
@@ -173,6 +177,7 @@ __all__ = [
     "Client",
     "CodexApiError",
     "CodexAuthFile",
+    "CommandAuth",
     "CompactClient",
     "Compaction",
     "CompactionTrigger",

@@ -22,6 +22,13 @@ def test_doc_python_examples_run(index: int, capsys: pytest.CaptureFixture[str])
         assert out.splitlines() == ["True remote_compaction_v2", "False completed 2048"]
     if "CyberPolicy as exc" in BLOCKS[index]:
         assert out.startswith("final: False")
+    if 'parent_thread_id="thread-1"' in BLOCKS[index]:
+        assert out.splitlines()[-1] == "collab_spawn thread-1"
+    if "supports_websockets = true" in BLOCKS[index]:
+        assert out.splitlines() == ["responses_websocket 5.0 BearerAuth"]
+    if '"408x1"' in BLOCKS[index]:
+        assert out.splitlines() == ["You said: hi", "503 after 3 attempts",
+                                    "overloaded: False None"]
     if 'wire="responses_websocket"' in BLOCKS[index]:
         assert out.splitlines() == ["You said: Hello", "You said: Hello again",
                                     "['GET', 'WS', 'WS']"]
