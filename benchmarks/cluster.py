@@ -2,10 +2,11 @@
 
 - ``dask_overhead``: N requests through ``codexapi.batch.run(engine="dask")`` against N plain
   Dask tasks that each send the same urllib3 request to the same local server
-  (``client.map`` + ``as_completed``, one JSON line written per result, as the engine's driver
-  writes one). Both run at the same concurrency on the same 2-worker cluster, in pairs (the
-  order flips every turn). The overhead per request is what the engine adds to each call slot:
-  ``(engine seconds - plain seconds) * concurrency / N``, the median over the pairs.
+  (``client.map`` + ``as_completed``, one JSON line written and the future released per
+  result, as the engine's driver does). Both run at the same concurrency on the same 2-worker
+  cluster, in pairs (the order flips every turn). The overhead per request is what the engine
+  adds to each call slot: ``(engine seconds - plain seconds) * concurrency / N``, the median
+  over the pairs.
 - ``dask_scaling``: against a server that answers in 50 ms, the engine's requests per second
   on a 2-worker cluster over a 1-worker cluster, the same threads (= concurrency) per worker;
   the median of the per-pair ratios, the two clusters used in turns; beside it the same ratio
@@ -69,7 +70,11 @@ def plain_run(client: Any, url: str, n: int, out: str) -> float:
                                                             with_results=True):
             log.write(json.dumps({"id": future.key, "events": events}) + "\n")
             log.flush()
+            # Released here, as the engine releases each future it is done with: released
+            # after the clock stops, the scheduler's work would land in the next run's time.
+            future.release()
             done += 1
+    futures.clear()
     seconds = time.perf_counter() - started
     if done != n:
         raise RuntimeError(f"plain dask: {done} of {n} answered")
