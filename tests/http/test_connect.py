@@ -95,7 +95,7 @@ def test_the_transport_and_a_connection_wire_share_one_resolved_network(
     assert network.ssl_context is not None
     # The pools are built with the same context: one place reads CA bundles and proxies.
     assert transport._pool_kw["ssl_context"] is network.ssl_context
-    with pytest.raises(ConfigError, match="Provider.ca_bundle"):
+    with pytest.raises(ConfigError, match=r"Provider\.ca_bundle"):
         Network.resolve(ca_bundle=str(tmp_path / "missing.pem"))
 
 
