@@ -87,6 +87,11 @@ class Connection:
                                   if e.name == "permessage-deflate"), None)
         #: Text messages sent on this connection.
         self.sent = 0
+        #: What the server remembers of this connection's last completed turn (the wire's
+        #: incremental input builds on it), or None.
+        self.chain: Any = None
+        #: Whether the upgrade's rate-limit headers were reported (once per connection).
+        self.told_limits = False
         self._buf = rest
         #: How many bytes ``_buf`` must hold before the frame at its start is complete (0:
         #: unknown): a large frame's reads are joined once, not copied on every read.

@@ -1,26 +1,36 @@
 """Responses over WebSocket: the Wire ``"responses_websocket"``, as the Codex CLI speaks it
-(codex-rs/codex-api ``endpoint/responses_websocket.rs``).
+(codex-rs/codex-api ``endpoint/responses_websocket.rs`` and the core client's WebSocket
+session).
 
 - The stream endpoint upgrades ``GET {base_url}/responses`` (``ws://`` / ``wss://``) with
-  ``openai-beta: responses_websockets=2026-02-06`` and the request's own headers (provider,
-  session, credentials), then sends one ``{"type": "response.create", ...}`` text frame per turn,
-  the Responses body's fields at the top level. Compact and models stay on HTTP.
+  ``openai-beta: responses_websockets=2026-02-06``, the request's own headers (provider,
+  session, credentials) and an offer of ``permessage-deflate``, then sends one
+  ``{"type": "response.create", ...}`` text frame per turn, the Responses body's fields at the
+  top level. Compact and models stay on HTTP.
 - ``open`` returns an :class:`codexapi.wires.EventSource`: the connection, not a response.
   The server's JSON text frames are the Responses events, decoded by the Responses message
-  decoder as they arrive; ``codex.rate_limits`` frames become ``RateLimits`` events.
+  decoder as they arrive; ``codex.rate_limits`` frames become ``RateLimits`` events, and the
+  upgrade answer's rate-limit headers come once, before the first generating turn's events.
 - A wrapped ``{"type": "error", "status_code": N, "error": {...}}`` frame (``status`` is read
   too) is the HTTP status N, mapped by :mod:`codexapi.error_mapping` as that HTTP answer would
   be: before the turn's first event core retries it as that status; later it ends the turn.
-  A binary frame, a close before ``response.completed`` or a protocol violation is a typed
-  error; a message past ``Provider.max_message_bytes`` is :class:`codexapi.ResponseTooLarge`.
+  ``websocket_connection_limit_reached`` (the server's 60-minute cap) closes the connection and
+  the turn is sent again on a new one (a re-send under ``Provider.stream_max_retries``);
+  ``previous_response_not_found`` after an incremental turn sends the whole request again on
+  the same turn.
 - Every wait (connect, upgrade head, each frame) ends by the call's ``deadline=``
   (DeadlineExceeded) and each message must come within the idle timeout (IdleTimeout):
   pings and unfinished fragments do not count as progress.
 - One connection per session (the ``session-id`` header) is kept between turns and closed with
-  the Client. An upgrade the server refuses (any answer but ``101``) switches that Client to
-  HTTP at once, with one log line, and the turn is sent as ``POST responses``. A dropped
-  background response resumes over HTTP (the Responses wire's ``resume``); the next turn is on
-  the WebSocket again.
+  the Client. On a kept connection a turn whose request extends the session's previous one
+  (same settings, input = previous input + that response's output items + new items) is sent
+  as ``previous_response_id`` and the new items only (``Provider.websocket_incremental_input``).
+  ``"generate": false`` in the body (``Client.prewarm``) warms the connection up.
+- A failed upgrade (5xx, 429, a timeout or reset) is retried by core as the HTTP request would
+  be; once a session's upgrade has failed :data:`UPGRADE_TRIES` times, that session falls back
+  to HTTP (``POST responses``), logged once. 426, 404 and 405 (no WebSocket there) fall back at
+  once; 401 goes through the auth's refresh; any other refusal is the mapped HTTP error. A
+  dropped background response resumes over HTTP (the Responses wire's ``resume``).
 - Proxies and TLS are the Client's :class:`codexapi.http.connect.Network`, the one its HTTP
   transport uses.
 """
@@ -34,10 +44,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from codexapi import hookimpl
-from codexapi.convert import loads
+from codexapi.convert import dumps, item_to_json, loads
 from codexapi.deadline import Deadline
-from codexapi.errors import DeadlineExceeded, IdleTimeout, StreamDropped
-from codexapi.events import Event
+from codexapi.errors import (
+    DeadlineExceeded,
+    IdleTimeout,
+    StreamDropped,
+    TLSHandshakeError,
+    TransportError,
+)
+from codexapi.events import Completed, Event, OutputItemDone
 from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER
 from codexapi.http.connect import Network
 from codexapi.models import Provider
@@ -50,30 +66,37 @@ log = logging.getLogger("codexapi")
 
 NAME = "responses_websocket"
 OPENAI_BETA = "responses_websockets=2026-02-06"
-#: Upgrade answer headers a turn reports (header events, request ids); rate limits are not
-#: among them: on this wire they come as ``codex.rate_limits`` frames.
+#: How many times a session's upgrade is tried (each failure retried by core under the
+#: provider's RetryPolicy) before the session falls back to HTTP, as the Codex CLI does.
+UPGRADE_TRIES = 5
+#: Refusals that mean there is no WebSocket endpoint there at all: HTTP at once.
+_NO_WEBSOCKET = frozenset({404, 405, 426})
+#: Upgrade answer headers every turn reports (header events, request ids).
 _TURN_HEADERS = ("openai-model", "x-models-etag", "x-reasoning-included", "x-request-id",
                  "x-oai-request-id", "cf-ray", SAFETY_FASTER_MODEL_HEADER)
 #: Close codes after which the same turn may succeed on a new connection.
 _RETRYABLE_CLOSE = frozenset({None, 1000, 1001, 1006, 1011, 1012, 1013})
+CONNECTION_LIMIT = "websocket_connection_limit_reached"
+PREVIOUS_NOT_FOUND = "previous_response_not_found"
 
 
 class ResponsesWebSocketWire(ResponsesWire):
     """The Responses API over a WebSocket; bodies, events and errors as the HTTP wire."""
 
     name = NAME
+    #: ``Client.prewarm`` sends ``"generate": false`` turns on this wire (HTTP wires: nothing).
+    prewarms = True
 
     def open(self, endpoint: str, request: Any, context: Any) -> Any:
         transport = context.transport
         if endpoint != "stream":
-            return transport.send(request, False)
+            return transport.send(_http_request(request, context.provider), False)
         sessions = context.connections.get(NAME)
         if sessions is None:
             sessions = context.connections.setdefault(NAME, _Sessions(context))
         if request.method != "POST":
             # Resuming a background response (GET responses/{id}?stream=true&starting_after=N)
-            # is HTTP: an upgrade there is no turn, and its refusal must not switch the
-            # Client's next turns to HTTP.
+            # is HTTP: an upgrade there is no turn.
             return sessions.http(request)
         return sessions.turn(request)
 
@@ -96,14 +119,38 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def _until(request: Any) -> float | None:
-    """The monotonic time the call must be over by (``request.deadline`` is seconds left
-    when the request was built)."""
-    return None if request.deadline is None else time.monotonic() + request.deadline
+class _Chain:
+    """What a kept connection's server remembers of the session's last completed turn: its
+    request (without ``input``), the input it had plus the output items it returned, and its
+    response id (the crate's ``last_request`` / ``LastResponse``)."""
+
+    __slots__ = ("input", "response_id", "settings")
+
+    def __init__(self, settings: dict[str, Any], input_: list[Any], response_id: str) -> None:
+        self.settings = settings
+        self.input = input_
+        self.response_id = response_id
+
+    def delta(self, body: dict[str, Any]) -> list[Any] | None:
+        """The new input items when ``body`` extends this turn (every other field equal,
+        ``input`` starting with this turn's input and output), else None."""
+        items = body.get("input")
+        if not isinstance(items, list) or _settings(body) != self.settings:
+            return None
+        n = len(self.input)
+        if len(items) < n or items[:n] != self.input:
+            return None
+        return items[n:]
+
+
+def _settings(body: dict[str, Any]) -> dict[str, Any]:
+    # ``generate`` is the frame's, not the request's: a prewarm's turn is continued by the
+    # same request generating.
+    return {k: v for k, v in body.items() if k not in ("input", "generate")}
 
 
 class _Sessions:
-    """The connections one Client keeps, by session; and whether it fell back to HTTP."""
+    """The connections one Client keeps, by session; and the sessions that use HTTP."""
 
     def __init__(self, context: Any) -> None:
         self.context = context
@@ -111,8 +158,11 @@ class _Sessions:
         network = getattr(context.transport, "network", None)
         self.network: Network = network if isinstance(network, Network) else Network.resolve(
             self.provider.proxy, self.provider.ca_bundle)
-        self.fallback = False
         self._idle: dict[str, list[Connection]] = {}
+        #: Sessions whose upgrades failed, and how many times in a row.
+        self._failures: dict[str, int] = {}
+        #: Sessions that fell back to HTTP.
+        self._http: set[str] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -123,7 +173,7 @@ class _Sessions:
         from codexapi.wires import HttpEventSource
 
         provider = self.provider
-        response = self.context.transport.send(request, True)
+        response = self.context.transport.send(_http_request(request, provider), True)
         try:
             settings = DecoderSettings(provider.max_message_bytes,
                                        provider.skip_undecodable_events, response.headers)
@@ -134,39 +184,76 @@ class _Sessions:
             response.close()
             raise
 
+    def _fall_back(self, key: str, request: Any, why: str) -> Any:
+        with self._lock:
+            first = key not in self._http
+            self._http.add(key)
+            self._failures.pop(key, None)
+        if first:
+            session = f"session {key!r}" if key else "requests without a session id"
+            log.warning("%s: %s; %s use HTTP from now on",
+                        redact_url(websocket_url(request.url)), why, session)
+        return self.http(request)
+
     # --- a turn on a connection ----------------------------------------------------------
     def turn(self, request: Any) -> Any:
-        if self.fallback:
-            return self.http(request)
-        until = _until(request)
         key = _header(request.headers, "session-id") or ""
-        frame = _create_frame(request.body)
+        if key in self._http:
+            return self.http(request)
+        until = None if request.deadline is None else time.monotonic() + request.deadline
+        body = loads(request.body) if request.body else {}
+        if not isinstance(body, dict):
+            body = {}
         conn = self._take(key)
         if conn is not None:
             try:
-                conn.send_text(frame, _send_until(request, until))
-                return _Turn(conn, self, key, request, until, reused=True)
+                return _Turn(conn, self, key, request, body, until, reused=True)
             except OSError:
                 conn.close()  # the server closed it while idle: a fresh one, once
+        opened = self._upgrade(request, until, key)
+        if not isinstance(opened, Connection):
+            return opened
         try:
-            conn = self._connect(request, until)
-        except Refused as exc:
-            self.fallback = True
-            log.warning("%s: the WebSocket upgrade was refused (%s); this client uses HTTP "
-                        "from now on", redact_url(websocket_url(request.url)), exc)
-            return self.http(request)
-        try:
-            conn.send_text(frame, _send_until(request, until))
+            return _Turn(opened, self, key, request, body, until, reused=False)
         except OSError as exc:
-            conn.close()
-            raise _lost(conn, until, f"sending the turn failed: {exc}") from None
-        return _Turn(conn, self, key, request, until, reused=False)
+            opened.close()
+            raise _lost(opened, until, f"sending the turn failed: {exc}") from None
 
-    def _connect(self, request: Any, until: float | None) -> Connection:
+    def _upgrade(self, request: Any, until: float | None, key: str) -> Any:
+        """A new connection; or, when the upgrade failed, what the turn gets instead: the
+        refusal for core to map (and retry), the HTTP fallback, or the error raised."""
         connect, head, _ = request.timeout
-        return Connection.open(self.network, websocket_url(request.url), request.headers,
-                               (connect, head), until, self.provider.max_message_bytes,
-                               {"openai-beta": OPENAI_BETA})
+        try:
+            conn = Connection.open(self.network, websocket_url(request.url), request.headers,
+                                   (connect, head), until, self.provider.max_message_bytes,
+                                   {"openai-beta": OPENAI_BETA})
+        except Refused as exc:
+            status = exc.status
+            if status is None or status < 400 or status in _NO_WEBSOCKET:
+                return self._fall_back(key, request, f"the WebSocket upgrade was refused "
+                                       f"({exc})")
+            if (status == 429 or status >= 500) and self._failed(key):
+                return self._fall_back(key, request, f"the WebSocket upgrade failed "
+                                       f"{UPGRADE_TRIES} times (last: {exc})")
+            # Mapped by core as that HTTP answer: a 401 through the auth's refresh, a 5xx
+            # retried under the RetryPolicy, another 4xx raised.
+            return _Refusal(exc, websocket_url(request.url))
+        except (DeadlineExceeded, TLSHandshakeError):
+            raise
+        except TransportError as exc:
+            if exc.retryable and self._failed(key):
+                return self._fall_back(key, request, f"the WebSocket upgrade failed "
+                                       f"{UPGRADE_TRIES} times (last: {exc.message})")
+            raise
+        with self._lock:
+            self._failures.pop(key, None)
+        return conn
+
+    def _failed(self, key: str) -> bool:
+        """Count a failed upgrade of session ``key``; True once it is the last try."""
+        with self._lock:
+            count = self._failures[key] = self._failures.get(key, 0) + 1
+        return count >= UPGRADE_TRIES
 
     def _take(self, key: str) -> Connection | None:
         while True:
@@ -193,19 +280,19 @@ class _Sessions:
             conn.close()
 
 
-def _send_until(request: Any, until: float | None) -> float:
-    """Sending the turn's frame waits at most the idle timeout, and never past the deadline."""
-    end = time.monotonic() + request.timeout[2]
-    return end if until is None else min(end, until)
+def _http_request(request: Any, provider: Provider) -> Any:
+    """``request`` as the HTTP wire sends it: core leaves the body of a connection wire as is,
+    so the provider's request compression (an HTTP body encoding) is applied here."""
+    encoding = provider.request_compression
+    if not encoding or not request.body or _header(request.headers, "content-encoding"):
+        return request
+    import attrs
 
+    from codexapi.http.compression import compress
 
-def _create_frame(body: bytes | None) -> bytes:
-    """``response.create`` with the body's fields at the top level, without re-encoding
-    them."""
-    body = bytes(body or b"{}").strip()
-    if body in (b"{}", b""):
-        return b'{"type":"response.create"}'
-    return b'{"type":"response.create",' + body[1:]
+    headers = dict(request.headers)
+    headers["Content-Encoding"] = encoding
+    return attrs.evolve(request, headers=headers, body=compress(request.body, encoding))
 
 
 def _lost(conn: Connection, until: float | None, detail: str,
@@ -220,32 +307,80 @@ def _lost(conn: Connection, until: float | None, detail: str,
                          retryable=code in _RETRYABLE_CLOSE)
 
 
+class _Refusal:
+    """A refused upgrade as the :class:`codexapi.wires.EventSource` core maps like the HTTP
+    error answer it is."""
+
+    def __init__(self, refused: Refused, url: str) -> None:
+        self.status = refused.status or 0
+        self.headers = refused.headers
+        self.url = url
+        self._body = refused.body
+
+    def error_body(self, limit: int) -> bytes:
+        return self._body[:limit]
+
+    def next_events(self) -> list[Event]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
 class _Turn:
-    """One turn on a connection: the :class:`codexapi.wires.EventSource` the wire returns."""
+    """One turn on a connection: the :class:`codexapi.wires.EventSource` the wire returns.
+    Sends the turn's frame when made (raises OSError when the connection is gone)."""
 
     status = 200
 
     def __init__(self, conn: Connection, sessions: _Sessions, key: str, request: Any,
-                 until: float | None, reused: bool) -> None:
+                 body: dict[str, Any], until: float | None, reused: bool) -> None:
         self._conn = conn
         self._sessions = sessions
         self._key = key
         self._until = until
-        _, head, idle = request.timeout
-        self._idle = idle
-        # The first message may take the head timeout; each later one the idle timeout.
-        self._next = time.monotonic() + head
+        self._request = request
+        self._body = body
+        self._idle = request.timeout[2]
+        provider = sessions.provider
+        #: Whether the turn generates (a prewarm's ``"generate": false`` does not).
+        self.generates = body.get("generate") is not False
         headers = {k: v for k in _TURN_HEADERS if (v := conn.headers.get(k)) is not None}
         if not reused and TURN_STATE_HEADER in conn.headers:
             headers[TURN_STATE_HEADER] = conn.headers[TURN_STATE_HEADER]
+        if self.generates and not conn.told_limits:
+            # The upgrade's rate limits, once per connection, before the first generating
+            # turn's events (core makes them RateLimits events ahead of Created).
+            conn.told_limits = True
+            headers.update((k, v) for k, v in conn.headers.items()
+                           if k.startswith("x-") and k != TURN_STATE_HEADER)
         self.headers: dict[str, str] = headers
         self.url = conn.url
-        provider = sessions.provider
         self._decoder = ResponsesDecoder(headers.get(SAFETY_FASTER_MODEL_HEADER) or None,
                                          provider.skip_undecodable_events)
         self._over = False
         #: An error met after some events of a read: raised by the next call.
         self._pending: Exception | None = None
+        self._delivered = False
+        #: The session's chain this turn extends (its frame was incremental), if any.
+        self._extends: _Chain | None = None
+        #: Output items of the turn, kept for the next turn's incremental input.
+        self._outputs: list[dict[str, Any]] | None = (
+            [] if provider.websocket_incremental_input else None)
+        self._seen = -1
+        self._completed: str | None = None
+        self._send(_incremental_frame(conn, body, provider) if reused else None)
+
+    def _send(self, incremental: tuple[bytes, _Chain] | None) -> None:
+        conn = self._conn
+        if incremental is not None:
+            frame, self._extends = incremental
+        else:
+            frame, self._extends = _create_frame(self._request.body), None
+        conn.chain = None  # whatever happens now, the server's last turn is this one
+        end = time.monotonic() + self._idle
+        conn.send_text(frame, end if self._until is None else min(end, self._until))
+        self._next = time.monotonic() + self._request.timeout[1]
 
     # --- the EventSource protocol --------------------------------------------------------
     def error_body(self, limit: int) -> bytes:
@@ -263,25 +398,84 @@ class _Turn:
             payloads = self._read()
             for i, payload in enumerate(payloads if conn.marked else ()):
                 if b'"error"' in payload:
-                    failure = _error_frame(payload, conn.url)
-                    if failure is not None:
-                        # Events before it first; the error on the next call.
-                        events = decoder.feed_data(payloads[:i]) if i else []
-                        self._fail()
-                        if events:
-                            self._pending = failure
-                            return events
-                        raise failure
+                    failure = self._error_frame(payload)
+                    if failure is None:
+                        continue
+                    if failure is _AGAIN:
+                        # Sent again in full on this connection: later frames are its.
+                        payloads = payloads[i + 1:]
+                        break
+                    events = decoder.feed_data(payloads[:i]) if i else []
+                    self._fail()
+                    if events:
+                        self._pending = failure
+                        return self._took(events)
+                    raise failure
             events = decoder.feed_data(payloads)
             if decoder.done:
                 self._over = True
-                # The turn is complete: the connection is clean for the next one, even when
-                # the turn failed (response.failed raises from close()).
+                events = self._took(events)
+                self._finish()
+                # The turn is over: the connection is clean for the next one, even when the
+                # turn failed (response.failed raises from close()).
                 self._sessions.give_back(conn, self._key)
-                tail = decoder.close()
-                return events + tail if tail else events
+                try:
+                    tail = decoder.close()
+                except Exception as exc:
+                    if events:
+                        self._pending = exc
+                        return events
+                    raise
+                return events + self._took(tail) if tail else events
             if events:
-                return events
+                return self._took(events)
+
+    def _took(self, events: list[Event]) -> list[Event]:
+        self._delivered = self._delivered or bool(events)
+        outputs = self._outputs
+        if outputs is not None:
+            seen = self._decoder.other_events
+            if seen != self._seen:  # not only text deltas: look for finished items
+                self._seen = seen
+                for event in events:
+                    if event.__class__ is OutputItemDone:
+                        outputs.append(item_to_json(event.item))  # type: ignore[attr-defined]
+                    elif isinstance(event, Completed):
+                        self._completed = event.response_id
+        return events
+
+    def _finish(self) -> None:
+        """After a completed turn: what the next turn on this connection may extend."""
+        items = self._body.get("input")
+        if (self._outputs is None or not self._completed or not isinstance(items, list)
+                or "previous_response_id" in self._body):
+            return
+        self._conn.chain = _Chain(_settings(self._body), [*items, *self._outputs],
+                                  self._completed)
+
+    def _error_frame(self, payload: bytes) -> Exception | object | None:
+        conn = self._conn
+        try:
+            obj = loads(payload)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict) or obj.get("type") != "error":
+            return None
+        error = obj.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        if code == CONNECTION_LIMIT:
+            # The server's cap on a connection's life: a new connection, the turn sent again.
+            message = error.get("message") if isinstance(error, dict) else None
+            return StreamDropped(f"{message or 'the WebSocket connection limit was reached'} "
+                                 f"({CONNECTION_LIMIT}); the turn goes on a new connection",
+                                 retryable=True)
+        if code == PREVIOUS_NOT_FOUND and self._extends is not None and not self._delivered:
+            # The server lost the previous response the incremental frame built on: the
+            # whole request, on the same turn.
+            log.info("%s: %s; sending the whole request again", redact_url(conn.url), code)
+            self._send(None)
+            return _AGAIN
+        return _error_frame(obj, payload, conn.url)
 
     def _read(self) -> list[bytes]:
         conn = self._conn
@@ -342,17 +536,39 @@ class _Turn:
         return self._decoder.turn_state
 
 
-def _error_frame(payload: bytes, url: str) -> Exception | None:
+#: A frame that was dealt with by sending the turn again (internal marker).
+_AGAIN = object()
+
+
+def _create_frame(body: bytes | None) -> bytes:
+    """``response.create`` with the body's fields at the top level, without re-encoding
+    them."""
+    body = bytes(body or b"{}").strip()
+    if body in (b"{}", b""):
+        return b'{"type":"response.create"}'
+    return b'{"type":"response.create",' + body[1:]
+
+
+def _incremental_frame(conn: Connection, body: dict[str, Any], provider: Provider
+                       ) -> tuple[bytes, _Chain] | None:
+    """The frame continuing the connection's last turn with only the new input (the crate's
+    ``get_incremental_items``), or None when the turn does not extend it."""
+    chain = conn.chain
+    if chain is None or not provider.websocket_incremental_input:
+        return None
+    delta = chain.delta(body)
+    if delta is None:
+        return None
+    frame = {"type": "response.create", **body, "previous_response_id": chain.response_id,
+             "input": delta}
+    return dumps(frame), chain
+
+
+def _error_frame(obj: dict[str, Any], payload: bytes, url: str) -> Exception | None:
     """The typed error an ``{"type": "error", ...}`` frame with an HTTP status stands for
-    (None for any other message), mapped once as that HTTP answer would be."""
+    (None without one), mapped once as that HTTP answer would be."""
     from codexapi import error_mapping
 
-    try:
-        obj = loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict) or obj.get("type") != "error":
-        return None
     # ``status_code`` in the crate; ``status`` in some servers' (the embedded one's) frames.
     status = obj.get("status_code", obj.get("status"))
     if isinstance(status, bool) or not isinstance(status, int) or 200 <= status < 300 \
@@ -371,4 +587,17 @@ def _error_frame(payload: bytes, url: str) -> Exception | None:
                                       "in a WebSocket error frame")
 
 
-__all__ = ["NAME", "OPENAI_BETA", "WIRE", "ResponsesWebSocketWire", "websocket_url"]
+def error_frame(payload: bytes, url: str) -> Exception | None:
+    """The typed error a wrapped error frame (``{"type": "error", "status_code": N, ...}``)
+    stands for, or None for any other message."""
+    try:
+        obj = loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "error":
+        return None
+    return _error_frame(obj, payload, url)
+
+
+__all__ = ["CONNECTION_LIMIT", "NAME", "OPENAI_BETA", "PREVIOUS_NOT_FOUND", "UPGRADE_TRIES",
+           "WIRE", "ResponsesWebSocketWire", "error_frame", "websocket_url"]
