@@ -118,14 +118,14 @@ def test_the_observed_turn_keeps_text_and_items_whatever_the_reads_hold() -> Non
 
     from codexapi.events import Completed, OutputItemDone, OutputTextDelta
     from codexapi.items import item_from_json
-    from codexapi.stream import _Turn
+    from codexapi.stream import _Seen
 
     class WireDelta(OutputTextDelta):  # a wire's own delta class
         pass
 
     message = item_from_json({"type": "message", "role": "assistant",
                               "content": [{"type": "output_text", "text": "ab"}]})
-    turn = _Turn(None, None, None, time.monotonic)
+    turn = _Seen(None, None, None, time.monotonic)
     turn.add([OutputTextDelta(str(i % 10)) for i in range(20)])  # many, all deltas
     turn.add([OutputTextDelta("a"), WireDelta("b")])              # few
     mixed = [OutputTextDelta("c")] * 10 + [WireDelta("d"), OutputItemDone(message),
@@ -209,7 +209,7 @@ def test_a_turn_every_observer_declines_is_not_observed(srv: EmbeddedServer) -> 
     first, second = Asks(None), Asks(None)
     with clients(srv, first, second) as c:
         stream = c.stream(REQ)
-        assert stream._call.observed is None  # nothing is kept as it streams
+        assert stream._turn.observed is None  # nothing is kept as it streams
         assert stream.collect().text == "You said: Hello there"
     assert len(first.asked) == len(second.asked) == 1
     assert first.calls == second.calls == []
@@ -240,7 +240,7 @@ def test_the_read_level_shortcut_keeps_what_the_full_look_keeps() -> None:
 
     from codexapi.events import Completed, OutputItemDone
     from codexapi.items import item_from_json
-    from codexapi.stream import _Turn
+    from codexapi.stream import _Seen
 
     class Counting:
         other_events = 0
@@ -255,7 +255,7 @@ def test_the_read_level_shortcut_keeps_what_the_full_look_keeps() -> None:
     for keep_text in (True, False):
         for counted in (True, False):
             source = Counting()
-            turn = _Turn(None, None, None, time.monotonic, keep_text)
+            turn = _Seen(None, None, None, time.monotonic, keep_text)
             for events, mark in reads:
                 source.other_events = mark
                 turn.add(events, source if counted else None)

@@ -399,7 +399,7 @@ def test_without_a_configured_tracer_provider_no_turn_is_observed(
     with client_for(server, WireApi.RESPONSES, []) as client:
         assert client.plugin_manager.stream_observation(client.provider, REQUEST, {}) is None
         stream = client.stream(REQUEST)
-        assert stream._call.observed is None
+        assert stream._turn.observed is None
         stream.close()
     with client_for(server, WireApi.RESPONSES, [otel.plugin()]) as client:
         pm = client.plugin_manager
