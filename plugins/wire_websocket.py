@@ -46,6 +46,7 @@ from typing import Any
 from codexapi import hookimpl
 from codexapi.convert import dumps, item_to_json, loads
 from codexapi.deadline import Deadline
+from codexapi.decoding import DecoderSettings
 from codexapi.errors import (
     DeadlineExceeded,
     IdleTimeout,
@@ -60,7 +61,7 @@ from codexapi.models import Provider
 from codexapi.redact import redact_url
 
 from .websocket_connection import Closed, Connection, Refused, websocket_url
-from .wire_responses import ResponsesDecoder, ResponsesWire
+from .wire_responses import ResponsesWire, message_decoder
 
 log = logging.getLogger("codexapi")
 
@@ -169,7 +170,6 @@ class _Sessions:
     # --- HTTP ----------------------------------------------------------------------------
     def http(self, request: Any) -> Any:
         """``request`` sent as HTTP, its streamed answer read by the Responses decoder."""
-        from codexapi.decoding import DecoderSettings
         from codexapi.wires import HttpEventSource
 
         provider = self.provider
@@ -177,7 +177,7 @@ class _Sessions:
         try:
             settings = DecoderSettings(provider.max_message_bytes,
                                        provider.skip_undecodable_events, response.headers)
-            decoder = WIRE.decoder("stream", settings)
+            decoder = ResponsesWire.decoder(WIRE, "stream", settings)
             deadline = None if request.deadline is None else Deadline(request.deadline)
             return HttpEventSource(response, decoder, provider, deadline)
         except BaseException:
@@ -356,8 +356,8 @@ class _Turn:
                            if k.startswith("x-") and k != TURN_STATE_HEADER)
         self.headers: dict[str, str] = headers
         self.url = conn.url
-        self._decoder = ResponsesDecoder(headers.get(SAFETY_FASTER_MODEL_HEADER) or None,
-                                         provider.skip_undecodable_events)
+        self._decoder = message_decoder(DecoderSettings(
+            provider.max_message_bytes, provider.skip_undecodable_events, conn.headers))
         self._over = False
         #: An error met after some events of a read: raised by the next call.
         self._pending: Exception | None = None
@@ -517,10 +517,7 @@ class _Turn:
     def position(self) -> tuple[str, int] | None:
         """Where a resumed background stream continues: ``(response_id, sequence_number)``
         of the last event decoded, or None."""
-        decoder = self._decoder
-        if decoder.response_id is None or decoder.sequence_number is None:
-            return None
-        return decoder.response_id, decoder.sequence_number
+        return self._decoder.position
 
     @property
     def skipped(self) -> int:
