@@ -217,7 +217,7 @@ class _Sessions:
             return _Turn(opened, self, key, request, body, until, reused=False)
         except OSError as exc:
             opened.close()
-            raise _lost(opened, until, f"sending the turn failed: {exc}") from None
+            raise _lost(opened, request, until, f"sending the turn failed: {exc}") from None
 
     def _upgrade(self, request: Any, until: float | None, key: str) -> Any:
         """A new connection; or, when the upgrade failed, what the turn gets instead: the
@@ -295,14 +295,15 @@ def _http_request(request: Any, provider: Provider) -> Any:
     return attrs.evolve(request, headers=headers, body=compress(request.body, encoding))
 
 
-def _lost(conn: Connection, until: float | None, detail: str,
+def _lost(conn: Connection, request: Any, until: float | None, detail: str,
           code: int | None = None) -> Exception:
     """A connection that failed mid-turn: DeadlineExceeded once the deadline has passed,
     else StreamDropped (retryable when the same turn may succeed on a new connection)."""
     where = redact_url(conn.url)
     if until is not None and time.monotonic() >= until:
-        return DeadlineExceeded(f"the deadline passed on the WebSocket {where}", 0.0,
-                                url=where)
+        seconds = float(request.deadline or 0.0)  # what was left when the request was made
+        return DeadlineExceeded(f"the call did not finish within its deadline of {seconds:g} s "
+                                f"(reading the WebSocket {where})", seconds, url=where)
     return StreamDropped(f"the WebSocket {where} closed before response.completed: {detail}",
                          retryable=code in _RETRYABLE_CLOSE)
 
@@ -486,16 +487,16 @@ class _Turn:
         except TimeoutError:
             self._fail()
             if until is not None and wait == until:
-                raise _lost(conn, until, "") from None
+                raise _lost(conn, self._request, until, "") from None
             raise IdleTimeout(f"no WebSocket message from {redact_url(conn.url)} within "
                               f"{self._idle:g} s (stream_idle_timeout); the connection was "
                               "closed") from None
         except Closed as exc:
             self._fail()
-            raise _lost(conn, until, str(exc), exc.code) from None
+            raise _lost(conn, self._request, until, str(exc), exc.code) from None
         except OSError as exc:
             self._fail()
-            raise _lost(conn, until, str(exc)) from None
+            raise _lost(conn, self._request, until, str(exc)) from None
         except BaseException:
             self._fail()
             raise
