@@ -160,7 +160,7 @@ class _Endpoints:
     def _call(self, endpoint: str, request: Any, deadline: Deadline | None = None) -> Call:
         return Call(self._dispatcher, endpoint, request, deadline)
 
-    def _open_stream(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    def _open_stream(self, body: Mapping[str, Any] | None,
                      headers: Mapping[str, str], timeout: Timeout = None,
                      request: ResponsesRequest | None = None,
                      deadline: Deadline | None = None,
@@ -282,8 +282,7 @@ class Client(_Endpoints):
         extra = session.headers() if session is not None else {}
         extra.update(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
-        return self._open_stream(lambda: self._dispatcher.body("stream", request), extra,
-                                 timeout, request, until, session)
+        return self._open_stream(None, extra, timeout, request, until, session)
 
     def create(
         self,
@@ -347,8 +346,7 @@ class Client(_Endpoints):
         until = Deadline.of(deadline, self._dispatcher.clock)
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
         result: list[Item] = self._call("compact", request, until).run(
-            lambda call: self._compact(call, self._dispatcher.body("compact", request),
-                                       timeout, session))
+            lambda call: self._compact(call, call.body(), timeout, session))
         return result
 
     def list_models(self, client_version: str, timeout: Timeout = None,
@@ -438,8 +436,7 @@ class ResponsesClient(_SeedClient):
         self, request: ResponsesRequest, conversation_id: str | None = None,
         subagent: str | None = None,
     ) -> ResponseStream:
-        return self._open_stream(lambda: self._dispatcher.body("stream", request),
-                                 conversation_headers(conversation_id, None, subagent),
+        return self._open_stream(None, conversation_headers(conversation_id, None, subagent),
                                  request=request)
 
 

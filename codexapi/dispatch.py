@@ -75,9 +75,11 @@ class Dispatcher:
                 f"{str(self.provider.wire)!r} (provider {self.provider.name!r})")
         return str(path)
 
-    def body(self, endpoint: str, request: Any) -> dict[str, Any]:
+    def body(self, endpoint: str, request: Any,
+             extensions: dict[str, Any] | None = None) -> dict[str, Any]:
         body = self.pm.call("codexapi_build_body", provider=self.provider, endpoint=endpoint,
-                            request=request, wire=self.wire)
+                            request=request, wire=self.wire,
+                            extensions=extensions if extensions is not None else {})
         if body is None:
             raise UnsupportedEndpointError(
                 f"no plugin builds a {endpoint!r} body for wire {str(self.provider.wire)!r}")
