@@ -327,12 +327,9 @@ class Client(_Endpoints):
         extra = session.headers() if session is not None else {}
         extra.update(headers or {})
 
-        def body() -> dict[str, Any]:
-            warm = dispatcher.body("stream", request)
-            warm["generate"] = False
-            return warm
-
-        with self._open_stream(body, extra, timeout, request, until, session) as events:
+        warm = dispatcher.body("stream", request)
+        warm["generate"] = False
+        with self._open_stream(warm, extra, timeout, request, until, session) as events:
             for _ in events:
                 pass
 
