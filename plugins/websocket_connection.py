@@ -13,6 +13,7 @@ never ends): the caller turns that into its idle timeout or its deadline.
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import time
 from collections.abc import Mapping
@@ -32,6 +33,9 @@ HTTP_ONLY = frozenset({"content-type", "content-length", "content-encoding", "ac
                        "accept-encoding", "host", "connection", "upgrade",
                        "transfer-encoding", "te", "keep-alive", "sec-websocket-key",
                        "sec-websocket-version", "sec-websocket-extensions"})
+#: What the ``websockets`` protocol logs to: nowhere. At DEBUG it would log every handshake
+#: header (the credentials among them) and every frame.
+_SILENT = logging.Logger("codexapi.websocket.protocol", logging.CRITICAL + 1)
 #: The most of a refused upgrade's body kept (what the server said).
 MAX_REFUSAL_BODY = 64 * 1024
 _READ = 256 * 1024
@@ -85,8 +89,6 @@ class Connection:
         #: The negotiated permessage-deflate extension, or None.
         self.deflate: Any = next((e for e in protocol.extensions
                                   if e.name == "permessage-deflate"), None)
-        #: Text messages sent on this connection.
-        self.sent = 0
         #: What the server remembers of this connection's last completed turn (the wire's
         #: incremental input builds on it), or None.
         self.chain: Any = None
@@ -128,7 +130,7 @@ class Connection:
         sock = network.open_socket(url, connect, until)
         try:
             protocol = ClientProtocol(
-                parse_uri(url), max_size=max_message,
+                parse_uri(url), max_size=max_message, logger=_SILENT,
                 extensions=enable_client_permessage_deflate(None) if deflate else None)
             upgrade = protocol.connect()
             for name, value in headers.items():
@@ -177,7 +179,6 @@ class Connection:
     def send_text(self, payload: bytes, until: float) -> None:
         """Send one text message (raises OSError, TimeoutError past ``until``)."""
         self.protocol.send_text(payload)
-        self.sent += 1
         self.sock.settimeout(max(until - time.monotonic(), 0.001))
         self.sock.sendall(b"".join(self.protocol.data_to_send()))
 

@@ -26,7 +26,7 @@ session).
   (same settings, input = previous input + that response's output items + new items) is sent
   as ``previous_response_id`` and the new items only (``Provider.websocket_incremental_input``).
   ``"generate": false`` in the body (``Client.prewarm``) warms the connection up.
-- A failed upgrade (5xx, 429, a timeout or reset) is retried by core as the HTTP request would
+- A failed upgrade (5xx, 408, 429, a timeout or reset) is retried by core as the HTTP request would
   be; once a session's upgrade has failed :data:`UPGRADE_TRIES` times, that session falls back
   to HTTP (``POST responses``), logged once. 426, 404 and 405 (no WebSocket there) fall back at
   once; 401 goes through the auth's refresh; any other refusal is the mapped HTTP error. A
@@ -232,7 +232,7 @@ class _Sessions:
             if status is None or status < 400 or status in _NO_WEBSOCKET:
                 return self._fall_back(key, request, f"the WebSocket upgrade was refused "
                                        f"({exc})")
-            if (status == 429 or status >= 500) and self._failed(key):
+            if (status in (408, 429) or status >= 500) and self._failed(key):
                 return self._fall_back(key, request, f"the WebSocket upgrade failed "
                                        f"{UPGRADE_TRIES} times (last: {exc})")
             # Mapped by core as that HTTP answer: a 401 through the auth's refresh, a 5xx

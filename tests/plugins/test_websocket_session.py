@@ -346,3 +346,16 @@ def test_turn_state_sent_in_band_is_kept_for_the_turns_next_request() -> None:
     assert any(isinstance(e, OutputTextDelta) for e in events)
     assert "x-codex-turn-state" not in ws.upgrades[0]
     assert ws.upgrades[1]["x-codex-turn-state"] == "ts-in-band"
+
+
+def test_no_credential_reaches_a_log_even_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    from codexapi import BearerAuth
+
+    secret = "sk-ws-very-secret-0123456789"
+    with caplog.at_level(logging.DEBUG), WsServer() as ws, \
+            ws_client(ws.base_url(), auth=BearerAuth(secret)) as client:
+        assert client.create(REQ).text == "ok"
+    assert ws.upgrades[0]["Authorization"] == f"Bearer {secret}"
+    # The test server (websockets.server) logs what it received; the client logs nothing of it.
+    client_side = [r for r in caplog.records if not r.name.startswith("websockets.server")]
+    assert client_side and not [r for r in client_side if secret in r.getMessage()]
