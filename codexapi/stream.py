@@ -301,7 +301,9 @@ class ResponseStream:
     ``on_end`` (optional) is told once how the turn ended (``codexapi_on_stream_end``):
     success, an error, or closed early; its result carries the text streamed so far only with
     ``keep_text`` (else the message items' text). ``started`` is when the call began
-    (``time.monotonic``), for ``StreamResult.time_to_first_event``.
+    (``time.monotonic``), for ``StreamResult.time_to_first_event``. ``settle`` (optional) is
+    given each source once the stream is done with it (what the call keeps of it: in-band
+    turn state).
     """
 
     def __init__(

@@ -359,3 +359,14 @@ def test_no_credential_reaches_a_log_even_at_debug(caplog: pytest.LogCaptureFixt
     # The test server (websockets.server) logs what it received; the client logs nothing of it.
     client_side = [r for r in caplog.records if not r.name.startswith("websockets.server")]
     assert client_side and not [r for r in client_side if secret in r.getMessage()]
+
+
+def test_an_http_fallback_compresses_its_body_as_the_http_wire_would() -> None:
+    from codexapi.http.compression import zstd_module
+
+    zstd = zstd_module()
+    assert zstd is not None  # the test extra installs it
+    with Gateway(426) as gw, ws_client(gw.server.base_url, request_compression="zstd") as client:
+        assert client.create(REQ).text == "over http"
+    assert gw.posts[0]["content-encoding"] == "zstd"
+    assert json.loads(zstd.decompress(gw.server.requests[-1].body))["model"] == "gpt-5"
