@@ -54,7 +54,7 @@ from codexapi.errors import (
     TLSHandshakeError,
     TransportError,
 )
-from codexapi.events import Completed, Event, OutputItemDone
+from codexapi.events import Completed, Event, OutputItemDone, OutputTextDelta
 from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER
 from codexapi.http.connect import Network
 from codexapi.models import Provider
@@ -438,7 +438,8 @@ class _Turn:
             seen = self._decoder.other_events
             if seen != self._seen:  # not only text deltas: look for finished items
                 self._seen = seen
-                for event in events:
+                delta = OutputTextDelta
+                for event in [e for e in events if e.__class__ is not delta]:
                     if event.__class__ is OutputItemDone:
                         outputs.append(item_to_json(event.item))  # type: ignore[attr-defined]
                     elif isinstance(event, Completed):
