@@ -26,7 +26,7 @@ from .deadline import Deadline
 from .dispatch import Dispatcher
 from .errors import ConfigError, DeadlineExceeded, PluginError, StreamError
 from .header_events import TURN_STATE_HEADER
-from .http.transport import HttpResponse, Transport, Urllib3Transport
+from .http.transport import HttpResponse, Transport, Urllib3Transport, streaming
 from .items import Item, item_from_json
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
@@ -236,7 +236,7 @@ class Client(_Endpoints):
         self.transport: Transport = transport or Urllib3Transport(
             proxy=self.provider.proxy, ca_bundle=self.provider.ca_bundle)
         self._dispatcher = _dispatcher(self.provider, self.plugin_manager, self.auth,
-                                       self.transport, sleep)
+                                       streaming(self.transport), sleep)
         self._models_lock = threading.Lock()
         #: The last ModelList per client_version (each version may list other models).
         self._models_cache: dict[str, ModelList] = {}
@@ -419,7 +419,7 @@ class _SeedClient(_Endpoints):
             auth = NoAuth()
         self.provider = provider
         self._dispatcher = _dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
-                                       check_auth(auth), transport)
+                                       check_auth(auth), streaming(transport))
 
 
 class ResponsesClient(_SeedClient):

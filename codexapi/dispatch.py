@@ -28,7 +28,7 @@ from .errors import (
 )
 from .http.compression import ACCEPT_ENCODING
 from .http.headers import check_headers
-from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport
+from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport, read_at_most
 from .models import Provider
 from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
@@ -218,15 +218,7 @@ def _read_limited(response: HttpResponse | EventSource) -> bytes:
     error_body = getattr(response, "error_body", None)
     if error_body is not None:
         return bytes(error_body(MAX_ERROR_BODY))[:MAX_ERROR_BODY]
-    response = cast(HttpResponse, response)
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_ERROR_BODY:
-            break
-    return b"".join(chunks)[:MAX_ERROR_BODY]
+    return read_at_most(cast(HttpResponse, response), MAX_ERROR_BODY)
 
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",

@@ -83,15 +83,15 @@ def codexapi_build_body(
 
 @hookspec(firstresult=True)
 def codexapi_retry_delay(provider: Provider, attempt: int, error: Exception) -> float | None:
-    """Called after attempt number ``attempt`` (1-based) failed with ``error``.
+    """Called when a call will be tried again after ``error``: the seconds to wait first.
 
-    Return the seconds to wait before the next attempt, or None not to retry. The dispatcher
-    asks with a :class:`codexapi.ApiError` (with ``headers``) or
-    :class:`codexapi.TransportError`; callers that re-send a whole turn may also ask with the
-    :class:`codexapi.StreamError` a stream raised (e.g. a rate-limited ``response.failed``).
-    The dispatcher stops at ``provider.retry.max_attempts`` whatever this returns, and caps the
-    answer at ``provider.retry.max_delay``.
-    firstresult. Built-in: ``codexapi_plugins.retry``.
+    ``attempt`` is the failed try of the request (1-based), or for a turn sent again or
+    resumed (a :class:`codexapi.StreamError` such as a drop or a retryable
+    ``response.failed``) the number of that re-send. Whether to try again is not this hook's:
+    the provider's ``RetryPolicy`` decides for requests and ``stream_max_retries`` for
+    re-sends (see :class:`codexapi.retry.Retries`). Return seconds, or None for the policy's
+    delay; the answer is kept within ``[0, provider.retry.max_delay]``.
+    firstresult. Built-in: ``codexapi_plugins.retry`` (the policy's delay).
     """
 
 

@@ -91,7 +91,7 @@ class ResponsesWebSocketWire(ResponsesWire):
     def open(self, endpoint: str, request: Any, context: Any) -> Any:
         transport = context.transport
         if endpoint != "stream":
-            return transport.send(_http_request(request, context.provider), False)
+            return transport.send(_http_request(request, context.provider))
         sessions = context.connections.get(NAME)
         if sessions is None:
             sessions = context.connections.setdefault(NAME, _Sessions(context))
@@ -173,7 +173,7 @@ class _Sessions:
         from codexapi.wires import HttpEventSource
 
         provider = self.provider
-        response = self.context.transport.send(_http_request(request, provider), True)
+        response = self.context.transport.send(_http_request(request, provider))
         try:
             settings = DecoderSettings(provider.max_message_bytes,
                                        provider.skip_undecodable_events, response.headers)
