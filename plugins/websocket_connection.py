@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -396,11 +395,12 @@ class Connection:
 
 
 def _readable(sock: Any) -> bool:
+    from urllib3.util.wait import wait_for_read  # poll(), so any descriptor number works
+
     pending = getattr(sock, "pending", None)
     if pending is not None and pending():
         return True
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    return bool(wait_for_read(sock, timeout=0.0))
 
 
 def _parse_headers(head: bytes) -> dict[str, str]:
