@@ -111,14 +111,17 @@ class Connection:
     @classmethod
     def open(cls, network: Network, url: str, headers: Mapping[str, str],
              timeouts: tuple[float, float], until: float | None, max_message: int,
-             extra: Mapping[str, str] | None = None, deflate: bool = True) -> Connection:
+             extra: Mapping[str, str] | None = None, deflate: bool = True,
+             limit: float | None = None) -> Connection:
         """Connect to ``url`` (``ws``/``wss``) and upgrade with ``headers`` (those of an HTTP
         request: the body's own are left out) plus ``extra``.
 
-        ``timeouts`` are ``(connect, head)`` seconds; ``until`` (monotonic, or None) ends
-        every wait too. Raises :class:`Refused` for any answer but a valid ``101``, and the
-        TransportError of the failure otherwise (ConnectTimeout, ReadTimeout for a head that
-        did not arrive whole in time, DeadlineExceeded)."""
+        ``timeouts`` are ``(connect, head)`` seconds; ``limit`` (seconds, or None) bounds the
+        whole opening, connect, TLS and the upgrade's answer together (Codex's
+        ``websocket_connect_timeout``); ``until`` (monotonic, or None) ends every wait too.
+        Raises :class:`Refused` for any answer but a valid ``101``, and the TransportError of
+        the failure otherwise (ConnectTimeout, ReadTimeout for an answer that did not arrive
+        whole in time, DeadlineExceeded)."""
         from websockets.client import ClientProtocol
         from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
         from websockets.http11 import Response
@@ -126,7 +129,9 @@ class Connection:
 
         connect, head_timeout = timeouts
         where = redact_url(url)
-        sock = network.open_socket(url, connect, until)
+        opened_by = None if limit is None else time.monotonic() + limit
+        sock = network.open_socket(url, connect if limit is None else min(connect, limit),
+                                   until)
         try:
             protocol = ClientProtocol(
                 parse_uri(url), max_size=max_message, logger=_SILENT,
@@ -139,8 +144,9 @@ class Connection:
                 upgrade.headers[name] = value
             protocol.send_request(upgrade)
             end = time.monotonic() + head_timeout
-            if until is not None and until < end:
-                end = until
+            for bound in (until, opened_by):
+                if bound is not None and bound < end:
+                    end = bound
             sock.settimeout(max(end - time.monotonic(), 0.001))
             sock.sendall(b"".join(protocol.data_to_send()))
             head, rest = read_head(sock, end, "the WebSocket upgrade's answer")

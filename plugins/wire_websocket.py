@@ -223,10 +223,13 @@ class _Sessions:
         """A new connection; or, when the upgrade failed, what the turn gets instead: the
         refusal for core to map (and retry), the HTTP fallback, or the error raised."""
         connect, head, _ = request.timeout
+        # Codex's websocket_connect_timeout (Provider.websocket_connect_timeout, seconds)
+        # bounds the whole opening; a provider of a version without it: the per-phase ones.
+        limit = getattr(self.provider, "websocket_connect_timeout", None)
         try:
             conn = Connection.open(self.network, websocket_url(request.url), request.headers,
                                    (connect, head), until, self.provider.max_message_bytes,
-                                   {"openai-beta": OPENAI_BETA})
+                                   {"openai-beta": OPENAI_BETA}, limit=limit)
         except Refused as exc:
             status = exc.status
             if status is None or status < 400 or status in _NO_WEBSOCKET:
