@@ -11,6 +11,7 @@ import logging
 
 from . import events, items
 from ._version import __version__
+from .attachments import Attachment
 from .auth import AzureKeyAuth, BearerAuth, CodexAuthFile, NoAuth
 from .client import (
     ChatClient,
@@ -45,6 +46,7 @@ from .errors import (
     StreamError,
     TLSHandshakeError,
     ToolArgumentsError,
+    ToolLoopLimit,
     TransportError,
     UndecodableEvent,
     UnsupportedEndpointError,
@@ -102,6 +104,7 @@ from .schema import json_schema
 from .session import SessionContext, TurnState
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
+from .tools import Tool, ToolRun
 
 # A library logs, the application decides where it goes.
 logging.getLogger("codexapi").addHandler(logging.NullHandler())
@@ -109,6 +112,7 @@ logging.getLogger("codexapi").addHandler(logging.NullHandler())
 __all__ = [
     "ApiError",
     "ApiRateLimitError",
+    "Attachment",
     "AuthError",
     "AzureKeyAuth",
     "BearerAuth",
@@ -179,8 +183,11 @@ __all__ = [
     "TLSHandshakeError",
     "TextControls",
     "TokenUsage",
+    "Tool",
     "ToolArgumentsError",
     "ToolCallInputDelta",
+    "ToolLoopLimit",
+    "ToolRun",
     "Transport",
     "TransportError",
     "TurnModerationMetadata",

@@ -82,6 +82,19 @@ class ToolArgumentsError(OutputParseError):
                          f"{self.call_id!r}) are {detail}: {preview!r}", call.arguments, detail)
 
 
+class ToolLoopLimit(CodexApiError):
+    """``Client.run_tools`` reached ``max_turns`` with the model still calling tools.
+
+    ``run`` is the :class:`~codexapi.tools.ToolRun` so far: every call made with its output,
+    the last turn's result, and the input list (the last calls' outputs included) to go on
+    from.
+    """
+
+    def __init__(self, message: str, run: Any) -> None:
+        super().__init__(message)
+        self.run = run
+
+
 class TransportError(CodexApiError):
     """The HTTP exchange itself failed: connect error, reset, TLS, proxy or timeout."""
 
@@ -430,6 +443,7 @@ __all__ = [
     "StreamError",
     "TLSHandshakeError",
     "ToolArgumentsError",
+    "ToolLoopLimit",
     "TransportError",
     "UndecodableEvent",
     "UnsupportedEndpointError",

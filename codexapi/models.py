@@ -207,8 +207,9 @@ class TextControls:
     @classmethod
     def for_class(cls, model: type[Any], *, name: str | None = None, strict: bool = True,
                   verbosity: str | None = None) -> TextControls:
-        """Controls asking for JSON output shaped like attrs class ``model``; read it back with
-        ``result.parsed(model)`` (see :func:`codexapi.schema.json_schema`)."""
+        """Controls asking for JSON output shaped like ``model`` (an attrs class, a dataclass or
+        a pydantic model); read it back with ``result.parsed(model)`` (see
+        :func:`codexapi.schema.json_schema`)."""
         from .schema import text_format
 
         return cls(verbosity=verbosity.lower() if verbosity else None,

@@ -89,10 +89,12 @@ class StreamResult:
         return parse_output(self.text, refusal=self.refusal)
 
     def parsed(self, cls: type[T]) -> T:
-        """The JSON text output structured into ``cls`` (an attrs class, e.g. the one given to
-        :meth:`TextControls.for_class <codexapi.TextControls.for_class>`) by the one converter.
+        """The JSON text output structured into ``cls`` (an attrs class, a dataclass or a
+        pydantic model, e.g. the one given to :meth:`TextControls.for_class
+        <codexapi.TextControls.for_class>`): an instance of ``cls``.
 
-        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
+        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``
+        (its message names the fields at fault).
         """
         result: T = parse_output(self.text, cls, self.refusal)
         return result
@@ -398,8 +400,18 @@ class ResponseStream:
     # while its generator runs on. The generator releases the connection when it ends or is
     # freed; a stream never iterated releases it when its _Turn is freed.
 
-    def collect(self) -> StreamResult:
-        """Consume the stream; return the whole turn (raises what the stream raises)."""
+    def iter_text(self) -> Iterator[str]:
+        """The text deltas alone, as they arrive. The stream's other events are consumed all
+        the same and its errors raised; the connection is released at the end (or when this
+        iterator is closed)."""
+        with self:
+            for ev in self:
+                if isinstance(ev, OutputTextDelta):
+                    yield ev.delta
+
+    def collect(self, on_event: Callable[[Event], None] | None = None) -> StreamResult:
+        """Consume the stream; return the whole turn (raises what the stream raises).
+        ``on_event`` (optional) sees each event as it arrives, e.g. to show it."""
         deltas: list[str] = []
         items: list[Item] = []
         events: list[Event] = []
@@ -408,6 +420,8 @@ class ResponseStream:
         limits = None
         with self:
             for ev in self:
+                if on_event is not None:
+                    on_event(ev)
                 events.append(ev)
                 if isinstance(ev, OutputTextDelta):
                     deltas.append(ev.delta)

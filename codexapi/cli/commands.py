@@ -70,7 +70,7 @@ DESCRIPTION = ("A client for the model APIs the Codex CLI speaks (Responses, Cha
                "or an API key, commands answer offline from the embedded scripted model.")
 
 #: Modules that register further sub-commands with @command when imported.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("codexapi.cli.logs",)
 
 Command = Callable[[argparse.Namespace, ExitStack], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
@@ -98,8 +98,14 @@ def _chat_args(p: argparse.ArgumentParser) -> None:
                    help="system instructions (default: 'You are a helpful assistant.', or "
                    "the resumed conversation's)")
     p.add_argument("-c", "--continue", dest="resume", action="store_true",
-                   help="continue the last conversation (saved in $CODEXAPI_STATE_DIR, else "
-                   "$XDG_DATA_HOME/codexapi or ~/.local/share/codexapi)")
+                   help="continue the last conversation on its own server, wire, provider "
+                   "and model unless an option names another (saved in $CODEXAPI_STATE_DIR, "
+                   "else $XDG_DATA_HOME/codexapi or ~/.local/share/codexapi)")
+    p.add_argument("--cid", metavar="ID", help="continue the conversation with this id "
+                   "('codexapi logs' lists them), where it ran (as -c)")
+    p.add_argument("--functions", metavar="FILE.py", action="append", default=[],
+                   help="offer the public functions of a Python file as tools and run the "
+                   "ones the model calls (repeatable)")
     p.add_argument("--store", action="store_true",
                    help="ask the server to store responses, so each later turn (-c, the "
                    "chat) sends only the new message and previous_response_id; remembered "
@@ -151,7 +157,10 @@ class RetryNotice:
 @command("chat", "send a message and stream the answer to stdout, or chat interactively")(
     _chat_args)
 def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
-    from .repl import TurnOptions, start
+    from .conversation import Conversation
+    from .functions import load_functions
+    from .options import choose_origin
+    from .repl import TurnOptions, resumed_origin, start
     from .terminal import ChatView, Spinner
 
     interactive = args.prompt is None and sys.stdin.isatty()
@@ -170,11 +179,20 @@ def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
     if Spinner(sys.stderr).enabled:
         # The spinner shows each retry; a log line would tear the spinner's line apart.
         _STDERR.quiet_retries = True
-    client = make_client(args, stack, plugins=[RetryNotice(ChatView.show_retry)])
-    return start(client, prompt=prompt, resume=args.resume,
+    conversation = None
+    if args.cid:
+        conversation = Conversation.load(args.cid)
+    elif args.resume:
+        conversation = Conversation.last()
+    origin = choose_origin(args, resumed=None if conversation is None
+                           else resumed_origin(conversation))
+    tools = [tool for path in args.functions for tool in load_functions(path)]
+    client = make_client(args, stack, plugins=[RetryNotice(ChatView.show_retry)],
+                         origin=origin)
+    return start(client, prompt=prompt, conversation=conversation,
                  model=args.model or None, default_model=args.default_model,
                  instructions=args.instructions, options=options,
-                 interactive=interactive, store=args.store)
+                 interactive=interactive, store=args.store, origin=origin, tools=tools)
 
 
 def _models_args(p: argparse.ArgumentParser) -> None:

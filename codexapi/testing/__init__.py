@@ -7,16 +7,47 @@ See docs/testing.md. vcrpy and PyYAML come with ``pip install 'codexapi[cassette
 
 from __future__ import annotations
 
-from .cassette import RECORD_MODES, CassetteHandle, use_cassette
-from .errors import (
-    CassetteError,
-    CorruptCassetteError,
-    NetworkBlockedError,
-    NoMatchingInteractionError,
-)
-from .formats import Interaction, load_interactions
-from .player import CassettePlayer, serve_cassette
-from .transport import MockResponse, MockTransport, VcrTransport
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cassette import CassetteHandle, use_cassette
+    from .errors import (
+        CassetteError,
+        CorruptCassetteError,
+        NetworkBlockedError,
+        NoMatchingInteractionError,
+    )
+    from .formats import Interaction, load_interactions
+    from .modes import RECORD_MODES
+    from .player import CassettePlayer, serve_cassette
+    from .transport import MockResponse, MockTransport, VcrTransport
+
+# Each name is imported from its module when first used (PEP 562): the pytest plugin lives in
+# this package, and a pytest run that uses no cassette must not pay for the client, the server
+# or vcrpy.
+_WHERE = {
+    "RECORD_MODES": "modes", "CassetteHandle": "cassette", "use_cassette": "cassette",
+    "CassetteError": "errors", "CorruptCassetteError": "errors",
+    "NetworkBlockedError": "errors", "NoMatchingInteractionError": "errors",
+    "Interaction": "formats", "load_interactions": "formats", "CassettePlayer": "player",
+    "serve_cassette": "player", "MockResponse": "transport", "MockTransport": "transport",
+    "VcrTransport": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "RECORD_MODES",
