@@ -1,6 +1,7 @@
 """Testing support: cassettes (vcrpy), scrubbing, JSON matching, a pytest plugin
-(``pytest11`` entry point ``codexapi``), a server that plays a cassette to any client, and
-transports for tests (:class:`MockTransport`, :class:`VcrTransport`).
+(``pytest11`` entry point ``codexapi``), a server that plays a cassette to any client, a
+recording proxy that writes one from any client's traffic, and transports for tests
+(:class:`MockTransport`, :class:`VcrTransport`).
 
 See docs/testing.md. vcrpy and PyYAML come with ``pip install 'codexapi[cassettes]'``.
 """
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .formats import Interaction, load_interactions
     from .modes import RECORD_MODES
     from .player import CassettePlayer, serve_cassette
+    from .recorder import Recorder, record_server
     from .transport import MockResponse, MockTransport, VcrTransport
 
 # Each name is imported from its module when first used (PEP 562): the pytest plugin lives in
@@ -31,7 +33,8 @@ _WHERE = {
     "CassetteError": "errors", "CorruptCassetteError": "errors",
     "NetworkBlockedError": "errors", "NoMatchingInteractionError": "errors",
     "Interaction": "formats", "load_interactions": "formats", "CassettePlayer": "player",
-    "serve_cassette": "player", "MockResponse": "transport", "MockTransport": "transport",
+    "serve_cassette": "player", "Recorder": "recorder", "record_server": "recorder",
+    "MockResponse": "transport", "MockTransport": "transport",
     "VcrTransport": "transport",
 }
 
@@ -60,8 +63,10 @@ __all__ = [
     "MockTransport",
     "NetworkBlockedError",
     "NoMatchingInteractionError",
+    "Recorder",
     "VcrTransport",
     "load_interactions",
+    "record_server",
     "serve_cassette",
     "use_cassette",
 ]
