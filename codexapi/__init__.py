@@ -12,7 +12,8 @@ import logging
 from . import events, items
 from ._version import __version__
 from .attachments import Attachment
-from .auth import AzureKeyAuth, BearerAuth, CodexAuthFile, NoAuth
+from .auth import AzureKeyAuth, BearerAuth, NoAuth
+from .auth_file import CodexAuthFile
 from .client import (
     ChatClient,
     Client,
@@ -22,6 +23,7 @@ from .client import (
     ModelsClient,
     ResponsesClient,
 )
+from .command_auth import CommandAuth
 from .errors import (
     ApiError,
     ApiRateLimitError,
@@ -120,6 +122,7 @@ __all__ = [
     "Client",
     "CodexApiError",
     "CodexAuthFile",
+    "CommandAuth",
     "CompactClient",
     "Compaction",
     "CompactionTrigger",

@@ -37,7 +37,11 @@ from .ratelimits import parse_rate_limits, parse_retry_after, retry_after_second
 QUOTA_CODES = frozenset({
     "insufficient_quota", "credit_balance_exhausted", "organization_spend_limit_exceeded",
     "project_spend_limit_exceeded", "organization_usage_limit_exceeded",
+    "billing_hard_limit_reached",
 })
+#: ``error.code`` values meaning the account itself cannot be used: a 429 with one of them is
+#: final, whatever its wait hint says.
+ACCOUNT_CODES = frozenset({"account_deactivated"})
 #: ``error.code`` values meaning the requested model / tier / effort is not available.
 UNAVAILABLE_CODES = frozenset({
     "model_not_found", "model_not_supported", "unsupported_model",
@@ -113,9 +117,11 @@ def stream_failure(response: Any) -> CodexApiError:
         return InvalidRequest(_nonblank(message, MISALIGNMENT_MESSAGE), code=code,
                               misalignment=error.get("misalignment"))
     if code == "server_is_overloaded":
-        return ServerOverloaded(message)
+        return ServerOverloaded(message, retry_after=parse_retry_after(message))
     if code == "slow_down":
-        return ServerOverloaded(message, retryable=True, delay=parse_retry_after(message))
+        return ServerOverloaded(message, retryable=True, retry_after=parse_retry_after(message))
+    if code in ACCOUNT_CODES:
+        return StreamError(message or f"response.failed with code {code!r}", retryable=False)
     if code == "rate_limit_exceeded":
         return RateLimitError(message, retry_after=parse_retry_after(message))
     if code == "invalid_prompt":
@@ -181,10 +187,10 @@ def _http_error(base: ApiError, error: dict[str, Any], headers: Mapping[str, str
     message = _text(error.get("message"))
     info: dict[str, Any] = {"status": status, "code": code if isinstance(code, str) else None,
                             "request_id": base.request_id, "body": base.body}
-    if status == 503 and code == "server_is_overloaded":
-        return ServerOverloaded(message, status=status, request_id=base.request_id)
-    if status == 503 and code == "slow_down":
-        return ServerOverloaded(message, retryable=True, delay=base.retry_after,
+    if status == 503 and code in ("server_is_overloaded", "slow_down"):
+        # Both mean "at capacity" to the crate; slow_down alone asks for a later try.
+        hint = base.retry_after if base.retry_after is not None else parse_retry_after(message)
+        return ServerOverloaded(message, retryable=code == "slow_down", retry_after=hint,
                                 status=status, request_id=base.request_id)
     if status == 429:
         kind = error.get("type")
@@ -198,6 +204,12 @@ def _http_error(base: ApiError, error: dict[str, Any], headers: Mapping[str, str
             return http_form(UsageNotIncluded)(server_message=message, **info)
         if kind == "insufficient_quota" or code in QUOTA_CODES:
             return http_form(QuotaExceeded)(server_message=message, **info)
+        if code in ACCOUNT_CODES or kind in ACCOUNT_CODES:
+            final = ApiError(status, base.message, base.body, request_id=base.request_id,
+                             url=base.url, code=code if code in ACCOUNT_CODES else kind,
+                             retry_after=base.retry_after, headers=base.headers)
+            final.retryable = False
+            return final
         return ApiRateLimitError(status, base.message, base.body, request_id=base.request_id,
                                  url=base.url, code=base.code, retry_after=base.retry_after,
                                  headers=base.headers)

@@ -223,9 +223,8 @@ class _Sessions:
         """A new connection; or, when the upgrade failed, what the turn gets instead: the
         refusal for core to map (and retry), the HTTP fallback, or the error raised."""
         connect, head, _ = request.timeout
-        # Codex's websocket_connect_timeout (Provider.websocket_connect_timeout, seconds)
-        # bounds the whole opening; a provider of a version without it: the per-phase ones.
-        limit = getattr(self.provider, "websocket_connect_timeout", None)
+        # Codex's websocket_connect_timeout_ms bounds the whole opening.
+        limit = self.provider.websocket_connect_timeout
         try:
             conn = Connection.open(self.network, websocket_url(request.url), request.headers,
                                    (connect, head), until, self.provider.max_message_bytes,

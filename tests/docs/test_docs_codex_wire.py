@@ -23,6 +23,13 @@ def test_doc_python_examples_run(index: int, capsys: pytest.CaptureFixture[str])
     if "CyberPolicy as exc" in BLOCKS[index]:
         assert out.startswith("final: False")
     block = BLOCKS[index]
+    if 'parent_thread_id="thread-1"' in block:
+        assert out.splitlines()[-1] == "collab_spawn thread-1"
+    if "supports_websockets = true" in block:
+        assert out.splitlines() == ["responses_websocket 5.0 BearerAuth"]
+    if '"408x1"' in block:
+        assert out.splitlines() == ["You said: hi", "503 after 3 attempts",
+                                    "overloaded: False None"]
     if 'for prompt in ("Hello", "Hello again")' in block:
         assert out.splitlines() == ["You said: Hello", "You said: Hello again",
                                     "['GET', 'WS', 'WS']"]

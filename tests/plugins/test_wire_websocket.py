@@ -462,3 +462,19 @@ def test_pings_and_unfinished_fragments_are_not_progress(stall: str) -> None:
         with pytest.raises(IdleTimeout):
             client.create(REQ)
         assert time.monotonic() - started < 1.6
+
+
+def test_websocket_connect_timeout_bounds_the_whole_opening() -> None:
+    # Each byte of the upgrade's answer comes quickly, the whole of it does not: the
+    # provider's websocket_connect_timeout (Codex's websocket_connect_timeout_ms) ends it.
+    from support.hostile import RawServer
+
+    from codexapi import ReadTimeout
+
+    with RawServer(_dripped_upgrade) as server, \
+            ws_client(server.base_url, websocket_connect_timeout=0.5, read_timeout=60.0,
+                      stream_idle_timeout=60.0) as client:
+        started = time.monotonic()
+        with pytest.raises(ReadTimeout):
+            client.create(REQ)
+        assert time.monotonic() - started < 1.0
