@@ -61,6 +61,8 @@ class Wire(Protocol):
       stream that dropped after its decoder's ``position`` (``(response_id,
       sequence_number)``), sent with the turn's ``body``; None when that turn cannot be
       resumed. The Responses wire resumes background responses.
+    - ``prewarms = True``: a wire that keeps connections between turns, for which
+      ``Client.prewarm`` sends the request with ``"generate": false`` (others: nothing).
     - ``open(endpoint, request, context) -> EventSource``: a wire that is not plain HTTP
       request/response (WebSocket) opens its connection itself instead of ``Transport.send``
       and delivers events (see :class:`EventSource` and :class:`WireContext`).
