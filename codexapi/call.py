@@ -247,7 +247,15 @@ class Call:
         return ResponseStream(source, None, prelude, on_end=on_end, started=started,
                               extensions=self.extensions, keep_text=keep == "text",
                               secrets=lambda: self.dispatcher.secrets(self._headers, self._last),
-                              recover=self.recover)
+                              recover=self.recover,
+                              settle=self._settle if session is not None else None)
+
+    def _settle(self, source: EventSource) -> None:
+        # Turn state the server sent in-band (a ``response.metadata`` event) is the turn's,
+        # as the upgrade's or response's header is: sent on its next requests.
+        state = getattr(source, "turn_state", None)
+        if state and self._session is not None:
+            self._session.turn_state.capture(state)
 
     def _open_source(self, method: str, body: Mapping[str, Any] | None, path: str | None,
                      query: str | None) -> EventSource:

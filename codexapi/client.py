@@ -313,6 +313,36 @@ class Client(_Endpoints):
         return self.stream(request, conversation_id, session_id, subagent, headers,
                            timeout, deadline, session).collect()
 
+    def prewarm(
+        self,
+        request: ResponsesRequest,
+        session: SessionContext | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
+        deadline: float | None = None,
+    ) -> None:
+        """Warm up ``session``'s connection for ``request`` before its first turn, as the
+        Codex CLI does: on a wire that keeps connections (``responses_websocket``) the request
+        is sent with ``"generate": false`` and its completion awaited (no output, no usage);
+        the session's next turn then reuses the warm connection (and, sending the same request
+        or one that extends it, sends only what is new). Other wires send nothing.
+
+        Raises what :meth:`stream` raises.
+        """
+        self._check_open()
+        dispatcher = self._dispatcher
+        if not getattr(dispatcher.wire, "prewarms", False):
+            return
+        until = Deadline.of(deadline, dispatcher.clock)
+        extra = session.headers() if session is not None else {}
+        extra.update(headers or {})
+
+        warm = dispatcher.body("stream", request)
+        warm["generate"] = False
+        with self._open_stream(warm, extra, timeout, request, until, session) as events:
+            for _ in events:
+                pass
+
     def compact(self, request: ResponsesRequest, timeout: Timeout = None,
                 deadline: float | None = None,
                 session: SessionContext | None = None) -> list[Item]:

@@ -31,7 +31,7 @@ from .errors import (
     UsageNotIncluded,
     http_form,
 )
-from .ratelimits import parse_rate_limits, parse_retry_after
+from .ratelimits import parse_rate_limits, parse_retry_after, retry_after_seconds
 
 #: ``error.code`` values meaning the account's money or quota ran out.
 QUOTA_CODES = frozenset({
@@ -151,8 +151,6 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
     already built from it (``body`` its text), ``headers`` the response headers with
     lower-case names (default ``base.headers``). Answers without a special meaning return
     ``base`` itself."""
-    status = base.status
-    headers = base.headers if headers is None else headers
     data = None
     if base.body and base.body.lstrip()[:1] == "{":
         try:
@@ -160,8 +158,31 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
         except ValueError:
             data = None
     error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        error = {}
+    return _http_error(base, error if isinstance(error, dict) else {},
+                       base.headers if headers is None else headers)
+
+
+def error_object(status: int, error: Any, headers: Mapping[str, str], body: str,
+                 url: str | None = None, where: str = "") -> CodexApiError:
+    """The typed error for an HTTP status whose JSON error object arrived already parsed (a
+    WebSocket ``{"type": "error", "status_code": N, "error": {...}}`` frame): what
+    :func:`http_error` gives for the same answer. ``headers`` have lower-case names; ``body``
+    is the text kept on the error; ``where`` says where the status came from, for the
+    message when the error object has none."""
+    error = error if isinstance(error, dict) else {}
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        message = f"HTTP {status}" + (f" {where}" if where else "")
+    code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
+    base = ApiError(status, message, body, request_id=request_id(headers), url=url,
+                    code=code if isinstance(code, str) else None,
+                    retry_after=retry_after_seconds(headers), headers=dict(headers))
+    return _http_error(base, error, headers)
+
+
+def _http_error(base: ApiError, error: dict[str, Any], headers: Mapping[str, str]
+                ) -> CodexApiError:
+    status = base.status
     code = error.get("code")
     message = _text(error.get("message"))
     info: dict[str, Any] = {"status": status, "code": code if isinstance(code, str) else None,
@@ -219,6 +240,7 @@ def _active_limits(headers: Mapping[str, str]) -> Any:
 
 
 __all__ = [
+    "error_object",
     "http_error",
     "incomplete_failure",
     "parse_retry_after",

@@ -124,6 +124,11 @@ class Provider:
     #: ``"zstd"`` sends request bodies zstd-compressed with ``Content-Encoding: zstd`` (the
     #: crate's ``RequestCompression::Zstd``; needs ``codexapi[zstd]``). None sends them as is.
     request_compression: str | None = attrs.field(default=None)
+    #: On the WebSocket wire, send a turn that extends the previous turn of its session (same
+    #: settings; input = the previous input + that response's output + new items) as
+    #: ``previous_response_id`` and only the new items, as the Codex CLI does. False always
+    #: sends the whole request.
+    websocket_incremental_input: bool = True
     #: Seconds to open a WebSocket connection (connect, TLS and the upgrade's answer) before
     #: the attempt counts as failed: Codex's ``websocket_connect_timeout_ms`` (default 15 s).
     #: The WebSocket wire (``"responses_websocket"``) reads it; HTTP wires ignore it.

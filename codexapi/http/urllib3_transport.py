@@ -8,8 +8,6 @@ HttpResponse, Transport, BufferedResponse) is :mod:`codexapi.http.transport`.
 from __future__ import annotations
 
 import http.client
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,28 +17,23 @@ from typing import Any
 
 import urllib3
 from urllib3.exceptions import (
-    ConnectTimeoutError,
     DecodeError,
     HTTPError,
-    NewConnectionError,
     ProtocolError,
-    ProxyError,
     ReadTimeoutError,
-    SSLError,
 )
 
 from .. import forksafe
 from ..errors import (
     ConfigError,
-    ConnectTimeout,
     DeadlineExceeded,
     ReadTimeout,
-    TLSHandshakeError,
     TransportError,
 )
 from ..redact import install_urllib3_filter, redact_url
-from .proxy import Proxy, ProxySettings
-from .tls import find_ca_bundle, load_ssl_context
+from .connect import Network, describe_error, proxy_auth_required
+from .connect import reason as _reason
+from .proxy import Proxy
 from .transport import CHUNK_SIZE, HttpRequest, HttpResponse
 from .watchdog import WATCHDOG, Timer, shutdown_socket
 
@@ -98,66 +91,6 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 def _bound_heads(manager: urllib3.PoolManager) -> urllib3.PoolManager:
     manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
     return manager
-
-
-#: OpenSSL reasons of a handshake that fails the same way every time (a bad certificate, a
-#: server that does not speak TLS, no common protocol): never retried. A reset or EOF during
-#: the handshake is not among them: that may be transient.
-_TLS_NEVER = ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL",
-              "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "NO_PROTOCOLS_AVAILABLE",
-              "TLSV1_ALERT_PROTOCOL_VERSION", "TLSV1_ALERT_UNKNOWN_CA",
-              "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-              "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_UNRECOGNIZED_NAME")
-
-
-def describe_error(exc: BaseException, url: str) -> TransportError:
-    """Map a urllib3/socket exception to a TransportError a person can act on."""
-    where = redact_url(url)
-    if isinstance(exc, NewConnectionError | ConnectionRefusedError):
-        return TransportError(
-            f"could not connect to {where}: {_reason(exc)} (is the server running and the "
-            "base URL right?)",
-            url=where,
-        )
-    if isinstance(exc, ConnectTimeoutError):
-        return ConnectTimeout(f"timed out connecting to {where}", url=where)
-    if isinstance(exc, ReadTimeoutError | socket.timeout | TimeoutError):
-        whole = any("response head did not arrive whole" in str(e)
-                    for e in (exc, exc.__cause__, exc.__context__))
-        detail = " (its head did not arrive whole within the read timeout)" if whole else ""
-        return ReadTimeout(f"timed out waiting for a response from {where}{detail}", url=where)
-    if isinstance(exc, SSLError | ssl.SSLError):
-        reason = _reason(exc)
-        hint = ""
-        if "CERTIFICATE_VERIFY_FAILED" in reason:
-            hint = (" (if the server's certificate comes from a private CA, point "
-                    "CODEX_CA_CERTIFICATE, SSL_CERT_FILE or Provider.ca_bundle at its PEM file)")
-        elif "WRONG_VERSION_NUMBER" in reason:
-            hint = " (the server does not speak TLS on this port: should the URL be http://?)"
-        message = f"TLS error talking to {where}: {reason}{hint}"
-        if any(marker in reason for marker in _TLS_NEVER):
-            return TLSHandshakeError(message, url=where)
-        return TransportError(message, url=where)
-    if isinstance(exc, ProxyError):
-        inner = getattr(exc, "original_error", None)
-        why = _reason(inner if isinstance(inner, BaseException) else exc)
-        return TransportError(f"proxy error reaching {where}: {why}", url=where)
-    if isinstance(exc, ProtocolError | ConnectionError | HTTPError | OSError):
-        return TransportError(f"connection to {where} failed: {_reason(exc)}", url=where)
-    return TransportError(f"request to {where} failed: {exc!r}", url=where)
-
-
-def _reason(exc: BaseException) -> str:
-    inner: BaseException | None = exc
-    # urllib3 wraps the socket error one or two levels deep; the innermost says what happened.
-    for _ in range(4):
-        nxt = getattr(inner, "reason", None) or (inner.args[1] if isinstance(
-            inner, ProtocolError) and len(inner.args) > 1 else None)
-        if not isinstance(nxt, BaseException):
-            break
-        inner = nxt
-    text = str(inner) or type(inner).__name__
-    return text.replace("HTTPConnection(host=", "(host=")
 
 
 def _socket_of(raw: Any) -> Any:
@@ -319,9 +252,12 @@ class Urllib3Transport:
                  trust_env: bool = True) -> None:
         self._pool_kw: dict[str, Any] = {"num_pools": num_pools, "maxsize": maxsize,
                                          "block": False}
-        #: The CA bundle not read yet (None: no bundle, or read into ``_pool_kw``).
-        self._bundle = find_ca_bundle(ca_bundle, trust_env)
-        self._proxies = ProxySettings.for_provider(proxy, trust_env)
+        #: The proxies and TLS trust, resolved once; a connection wire of the same Client
+        #: opens its sockets with them too (:meth:`Network.open_socket`).
+        self.network = Network.resolve(proxy, ca_bundle, trust_env)
+        self._proxies = self.network.proxies
+        #: Whether the pools still lack the bundle's context (read for the first TLS pool).
+        self._bundle_pending = self.network.bundle is not None
         self._own_pool = pool is None
         self._pool = pool or _bound_heads(urllib3.PoolManager(**self._pool_kw))
         self._proxy_pools: dict[str, urllib3.ProxyManager] = {}
@@ -340,16 +276,16 @@ class Urllib3Transport:
     def _load_bundle(self, url: str | None) -> None:
         """Read the CA bundle before the first pool that may speak TLS is made: an ``https``
         ``url``, or any proxy (None: its manager may tunnel to https targets later)."""
-        if self._bundle is None or (url is not None and url[:6].lower() != "https:"):
+        if not self._bundle_pending or (url is not None and url[:6].lower() != "https:"):
             return
         with self._lock:
-            if self._bundle is None:
+            if not self._bundle_pending:
                 return
-            context = load_ssl_context(*self._bundle)
+            context = self.network.ssl_context
             self._pool_kw["ssl_context"] = context
             if self._own_pool:  # pools made from now on use it; none is https yet
                 self._pool.connection_pool_kw["ssl_context"] = context
-            self._bundle = None
+            self._bundle_pending = False
 
     def _manager_for(self, url: str) -> tuple[urllib3.PoolManager, Proxy | None]:
         proxy = self._proxies.proxy_for(url) if self._proxies.enabled else None
@@ -415,11 +351,7 @@ class Urllib3Transport:
         if proxy is not None and raw.status == 407:
             # The proxy, not the API, refused: say so rather than report an API error.
             Urllib3Response(raw, request.url).close()
-            error = TransportError(
-                f"proxy {proxy.url} (from {proxy.source}) requires authentication (407); put "
-                "user:password in the proxy URL", url=redact_url(request.url))
-            error.retryable = False
-            raise error
+            raise proxy_auth_required(proxy, request.url)
         response = Urllib3Response(raw, request.url, idle, read)
         if until is not None:
             response.end_reads_at(until, request.deadline or 0.0)
