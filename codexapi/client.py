@@ -445,6 +445,7 @@ class Client(_Endpoints):
         """Close pooled connections (and those a wire kept); the Client then refuses new calls
         (ConfigError). Streams already open keep their connection until they end."""
         self._closed = True
+        self._dispatcher.known.clear()
         self._dispatcher.context.close()
         self.transport.close()
 

@@ -35,7 +35,16 @@ from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 from .models import Provider
 from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
-from .redact import redact_headers, redact_url, scrub_body, scrub_error, scrub_text, secrets_of
+from .redact import (
+    SecretSet,
+    produced,
+    redact_headers,
+    redact_url,
+    scrub_body,
+    scrub_error,
+    scrub_text,
+    secrets_of,
+)
 from .wires import Wire, WireContext, open_stream
 
 log = logging.getLogger("codexapi")
@@ -65,6 +74,11 @@ class Dispatcher:
         self.context = WireContext(provider, transport)
         self.sleep = sleep
         self.clock = clock
+        #: What this dispatcher's requests carried that is secret: scrubbed from every log
+        #: record, error and preview while the client lives (cleared when it closes).
+        self.known = SecretSet()
+        self.known.add(secrets_of(provider.headers, provider.url_for_path(""),
+                                  provider.secret_headers))
 
     # --- hook questions ------------------------------------------------------------------
     def path(self, endpoint: str) -> str:
@@ -102,7 +116,7 @@ class Dispatcher:
         if callable(auth_headers):
             with contextlib.suppress(Exception):
                 headers.update(auth_headers())
-        return secrets_of(headers, self.provider.url_for_path(""))
+        return secrets_of(headers, self.provider.url_for_path(""), self.provider.secret_headers)
 
     def build(
         self, method: str, url: str, body: bytes | None, extra: Mapping[str, str], stream: bool,
@@ -213,10 +227,13 @@ class Dispatcher:
                  state: FlowState) -> tuple[HttpResponse, HttpRequest]:
         """One attempt, through the auth flow: the response to act on and the request sent."""
         provider = self.provider
+        self.known.add(secrets_of(request.headers, request.url, provider.secret_headers))
         self.pm.call("codexapi_on_request", provider=provider, request=request,
                      attempt=attempt)
         flow = Flow(self.auth, request, state)
+        unsigned = request
         request = flow.first()
+        self._remember(unsigned, request)
         while True:
             started = self.clock()
             response = open_stream(self.wire, self.transport, endpoint, request, stream,
@@ -240,8 +257,16 @@ class Dispatcher:
                      redact_url(request.url), response.status, how)
             response.close()
             request = again
+            self._remember(unsigned, request)
             self.pm.call("codexapi_on_request", provider=provider, request=request,
                          attempt=attempt)
+
+    def _remember(self, unsigned: HttpRequest, signed: HttpRequest) -> None:
+        """Make the secrets of a request about to be sent known to every scrub (logs of any
+        library included) before anything about it can be logged: its secret-named headers
+        and query values, and whatever the auth added to it."""
+        self.known.add([*secrets_of(signed.headers, signed.url, self.provider.secret_headers),
+                  *produced(unsigned, signed)])
 
     def _final(self, error: Exception, attempts: int) -> Exception:
         if isinstance(error, ApiError):
@@ -255,7 +280,7 @@ class Dispatcher:
         status = response.status
         # A server may echo the credential it rejected (a 401 quoting the key, in the body or
         # in www-authenticate / location): scrub the secret values sent from all of it.
-        secrets = secrets_of(request.headers, request.url)
+        secrets = secrets_of(request.headers, request.url, self.provider.secret_headers)
         # Kept on the error for callers (Retry-After, rate limits); cookies are not theirs.
         headers = {k.lower(): scrub_text(v, secrets)
                    for k, v in redact_headers(response.headers).items()}

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .redact import scrub
+
 
 def _finite_delay(seconds: float | None) -> float | None:
     """A server's retry hint as kept on an error: a positive finite number of seconds, or None
@@ -28,11 +30,14 @@ class CodexApiError(Exception):
     retryable: bool = False
 
     def __init__(self, message: str = "") -> None:
+        # Messages often quote what a server sent (an error body, a status line, an event's
+        # data): any secret it echoed goes no further than here.
+        message = scrub(message) if isinstance(message, str) else message
         super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:
-        return self.message
+        return scrub(self.message)
 
 
 class ConfigError(CodexApiError):
