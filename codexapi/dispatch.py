@@ -36,7 +36,9 @@ from .models import Provider
 from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
 from .redact import (
+    RequestView,
     SecretSet,
+    preview,
     produced,
     redact_headers,
     redact_url,
@@ -44,6 +46,7 @@ from .redact import (
     scrub_error,
     scrub_text,
     secrets_of,
+    snapshot,
 )
 from .wires import Wire, WireContext, open_stream
 
@@ -230,8 +233,8 @@ class Dispatcher:
         self.known.add(secrets_of(request.headers, request.url, provider.secret_headers))
         self.pm.call("codexapi_on_request", provider=provider, request=request,
                      attempt=attempt)
+        unsigned = snapshot(request)
         flow = Flow(self.auth, request, state)
-        unsigned = request
         request = flow.first()
         self._remember(unsigned, request)
         while True:
@@ -261,12 +264,12 @@ class Dispatcher:
             self.pm.call("codexapi_on_request", provider=provider, request=request,
                          attempt=attempt)
 
-    def _remember(self, unsigned: HttpRequest, signed: HttpRequest) -> None:
+    def _remember(self, unsigned: RequestView, signed: HttpRequest) -> None:
         """Make the secrets of a request about to be sent known to every scrub (logs of any
         library included) before anything about it can be logged: its secret-named headers
         and query values, and whatever the auth added to it."""
         self.known.add([*secrets_of(signed.headers, signed.url, self.provider.secret_headers),
-                  *produced(unsigned, signed)])
+                        *produced(unsigned, signed)])
 
     def _final(self, error: Exception, attempts: int) -> Exception:
         if isinstance(error, ApiError):
@@ -358,7 +361,7 @@ def error_message(status: int, text: str, content_type: str) -> tuple[str, str |
         for key in ("message", "detail"):
             if isinstance(data.get(key), str):
                 return str(data[key]), None
-    snippet = " ".join(_strip_tags(text).split())[:200]
+    snippet = preview(" ".join(_strip_tags(text).split()), 200)
     kind = content_type.split(";")[0].strip() or "no content type"
     if not snippet:
         return f"{reason} (empty body)", None

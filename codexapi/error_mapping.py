@@ -1,6 +1,11 @@
 """What a server's failure means: the typed error for an HTTP error answer or a
 ``response.failed`` event, as codex-api maps them (``api_bridge.rs``, ``sse/responses.rs``).
 
+Every field of an error object may hold any JSON type (a ``param`` object, a numeric
+``code``, a list as ``message``): the classifier reads the fields it understands only when they
+have the type it understands, and keeps the whole object as given on the error
+(``server_error``).
+
 One home for the mapping, so every wire (Responses over SSE or WebSocket, Chat) and the
 dispatcher raise the same error for the same failure, and the retry policy can trust each
 error's ``retryable``: usage limits, quotas, policy refusals, context-window and configuration
@@ -12,9 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from .convert import loads
+from .convert import dumps, loads
 from .errors import (
     ApiError,
     ApiRateLimitError,
@@ -32,6 +37,7 @@ from .errors import (
     http_form,
 )
 from .ratelimits import parse_rate_limits, parse_retry_after
+from .redact import scrub_error
 
 #: ``error.code`` values meaning the account's money or quota ran out.
 QUOTA_CODES = frozenset({
@@ -51,6 +57,9 @@ BIO_POLICY_MESSAGE = "This content was flagged for possible biological risk."
 MISALIGNMENT_MESSAGE = "This request was blocked due to a misalignment policy violation."
 
 
+_E = TypeVar("_E", bound=CodexApiError)
+
+
 def request_id(headers: Mapping[str, str]) -> str | None:
     """The id to quote to support: ``x-request-id``, then ``x-oai-request-id``, then
     ``cf-ray``. ``headers`` must have lower-case names."""
@@ -59,7 +68,28 @@ def request_id(headers: Mapping[str, str]) -> str | None:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """A message as text: a string as is, nothing as "", any other JSON value as its JSON (a
+    server that sends a list of messages still has them shown)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    try:
+        return dumps(value).decode("utf-8", "replace")
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _str(value: Any) -> str | None:
+    """A field the mapping compares with names (``code``, ``type``, ``param``): only a string
+    can name anything; any other JSON value names nothing (and is kept as given)."""
+    return value if isinstance(value, str) else None
+
+
+def _kept(exc: _E, error: Mapping[str, Any] | None) -> _E:
+    """``exc`` keeping the error object as the server sent it, scrubbed of known secrets."""
+    exc.server_error = dict(error) if error is not None else None
+    return scrub_error(exc)
 
 
 def _nonblank(message: Any, fallback: str) -> str:
@@ -72,8 +102,9 @@ def _resets_at(error: Mapping[str, Any], now: float | None = None) -> datetime |
         value = error.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        seconds = float(value) + ((time.time() if now is None else now) if relative else 0.0)
         try:
+            seconds = float(value) + ((time.time() if now is None else now) if relative
+                                      else 0.0)
             return datetime.fromtimestamp(int(seconds), tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
@@ -81,19 +112,24 @@ def _resets_at(error: Mapping[str, Any], now: float | None = None) -> datetime |
 
 
 def _is_usage_limit(error: Mapping[str, Any]) -> bool:
-    return "usage_limit_reached" in (error.get("type"), error.get("code"))
+    return "usage_limit_reached" in (_str(error.get("type")), _str(error.get("code")))
 
 
-def _unavailable(code: Any, param: Any) -> bool:
-    return code in UNAVAILABLE_CODES or param in UNAVAILABLE_PARAMS
+def _unavailable(code: str | None, param: Any) -> bool:
+    return code in UNAVAILABLE_CODES or _str(param) in UNAVAILABLE_PARAMS
 
 
 def stream_failure(response: Any) -> CodexApiError:
     """The typed error for a ``response.failed`` event's ``response`` object."""
     error = response.get("error") if isinstance(response, dict) else None
     if not isinstance(error, dict):
-        return StreamError("response.failed event received")
-    code = error.get("code")
+        return _kept(StreamError("response.failed event received"), None)
+    return _kept(_stream_failure(error), error)
+
+
+def _stream_failure(error: dict[str, Any]) -> CodexApiError:
+    raw_code = error.get("code")
+    code = _str(raw_code)
     message = _text(error.get("message"))
     if code in ("context_length_exceeded", "context_window_exceeded"):
         return ContextWindowExceeded(code=code, server_message=message)
@@ -124,7 +160,8 @@ def stream_failure(response: Any) -> CodexApiError:
             error.get("message"), str) else "Invalid request.", code=code)
     if _unavailable(code, error.get("param")):
         return ModelUnavailable(_nonblank(message, ModelUnavailable.default_message), code=code)
-    return StreamError(message or f"response.failed with code {code!r}", retryable=True)
+    return StreamError(message or f"response.failed with code {_text(raw_code) or 'None'}",
+                       retryable=True)
 
 
 def incomplete_failure(response: Any) -> StreamError:
@@ -155,10 +192,16 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
             data = None
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
-        error = {}
-    code = error.get("code")
+        return _kept(_http_error(base, headers, {}), None)
+    return _kept(_http_error(base, headers, error), error)
+
+
+def _http_error(base: ApiError, headers: Mapping[str, str],
+                error: dict[str, Any]) -> CodexApiError:
+    status = base.status
+    code = _str(error.get("code"))
     message = _text(error.get("message"))
-    info: dict[str, Any] = {"status": status, "code": code if isinstance(code, str) else None,
+    info: dict[str, Any] = {"status": status, "code": code,
                             "request_id": base.request_id, "body": base.body}
     if status == 503 and code == "server_is_overloaded":
         return ServerOverloaded(message, status=status, request_id=base.request_id)
@@ -166,7 +209,7 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
         return ServerOverloaded(message, retryable=True, delay=base.retry_after,
                                 status=status, request_id=base.request_id)
     if status == 429:
-        kind = error.get("type")
+        kind = _str(error.get("type"))
         if _is_usage_limit(error):
             return UsageLimitReached(
                 status, message or base.message, base.body, plan_type=_plan(error),

@@ -28,6 +28,10 @@ class CodexApiError(Exception):
 
     #: Whether retrying the same request later may succeed.
     retryable: bool = False
+    #: The error object the server sent (``error`` of an HTTP error body, a ``response.failed``
+    #: event, a Chat error chunk), every field as given whatever its JSON type, scrubbed of
+    #: secrets; None when there was none.
+    server_error: dict[str, Any] | None = None
 
     def __init__(self, message: str = "") -> None:
         # Messages often quote what a server sent (an error body, a status line, an event's

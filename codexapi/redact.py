@@ -31,7 +31,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
@@ -71,7 +71,7 @@ MIN_LENGTH = 6
 
 #: How many secret values are remembered (most recent first kept): a process rotates a few
 #: tokens, not thousands, and every scrub pays for each value remembered.
-MAX_KNOWN = 64
+MAX_KNOWN = 32
 
 
 def _lower_names(names: Iterable[str]) -> frozenset[str]:
@@ -220,6 +220,20 @@ def secrets_of(headers: Mapping[str, Any], url: str = "", extra: Iterable[str] =
     return _usable(found)
 
 
+class RequestView(NamedTuple):
+    """What :func:`produced` compares: a request's headers, URL and body."""
+
+    headers: Mapping[str, Any]
+    url: str
+    body: bytes | str | None
+
+
+def snapshot(request: Any) -> RequestView:
+    """A copy of ``request``'s headers, URL and body as they are now (an auth flow may change
+    the request in place)."""
+    return RequestView(dict(request.headers), request.url, request.body)
+
+
 def produced(before: Any, after: Any) -> list[str]:
     """The values an auth produced: headers, query parameters and JSON body strings that
     ``after`` (the signed request) has and ``before`` (the request given to the auth) has not.
@@ -350,9 +364,11 @@ def _char_pattern(ch: str) -> str:
     return "(?:" + "|".join(alternatives) + ")"
 
 
-@functools.lru_cache(maxsize=32)
-def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join("".join(_char_pattern(c) for c in s) for s in secrets))
+@functools.lru_cache(maxsize=256)
+def _pattern(secret: str) -> re.Pattern[str]:
+    # One pattern per secret, compiled once: a set of secrets that changes (a signature per
+    # request) costs one small compile per new value, not a recompile of all of them.
+    return re.compile("".join(_char_pattern(c) for c in secret))
 
 
 def _all(secrets: Iterable[str]) -> tuple[str, ...]:
@@ -375,7 +391,9 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
             if value in text:
                 text = text.replace(value, REDACTED)
         return text
-    return _pattern(values).sub(REDACTED, text)
+    for value in values:
+        text = _pattern(value).sub(REDACTED, text)
+    return text
 
 
 def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
