@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import attrs
@@ -20,12 +20,12 @@ import attrs
 from . import forksafe
 from .auth import Auth, FlowAuth, NoAuth, check_auth
 from .bounds import read_body
+from .call import Call
 from .convert import loads
 from .deadline import Deadline
 from .dispatch import Dispatcher
-from .errors import ConfigError, DeadlineExceeded, StreamError
-from .events import Event
-from .header_events import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER, header_events
+from .errors import ConfigError, DeadlineExceeded, PluginError, StreamError
+from .header_events import TURN_STATE_HEADER
 from .http.transport import HttpResponse, Transport, Urllib3Transport
 from .items import Item, item_from_json
 from .models import Provider, ResponsesRequest
@@ -33,6 +33,7 @@ from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .redact import preview, scrub_error
 from .session import SessionContext
 from .stream import ResponseStream, StreamResult
+from .wires import EventSource
 
 log = logging.getLogger("codexapi")
 
@@ -132,17 +133,6 @@ def _dispatcher(provider: Provider, pm: PluginManager, auth: Auth | FlowAuth,
     return Dispatcher(provider, pm, auth, transport, wire, sleep=sleep)
 
 
-def _configure(decoder: Any, provider: Provider) -> None:
-    """Apply the provider's stream settings to a wire's decoder (the Wire builds it without
-    the provider): the SSE message bound, and whether undecodable events are skipped."""
-    bound = getattr(decoder, "bound_messages", None)
-    if callable(bound):
-        bound(provider.max_message_bytes)
-    inner = getattr(decoder, "inner", decoder)
-    if hasattr(inner, "skip_undecodable"):
-        inner.skip_undecodable = provider.skip_undecodable_events
-
-
 def _read(response: HttpResponse, provider: Provider, what: str, deadline: Deadline | None
           ) -> bytes:
     try:
@@ -153,7 +143,14 @@ def _read(response: HttpResponse, provider: Provider, what: str, deadline: Deadl
         raise deadline.exceeded(exc.url, f"reading the {what} response") from exc
 
 
-_T = TypeVar("_T")
+def _http(answer: HttpResponse | EventSource) -> HttpResponse:
+    """A unary call's answer: an HTTP response (a connection wire streams turns only)."""
+    if hasattr(answer, "next_events"):
+        answer.close()
+        raise PluginError("a wire's open() answered a unary call with an event source; "
+                          "connection wires open connections for streamed turns only")
+    return answer
+
 
 
 class _Endpoints:
@@ -161,28 +158,8 @@ class _Endpoints:
 
     _dispatcher: Dispatcher
 
-    def _unary(self, endpoint: str, request: Any,
-               run: Callable[[dict[str, Any]], _T]) -> _T:
-        """``run(extensions)``, told to the ``codexapi_on_call_start`` / ``_end`` observers
-        (when there are any): a unary call's counterpart of the stream's end hook."""
-        dispatcher = self._dispatcher
-        pm = dispatcher.pm
-        extensions: dict[str, Any] = {}
-        if not (pm.hook.codexapi_on_call_start.get_hookimpls()
-                or pm.hook.codexapi_on_call_end.get_hookimpls()):
-            return run(extensions)
-        provider = dispatcher.provider
-        pm.call("codexapi_on_call_start", provider=provider, endpoint=endpoint,
-                request=request, extensions=extensions)
-        try:
-            result = run(extensions)
-        except BaseException as exc:
-            pm.call("codexapi_on_call_end", provider=provider, endpoint=endpoint,
-                    request=request, result=None, error=exc, extensions=extensions)
-            raise
-        pm.call("codexapi_on_call_end", provider=provider, endpoint=endpoint, request=request,
-                result=result, error=None, extensions=extensions)
-        return result
+    def _call(self, endpoint: str, request: Any, deadline: Deadline | None = None) -> Call:
+        return Call(self._dispatcher, endpoint, request, deadline)
 
     def _open_stream(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
                      headers: Mapping[str, str], timeout: Timeout = None,
@@ -191,81 +168,16 @@ class _Endpoints:
                      session: SessionContext | None = None) -> ResponseStream:
         dispatcher = self._dispatcher
         provider = dispatcher.provider
-        pm = dispatcher.pm
-        started = time.monotonic()
-        extensions: dict[str, Any] = {}
-        on_end = None
+        call = self._call("stream", request, deadline)
         # Only when observed: keeping the turn's result costs a look at each read's events,
         # which an unobserved stream does not pay.
-        keep = pm.stream_observation(provider, request, extensions)
-        if keep is not None:
-            def on_end(result: StreamResult, error: BaseException | None) -> None:
-                pm.call("codexapi_on_stream_end", provider=provider, request=request,
-                        result=result, error=error)
-        idle = provider.stream_idle_timeout
+        keep = dispatcher.pm.stream_observation(provider, request, call.extensions)
         # The head waits at most the read timeout (and never longer than the idle timeout:
-        # no byte at all is idleness too); the body then waits at most `idle` between reads,
-        # however long the whole stream runs.
+        # no byte at all is idleness too); the body then waits at most the idle timeout
+        # between reads, however long the whole stream runs.
         connect, head, _ = _timeouts(timeout, provider.connect_timeout,
-                                     min(provider.read_timeout, idle))
-        payload: Mapping[str, Any] = {}
-
-        def open_once(method: str, data: Mapping[str, Any] | None, suffix: str = "",
-                      query: str | None = None) -> tuple[HttpResponse, Any]:
-            response = dispatcher.send(method, "stream", data, headers, stream=True,
-                                       timeout=(connect, head, idle), extensions=extensions,
-                                       deadline=deadline, suffix=suffix, query=query)
-            try:
-                decoder = dispatcher.decoder("stream")
-                _configure(decoder, provider)
-                return response, decoder
-            except BaseException:
-                response.close()
-                raise
-
-        def reopen(resends: int, error: Exception, response_id: str | None,
-                   after: int | None) -> tuple[HttpResponse, Any] | None:
-            # Each re-send waits as the retry policy says, and is itself sent under it.
-            policy = provider.retry
-            attempt = min(resends, policy.max_attempts - 1)
-            delay = None
-            if attempt >= 1:
-                delay = dispatcher.pm.call("codexapi_retry_delay", provider=provider,
-                                           attempt=attempt, error=error)
-            if delay is None:
-                return None
-            delay = policy.bounded(delay)
-            if deadline is not None and delay >= deadline.remaining():
-                return None
-            what = (f"resuming it after event {after}" if response_id is not None
-                    else "sending the turn again")
-            log.warning("stream failed (%s); %s in %.3fs (%d of at most %d)", error, what,
-                        delay, resends, provider.stream_max_retries)
-            dispatcher.sleep(delay)
-            if response_id is None:
-                return open_once("POST", payload)
-            return open_once("GET", None, "/" + quote(response_id, safe=""),
-                             f"stream=true&starting_after={after}")
-
-        try:
-            payload = body() if callable(body) else body
-            response, decoder = open_once("POST", payload)
-        except BaseException as exc:
-            if on_end is not None:
-                on_end(StreamResult("", [], None, None, finish_reason="error",
-                                    extensions=extensions), exc)
-            raise
-        if session is not None:
-            session.turn_state.capture(response.headers.get(TURN_STATE_HEADER))
-        faster = response.headers.get(SAFETY_FASTER_MODEL_HEADER)
-        inner = getattr(decoder, "inner", decoder)
-        if faster and hasattr(inner, "faster_model"):
-            inner.faster_model = faster
-        prelude: list[Event] = header_events(response.headers)
-        return ResponseStream(response, decoder, prelude, on_end=on_end, started=started,
-                              extensions=extensions, keep_text=keep == "text", provider=provider,
-                              secrets=lambda: dispatcher.secrets(headers), deadline=deadline,
-                              reopen=reopen, background=payload.get("background") is True)
+                                     min(provider.read_timeout, provider.stream_idle_timeout))
+        return call.open_turn(body, headers, (connect, head), session, keep)
 
     def _parse_models(self, response: HttpResponse, deadline: Deadline | None = None
                       ) -> ModelList:
@@ -275,15 +187,13 @@ class _Endpoints:
         except StreamError as exc:
             raise scrub_error(exc, self._dispatcher.secrets()) from None
 
-    def _compact(self, body: Mapping[str, Any], timeout: Timeout = None,
-                 deadline: Deadline | None = None,
-                 session: SessionContext | None = None,
-                 extensions: dict[str, Any] | None = None) -> list[Item]:
+    def _compact(self, call: Call, body: Mapping[str, Any], timeout: Timeout = None,
+                 session: SessionContext | None = None) -> list[Item]:
         provider = self._dispatcher.provider
-        response = self._dispatcher.send(
-            "POST", "compact", body, session.headers() if session is not None else None,
-            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
-            deadline=deadline, extensions=extensions)
+        deadline = call.deadline
+        response = _http(call.send(
+            "POST", body, session.headers() if session is not None else None,
+            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout)))
         if session is not None:
             session.turn_state.capture(response.headers.get(TURN_STATE_HEADER))
         raw = _read(response, provider, "compact", deadline)
@@ -404,8 +314,10 @@ class Client(_Endpoints):
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
-        return self._unary("compact", request, lambda extensions: self._compact(
-            self._dispatcher.body("compact", request), timeout, until, session, extensions))
+        result: list[Item] = self._call("compact", request, until).run(
+            lambda call: self._compact(call, self._dispatcher.body("compact", request),
+                                       timeout, session))
+        return result
 
     def list_models(self, client_version: str, timeout: Timeout = None,
                     deadline: float | None = None) -> ModelList:
@@ -414,11 +326,11 @@ class Client(_Endpoints):
         ``deadline`` (seconds) bounds all of it, retries included."""
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
-        return self._unary("models", client_version, lambda extensions: self._models(
-            client_version, timeout, until, extensions))
+        result: ModelList = self._call("models", client_version, until).run(
+            lambda call: self._models(call, client_version, timeout))
+        return result
 
-    def _models(self, client_version: str, timeout: Timeout, until: Deadline | None,
-                extensions: dict[str, Any]) -> ModelList:
+    def _models(self, call: Call, client_version: str, timeout: Timeout) -> ModelList:
         query = "client_version=" + quote(client_version, safe="")
         with self._models_lock:
             cached = self._models_cache.get(client_version)
@@ -426,10 +338,9 @@ class Client(_Endpoints):
         if cached is not None and cached.etag:
             extra["If-None-Match"] = cached.etag
         provider = self.provider
-        response = self._dispatcher.send(
-            "GET", "models", None, extra, query=query, accept_statuses=(304,),
-            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout),
-            deadline=until, extensions=extensions)
+        response = _http(call.send(
+            "GET", None, extra, query=query, accept_statuses=(304,),
+            timeout=_timeouts(timeout, provider.connect_timeout, provider.read_timeout)))
         if response.status == 304:
             response.close()
             if cached is not None:
@@ -437,7 +348,7 @@ class Client(_Endpoints):
             raise StreamError("the server answered 304 Not Modified to a models request "
                               "without If-None-Match; there is no cached list to return",
                               retryable=False)
-        result = self._parse_models(response, until)
+        result = self._parse_models(response, call.deadline)
         with self._models_lock:
             self._models_cache[client_version] = result
         return result
@@ -510,8 +421,9 @@ class CompactClient(_SeedClient):
 
     def compact(self, body: Mapping[str, Any]) -> list[Item]:
         self._dispatcher.path("compact")
-        return self._unary("compact", None,
-                           lambda extensions: self._compact(body, extensions=extensions))
+        result: list[Item] = self._call("compact", None).run(
+            lambda call: self._compact(call, body))
+        return result
 
 
 class ModelsClient(_SeedClient):
@@ -521,9 +433,8 @@ class ModelsClient(_SeedClient):
                     ) -> ModelList:
         query = "client_version=" + quote(client_version, safe="")
 
-        def run(extensions: dict[str, Any]) -> ModelList:
-            response: HttpResponse = self._dispatcher.send("GET", "models", None, headers,
-                                                           query=query, extensions=extensions)
-            return self._parse_models(response)
+        def run(call: Call) -> ModelList:
+            return self._parse_models(_http(call.send("GET", None, headers, query=query)))
 
-        return self._unary("models", client_version, run)
+        result: ModelList = self._call("models", client_version).run(run)
+        return result

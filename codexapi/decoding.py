@@ -9,14 +9,34 @@ in :class:`codexapi.sse.SseStreamDecoder`, which does the framing with the core'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
+import attrs
+
 from .events import Event
-from .sse import SseMessage
+from .sse import DEFAULT_MAX_MESSAGE, SseMessage
+
+
+@attrs.frozen
+class DecoderSettings:
+    """What a stream's decoder is built with: ``Wire.decoder(endpoint, settings)``.
+
+    ``max_message_bytes`` bounds one message or frame (``Provider.max_message_bytes``; past
+    it :class:`~codexapi.ResponseTooLarge`); ``skip_undecodable`` skips an event that is not
+    valid JSON instead of failing the turn (``Provider.skip_undecodable_events``; count the
+    skipped ones in ``skipped``); ``headers`` are the answer head's (case-insensitive), for
+    what a wire reads there (the Responses wire's ``x-codex-safety-buffering-faster-model``).
+    """
+
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE
+    skip_undecodable: bool = False
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 class StreamDecoder(Protocol):
-    """Turns one stream's body bytes into events. A fresh decoder per stream.
+    """Turns one stream's body bytes into events. A fresh decoder per stream, built by
+    ``Wire.decoder(endpoint, settings)`` with the :class:`DecoderSettings` it must honour.
 
     ``feed_data`` and ``close`` may raise codexapi errors (the stream ends there). ``done``
     becomes True once the turn is complete; the stream then stops reading and releases the
@@ -30,6 +50,11 @@ class StreamDecoder(Protocol):
     read's events looked at. A decoder that wraps another (as
     :class:`~codexapi.sse.SseStreamDecoder` wraps a message decoder) answers for the events
     it returns, its own included; SseStreamDecoder passes on its message decoder's count.
+
+    Optional: ``skipped``, an ``int`` counting the events skipped as undecodable
+    (``StreamResult.skipped_events``); ``position``, ``(response_id, sequence_number)`` of
+    the last event decoded, or None: where a resumed stream continues (see
+    ``Wire.resume``). Core reads nothing else of a decoder.
     """
 
     @property

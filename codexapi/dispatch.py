@@ -1,10 +1,9 @@
-"""From a call to an HTTP response: the Wire (through hooks) for path and body; auth; send;
-status; retry.
+"""One try of a call: the Wire (through hooks) for path, body and decoder; the request built;
+the auth flow; the send (HTTP, or the wire's own connection); the typed error for a refusal.
 
-The dispatcher is the only place that loops over attempts. It knows no concrete wire, auth or
-retry policy: each question goes to the plugin hooks. Once a 2xx response head is back it is
-handed over; re-sending a streamed turn after that is the stream's decision (only before any
-event reached the caller, or a background resume: no duplicated output).
+The dispatcher holds what a Client's calls share and no per-call state; whether to try again
+is the call's (:mod:`codexapi.call`). It knows no concrete wire or auth: each question goes to
+the plugin hooks or the provider's Wire.
 """
 
 from __future__ import annotations
@@ -13,23 +12,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from . import error_mapping
 from .auth import Auth, Flow, FlowAuth, FlowState
-from .convert import dumps, loads
-from .deadline import Deadline
-from .decoding import StreamDecoder
+from .convert import loads
+from .decoding import DecoderSettings, StreamDecoder
 from .errors import (
     ApiError,
     CodexApiError,
     ConfigError,
-    DeadlineExceeded,
     PluginError,
     TransportError,
     UnsupportedEndpointError,
 )
-from .http.compression import ACCEPT_ENCODING, compress
+from .http.compression import ACCEPT_ENCODING
 from .http.headers import check_headers
 from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport
 from .models import Provider
@@ -43,12 +40,11 @@ from .redact import (
     redact_headers,
     redact_url,
     scrub_body,
-    scrub_error,
     scrub_text,
     secrets_of,
     snapshot,
 )
-from .wires import Wire, WireContext, open_stream
+from .wires import EventSource, Wire, WireContext, make_decoder, open_stream
 
 log = logging.getLogger("codexapi")
 
@@ -75,6 +71,8 @@ class Dispatcher:
         self.transport = transport
         self.wire = wire
         self.context = WireContext(provider, transport)
+        #: Whether the wire opens its own connection (``Wire.open``) instead of HTTP.
+        self.opens = callable(getattr(wire, "open", None))
         self.sleep = sleep
         self.clock = clock
         #: What this dispatcher's requests carried that is secret: scrubbed from every log
@@ -101,8 +99,9 @@ class Dispatcher:
                 f"no plugin builds a {endpoint!r} body for wire {str(self.provider.wire)!r}")
         return dict(body)
 
-    def decoder(self, endpoint: str) -> StreamDecoder:
-        decoder = self.wire.decoder(endpoint)
+    def decoder(self, endpoint: str, settings: DecoderSettings) -> StreamDecoder:
+        """The wire's decoder for one stream, built with ``settings``."""
+        decoder = make_decoder(self.wire, endpoint, settings)
         if not callable(getattr(decoder, "feed_data", None)) or not callable(
                 getattr(decoder, "close", None)):
             raise PluginError(f"wire {self.wire.name!r} ({type(self.wire).__name__}) returned "
@@ -111,15 +110,21 @@ class Dispatcher:
         return decoder
 
     # --- sending -------------------------------------------------------------------------
-    def secrets(self, extra_headers: Mapping[str, str] | None = None) -> list[str]:
-        """The secret values a request of this dispatcher carries, to scrub from errors found
-        after the response head (stream failures, undecodable bodies). Computed only then."""
+    def secrets(self, extra_headers: Mapping[str, str] | None = None,
+                request: HttpRequest | None = None) -> list[str]:
+        """The secret values a request of this dispatcher carries (``request``'s own too, when
+        given: what an auth flow added), longest first, to scrub from what an error or a log
+        line shows. Computed only when needed."""
         headers = {**self.provider.headers, **(extra_headers or {})}
         auth_headers = getattr(self.auth, "headers", None)
         if callable(auth_headers):
             with contextlib.suppress(Exception):
                 headers.update(auth_headers())
-        return secrets_of(headers, self.provider.url_for_path(""), self.provider.secret_headers)
+        names = self.provider.secret_headers
+        found = set(secrets_of(headers, self.provider.url_for_path(""), names))
+        if request is not None:
+            found.update(secrets_of(request.headers, request.url, names))
+        return sorted(found, key=len, reverse=True)
 
     def build(
         self, method: str, url: str, body: bytes | None, extra: Mapping[str, str], stream: bool,
@@ -140,95 +145,16 @@ class Dispatcher:
             headers["Accept"] = "text/event-stream"
         if body is not None:
             headers["Content-Type"] = "application/json"
-            if self.provider.request_compression:
+            if self.provider.request_compression and not self.opens:
                 headers["Content-Encoding"] = self.provider.request_compression
         provider = self.provider
         return HttpRequest(method, url, headers, body, timeout,
                            extensions if extensions is not None else {}, deadline,
                            provider.max_body_bytes, provider.max_decompressed_bytes)
 
-    def send(
-        self,
-        method: str,
-        endpoint: str,
-        body: Mapping[str, Any] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        *,
-        stream: bool = False,
-        query: str | None = None,
-        accept_statuses: tuple[int, ...] = (),
-        timeout: tuple[float, float, float] | None = None,
-        extensions: dict[str, Any] | None = None,
-        deadline: Deadline | None = None,
-        suffix: str = "",
-    ) -> HttpResponse:
-        """Send until a 2xx (or an ``accept_statuses``) head arrives; raise a typed error.
-
-        Each attempt: build the request, tell ``codexapi_on_request`` observers (they may add
-        headers), run the auth flow (which signs what they added), send, tell
-        ``codexapi_on_response``, let the flow answer the head. The RetryPolicy decides when
-        to stop, the ``codexapi_retry_delay`` hook how long to wait.
-        """
-        provider = self.provider
-        policy = provider.retry
-        url = provider.url_for_path(self.path(endpoint) + suffix)
-        if query:
-            url += ("&" if "?" in url else "?") + query
-        payload = dumps(body) if body is not None else None
-        if payload is not None and provider.request_compression:
-            payload = compress(payload, provider.request_compression)
-        if timeout is None:
-            head = min(provider.read_timeout, provider.stream_idle_timeout) if stream else (
-                provider.read_timeout)
-            idle = provider.stream_idle_timeout if stream else provider.read_timeout
-            timeout = (provider.connect_timeout, head, idle)
-        extra = dict(extra_headers or {})
-        if extensions is None:
-            extensions = {}
-        state = FlowState()
-        attempt = 0
-        while True:
-            attempt += 1
-            left = None
-            if deadline is not None:
-                left = deadline.remaining()
-                if left <= 0:
-                    raise deadline.exceeded(redact_url(url))
-            request = self.build(method, url, payload, extra, stream, _cut(timeout, left),
-                                 extensions, left)
-            error: Exception
-            try:
-                response, request = self._attempt(endpoint, request, stream, attempt, state)
-            except TransportError as exc:
-                # e.g. http.client quoting a status line that echoes the key
-                # (the request here is the one before auth: ask for the auth's secrets too)
-                error = scrub_error(exc, sorted({*secrets_of(request.headers, request.url),
-                                                 *self.secrets(extra)}, key=len, reverse=True))
-                if deadline is not None and (deadline.passed() or isinstance(
-                        error, DeadlineExceeded)):
-                    raise deadline.exceeded(redact_url(url)) from error
-            else:
-                status = response.status
-                if 200 <= status < 300 or status in accept_statuses:
-                    return response
-                error = self._status_error(response, request)
-            if policy.is_exhausted(attempt):
-                raise self._final(error, attempt)
-            delay = self.pm.call("codexapi_retry_delay", provider=provider, attempt=attempt,
-                                 error=error)
-            if delay is None:
-                raise self._final(error, attempt)
-            delay = policy.bounded(delay)
-            if deadline is not None and delay >= deadline.remaining():
-                raise deadline.exceeded(redact_url(url), f"the next try would have been in "
-                                        f"{delay:g} s") from error
-            self.pm.call("codexapi_on_retry", provider=provider, request=request,
-                         attempt=attempt, error=error, delay=delay)
-            self.sleep(delay)
-
-    def _attempt(self, endpoint: str, request: HttpRequest, stream: bool, attempt: int,
-                 state: FlowState) -> tuple[HttpResponse, HttpRequest]:
-        """One attempt, through the auth flow: the response to act on and the request sent."""
+    def attempt(self, endpoint: str, request: HttpRequest, stream: bool, attempt: int,
+                state: FlowState) -> tuple[HttpResponse | EventSource, HttpRequest]:
+        """One try, through the auth flow: the answer to act on and the request sent."""
         provider = self.provider
         self.known.add(secrets_of(request.headers, request.url, provider.secret_headers))
         self.pm.call("codexapi_on_request", provider=provider, request=request,
@@ -245,7 +171,8 @@ class Dispatcher:
                 self.pm.call("codexapi_on_response", provider=provider, request=request,
                              response=response, attempt=attempt,
                              elapsed=self.clock() - started)
-                again = flow.answer(response)
+                # An auth flow reads the head: an EventSource has its status and headers too.
+                again = flow.answer(cast(HttpResponse, response))
             except BaseException:
                 response.close()
                 flow.close()
@@ -271,15 +198,9 @@ class Dispatcher:
         self.known.add([*secrets_of(signed.headers, signed.url, self.provider.secret_headers),
                         *produced(unsigned, signed)])
 
-    def _final(self, error: Exception, attempts: int) -> Exception:
-        if isinstance(error, ApiError):
-            error.attempts = attempts
-        elif isinstance(error, TransportError) and attempts > 1:
-            error.attempts = attempts
-            error.message = f"{error.message} (gave up after {attempts} attempts)"
-        return error
-
-    def _status_error(self, response: HttpResponse, request: HttpRequest) -> CodexApiError:
+    def status_error(self, response: HttpResponse | EventSource, request: HttpRequest
+                     ) -> CodexApiError:
+        """The typed error for a non-2xx answer (its body read up to ``MAX_ERROR_BODY``)."""
         status = response.status
         # A server may echo the credential it rejected (a 401 quoting the key, in the body or
         # in www-authenticate / location): scrub the secret values sent from all of it.
@@ -319,12 +240,11 @@ class Dispatcher:
             retry_after=retry_after_seconds(headers), headers=headers))
 
 
-def _cut(timeout: tuple[float, ...], left: float | None) -> Any:
-    """Each timeout of a try, cut to the time left before the deadline."""
-    return timeout if left is None else tuple(min(t, left) for t in timeout)
-
-
-def _read_limited(response: HttpResponse) -> bytes:
+def _read_limited(response: HttpResponse | EventSource) -> bytes:
+    error_body = getattr(response, "error_body", None)
+    if error_body is not None:
+        return bytes(error_body(MAX_ERROR_BODY))[:MAX_ERROR_BODY]
+    response = cast(HttpResponse, response)
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():

@@ -202,7 +202,8 @@ class PluginManager(pluggy.PluginManager):
                            extensions: dict[str, Any]) -> str | None:
         """How much of a streamed turn its end observers need (``codexapi_observe_stream``):
         ``"text"``, ``"end"``, or None when the turn is not observed."""
-        ends = self.hook.codexapi_on_stream_end.get_hookimpls()
+        ends = [*self.hook.codexapi_on_stream_end.get_hookimpls(),
+                *self.hook.codexapi_on_call_end.get_hookimpls()]
         if not ends:
             return None
         askers = {id(i.plugin) for i in self.hook.codexapi_observe_stream.get_hookimpls()}

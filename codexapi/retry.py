@@ -1,9 +1,20 @@
-"""RetryPolicy: how many times, and how soon, a request is sent again.
+"""Retries: whether, and how soon, a call is tried again.
 
-An immutable value that owns every retry decision, as urllib3's ``Retry`` does: which errors
-may be retried (:meth:`RetryPolicy.is_retryable`), how long to wait (:meth:`RetryPolicy.delay`)
-and when to stop (:meth:`RetryPolicy.is_exhausted`). The dispatcher only loops; the built-in
-``codexapi_retry_delay`` hook (``codexapi_plugins.retry``) answers with :meth:`delay`.
+:class:`RetryPolicy` is the provider's setting for request retries: which errors may be
+retried (:meth:`RetryPolicy.is_retryable`), how long to wait (:meth:`RetryPolicy.delay`) and
+when to stop (:meth:`RetryPolicy.is_exhausted`). :class:`Retries` is one call's state under it
+and under ``Provider.stream_max_retries``, an immutable value as urllib3's ``Retry`` is: it
+holds the counters, and its one method :meth:`Retries.again` answers "again, after this many
+seconds" (with the next value) or raises the error that ends the call. The call
+(:mod:`codexapi.call`) only loops and waits.
+
+Two budgets, independent as in Codex (``request_max_retries``, ``stream_max_retries``):
+requests whose answer did not come or came with a retryable status are retried under the
+policy; a streamed turn that failed after its 2xx head but before any event reached the caller
+is sent again, and a background turn that dropped later is resumed, up to
+``stream_max_retries`` times together (each re-sent request's own failures again under the
+policy). ``RetryPolicy(max_attempts=1)`` leaves re-sends and resumes on;
+``stream_max_retries=0`` leaves request retries on.
 
 Retried, as the policy allows: connect errors and resets before any response byte
 (``retry_transport``), 429 (``retry_429``) and 500-599 (``retry_5xx``); never another 4xx, and
@@ -21,13 +32,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from .errors import (
     ApiError,
     ConfigError,
+    DeadlineExceeded,
     IdleTimeout,
     RateLimitError,
     StreamError,
@@ -167,3 +179,59 @@ class RetryPolicy:
         if self.is_exhausted(attempt) or not self.is_retryable(error):
             return None
         return self.delay(attempt, error, now)
+
+
+#: What kind of try failed: a request (no answer, or a retryable status), a turn sent again
+#: because it failed before its first event, or a background stream resumed.
+TryKind = Literal["request", "resend", "resume"]
+#: A plugin's delay for try ``attempt`` that failed with ``error``, or None (the policy's).
+DelayHook = Callable[[int, Exception], "float | None"]
+
+
+@attrs.frozen
+class Retries:
+    """One call's retries so far under ``policy`` and ``stream_max_retries``; immutable.
+
+    ``attempt`` is the 1-based try of the current request, ``resends`` how many times the
+    turn was sent again or resumed.
+    """
+
+    policy: RetryPolicy
+    stream_max_retries: int = 0
+    attempt: int = 1
+    resends: int = 0
+
+    def again(self, error: Exception, kind: TryKind = "request",
+              delay: DelayHook | None = None) -> tuple[Retries, float]:
+        """After ``error`` ended a try of ``kind``: the next value and the seconds to wait
+        first. Raises ``error`` (with its ``attempts``) when it is final or the budget is spent.
+
+        ``delay`` (the ``codexapi_retry_delay`` hook) may give the wait instead of the policy;
+        whatever it answers is kept within [0, ``max_delay``]."""
+        policy = self.policy
+        if kind == "request":
+            if policy.is_exhausted(self.attempt) or not policy.is_retryable(error):
+                raise _final(error, self.attempt)
+            number = self.attempt
+            following = attrs.evolve(self, attempt=self.attempt + 1)
+        else:
+            if (isinstance(error, DeadlineExceeded) or not getattr(error, "retryable", False)
+                    or self.resends >= self.stream_max_retries):
+                raise error
+            number = self.resends + 1
+            # The re-sent request's own failures are tried again under the policy afresh.
+            following = attrs.evolve(self, attempt=1, resends=number)
+        wait = delay(number, error) if delay is not None else None
+        if wait is None:
+            wait = policy.delay(number, error)
+        return following, policy.bounded(wait)
+
+
+def _final(error: Exception, attempts: int) -> Exception:
+    """``error`` as the last of ``attempts`` tries."""
+    if isinstance(error, ApiError):
+        error.attempts = attempts
+    elif isinstance(error, TransportError) and attempts > 1:
+        error.attempts = attempts
+        error.message = f"{error.message} (gave up after {attempts} attempts)"
+    return error

@@ -288,9 +288,9 @@ class SseStreamDecoder:
 
     __slots__ = ("_feed", "_inner", "_pending", "_sse", "feed_data")
 
-    def __init__(self, inner: MessageDecoder) -> None:
+    def __init__(self, inner: MessageDecoder, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         self._inner = inner
-        self._sse = Decoder()
+        self._sse = Decoder(max_message)
         self._pending: BaseException | None = None
         self.feed_data: Callable[[bytes], list[Event]]
         batch = getattr(inner, "feed_data", None)
@@ -306,9 +306,21 @@ class SseStreamDecoder:
         return self._inner.done
 
     def bound_messages(self, max_message: int) -> None:
-        """Refuse SSE messages over ``max_message`` bytes (``Provider.max_message_bytes``);
-        call before the first byte is fed."""
+        """Refuse SSE messages over ``max_message`` bytes; call before the first byte is fed.
+        (Kept for wires of earlier versions: pass ``max_message`` to the constructor.)"""
         self._sse = Decoder(max_message)
+
+    @property
+    def skipped(self) -> int:
+        """How many events the message decoder skipped as undecodable."""
+        count = getattr(self._inner, "skipped", 0)
+        return count if count.__class__ is int else 0
+
+    @property
+    def position(self) -> tuple[str, int] | None:
+        """The message decoder's ``position`` (see :class:`~codexapi.decoding.StreamDecoder`)."""
+        position: tuple[str, int] | None = getattr(self._inner, "position", None)
+        return position
 
     @property
     def inner(self) -> MessageDecoder:

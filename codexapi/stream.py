@@ -16,22 +16,12 @@ import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
-from .bounds import iter_body
 from .convert import parse_output
-from .deadline import Deadline
-from .decoding import StreamDecoder
-from .errors import (
-    CodexApiError,
-    DeadlineExceeded,
-    IdleTimeout,
-    ReadTimeout,
-    StreamDropped,
-    TransportError,
-)
+from .errors import CodexApiError
 from .events import (
     Completed,
     Event,
@@ -42,10 +32,14 @@ from .events import (
     RateLimitSnapshot,
     TokenUsage,
 )
-from .http.transport import HttpResponse
 from .items import FunctionCall, Message
-from .models import Provider
 from .redact import scrub_error
+from .wires import HttpEventSource
+
+if TYPE_CHECKING:
+    from .decoding import StreamDecoder
+    from .http.transport import HttpResponse
+    from .wires import EventSource
 
 T = TypeVar("T")
 
@@ -108,7 +102,7 @@ class StreamResult:
 OnEnd = Callable[[StreamResult, "BaseException | None"], None]
 
 
-class _Turn:
+class _Seen:
     """What a turn delivered so far, kept only when someone observes its end.
 
     Text deltas are the commonest event by far. A decoder that counts the other events it
@@ -139,14 +133,13 @@ class _Turn:
         self._mark = -1
 
     def watch(self, source: object) -> None:
-        """Before ``source`` (a decoder) is fed: its count, so its first read is told too."""
+        """Before ``source`` is read: its count, so its first read is told too."""
         mark = getattr(source, "other_events", None)
         if mark.__class__ is int:
             self._source, self._mark = source, mark
 
     def add(self, events: list[Event], source: object = None, decoded: bool = True) -> None:
-        """Take one read's events; ``source`` is the decoder that returned them, when they
-        came from its ``feed_data``."""
+        """Take one read's events; ``source`` is the event source that returned them."""
         if decoded and self.first_at is None:
             self.first_at = self._clock()
         if source is not None:
@@ -196,178 +189,104 @@ class _Turn:
                             [], self.model, finish_reason, ttfe, self.extensions)
 
 
-#: ``reopen(resends, error, response_id, after)``: a new response and decoder for the same
-#: turn (a re-send, or with ``response_id`` a resume after sequence number ``after``), or
-#: None when the retry policy says no.
-Reopen = Callable[[int, Exception, "str | None", "int | None"],
-                  "tuple[HttpResponse, StreamDecoder] | None"]
+#: ``recover(error, delivered, failed)``: a new source for a turn whose ``failed`` source
+#: raised ``error`` (``delivered``: whether any event reached the caller), or None when the
+#: turn cannot go on (the error is then raised). The call decides (:mod:`codexapi.call`).
+Recover = Callable[[Exception, bool, "EventSource"], "EventSource | None"]
 
 
-class _Call:
+class _Turn:
     """The state the stream's generator works on. The generator holds this, never the
     ResponseStream, so an abandoned stream is freed (and its connection released) as soon as
     it is unreachable, without waiting for the cyclic garbage collector."""
 
-    __slots__ = ("background", "closed", "deadline", "decoder", "delivered", "observed",
-                 "on_end", "prelude", "provider", "reopen", "resends", "response",
-                 "response_id", "secrets", "sequence_number")
+    __slots__ = ("closed", "delivered", "observed", "on_end", "prelude", "recover", "resends",
+                 "secrets", "source")
 
-    def __init__(self, response: HttpResponse, decoder: StreamDecoder, prelude: list[Event],
-                 on_end: OnEnd | None, observed: _Turn | None) -> None:
-        self.response = response
-        self.decoder = decoder
+    def __init__(self, source: EventSource, prelude: list[Event], on_end: OnEnd | None,
+                 observed: _Seen | None) -> None:
+        self.source = source
         self.prelude = prelude
         self.on_end = on_end
         self.observed = observed
-        self.provider: Provider | None = None
         self.secrets: Callable[[], list[str]] | None = None
-        self.deadline: Deadline | None = None
-        self.reopen: Reopen | None = None
-        self.background = False
+        self.recover: Recover | None = None
         self.closed = False
         #: Whether any event (beyond the head's) has reached the caller.
         self.delivered = False
         self.resends = 0
-        self.sequence_number: int | None = None
-        self.response_id: str | None = None
 
     def __del__(self) -> None:
         if not getattr(self, "closed", True):
             with contextlib.suppress(Exception):
-                self.response.close()
+                self.source.close()
+            with contextlib.suppress(Exception):
+                self.end("cancelled", None)
 
     def release(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.decoder.done:
-                # Completed: take the body's tail so the connection can be pooled again.
-                self.response.drain()
-            self.response.close()
+            self.source.close()
 
     def end(self, reason: str, error: BaseException | None) -> None:
         on_end, self.on_end = self.on_end, None
-        if on_end is not None and self.observed is not None:
-            on_end(self.observed.result(reason), error)
+        if on_end is not None:
+            observed = self.observed
+            on_end(observed.result(reason) if observed is not None else
+                   StreamResult("", [], None, None, finish_reason=reason), error)
+
+    def go_on(self, error: Exception) -> bool:
+        """Carry on after ``error`` on a new source if the call allows; True if it does."""
+        recover = self.recover
+        if recover is None:
+            return False
+        source = recover(error, self.delivered, self.source)
+        if source is None:
+            return False
+        old = self.source
+        self.source = source
+        self.resends += 1
+        with contextlib.suppress(Exception):
+            old.close()
+        return True
 
 
-def _inner(decoder: Any) -> Any:
-    return getattr(decoder, "inner", decoder)
-
-
-def _dropped(error: Exception) -> bool:
-    """Whether ``error`` is the connection failing (not the server reporting a failure): by
-    type, so that no rewording of a message changes what is resumed."""
-    return isinstance(error, StreamDropped | IdleTimeout)
-
-
-def _recover(call: _Call, error: Exception) -> bool:
-    """Re-send or resume the turn after ``error`` if the contract allows; True if it did."""
-    reopen = call.reopen
-    if reopen is None or isinstance(error, DeadlineExceeded) or not getattr(
-            error, "retryable", False):
-        return False
-    limit = call.provider.stream_max_retries if call.provider is not None else 0
-    if call.resends >= limit:
-        return False
-    if (call.background and call.response_id is not None and call.sequence_number is not None
-            and _dropped(error)):
-        # Resume after the last event received: the caller sees each event exactly once.
-        target: tuple[str | None, int | None] = call.response_id, call.sequence_number
-    elif not call.delivered:
-        target = None, None  # nothing reached the caller: the whole turn is sent again
-    else:
-        return False  # nothing is ever re-sent once an event reached the caller
-    call.resends += 1
-    opened = reopen(call.resends, error, *target)
-    if opened is None:
-        return False
-    old = call.response
-    call.closed = True
-    with contextlib.suppress(Exception):
-        old.close()
-    call.response, call.decoder = opened
-    call.closed = False
-    return True
-
-
-def _track(call: _Call, decoder: Any) -> None:
-    inner = _inner(decoder)
-    seq = getattr(inner, "sequence_number", None)
-    if seq is not None:
-        call.sequence_number = seq
-    rid = getattr(inner, "response_id", None)
-    if rid:
-        call.response_id = rid
-
-
-def _events(call: _Call) -> Generator[Event, None, None]:
-    observed = call.observed
+def _events(turn: _Turn) -> Generator[Event, None, None]:
+    observed = turn.observed
     try:
         if observed is not None:
-            observed.add(call.prelude, decoded=False)
-        yield from call.prelude
+            observed.add(turn.prelude, decoded=False)
+        yield from turn.prelude
         while True:
-            decoder = call.decoder
-            source = None
+            source = turn.source
             if observed is not None:
-                source = decoder
-                observed.watch(decoder)
-            feed = decoder.feed_data
-            body = (iter_body(call.response, call.provider, what="stream")
-                    if call.provider is not None else call.response.iter_bytes())
-            deadline = call.deadline
+                observed.watch(source)
+            read = source.next_events
             try:
-                try:
-                    for chunk in body:
-                        events = feed(chunk)
-                        if events:
-                            call.delivered = True
-                            if observed is not None:
-                                observed.add(events, source)
-                            yield from events
-                        if decoder.done:
-                            # The turn is over; a terminal failure (response.failed) raises
-                            # from close() below, not at a close the server may never send.
-                            break
-                        if call.background:
-                            _track(call, decoder)
-                        if deadline is not None and deadline.passed():
-                            raise deadline.exceeded(call.response.url, "reading the stream")
-                except DeadlineExceeded as exc:
-                    if deadline is None:
-                        raise
-                    raise deadline.exceeded(exc.url, "reading the stream") from exc
-                except ReadTimeout as exc:
-                    raise IdleTimeout(f"idle timeout waiting for SSE: {exc.message}") from exc
-                except TransportError as exc:
-                    # Events may already be with the caller: re-sending would duplicate them,
-                    # so a lost connection here is a stream failure (re-sent or resumed only
-                    # as _recover allows), never a retried transport error.
-                    raise StreamDropped(f"stream disconnected before completion: {exc.message}",
-                                        retryable=exc.retryable) from exc
-                events = decoder.close()
-                if events:
-                    call.delivered = True
+                while True:
+                    events = read()
+                    if not events:
+                        return
+                    turn.delivered = True
                     if observed is not None:
-                        observed.add(events)
+                        observed.add(events, source)
                     yield from events
-                return
             except CodexApiError as exc:
-                if not _recover(call, exc):
+                if not turn.go_on(exc):
                     raise
     except GeneratorExit:
-        call.end("cancelled", None)
+        turn.end("cancelled", None)
         raise
     except BaseException as exc:
         # A response.failed message, a Chat error chunk or an undecodable event's preview
         # may echo the credential sent.
-        if isinstance(exc, CodexApiError) and call.secrets is not None:
-            scrub_error(exc, call.secrets())
-        call.end("error", exc)
+        if isinstance(exc, CodexApiError) and turn.secrets is not None:
+            scrub_error(exc, turn.secrets())
+        turn.end("error", exc)
         raise
     finally:
-        call.release()
-        call.end("stop", None)
+        turn.release()
+        turn.end("stop", None)
 
 
 class ResponseStream:
@@ -381,65 +300,66 @@ class ResponseStream:
 
     def __init__(
         self,
-        response: HttpResponse,
-        decoder: StreamDecoder,
+        source: EventSource | HttpResponse,
+        decoder: StreamDecoder | None = None,
         prelude: list[Event] | None = None,
         *,
         on_end: OnEnd | None = None,
         started: float | None = None,
         extensions: dict[str, Any] | None = None,
-        provider: Provider | None = None,
         secrets: Callable[[], list[str]] | None = None,
-        deadline: Deadline | None = None,
-        reopen: Reopen | None = None,
-        background: bool = False,
+        recover: Recover | None = None,
         keep_text: bool = True,
     ) -> None:
-        observed = (None if on_end is None else _Turn(
-            started, response.headers.get("openai-model"), extensions, time.monotonic,
+        if decoder is not None:
+            # An HTTP response and the decoder that reads it (as earlier versions took).
+            source = HttpEventSource(cast("HttpResponse", source), decoder)
+        source = cast("EventSource", source)
+        observed = (None if on_end is None else _Seen(
+            started, source.headers.get("openai-model"), extensions, time.monotonic,
             keep_text))
-        call = self._call = _Call(response, decoder, prelude or [], on_end, observed)
-        call.provider = provider
-        call.secrets = secrets
-        call.deadline = deadline
-        call.reopen = reopen
-        call.background = background
-        self._gen = _events(call)
+        turn = self._turn = _Turn(source, prelude or [], on_end, observed)
+        turn.secrets = secrets
+        turn.recover = recover
+        self._gen = _events(turn)
 
     @property
-    def response(self) -> HttpResponse:
-        """The HTTP response being read (after a re-send or resume, the new one)."""
-        return self._call.response
+    def source(self) -> EventSource:
+        """What the events are read from (after a re-send or resume, the new one)."""
+        return self._turn.source
+
+    @property
+    def response(self) -> Any:
+        """The HTTP response being read, on an HTTP wire (else the event source)."""
+        source = self._turn.source
+        return getattr(source, "response", source)
 
     @property
     def headers(self) -> Any:
-        """The HTTP response headers."""
-        return self._call.response.headers
+        """The answer's headers (the HTTP response's, or a WebSocket handshake's)."""
+        return self._turn.source.headers
 
     @property
     def request_id(self) -> str | None:
-        h = self._call.response.headers
+        h = self._turn.source.headers
         return h.get("x-request-id") or h.get("x-oai-request-id") or h.get("cf-ray")
 
     @property
     def sequence_number(self) -> int | None:
-        """The ``sequence_number`` of the last event received on a background stream (what
-        a resume continues after), or None."""
-        return self._call.sequence_number
+        """The ``sequence_number`` of the last event received, where the wire's decoder tells
+        it (what a background resume continues after), or None."""
+        position = getattr(self._turn.source, "position", None)
+        return position[1] if position is not None else None
 
     @property
     def resends(self) -> int:
         """How many times the turn was re-sent or resumed (at most
         ``Provider.stream_max_retries``)."""
-        return self._call.resends
-
-    @property
-    def _decoder(self) -> StreamDecoder:
-        return self._call.decoder
+        return self._turn.resends
 
     @property
     def _closed(self) -> bool:
-        return self._call.closed
+        return self._turn.closed
 
     def __iter__(self) -> Iterator[Event]:
         # The generator itself, so a ``for`` loop runs without a Python-level __next__ call per
@@ -451,9 +371,9 @@ class ResponseStream:
 
     def close(self) -> None:
         """Release the connection (idempotent). Unread events are discarded."""
-        self._call.release()
+        self._turn.release()
         self._gen.close()
-        self._call.end("cancelled", None)  # a stream closed before it was ever read
+        self._turn.end("cancelled", None)  # a stream closed before it was ever read
 
     def __enter__(self) -> ResponseStream:
         return self
@@ -466,7 +386,7 @@ class ResponseStream:
 
     # No __del__: a stream iterated without being kept (``for ev in client.stream(r)``) dies
     # while its generator runs on. The generator releases the connection when it ends or is
-    # freed; a stream never iterated releases it when its _Call is freed.
+    # freed; a stream never iterated releases it when its _Turn is freed.
 
     def collect(self) -> StreamResult:
         """Consume the stream; return the whole turn (raises what the stream raises)."""
@@ -490,6 +410,6 @@ class ResponseStream:
         text = "".join(deltas)
         if not text:
             text = "".join(i.text for i in items if i.type == "message")
-        skipped = getattr(_inner(self._decoder), "skipped", 0)
+        skipped = getattr(self._turn.source, "skipped", 0)
         return StreamResult(text, items, response_id, usage, limits, events,
                             skipped_events=skipped if isinstance(skipped, int) else 0)

@@ -12,17 +12,28 @@ plugin's wrapper can still edit what the wire answers).
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from . import forksafe
-from .errors import ConfigError
+from .bounds import iter_body
+from .errors import (
+    ConfigError,
+    DeadlineExceeded,
+    IdleTimeout,
+    ReadTimeout,
+    StreamDropped,
+    TransportError,
+)
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from .decoding import StreamDecoder
+    from .deadline import Deadline
+    from .decoding import DecoderSettings, StreamDecoder
+    from .events import Event
     from .http.transport import HttpRequest, HttpResponse, Transport
     from .models import Provider
 
@@ -37,15 +48,21 @@ class Wire(Protocol):
     ``path(endpoint)`` is the path relative to ``Provider.base_url`` (raise
     :class:`codexapi.UnsupportedEndpointError` for an endpoint the wire lacks);
     ``body(endpoint, request)`` the JSON body for a :class:`codexapi.ResponsesRequest`;
-    ``decoder(endpoint)`` a fresh :class:`~codexapi.decoding.StreamDecoder` for one stream.
+    ``decoder(endpoint, settings)`` a fresh :class:`~codexapi.decoding.StreamDecoder` for one
+    stream, honouring its :class:`~codexapi.decoding.DecoderSettings` (a wire of an earlier
+    version whose ``decoder`` takes only the endpoint keeps working, with default settings).
 
-    Two optional methods:
+    Optional methods:
 
     - ``bind(provider) -> Wire``: a wire whose answers depend on the provider (the Responses
       wire's Azure ``store`` default) returns a copy bound to it; called once per Client.
-    - ``open(endpoint, request, context) -> HttpResponse``: a wire that is not plain HTTP
-      request/response (WebSocket) opens its byte stream itself instead of
-      ``Transport.send``. See :class:`WireContext`.
+    - ``resume(endpoint, body, position) -> (method, path, query) | None``: how to read on a
+      stream that dropped after its decoder's ``position`` (``(response_id,
+      sequence_number)``), sent with the turn's ``body``; None when that turn cannot be
+      resumed. The Responses wire resumes background responses.
+    - ``open(endpoint, request, context) -> EventSource``: a wire that is not plain HTTP
+      request/response (WebSocket) opens its connection itself instead of ``Transport.send``
+      and delivers events (see :class:`EventSource` and :class:`WireContext`).
     """
 
     name: str
@@ -55,6 +72,37 @@ class Wire(Protocol):
     def body(self, endpoint: str, request: Any) -> dict[str, Any]: ...
 
     def decoder(self, endpoint: str) -> StreamDecoder: ...
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """One turn's events as a connection wire (WebSocket) delivers them: what ``Wire.open``
+    returns. A connection is not an HTTP response: its frames become events directly.
+
+    ``status`` / ``headers`` are the answer's head (a WebSocket handshake's; ``101`` counts as
+    success and is reported as ``200``). When ``status`` is not 2xx the turn was refused
+    (a refused upgrade): ``error_body()`` gives what the server said (at most ``limit``
+    bytes), and core maps it with the same code as an HTTP error answer (status, auth refresh,
+    retry policy), then calls ``close()``.
+
+    ``next_events()`` waits for the next events and returns them (never an empty list while
+    the turn runs); an empty list means the turn is over (after its terminal event). Every
+    wait is bounded by the request's ``deadline`` (``DeadlineExceeded``) and idle timeout
+    (``IdleTimeout``); a lost connection is :class:`~codexapi.StreamDropped`; an error the
+    server reports in-band is the typed error :mod:`codexapi.error_mapping` gives for it
+    (an error with an HTTP status before any event is retried as that status would be).
+    ``close()`` is idempotent; after a completed turn it may keep the connection for the next.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    url: str
+
+    def error_body(self, limit: int) -> bytes: ...
+
+    def next_events(self) -> list[Event]: ...
+
+    def close(self) -> None: ...
 
 
 @attrs.frozen(eq=False)  # one per Client, by identity (the fork registry holds it weakly)
@@ -162,13 +210,145 @@ class WireRegistry(Mapping[str, Wire]):
 
 
 def open_stream(wire: Wire, transport: Transport, endpoint: str, request: HttpRequest,
-                stream: bool, context: WireContext) -> HttpResponse:
+                stream: bool, context: WireContext) -> HttpResponse | EventSource:
     """Send ``request`` the way ``wire`` wants: its own ``open`` when it has one, else HTTP."""
     opener = getattr(wire, "open", None)
     if opener is None:
         return transport.send(request, stream)
-    response: HttpResponse = opener(endpoint, request, context)
-    return response
+    answer: HttpResponse | EventSource = opener(endpoint, request, context)
+    return answer
+
+
+def make_decoder(wire: Wire, endpoint: str, settings: DecoderSettings) -> StreamDecoder:
+    """``wire.decoder(endpoint, settings)``; ``wire.decoder(endpoint)`` for a wire of an earlier
+    version whose decoder takes no settings."""
+    build = wire.decoder
+    takes = _TAKES_SETTINGS.get(type(wire))
+    if takes is None:
+        try:
+            params = inspect.signature(build).parameters.values()
+        except (TypeError, ValueError):  # a builtin or C callable: assume today's protocol
+            takes = True
+        else:
+            takes = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                        for p in params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+        _TAKES_SETTINGS[type(wire)] = takes
+    decoder: StreamDecoder = (build(endpoint, settings) if takes  # type: ignore[call-arg]
+                              else build(endpoint))
+    return decoder
+
+
+_TAKES_SETTINGS: dict[type, bool] = {}
+
+
+class HttpEventSource:
+    """An HTTP answer read by a wire's decoder, as an :class:`EventSource`: what core reads
+    a streamed turn from on every HTTP wire (and what a connection wire may hand back for an
+    HTTP fallback or resume).
+
+    The body is read under the provider's bounds (``provider``; None: the transport's own);
+    each read is bounded by the request's idle timeout (:class:`~codexapi.IdleTimeout`), the
+    whole by ``deadline``; a connection lost mid-body is :class:`~codexapi.StreamDropped`.
+    """
+
+    __slots__ = ("_body", "_deadline", "_provider", "_state", "decoder", "headers", "response",
+                 "status", "url")
+
+    def __init__(self, response: HttpResponse, decoder: StreamDecoder,
+                 provider: Provider | None = None, deadline: Deadline | None = None) -> None:
+        self.response = response
+        self.decoder = decoder
+        self.status = response.status
+        self.headers = response.headers
+        self.url = response.url
+        self._provider = provider
+        self._deadline = deadline
+        self._body: Iterator[bytes] | None = None
+        #: 0: reading the body; 1: the body is over, the decoder's close() is due; 2: over.
+        self._state = 0
+
+    @property
+    def other_events(self) -> int | None:
+        """The decoder's ``other_events`` count (see :class:`~codexapi.decoding.StreamDecoder`)."""
+        count = getattr(self.decoder, "other_events", None)
+        return count if count.__class__ is int else None
+
+    @property
+    def skipped(self) -> int:
+        count = getattr(self.decoder, "skipped", 0)
+        return count if count.__class__ is int else 0
+
+    @property
+    def position(self) -> tuple[str, int] | None:
+        position: tuple[str, int] | None = getattr(self.decoder, "position", None)
+        return position
+
+    def error_body(self, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in self.response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        return b"".join(chunks)[:limit]
+
+    def next_events(self) -> list[Event]:
+        if self._state == 0:
+            body = self._body
+            if body is None:
+                provider = self._provider
+                body = self._body = iter(
+                    iter_body(self.response, provider, what="stream") if provider is not None
+                    else self.response.iter_bytes())
+            decoder = self.decoder
+            feed = decoder.feed_data
+            deadline = self._deadline
+            try:
+                try:
+                    if deadline is not None and deadline.passed():
+                        raise deadline.exceeded(self.url, "reading the stream")
+                    for chunk in body:
+                        events = feed(chunk)
+                        if decoder.done:
+                            # The turn is over; a terminal failure (response.failed) raises
+                            # from close(), not at a close the server may never send.
+                            self._state = 1
+                            if events:
+                                return events
+                            break
+                        if events:
+                            return events
+                        if deadline is not None and deadline.passed():
+                            raise deadline.exceeded(self.url, "reading the stream")
+                except DeadlineExceeded as exc:
+                    if deadline is None:
+                        raise
+                    raise deadline.exceeded(exc.url, "reading the stream") from exc
+                except ReadTimeout as exc:
+                    raise IdleTimeout(f"idle timeout waiting for SSE: {exc.message}") from exc
+                except TransportError as exc:
+                    # Events may already be with the caller: whether the turn is sent again
+                    # or resumed is the call's decision (codexapi.call), never a plain retry.
+                    raise StreamDropped(f"stream disconnected before completion: {exc.message}",
+                                        retryable=exc.retryable) from exc
+            except BaseException:
+                self._state = 2
+                raise
+            self._state = 1
+        if self._state == 1:
+            self._state = 2
+            return self.decoder.close()
+        return []
+
+    def close(self) -> None:
+        if self._state != 3:
+            done = self.decoder.done
+            self._state = 3
+            if done:
+                # Completed: take the body's tail so the connection can be pooled again.
+                self.response.drain()
+            self.response.close()
 
 
 # --- default hook impls: the provider's wire answers ------------------------------------------

@@ -1,4 +1,5 @@
-"""First-party logging plugin: one line per attempt, response and retry, on logger ``codexapi``.
+"""First-party logging plugin: one line per request and response, on logger ``codexapi``
+(a retry is logged where it is decided, by the call itself: :mod:`codexapi.call`).
 
 Everything logged goes through :mod:`codexapi.redact`: credentials never reach a log record.
 """
@@ -30,10 +31,3 @@ def codexapi_on_response(provider: Provider, request: HttpRequest, response: Htt
         rid = response.headers.get("x-request-id") or response.headers.get("x-oai-request-id")
         log.info("<- %s %s status=%d attempt=%d elapsed=%.3fs request_id=%s", request.method,
                  redact_url(request.url), response.status, attempt, elapsed, rid or "-")
-
-
-@hookimpl
-def codexapi_on_retry(provider: Provider, request: HttpRequest, attempt: int,
-                      error: Exception, delay: float) -> None:
-    log.warning("retrying %s %s after attempt %d failed (%s); next try in %.3fs",
-                request.method, redact_url(request.url), attempt, error, delay)

@@ -29,6 +29,7 @@ from typing import Any
 
 from codexapi import hookimpl
 from codexapi.convert import item_to_json, loads
+from codexapi.decoding import DecoderSettings
 from codexapi.error_mapping import stream_failure as failure_error
 from codexapi.errors import (
     ConfigError,
@@ -89,11 +90,14 @@ class ChatWire:
                                  f"{type(request).__name__}")
         return build_body(request)
 
-    def decoder(self, endpoint: str) -> SseStreamDecoder:
+    def decoder(self, endpoint: str, settings: DecoderSettings | None = None
+                ) -> SseStreamDecoder:
         if endpoint != "stream":
             raise UnsupportedEndpointError(f"the chat wire streams only 'stream', not "
                                            f"{endpoint!r}")
-        return SseStreamDecoder(ChatDecoder())
+        settings = settings if settings is not None else DecoderSettings()
+        return SseStreamDecoder(ChatDecoder(settings.skip_undecodable),
+                                settings.max_message_bytes)
 
     def __repr__(self) -> str:
         return "ChatWire()"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from codexapi import hookimpl
 from codexapi.convert import item_to_json, loads, options_to_json
+from codexapi.decoding import DecoderSettings
 from codexapi.error_mapping import incomplete_failure, stream_failure
 from codexapi.errors import (
     InvalidRequest,
@@ -41,6 +43,7 @@ from codexapi.events import (
     TurnModerationMetadata,
     new_output_text_delta,
 )
+from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER
 from codexapi.items import item_from_json
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.redact import preview
@@ -81,17 +84,37 @@ class ResponsesWire:
             return compact_body(request)
         raise UnsupportedEndpointError(f"the responses wire sends no body to {endpoint!r}")
 
-    def decoder(self, endpoint: str) -> SseStreamDecoder:
+    def decoder(self, endpoint: str, settings: DecoderSettings | None = None
+                ) -> SseStreamDecoder:
         if endpoint != "stream":
             raise UnsupportedEndpointError(f"the responses wire streams only 'stream', not "
                                            f"{endpoint!r}")
-        return SseStreamDecoder(ResponsesDecoder())
+        settings = settings if settings is not None else DecoderSettings()
+        return SseStreamDecoder(message_decoder(settings), settings.max_message_bytes)
+
+    def resume(self, endpoint: str, body: Mapping[str, Any], position: tuple[str, int]
+               ) -> tuple[str, str, str] | None:
+        """A dropped background response is read again from where it stopped: ``GET
+        responses/{id}?stream=true&starting_after=N`` (the Responses API's resumable
+        streams). Other turns cannot be resumed."""
+        if endpoint != "stream" or body.get("background") is not True:
+            return None
+        response_id, after = position
+        return ("GET", f"{PATHS['stream']}/{quote(response_id, safe='')}",
+                f"stream=true&starting_after={after}")
 
     def __repr__(self) -> str:
         return f"ResponsesWire(provider={self.provider.name!r})"
 
 
 WIRE = ResponsesWire()
+
+
+def message_decoder(settings: DecoderSettings) -> ResponsesDecoder:
+    """The Responses message decoder (SSE ``data`` payloads or WebSocket text frames) for a
+    stream whose answer head and provider gave ``settings``."""
+    return ResponsesDecoder(settings.headers.get(SAFETY_FASTER_MODEL_HEADER) or None,
+                            settings.skip_undecodable)
 
 
 @hookimpl
@@ -231,6 +254,14 @@ class ResponsesDecoder:
         #: Grows with every event not taken by the plain-delta fast path (the StreamDecoder
         #: protocol's ``other_events``): counted once per payload, not per event returned.
         self.other_events = 0
+
+    @property
+    def position(self) -> tuple[str, int] | None:
+        """``(response_id, sequence_number)`` of the last event decoded, once both are known:
+        where a dropped background stream resumes."""
+        if self.response_id is None or self.sequence_number is None:
+            return None
+        return self.response_id, self.sequence_number
 
     def feed(self, message: SseMessage) -> list[Event]:
         return self.feed_data((message.data,))

@@ -89,10 +89,10 @@ class ResponsesWebSocketWire(ResponsesWire):
 
     name = NAME
 
-    def decoder(self, endpoint: str) -> Any:
+    def decoder(self, endpoint: str, settings: Any = None) -> Any:
         if endpoint != "stream":
-            return super().decoder(endpoint)
-        return FrameDecoder()
+            return super().decoder(endpoint, settings)
+        return FrameDecoder(settings)
 
     def open(self, endpoint: str, request: Any, context: Any) -> Any:
         transport = context.transport
@@ -616,13 +616,15 @@ class FrameDecoder:
 
     __slots__ = ("_inner", "_sse", "feed_messages")
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Any = None) -> None:
+        from codexapi.decoding import DecoderSettings
         from codexapi.sse import SseStreamDecoder
 
-        from .wire_responses import ResponsesDecoder
+        from .wire_responses import message_decoder
 
-        self._inner = ResponsesDecoder()
-        self._sse = SseStreamDecoder(self._inner)
+        settings = settings if settings is not None else DecoderSettings()
+        self._inner = message_decoder(settings)
+        self._sse = SseStreamDecoder(self._inner, settings.max_message_bytes)
         self.feed_messages = self._inner.feed_data
 
     @property
@@ -632,6 +634,15 @@ class FrameDecoder:
     @property
     def inner(self) -> Any:
         return self._inner
+
+    @property
+    def skipped(self) -> int:
+        count: int = self._inner.skipped
+        return count
+
+    @property
+    def position(self) -> Any:
+        return self._inner.position
 
     @property
     def other_events(self) -> int:

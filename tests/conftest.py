@@ -1,15 +1,18 @@
-"""Shared fixtures: the embedded server on 127.0.0.1 and clients pointed at it; and the one
-rule for tests that read ``../shared`` (the real cassettes, the wire reference)."""
+"""Shared fixtures: the embedded server on 127.0.0.1, the request most tests send and the one
+way tests build a client (:func:`make_client`); and the one rule for tests that read
+``../shared`` (the real cassettes, the wire reference)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from codexapi import Client, Provider, RetryPolicy, WireApi
+from codexapi import Client, Provider, ResponsesRequest, RetryPolicy, WireApi
+from codexapi.http.transport import Transport
 from codexapi.server import EmbeddedServer
 
 #: The repository's root.
@@ -69,11 +72,43 @@ def server() -> Iterator[EmbeddedServer]:
         yield srv
 
 
-def make_client(server: EmbeddedServer, wire: WireApi = WireApi.RESPONSES, **kw: object
-                ) -> Client:
-    provider = Provider(name="embedded", base_url=server.base_url, wire=wire,
-                        retry=RetryPolicy(max_attempts=1), stream_idle_timeout=10.0)
-    return Client(provider, load_entrypoints=False, **kw)  # type: ignore[arg-type]
+def make_request(text: str = "Hello", model: str = "m", **fields: Any) -> ResponsesRequest:
+    """A Responses request saying ``text`` to ``model``, with any other request ``fields``."""
+    return ResponsesRequest(model=model, input=text, **fields)
+
+
+#: The request most tests send (the embedded server answers it "You said: Hello").
+REQ = make_request()
+
+
+def make_client(target: EmbeddedServer | str = "https://example.test/v1",
+                wire: str = WireApi.RESPONSES, *, name: str = "embedded",
+                retry: RetryPolicy | int | None = None,
+                stream_idle_timeout: float | None = 10.0, auth: Any = None,
+                plugins: Iterable[Any] = (), transport: Transport | None = None,
+                sleep: Callable[[float], None] | None = None, load_entrypoints: bool = False,
+                **provider: Any) -> Client:
+    """The one way tests build a :class:`Client`.
+
+    ``target`` is the embedded server or a base URL (the default suits a ``transport`` that
+    never connects). ``retry`` is a policy, or a number of attempts with no delay between them;
+    by default one try. ``stream_idle_timeout`` defaults to 10 s so a broken test fails rather
+    than hangs; None keeps the Provider's own default. Other keywords are Provider fields.
+    """
+    base_url = target if isinstance(target, str) else target.base_url
+    if retry is None:
+        retry = RetryPolicy.never()
+    elif isinstance(retry, int):
+        retry = RetryPolicy(max_attempts=retry, base_delay=0.0)
+    if stream_idle_timeout is not None:
+        provider["stream_idle_timeout"] = stream_idle_timeout
+    client_kw: dict[str, Any] = {}
+    if transport is not None:
+        client_kw["transport"] = transport
+    if sleep is not None:
+        client_kw["sleep"] = sleep
+    return Client(Provider(name=name, base_url=base_url, wire=wire, retry=retry, **provider),
+                  auth=auth, plugins=plugins, load_entrypoints=load_entrypoints, **client_kw)
 
 
 @pytest.fixture

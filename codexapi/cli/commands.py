@@ -445,7 +445,7 @@ class _StderrHandler(logging.Handler):
         self.quiet_retries = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.quiet_retries and record.funcName == "codexapi_on_retry":
+        if self.quiet_retries and getattr(record, "codexapi_retry", False):
             return
         try:
             text = " ".join(record.getMessage().split())

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from support.batch_helpers import UsageLimit, ids, lines, model_calls, write_input
 
 from codexapi import cli
@@ -157,7 +158,7 @@ def test_settings_refused(server: EmbeddedServer, tmp_path: Path,
 
 
 def _env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEXAPI_"))}
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return env

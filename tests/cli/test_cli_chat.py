@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from codexapi import OutputTextDelta, ReasoningSummaryDelta
 from codexapi.cli.commands import EXIT_CODES, main
@@ -291,7 +292,7 @@ def test_as_a_real_process(server: EmbeddedServer, tmp_path: Path) -> None:
 
 
 def test_readme_documents_every_exit_code() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     rows = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (.*) \|$", readme,
                                                              flags=re.MULTILINE)}
     for kind, code in EXIT_CODES:

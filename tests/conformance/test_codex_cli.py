@@ -21,12 +21,12 @@ from typing import Any
 
 import attrs
 import pytest
+from conftest import ROOT
 
 from codexapi.server import EmbeddedServer
 from codexapi.server.catalog import INSTRUCTIONS, MODELS_ETAG
 from codexapi.server.faults import FAULT_HEADER
 
-ROOT = Path(__file__).resolve().parents[2]
 INSTALLER = ROOT / ".ci" / "install-codex-cli"
 VERSION = "0.171.0"
 TOKEN = "sk-codexapi-cli-test"

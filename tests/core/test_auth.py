@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 
 import codexapi
 from codexapi import (
@@ -20,15 +21,11 @@ from codexapi import (
     Client,
     PluginError,
     Provider,
-    ResponsesRequest,
-    RetryPolicy,
     hookimpl,
 )
 from codexapi.cli.commands import main
 from codexapi.server import EmbeddedServer
 from codexapi_plugins import auth as builtin_auth
-
-REQ = ResponsesRequest(model="m", input="Hello")
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +40,6 @@ def srv(authed: EmbeddedServer) -> Iterator[EmbeddedServer]:
     authed.api_keys = None
     yield authed
     authed.api_keys = None
-
-
-def client_for(server: EmbeddedServer, name: str = "embedded", max_attempts: int = 1,
-               **kw: Any) -> Client:
-    provider = Provider(name=name, base_url=server.base_url, stream_idle_timeout=10.0,
-                        retry=RetryPolicy(max_attempts=max_attempts, base_delay=0.0))
-    kw.setdefault("load_entrypoints", False)
-    return Client(provider, **kw)
 
 
 def sent_headers(server: EmbeddedServer) -> list[dict[str, str]]:
@@ -234,7 +223,7 @@ def test_bad_codex_auth_file_is_an_auth_error_naming_the_file(
 def test_unreadable_codex_auth_file_through_a_client(srv: EmbeddedServer) -> None:
     path = Path(os.environ["CODEX_HOME"]) / "auth.json"
     path.write_text("{truncated", encoding="utf-8")
-    with client_for(srv) as client:
+    with make_client(srv) as client:
         assert isinstance(client.auth, codexapi.CodexAuthFile)
         with pytest.raises(AuthError, match=str(path)):
             client.stream(REQ)
@@ -263,7 +252,7 @@ def first_authorization(server: EmbeddedServer, client: Client) -> str | None:
 def test_builtin_uses_openai_api_key(srv: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
                                      ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-    with client_for(srv) as client:
+    with make_client(srv) as client:
         assert first_authorization(srv, client) == "Bearer sk-from-env"
 
 
@@ -271,7 +260,7 @@ def test_builtin_uses_azure_key_for_azure_provider(srv: EmbeddedServer,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-env-key")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-azure")
-    with client_for(srv, name="azure") as client:
+    with make_client(srv, name="azure") as client:
         client.stream(REQ).collect()
     headers = sent_headers(srv)[-1]
     assert headers["api-key"] == "azure-env-key" and "authorization" not in headers
@@ -290,7 +279,7 @@ def test_builtin_uses_azure_key_for_azure_provider(srv: EmbeddedServer,
 def test_builtin_falls_back_to_codex_auth_json(srv: EmbeddedServer) -> None:
     write_auth(Path(os.environ["CODEX_HOME"]) / "auth.json",
                {"tokens": {"access_token": "at-json", "account_id": "acct-json"}})
-    with client_for(srv) as client:
+    with make_client(srv) as client:
         assert isinstance(client.auth, codexapi.CodexAuthFile)
         client.stream(REQ).collect()
     headers = sent_headers(srv)[-1]
@@ -299,7 +288,7 @@ def test_builtin_falls_back_to_codex_auth_json(srv: EmbeddedServer) -> None:
 
 
 def test_builtin_without_credentials_sends_none(srv: EmbeddedServer) -> None:
-    with client_for(srv) as client:
+    with make_client(srv) as client:
         assert isinstance(client.auth, codexapi.NoAuth)
         client.stream(REQ).collect()
     # D7: no auth -> no Authorization header at all.
@@ -310,7 +299,7 @@ def test_plugin_beats_builtin_even_with_openai_api_key_set(
         srv: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     plugin = FixedAuthPlugin("plugin-token")
-    with client_for(srv, plugins=[plugin]) as client:
+    with make_client(srv, plugins=[plugin]) as client:
         assert first_authorization(srv, client) == "Bearer plugin-token"
     assert [p.name for p in plugin.providers] == ["embedded"]
 
@@ -324,7 +313,7 @@ def test_trylast_plugin_still_beats_builtin(srv: EmbeddedServer,
         def codexapi_auth(self, provider: Provider) -> Any:
             return codexapi.BearerAuth("late-token")
 
-    with client_for(srv, plugins=[Late()]) as client:
+    with make_client(srv, plugins=[Late()]) as client:
         assert first_authorization(srv, client) == "Bearer late-token"
 
 
@@ -332,7 +321,7 @@ def test_plugin_returning_none_hands_over_to_builtin(
         srv: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     plugin = FixedAuthPlugin(None)
-    with client_for(srv, plugins=[plugin]) as client:
+    with make_client(srv, plugins=[plugin]) as client:
         assert first_authorization(srv, client) == "Bearer sk-from-env"
     assert len(plugin.providers) == 1
 
@@ -341,7 +330,7 @@ def test_explicit_auth_beats_plugins_and_env(srv: EmbeddedServer,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     plugin = FixedAuthPlugin("plugin-token")
-    with client_for(srv, plugins=[plugin], auth=codexapi.BearerAuth("explicit")) as client:
+    with make_client(srv, plugins=[plugin], auth=codexapi.BearerAuth("explicit")) as client:
         assert first_authorization(srv, client) == "Bearer explicit"
     assert plugin.providers == []  # the hook is not even asked
 
@@ -355,7 +344,7 @@ def test_auth_hook_returning_a_string_is_a_plugin_error_naming_the_plugin(
 
     with pytest.raises(PluginError, match=r"KeyAsString\(\)' returned str from codexapi_auth"
                        ) as info:
-        client_for(srv, plugins=[KeyAsString()])
+        make_client(srv, plugins=[KeyAsString()])
     assert info.value.plugin == "test_auth.KeyAsString()"
     assert "sk-leaky-string" not in str(info.value)
 
@@ -367,13 +356,13 @@ def test_auth_hook_that_raises_is_a_plugin_error_naming_the_plugin(srv: Embedded
             raise KeyError("vault_path")
 
     with pytest.raises(PluginError, match=r"\.Broken\(\)' raised KeyError in codexapi_auth"):
-        client_for(srv, plugins=[Broken()])
+        make_client(srv, plugins=[Broken()])
 
 
 @pytest.mark.parametrize("bad", ["sk-passed-as-string", {"Authorization": "Bearer x"}])
 def test_explicit_auth_of_the_wrong_type_is_an_auth_error(srv: EmbeddedServer, bad: Any) -> None:
     with pytest.raises(AuthError, match="headers\\(\\) and refresh\\(\\)") as info:
-        client_for(srv, auth=bad)
+        make_client(srv, auth=bad)
     assert "sk-passed-as-string" not in str(info.value)
 
 
@@ -385,7 +374,7 @@ def test_auth_headers_with_a_line_break_are_refused_before_sending(srv: Embedded
         def refresh(self) -> bool:
             return False
 
-    with client_for(srv, auth=Sloppy()) as client, pytest.raises(AuthError) as info:
+    with make_client(srv, auth=Sloppy()) as client, pytest.raises(AuthError) as info:
         client.stream(REQ)
     assert "Sloppy.headers()" in str(info.value) and "abc" not in str(info.value)
     assert srv.requests == []
@@ -399,7 +388,7 @@ def test_401_refreshes_once_and_resends_with_new_headers(
     srv.api_keys = {"good-token"}
     tokens = iter(["stale-token", "good-token"])
     auth = codexapi.BearerAuth(lambda: next(tokens))
-    with caplog.at_level(logging.INFO, logger="codexapi"), client_for(srv, auth=auth) as client, \
+    with caplog.at_level(logging.INFO, logger="codexapi"), make_client(srv, auth=auth) as client, \
             client.stream(REQ) as events:
         text = "".join(getattr(e, "delta", "") for e in events)
     assert text == "You said: Hello"
@@ -430,7 +419,7 @@ def test_second_401_is_an_api_error(srv: EmbeddedServer) -> None:
 
     # Even with retries available a 401 is not retried beyond the one refresh.
     auth = codexapi.BearerAuth(fetch)
-    with client_for(srv, max_attempts=4, auth=auth) as client, pytest.raises(ApiError) as info:
+    with make_client(srv, retry=4, auth=auth) as client, pytest.raises(ApiError) as info:
         client.stream(REQ)
     assert info.value.status == 401 and info.value.code == "invalid_api_key"
     assert info.value.request_id and info.value.request_id.startswith("req_")
@@ -441,7 +430,7 @@ def test_second_401_is_an_api_error(srv: EmbeddedServer) -> None:
 def test_401_without_new_credentials_is_not_resent(srv: EmbeddedServer) -> None:
     srv.api_keys = {"right"}
     auth = codexapi.BearerAuth("wrong-key-123")
-    with client_for(srv, auth=auth) as client, pytest.raises(ApiError) as info:
+    with make_client(srv, auth=auth) as client, pytest.raises(ApiError) as info:
         client.stream(REQ)
     assert info.value.status == 401
     assert len(srv.requests) == 1
@@ -449,7 +438,7 @@ def test_401_without_new_credentials_is_not_resent(srv: EmbeddedServer) -> None:
 
 def test_401_without_any_key_says_so(srv: EmbeddedServer) -> None:
     srv.api_keys = {"right"}
-    with client_for(srv) as client, pytest.raises(ApiError, match="didn't provide an API key"):
+    with make_client(srv) as client, pytest.raises(ApiError, match="didn't provide an API key"):
         client.stream(REQ)
 
 
@@ -464,7 +453,7 @@ def test_refresh_that_raises_is_an_auth_error(srv: EmbeddedServer) -> None:
         return "first-token"
 
     auth = codexapi.BearerAuth(fetch)
-    with client_for(srv, auth=auth) as client, pytest.raises(AuthError, match="unreachable"):
+    with make_client(srv, auth=auth) as client, pytest.raises(AuthError, match="unreachable"):
         client.stream(REQ)
 
 
@@ -472,7 +461,7 @@ def test_codex_auth_file_rewritten_by_codex_is_picked_up_after_401(srv: Embedded
     path = write_auth(Path(os.environ["CODEX_HOME"]) / "auth.json",
                       {"tokens": {"access_token": "at-1", "account_id": "acct"}})
     srv.api_keys = {"at-1"}
-    with client_for(srv) as client:
+    with make_client(srv) as client:
         client.stream(REQ).collect()
         # Codex refreshed its tokens: the server now wants at-2, the file holds it.
         srv.api_keys = {"at-2"}
@@ -485,5 +474,5 @@ def test_codex_auth_file_rewritten_by_codex_is_picked_up_after_401(srv: Embedded
 
 def test_azure_api_key_is_accepted_by_the_embedded_server(srv: EmbeddedServer) -> None:
     srv.api_keys = {"azure-key-1"}
-    with client_for(srv, auth=codexapi.AzureKeyAuth("azure-key-1")) as client:
+    with make_client(srv, auth=codexapi.AzureKeyAuth("azure-key-1")) as client:
         assert client.stream(REQ).collect().text == "You said: Hello"

@@ -11,6 +11,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 from support.recording_transport import RESPONSES_DONE, CannedResponse, RecordingTransport
 
 import codexapi
@@ -20,7 +21,6 @@ from codexapi import (
     Client,
     ConfigError,
     Provider,
-    ResponsesRequest,
     RetryPolicy,
     hookimpl,
 )
@@ -29,7 +29,6 @@ from codexapi.http.transport import HttpRequest, HttpResponse
 from codexapi.server import EmbeddedServer, Exchange, route
 from codexapi.server.responses import post_responses
 
-REQ = ResponsesRequest(model="m", input="Hello")
 KEY = b"signing-key"
 
 
@@ -105,15 +104,9 @@ def srv() -> Iterator[EmbeddedServer]:
         yield server
 
 
-def client_for(server: EmbeddedServer, path: str, auth: Any, **kw: Any) -> Client:
-    provider = Provider(base_url=f"{server.base_url}/{path}",
-                        retry=RetryPolicy(max_attempts=1))
-    return Client(provider, auth=auth, load_entrypoints=False, **kw)
-
-
 def test_auth_flow_signs_the_body_and_the_headers_observers_added(srv: EmbeddedServer) -> None:
     srv.requests.clear()
-    with client_for(srv, "signed", SigningAuth(), plugins=[Tracing()]) as client:
+    with make_client(f"{srv.base_url}/signed", auth=SigningAuth(), plugins=[Tracing()]) as client:
         assert client.stream(REQ).collect().text == "You said: Hello"
     [(_, _, headers, _)] = srv.requests
     assert headers["traceparent"] == "00-abc-01" and "X-Signature" in headers
@@ -124,7 +117,8 @@ def test_auth_flow_signs_the_body_and_the_headers_observers_added(srv: EmbeddedS
                 yield HttpRequest(signed.method, signed.url, signed.headers, b'{"model":"x"}',
                                   signed.timeout)
 
-    with client_for(srv, "signed", Forger()) as client, pytest.raises(ApiError) as info:
+    with make_client(f"{srv.base_url}/signed", auth=Forger()) as client, \
+            pytest.raises(ApiError) as info:
         client.stream(REQ)
     assert info.value.status == 401
 
@@ -133,7 +127,7 @@ def test_auth_flow_answers_a_401_challenge_with_a_second_request(srv: EmbeddedSe
     _challenges.clear()
     srv.requests.clear()
     auth = ChallengeAuth()
-    with client_for(srv, "challenge", auth) as client:
+    with make_client(f"{srv.base_url}/challenge", auth=auth) as client:
         assert client.stream(REQ).collect().text == "You said: Hello"
     assert _challenges == [""]  # the first request went without credentials
     assert [s for s, _ in auth.seen] == [401, 200]
@@ -154,7 +148,8 @@ def test_a_challenge_is_the_same_attempt_for_observers(srv: EmbeddedServer) -> N
         def codexapi_on_response(self, response: Any, attempt: int) -> None:
             seen.append(("response", attempt, response.status))
 
-    with client_for(srv, "challenge", ChallengeAuth(), plugins=[Recorder()]) as client:
+    with make_client(f"{srv.base_url}/challenge", auth=ChallengeAuth(),
+                     plugins=[Recorder()]) as client:
         client.stream(REQ).collect()
     assert seen == [("request", 1, None), ("response", 1, 401),
                     ("request", 1, "Nonce n-42:answered"), ("response", 1, 200)]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 
 from codexapi import (
     ApiError,
@@ -41,15 +41,6 @@ class StreamPath:
     def codexapi_endpoint_path(self, provider: Provider, endpoint: str) -> str | None:
         return self.path if endpoint == "stream" else None
 
-
-def client_for(server: EmbeddedServer, path: str | None = None, **provider_kw: Any) -> Client:
-    provider_kw.setdefault("retry", RetryPolicy(max_attempts=1))
-    provider = Provider(name="embedded", base_url=server.base_url, **provider_kw)
-    plugins = [StreamPath(path)] if path else []
-    return Client(provider, plugins=plugins, load_entrypoints=False)
-
-
-REQ = ResponsesRequest(model="m", input="Hello")
 
 # --- test routes ----------------------------------------------------------------------------
 GATE = threading.Event()
@@ -129,7 +120,7 @@ def _cut(ex: Exchange) -> None:
 
 
 def test_event_sequence_and_collect(server: EmbeddedServer) -> None:
-    with client_for(server) as client:
+    with make_client(server) as client:
         events = list(client.stream(REQ))
         result = client.stream(REQ).collect()
     # Header-born events (the server's X-Models-Etag) come first; then the body's.
@@ -149,7 +140,7 @@ def test_event_sequence_and_collect(server: EmbeddedServer) -> None:
 
 def test_reasoning_and_tool_call_turns(server: EmbeddedServer) -> None:
     tools = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
-    with client_for(server) as client:
+    with make_client(server) as client:
         result = client.stream(ResponsesRequest(model="m", input="please call the tool",
                                                 tools=tools,
                                                 reasoning={"effort": "low"})).collect()
@@ -161,7 +152,8 @@ def test_reasoning_and_tool_call_turns(server: EmbeddedServer) -> None:
 
 def test_first_event_arrives_before_the_rest_is_sent(server: EmbeddedServer) -> None:
     GATE.clear()
-    with client_for(server, "test/gated") as client, client.stream(REQ) as events:
+    with make_client(server, plugins=[StreamPath("test/gated")]) as client, \
+            client.stream(REQ) as events:
         first = next(events)
         # The server is blocked until we release it: the event came without read-ahead.
         assert first == OutputTextDelta("first")
@@ -172,7 +164,7 @@ def test_first_event_arrives_before_the_rest_is_sent(server: EmbeddedServer) -> 
 
 def test_early_break_closes_the_connection(server: EmbeddedServer) -> None:
     DISCONNECTED.clear()
-    with client_for(server, "test/endless") as client:
+    with make_client(server, plugins=[StreamPath("test/endless")]) as client:
         with client.stream(REQ) as events:
             for i, _ in enumerate(events):
                 if i == 3:
@@ -192,7 +184,7 @@ def test_early_break_closes_the_connection(server: EmbeddedServer) -> None:
 ])
 def test_non_2xx_is_api_error_with_usable_message(server: EmbeddedServer, path: str,
                                                   status: int, needle: str) -> None:
-    with client_for(server, path) as client, pytest.raises(ApiError) as info:
+    with make_client(server, plugins=[StreamPath(path)]) as client, pytest.raises(ApiError) as info:
         client.stream(REQ)
     err = info.value
     assert err.status == status and needle in err.message
@@ -205,7 +197,7 @@ def test_non_2xx_is_api_error_with_usable_message(server: EmbeddedServer, path: 
 
 
 def test_truncated_stream_is_stream_error(server: EmbeddedServer) -> None:
-    with client_for(server, "test/truncated") as client:
+    with make_client(server, plugins=[StreamPath("test/truncated")]) as client:
         events = client.stream(REQ)
         assert next(events) == OutputTextDelta("partial")
         with pytest.raises(StreamError, match=r"stream closed before response\.completed"):
@@ -213,13 +205,14 @@ def test_truncated_stream_is_stream_error(server: EmbeddedServer) -> None:
 
 
 def test_malformed_json_and_missing_type_are_explained(server: EmbeddedServer) -> None:
-    with client_for(server, "test/badjson") as client, pytest.raises(StreamError) as info:
+    with make_client(server, plugins=[StreamPath("test/badjson")]) as client, \
+            pytest.raises(StreamError) as info:
         client.stream(REQ).collect()
     assert "not valid JSON" in str(info.value)
 
 
 def test_connection_cut_mid_stream_is_typed(server: EmbeddedServer) -> None:
-    with client_for(server, "test/midstream-cut") as client:
+    with make_client(server, plugins=[StreamPath("test/midstream-cut")]) as client:
         events = client.stream(REQ)
         assert next(events) == OutputTextDelta("a")
         with pytest.raises((TransportError, StreamError)):
@@ -241,7 +234,7 @@ def test_connection_refused_is_transport_error() -> None:
 def test_shared_client_across_threads(server: EmbeddedServer) -> None:
     results: dict[int, str] = {}
     errors: list[BaseException] = []
-    with client_for(server) as client:
+    with make_client(server) as client:
         def work(n: int) -> None:
             try:
                 for k in range(5):
@@ -261,7 +254,7 @@ def test_shared_client_across_threads(server: EmbeddedServer) -> None:
 
 
 def test_output_item_done_items_expose_fields(server: EmbeddedServer) -> None:
-    with client_for(server) as client:
+    with make_client(server) as client:
         done = [e for e in client.stream(REQ) if isinstance(e, OutputItemDone)]
     item = done[0].item
     assert item.type == "message" and item.role == "assistant"

@@ -12,14 +12,11 @@ from conftest import make_client
 from support.recording_transport import CannedResponse, RecordingTransport, json_response
 
 from codexapi import (
-    Client,
     FunctionCall,
     FunctionCallOutput,
     Message,
     ModelList,
-    Provider,
     ResponsesRequest,
-    RetryPolicy,
     StreamError,
     UnsupportedEndpointError,
     WireApi,
@@ -41,15 +38,12 @@ E2_MODEL: dict[str, Any] = {
 }
 
 
-def client_for(transport: RecordingTransport, base: str = "https://example.com/api/codex",
-               **provider: Any) -> Client:
-    return Client(Provider(name="test", base_url=base, retry=RetryPolicy(max_attempts=1),
-                           **provider), transport=transport, load_entrypoints=False)
+BASE = "https://example.com/api/codex"
 
 
 def test_e1_appends_client_version_query() -> None:
     transport = RecordingTransport(json_response({"models": []}))
-    with client_for(transport) as client:
+    with make_client(BASE, transport=transport) as client:
         client.list_models("0.99.0")
     assert transport.last.method == "GET"
     assert transport.last.url == "https://example.com/api/codex/models?client_version=0.99.0"
@@ -59,14 +53,14 @@ def test_e1_appends_client_version_query() -> None:
 
 def test_client_version_is_percent_encoded() -> None:
     transport = RecordingTransport(json_response({"models": []}))
-    with client_for(transport) as client:
+    with make_client(BASE, transport=transport) as client:
         client.list_models("1.0 beta&x=y")
     assert transport.last.url.endswith("/models?client_version=1.0%20beta%26x%3Dy")
 
 
 def test_e2_parses_codex_models_response() -> None:
     transport = RecordingTransport(json_response({"models": [E2_MODEL], "etag": ""}))
-    with client_for(transport) as client:
+    with make_client(BASE, transport=transport) as client:
         result = client.list_models("0.99.0")
     assert isinstance(result, ModelList)
     assert len(result.models) == 1
@@ -80,16 +74,16 @@ def test_e2_parses_codex_models_response() -> None:
 def test_e3_etag_header_wins_over_body_etag() -> None:
     transport = RecordingTransport(json_response({"models": [E2_MODEL], "etag": '"body"'},
                                                  headers={"ETag": '"abc"'}))
-    with client_for(transport) as client:
+    with make_client(BASE, transport=transport) as client:
         assert client.list_models("0.99.0").etag == '"abc"'
     body_only = RecordingTransport(json_response({"models": [], "etag": '"body"'}))
-    with client_for(body_only) as client:
+    with make_client(BASE, transport=body_only) as client:
         assert client.list_models("0.99.0").etag == '"body"'
 
 
 def test_e4_provider_query_params_come_first() -> None:
     transport = RecordingTransport(json_response({"models": []}))
-    with client_for(transport, query_params={"api-version": "v"}) as client:
+    with make_client(BASE, transport=transport, query_params={"api-version": "v"}) as client:
         client.list_models("0.99.0")
     assert transport.last.url == \
         "https://example.com/api/codex/models?api-version=v&client_version=0.99.0"
@@ -97,7 +91,7 @@ def test_e4_provider_query_params_come_first() -> None:
 
 def test_e5_body_not_json() -> None:
     transport = RecordingTransport(CannedResponse(200, b"oops"))
-    with client_for(transport) as client, pytest.raises(StreamError) as info:
+    with make_client(BASE, transport=transport) as client, pytest.raises(StreamError) as info:
         client.list_models("0.99.0")
     assert "failed to decode models response" in str(info.value)
     assert str(info.value).endswith("body: oops")
@@ -112,7 +106,7 @@ def test_e5_body_not_json() -> None:
 ])
 def test_models_json_of_neither_shape_is_a_typed_error(body: Any) -> None:
     transport = RecordingTransport(json_response(body))
-    with client_for(transport) as client, pytest.raises(StreamError,
+    with make_client(BASE, transport=transport) as client, pytest.raises(StreamError,
                                                         match="failed to decode models"):
         client.list_models("1")
 
@@ -120,7 +114,7 @@ def test_models_json_of_neither_shape_is_a_typed_error(body: Any) -> None:
 def test_openai_shape_is_accepted() -> None:
     transport = RecordingTransport(json_response(
         {"object": "list", "data": [{"id": "gpt-4o", "object": "model", "owned_by": "x"}]}))
-    with client_for(transport) as client:
+    with make_client(BASE, transport=transport) as client:
         result = client.list_models("1")
     assert result.slugs == ["gpt-4o"] and result.models[0].owned_by == "x"
 
@@ -128,7 +122,7 @@ def test_openai_shape_is_accepted() -> None:
 def test_etag_is_revalidated_and_304_returns_the_cached_list() -> None:
     first = json_response({"models": [E2_MODEL]}, headers={"ETag": '"v1"'})
     transport = RecordingTransport(first, CannedResponse(304, b"", {"ETag": '"v1"'}), first)
-    with client_for(transport) as client:
+    with make_client(BASE, transport=transport) as client:
         listed = client.list_models("0.99.0")
         again = client.list_models("0.99.0")
         assert again is listed  # the cached object itself: nothing re-parsed
@@ -141,13 +135,14 @@ def test_etag_is_revalidated_and_304_returns_the_cached_list() -> None:
 
 def test_unsolicited_304_is_a_typed_error() -> None:
     transport = RecordingTransport(CannedResponse(304, b""))
-    with client_for(transport) as client, pytest.raises(StreamError, match="304"):
+    with make_client(BASE, transport=transport) as client, pytest.raises(StreamError, match="304"):
         client.list_models("1")
 
 
 def test_the_etag_cache_is_per_client() -> None:
     transport = RecordingTransport(json_response({"models": []}, headers={"ETag": '"v1"'}))
-    with client_for(transport) as one, client_for(transport) as two:
+    with make_client(BASE, transport=transport) as one, \
+            make_client(BASE, transport=transport) as two:
         one.list_models("1")
         two.list_models("1")
     assert transport.header("if-none-match", 1) is None
@@ -167,7 +162,7 @@ def test_compact_posts_model_input_instructions_and_returns_items() -> None:
         FunctionCall(name="f", arguments="{}", call_id="c1"),
         FunctionCallOutput(call_id="c1", output="ok")], tools=[{"type": "function",
                                                               "name": "f"}])
-    with client_for(transport, base="https://example.com/v1") as client:
+    with make_client("https://example.com/v1", transport=transport) as client:
         items = client.compact(request)
     assert transport.last.method == "POST"
     assert transport.last.url == "https://example.com/v1/responses/compact"
@@ -187,7 +182,7 @@ def test_compact_posts_model_input_instructions_and_returns_items() -> None:
 @pytest.mark.parametrize("raw", [b"not json", b'{"id": "x"}', b'{"output": {"a": 1}}'])
 def test_compact_bad_reply_is_a_typed_error(raw: bytes) -> None:
     transport = RecordingTransport(CannedResponse(200, raw))
-    with client_for(transport) as client, pytest.raises(StreamError,
+    with make_client(BASE, transport=transport) as client, pytest.raises(StreamError,
                                                         match="failed to decode compact"):
         client.compact(ResponsesRequest(model="m", input="hi"))
 

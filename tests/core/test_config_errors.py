@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import REQ
 from support.tls_server import ScratchCA, https_server
 
 from codexapi import (
     Client,
     ConfigError,
     Provider,
-    ResponsesRequest,
     RetryPolicy,
     TLSHandshakeError,
     TransportError,
@@ -29,7 +29,6 @@ from codexapi.http.transport import HttpRequest
 from codexapi.http.urls import check_base_url, join
 from codexapi.server import EmbeddedServer
 
-REQ = ResponsesRequest(model="m", input="Hello")
 SECRET = "hunter2-very-secret"
 
 BAD_URLS = {

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 from support.hostile import RawRequest, RawServer, head
 
 from codexapi import (
@@ -22,14 +23,12 @@ from codexapi import (
     NoAuth,
     Provider,
     ReadTimeout,
-    ResponsesRequest,
     RetryPolicy,
     TransportError,
 )
 
 pytestmark = pytest.mark.timeout(20)
 
-REQ = ResponsesRequest(model="m", input="hi")
 DRIP = 0.3
 
 
@@ -54,13 +53,9 @@ def dripped_body(content_type: str):  # type: ignore[no-untyped-def]
     return handle
 
 
-def client_for(base_url: str, **kw: Any) -> Client:
-    kw.setdefault("retry", RetryPolicy.never())
-    return Client(Provider(base_url=base_url, **kw), auth=NoAuth(), load_entrypoints=False)
-
-
 def test_a_dripped_head_is_bounded_as_a_whole_by_the_read_timeout() -> None:
-    with RawServer(dripped_head) as srv, client_for(srv.base_url, read_timeout=1.0) as client:
+    with RawServer(dripped_head) as srv, make_client(srv.base_url, auth=NoAuth(),
+                                                   read_timeout=1.0) as client:
         started = time.monotonic()
         with pytest.raises(ReadTimeout) as info:
             client.stream(REQ)
@@ -84,7 +79,8 @@ def test_a_dripped_head_is_retried_as_a_head_that_did_not_arrive() -> None:
 def test_a_dripped_body_is_bounded_by_the_deadline(endpoint: str) -> None:
     content_type = "text/event-stream" if endpoint == "stream" else "application/json"
     with RawServer(dripped_body(content_type)) as srv, \
-            client_for(srv.base_url, stream_idle_timeout=5.0, read_timeout=5.0) as client:
+            make_client(srv.base_url, auth=NoAuth(), stream_idle_timeout=5.0,
+                        read_timeout=5.0) as client:
         started = time.monotonic()
         with pytest.raises(DeadlineExceeded) as info:
             if endpoint == "stream":
@@ -136,5 +132,5 @@ def test_a_deadline_that_passes_between_tries_ends_the_call() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "5"])
 def test_a_bad_deadline_is_a_config_error(bad: Any) -> None:
-    with client_for("http://127.0.0.1:9/v1") as client, pytest.raises(ConfigError):
+    with make_client("http://127.0.0.1:9/v1", auth=NoAuth()) as client, pytest.raises(ConfigError):
         client.stream(REQ, deadline=bad)

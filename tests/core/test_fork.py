@@ -12,8 +12,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from conftest import make_client, make_request
 
-from codexapi import Client, ConfigError, Provider, ResponsesRequest, RetryPolicy
+from codexapi import Client, ConfigError, Provider, ResponsesRequest
 from codexapi.server import EmbeddedServer
 
 pytestmark = [pytest.mark.timeout(60),
@@ -26,16 +27,15 @@ POOL_TASKS = 24
 
 
 def ask(client: Client, prompt: str) -> str:
-    return client.stream(ResponsesRequest(model="m", input=prompt)).collect().text
+    return client.stream(make_request(prompt)).collect().text
 
 
 @pytest.fixture(params=["responses", "responses_websocket"])
 def client(server: EmbeddedServer, request: pytest.FixtureRequest) -> Iterator[Client]:
     # Over WebSocket the connection a child must not touch is one the wire keeps between
     # turns (WireContext.connections), not the transport's pool.
-    provider = Provider(base_url=server.base_url, retry=RetryPolicy.never(), proxy="",
-                        stream_idle_timeout=5.0, read_timeout=5.0, wire=request.param)
-    with Client(provider, load_entrypoints=False) as c:
+    with make_client(server, request.param, proxy="", stream_idle_timeout=5.0,
+                     read_timeout=5.0) as c:
         yield c
 
 

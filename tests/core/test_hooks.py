@@ -9,19 +9,19 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 from support.recording_transport import RESPONSES_DONE, RecordingTransport
 
 import codexapi
 from codexapi import Client, PluginError, Provider, ResponsesRequest, RetryPolicy, hookimpl
 from codexapi.plugins import make_plugin_manager
 
-REQ = ResponsesRequest(model="m", input="Hello")
-
 
 def client(*plugins: Any, transport: RecordingTransport | None = None) -> Client:
-    provider = Provider(base_url="https://example.test/v1", retry=RetryPolicy(max_attempts=1))
-    return Client(provider, auth=codexapi.NoAuth(), plugins=plugins, load_entrypoints=False,
-                  transport=transport or RecordingTransport(RESPONSES_DONE))
+    """A client with ``plugins`` whose turns a scripted transport answers (by default with one
+    completed response)."""
+    return make_client(auth=codexapi.NoAuth(), plugins=plugins,
+                       transport=transport or RecordingTransport(RESPONSES_DONE))
 
 
 def test_new_style_wrapper_edits_the_wires_body() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 from support.hostile import RawRequest, RawServer, head
 
 from codexapi import (
@@ -31,7 +32,6 @@ from codexapi import (
     OutputItemDone,
     Provider,
     RateLimitError,
-    ResponsesRequest,
     RetryPolicy,
     StreamError,
     TransportError,
@@ -45,7 +45,6 @@ from codexapi_plugins.wire_responses import parse_retry_after
 pytestmark = pytest.mark.timeout(30)
 
 KEY = "sk-test-SECRET-4f9a8b7c6d5e"
-REQ = ResponsesRequest(model="m", input="hi")
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
@@ -87,10 +86,10 @@ def stream_handler(body: bytes, status: str = "200 OK", **headers: str):  # type
 
 
 def client_for(base_url: str, auth: Any = None, attempts: int = 1, **kw: Any) -> Client:
-    provider = Provider(base_url=base_url, retry=RetryPolicy(max_attempts=attempts,
-                                                             base_delay=0.0), **kw)
-    return Client(provider, auth=auth or NoAuth(), load_entrypoints=False,
-                  sleep=lambda s: None)
+    """A client for a hostile server: no credentials unless given, retries without waiting."""
+    kw.setdefault("stream_idle_timeout", None)
+    return make_client(base_url, auth=auth or NoAuth(), retry=attempts, sleep=lambda s: None,
+                       **kw)
 
 
 COMPLETED = {"type": "response.completed", "response": {"id": "r1"}}

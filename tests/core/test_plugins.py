@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 
 import codexapi
 from codexapi import (
     Client,
     PluginError,
     Provider,
-    ResponsesRequest,
     RetryPolicy,
     UnsupportedEndpointError,
     hookimpl,
@@ -31,8 +31,6 @@ from codexapi import plugins as plugin_loader
 from codexapi.cli.commands import main
 from codexapi.server import EmbeddedServer, Exchange, route
 from codexapi.server.responses import post_responses
-
-REQ = ResponsesRequest(model="m", input="Hello")
 
 AUTH_PLUGIN = """
 import codexapi
@@ -83,12 +81,6 @@ def srv() -> Iterator[EmbeddedServer]:
         yield server
 
 
-def client_for(server: EmbeddedServer, **kw: Any) -> Client:
-    provider = Provider(name="embedded", base_url=server.base_url, stream_idle_timeout=10.0,
-                        retry=RetryPolicy(max_attempts=1))
-    return Client(provider, **kw)
-
-
 def last_authorization(server: EmbeddedServer) -> str | None:
     headers = {k.lower(): v for k, v in server.requests[-1][2].items()}
     return headers.get("authorization")
@@ -106,7 +98,7 @@ def test_installed_plugin_provides_auth_over_the_builtin_env_key(
         site: Site, srv: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
     install_acme(site)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-    with client_for(srv) as client:
+    with make_client(srv, load_entrypoints=True) as client:
         client.stream(REQ).collect()
         info = {p["name"]: p for p in plugin_loader.describe(client.plugin_manager)}
     assert last_authorization(srv) == "Bearer acme-token"
@@ -118,7 +110,7 @@ def test_load_entrypoints_false_is_hermetic(site: Site, srv: EmbeddedServer,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     install_acme(site)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-    with client_for(srv, load_entrypoints=False) as client:
+    with make_client(srv) as client:
         client.stream(REQ).collect()
         assert not client.plugin_manager.has_plugin("acme")
     assert last_authorization(srv) == "Bearer sk-from-env"
@@ -168,7 +160,8 @@ def test_plugin_that_fails_to_import_is_reported_not_fatal(
     install_acme(site)
     site.install("broken-dist", {"broken": "broken_codexapi_plugin"},
                  {"broken_codexapi_plugin": "import no_such_dependency_xyz\n"})
-    with caplog.at_level(logging.WARNING, logger="codexapi"), client_for(srv) as client:
+    with caplog.at_level(logging.WARNING, logger="codexapi"), \
+            make_client(srv, load_entrypoints=True) as client:
         assert client.stream(REQ).collect().text == "You said: Hello"
         failures = client.plugin_manager.load_failures
     assert last_authorization(srv) == "Bearer acme-token"  # the healthy plugin still loaded
@@ -219,7 +212,7 @@ def test_hook_with_a_wrong_signature_is_a_plugin_error() -> None:
 
 def test_plugins_given_by_module_name(srv: EmbeddedServer, site: Site) -> None:
     site.install("unused", {}, {"named_plugin_mod": AUTH_PLUGIN.format(token="by-name")})
-    with client_for(srv, plugins=["named_plugin_mod"], load_entrypoints=False) as client:
+    with make_client(srv, plugins=["named_plugin_mod"]) as client:
         client.stream(REQ).collect()
     assert last_authorization(srv) == "Bearer by-name"
     with pytest.raises(PluginError, match="'no_such_plugin_module' could not be imported"):
@@ -249,7 +242,7 @@ def test_hook_returning_the_wrong_type_names_the_plugin(
         srv: EmbeddedServer, plugin: Any, hook: str, got: str, expected: str) -> None:
     srv.requests.clear()
     name = f"{type(plugin).__name__}()"
-    with client_for(srv, plugins=[plugin], load_entrypoints=False) as client, \
+    with make_client(srv, plugins=[plugin]) as client, \
             pytest.raises(PluginError) as info:
         client.stream(REQ).collect()
     assert f"{name}' returned {got} from {hook}, expected {expected}" in str(info.value)
@@ -320,7 +313,7 @@ def test_failing_observer_is_logged_naming_it_and_the_turn_goes_on(
             raise ValueError("collector down")
 
     with caplog.at_level(logging.WARNING, logger="codexapi"), \
-            client_for(srv, plugins=[Telemetry()], load_entrypoints=False) as client:
+            make_client(srv, plugins=[Telemetry()]) as client:
         assert client.stream(REQ).collect().text == "You said: Hello"
     assert any("Telemetry()' raised ValueError in codexapi_on_response (ignored): "
                "collector down" in r.getMessage() for r in caplog.records)
@@ -332,7 +325,7 @@ def test_no_plugin_for_the_endpoint_is_unsupported(srv: EmbeddedServer) -> None:
         def codexapi_endpoint_path(self, provider: Any, endpoint: str) -> Any:
             raise UnsupportedEndpointError(f"{endpoint} is not offered by this gateway")
 
-    with client_for(srv, plugins=[Nothing()], load_entrypoints=False) as client, \
+    with make_client(srv, plugins=[Nothing()]) as client, \
             pytest.raises(UnsupportedEndpointError, match="not offered by this gateway"):
         client.stream(REQ)
 
@@ -353,8 +346,9 @@ def test_plugins_command_text_and_json(site: Site, capsys: pytest.CaptureFixture
     assert main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     by_name = {p["name"]: p for p in data["plugins"]}
+    # A retry is logged by the call itself, not by the logging plugin.
     assert by_name["codexapi_plugins.logs"]["hooks"] == [
-        "codexapi_on_request", "codexapi_on_response", "codexapi_on_retry"]
+        "codexapi_on_request", "codexapi_on_response"]
     assert by_name["acme"]["distribution"] == "acme-codexapi"
     assert data["failures"] == [{"name": "broken", "distribution": "broken-dist",
                                  "error": "RuntimeError: needs a licence file"}]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import REQ
 
 import codexapi
 from codexapi import (
@@ -38,7 +39,6 @@ COOKIE = "session=planted-SECRET-cookie"
 GATEWAY = "planted-SECRET-gateway"
 QUERY = "planted-SECRET-query"
 SECRETS = (TOKEN, ACCOUNT, AZURE, COOKIE, GATEWAY, QUERY, "planted-SECRET")
-REQ = ResponsesRequest(model="m", input="Hello")
 
 
 def assert_clean(text: str) -> None:

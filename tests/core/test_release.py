@@ -14,13 +14,13 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from conftest import make_client, make_request
 
-from codexapi import Client, Provider, ResponsesRequest, RetryPolicy
 from codexapi.server import EmbeddedServer
 
 pytestmark = pytest.mark.timeout(90)
 
-REQ = ResponsesRequest(model="m", input="a reasonably long prompt, so the turn has many events")
+REQ = make_request("a reasonably long prompt, so the turn has many events")
 THREADS = 32
 STREAMS = 25
 
@@ -35,19 +35,13 @@ def no_gc() -> Iterator[None]:
         gc.enable()
 
 
-def client_for(server: EmbeddedServer) -> Client:
-    provider = Provider(base_url=server.base_url, retry=RetryPolicy.never(),
-                        stream_idle_timeout=10.0)
-    return Client(provider, load_entrypoints=False)
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
 def test_an_abandoned_stream_is_freed_and_releases_its_connection(
         server: EmbeddedServer, no_gc: None) -> None:
-    with client_for(server) as client:
+    with make_client(server) as client:
         stream = client.stream(REQ)
         response = stream.response
         ref = weakref.ref(stream)
@@ -72,10 +66,10 @@ def test_threads_abandoning_streams_leak_no_connection_and_no_fd(
     caplog.set_level(logging.WARNING, logger="urllib3")
     errors: list[str] = []
     with EmbeddedServer() as server:
-        with client_for(server) as client:  # warm up: imports, the first connection
+        with make_client(server) as client:  # warm up: imports, the first connection
             assert client.stream(REQ).collect().text.startswith("You said")
         before = open_fds()
-        with client_for(server) as client:
+        with make_client(server) as client:
             start = threading.Barrier(THREADS)
 
             def work(t: int) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 import pytest
+from conftest import REQ
 from support.recording_transport import RESPONSES_DONE, CannedResponse, RecordingTransport
 
 from codexapi import (
@@ -15,14 +16,11 @@ from codexapi import (
     ContextWindowExceeded,
     Provider,
     RateLimitError,
-    ResponsesRequest,
     RetryPolicy,
     StreamError,
     TransportError,
     hookimpl,
 )
-
-REQ = ResponsesRequest(model="m", input="x")
 
 
 def test_the_policy_decides_what_is_retryable() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 import pytest
+from conftest import make_client, make_request
 
 from codexapi import (
     ApiError,
@@ -17,7 +18,6 @@ from codexapi import (
     OutputTextDelta,
     Provider,
     ResponsesRequest,
-    RetryPolicy,
     StreamError,
     StreamResult,
     hookimpl,
@@ -25,7 +25,7 @@ from codexapi import (
 from codexapi.server import EmbeddedServer
 from codexapi.server.faults import FAULT_HEADER, FAULT_ID_HEADER
 
-REQ = ResponsesRequest(model="m", input="Hello there")
+REQ = make_request("Hello there")
 
 
 def fault(plan: str) -> dict[str, str]:
@@ -54,15 +54,9 @@ def srv() -> Iterator[EmbeddedServer]:
         yield server
 
 
-def client(server: EmbeddedServer, ends: Ends, **kw: Any) -> Client:
-    provider = Provider(base_url=server.base_url, retry=RetryPolicy(max_attempts=2,
-                                                                   base_delay=0.0), **kw)
-    return Client(provider, plugins=[ends], load_entrypoints=False, sleep=lambda _: None)
-
-
 def test_a_completed_turn_reports_usage_ids_timing_once(srv: EmbeddedServer) -> None:
     ends = Ends()
-    with client(srv, ends) as c:
+    with make_client(srv, retry=2, plugins=[ends], sleep=lambda _: None) as c:
         collected = c.stream(REQ).collect()
     [(request, result, error)] = ends.calls
     assert request is REQ and error is None
@@ -76,7 +70,8 @@ def test_a_completed_turn_reports_usage_ids_timing_once(srv: EmbeddedServer) -> 
 
 def test_a_failure_inside_the_stream_reports_the_error(srv: EmbeddedServer) -> None:
     ends = Ends()
-    with client(srv, ends) as c, pytest.raises(StreamError):
+    with make_client(srv, retry=2, plugins=[ends], sleep=lambda _: None) as c, \
+            pytest.raises(StreamError):
         c.stream(REQ, headers=fault("drop@3")).collect()
     [(_, result, error)] = ends.calls
     assert isinstance(error, StreamError) and result.finish_reason == "error"
@@ -84,7 +79,8 @@ def test_a_failure_inside_the_stream_reports_the_error(srv: EmbeddedServer) -> N
 
 def test_a_failure_before_the_stream_opens_reports_it_too(srv: EmbeddedServer) -> None:
     ends = Ends()
-    with client(srv, ends) as c, pytest.raises(ApiError):
+    with make_client(srv, retry=2, plugins=[ends], sleep=lambda _: None) as c, \
+            pytest.raises(ApiError):
         c.stream(REQ, headers=fault("500x5"))
     [(_, result, error)] = ends.calls
     assert isinstance(error, ApiError) and error.status == 500 and error.attempts == 2
@@ -95,7 +91,7 @@ def test_a_failure_before_the_stream_opens_reports_it_too(srv: EmbeddedServer) -
 
 def test_closing_early_reports_a_cancelled_turn_once(srv: EmbeddedServer) -> None:
     ends = Ends()
-    with client(srv, ends) as c:
+    with make_client(srv, retry=2, plugins=[ends], sleep=lambda _: None) as c:
         with c.stream(REQ) as events:
             next(iter(events))
         never_read = c.stream(REQ)
@@ -107,7 +103,7 @@ def test_closing_early_reports_a_cancelled_turn_once(srv: EmbeddedServer) -> Non
 def test_function_calls_finish_as_tool_calls(srv: EmbeddedServer) -> None:
     ends = Ends()
     tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
-    with client(srv, ends) as c:
+    with make_client(srv, retry=2, plugins=[ends], sleep=lambda _: None) as c:
         c.stream(ResponsesRequest(model="m", input="call the tool", tools=tools)).collect()
     [(_, result, _)] = ends.calls
     assert result.function_calls and result.finish_reason == "tool_calls"
@@ -118,14 +114,14 @@ def test_the_observed_turn_keeps_text_and_items_whatever_the_reads_hold() -> Non
 
     from codexapi.events import Completed, OutputItemDone, OutputTextDelta
     from codexapi.items import item_from_json
-    from codexapi.stream import _Turn
+    from codexapi.stream import _Seen
 
     class WireDelta(OutputTextDelta):  # a wire's own delta class
         pass
 
     message = item_from_json({"type": "message", "role": "assistant",
                               "content": [{"type": "output_text", "text": "ab"}]})
-    turn = _Turn(None, None, None, time.monotonic)
+    turn = _Seen(None, None, None, time.monotonic)
     turn.add([OutputTextDelta(str(i % 10)) for i in range(20)])  # many, all deltas
     turn.add([OutputTextDelta("a"), WireDelta("b")])              # few
     mixed = [OutputTextDelta("c")] * 10 + [WireDelta("d"), OutputItemDone(message),
@@ -156,11 +152,6 @@ class Asks(Ends):
         return self.answer
 
 
-def clients(server: EmbeddedServer, *plugins: Any) -> Client:
-    provider = Provider(base_url=server.base_url, retry=RetryPolicy(max_attempts=1))
-    return Client(provider, plugins=list(plugins), load_entrypoints=False)
-
-
 def cut_short(c: Client, deltas: int = 2) -> str:
     """Read the first ``deltas`` text deltas of a turn, then close it; the text read."""
     seen = []
@@ -176,7 +167,7 @@ def cut_short(c: Client, deltas: int = 2) -> str:
 def test_an_end_observer_gets_ids_usage_and_items_without_the_streamed_text(
         srv: EmbeddedServer) -> None:
     end = Asks("end")
-    with clients(srv, end) as c:
+    with make_client(srv, plugins=[end]) as c:
         collected = c.stream(REQ).collect()
         partial = cut_short(c)
     (request, extensions), _ = end.asked
@@ -192,7 +183,7 @@ def test_an_end_observer_gets_ids_usage_and_items_without_the_streamed_text(
 
 def test_a_text_observer_gets_the_text_streamed_so_far(srv: EmbeddedServer) -> None:
     text = Asks("text")
-    with clients(srv, text) as c:
+    with make_client(srv, plugins=[text]) as c:
         partial = cut_short(c)
     [(_, cancelled, _)] = text.calls
     assert cancelled.text == partial != ""
@@ -200,16 +191,16 @@ def test_a_text_observer_gets_the_text_streamed_so_far(srv: EmbeddedServer) -> N
 
 def test_an_observer_without_the_hook_still_gets_the_text(srv: EmbeddedServer) -> None:
     old, end = Ends(), Asks("end")  # Ends implements only codexapi_on_stream_end
-    with clients(srv, old, end) as c:
+    with make_client(srv, plugins=[old, end]) as c:
         partial = cut_short(c)
     assert [r.text for _, r, _ in old.calls] == [r.text for _, r, _ in end.calls] == [partial]
 
 
 def test_a_turn_every_observer_declines_is_not_observed(srv: EmbeddedServer) -> None:
     first, second = Asks(None), Asks(None)
-    with clients(srv, first, second) as c:
+    with make_client(srv, plugins=[first, second]) as c:
         stream = c.stream(REQ)
-        assert stream._call.observed is None  # nothing is kept as it streams
+        assert stream._turn.observed is None  # nothing is kept as it streams
         assert stream.collect().text == "You said: Hello there"
     assert len(first.asked) == len(second.asked) == 1
     assert first.calls == second.calls == []
@@ -217,7 +208,7 @@ def test_a_turn_every_observer_declines_is_not_observed(srv: EmbeddedServer) -> 
 
 def test_when_one_observer_asks_every_end_observer_is_told(srv: EmbeddedServer) -> None:
     declines, asks = Asks(None), Asks("end")
-    with clients(srv, declines, asks) as c:
+    with make_client(srv, plugins=[declines, asks]) as c:
         c.stream(REQ).collect()
     assert len(declines.calls) == len(asks.calls) == 1
 
@@ -227,7 +218,7 @@ def test_a_wrong_answer_is_a_plugin_error_naming_the_plugin(srv: EmbeddedServer,
                                                             answer: Any) -> None:
     from codexapi import PluginError
 
-    with clients(srv, Asks(answer)) as c, pytest.raises(PluginError) as info:
+    with make_client(srv, plugins=[Asks(answer)]) as c, pytest.raises(PluginError) as info:
         c.stream(REQ)
     assert "codexapi_observe_stream" in str(info.value) and '"end"' in str(info.value)
     assert info.value.plugin and "Asks" in info.value.plugin
@@ -240,7 +231,7 @@ def test_the_read_level_shortcut_keeps_what_the_full_look_keeps() -> None:
 
     from codexapi.events import Completed, OutputItemDone
     from codexapi.items import item_from_json
-    from codexapi.stream import _Turn
+    from codexapi.stream import _Seen
 
     class Counting:
         other_events = 0
@@ -255,7 +246,7 @@ def test_the_read_level_shortcut_keeps_what_the_full_look_keeps() -> None:
     for keep_text in (True, False):
         for counted in (True, False):
             source = Counting()
-            turn = _Turn(None, None, None, time.monotonic, keep_text)
+            turn = _Seen(None, None, None, time.monotonic, keep_text)
             for events, mark in reads:
                 source.other_events = mark
                 turn.add(events, source if counted else None)

@@ -7,8 +7,10 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 from support.recording_transport import RecordingTransport, json_response, sse_response
 
 from codexapi import (
@@ -20,19 +22,17 @@ from codexapi import (
     Provider,
     QuotaExceeded,
     RateLimitError,
-    ResponsesRequest,
     RetryPolicy,
     UsageLimitReached,
 )
 
-REQUEST = ResponsesRequest(model="m", input="hi")
 
-
-def client_for(transport: RecordingTransport, sleeps: list[float], **kw: object) -> Client:
-    provider = Provider(base_url="http://127.0.0.1:1/v1",
-                        retry=RetryPolicy(max_attempts=5, base_delay=0.01), **kw)  # type: ignore
-    return Client(provider, auth=NoAuth(), load_entrypoints=False, transport=transport,
-                  sleep=sleeps.append)
+def client_for(transport: RecordingTransport, sleeps: list[float], **kw: Any) -> Client:
+    """A client whose calls ``transport`` answers, retrying up to 5 times; ``sleeps`` gets
+    each wait."""
+    return make_client("http://127.0.0.1:1/v1",
+                       retry=RetryPolicy(max_attempts=5, base_delay=0.01), auth=NoAuth(),
+                       transport=transport, sleep=sleeps.append, **kw)
 
 
 def test_usage_limit_reached_is_raised_at_once_never_retried() -> None:
@@ -42,7 +42,7 @@ def test_usage_limit_reached_is_raised_at_once_never_retried() -> None:
                                                              "x-request-id": "req-9"}))
     sleeps: list[float] = []
     with client_for(transport, sleeps) as client, pytest.raises(UsageLimitReached) as info:
-        client.stream(REQUEST)
+        client.stream(REQ)
     assert len(transport.requests) == 1 and sleeps == []
     err = info.value
     assert isinstance(err, ApiError) and err.status == 429 and err.plan_type == "plus"
@@ -57,7 +57,7 @@ def test_quota_429_is_final() -> None:
     transport = RecordingTransport(json_response(body, 429))
     sleeps: list[float] = []
     with client_for(transport, sleeps) as client, pytest.raises(QuotaExceeded) as info:
-        client.stream(REQUEST)
+        client.stream(REQ)
     assert len(transport.requests) == 1 and info.value.status == 429
 
 
@@ -68,7 +68,7 @@ def test_rate_limit_429_that_exhausts_its_retries_is_api_and_rate_limit_error() 
                                                              "cf-ray": "ray-1"}))
     sleeps: list[float] = []
     with client_for(transport, sleeps) as client, pytest.raises(ApiRateLimitError) as info:
-        client.stream(REQUEST)
+        client.stream(REQ)
     err = info.value
     assert isinstance(err, ApiError) and isinstance(err, RateLimitError)
     assert err.status == 429 and err.retry_after == 2.0 and err.attempts == 5
@@ -79,7 +79,7 @@ def test_cyber_policy_400_is_final() -> None:
     body = {"error": {"code": "cyber_policy", "message": "flagged", "type": "invalid_request"}}
     transport = RecordingTransport(json_response(body, 400))
     with client_for(transport, []) as client, pytest.raises(CyberPolicy) as info:
-        client.stream(REQUEST)
+        client.stream(REQ)
     assert info.value.status == 400 and info.value.message == "flagged"
 
 
@@ -88,7 +88,7 @@ def test_cyber_policy_response_failed_is_a_final_typed_error() -> None:
         "code": "cyber_policy", "message": "This request was flagged."}}}
     transport = RecordingTransport(sse_response(json.dumps(failed)))
     with client_for(transport, []) as client, pytest.raises(CyberPolicy) as info:
-        client.stream(REQUEST).collect()
+        client.stream(REQ).collect()
     assert not info.value.retryable and info.value.code == "cyber_policy"
 
 
@@ -135,7 +135,7 @@ def test_terminal_failure_ends_the_stream_while_the_connection_stays_open(
     provider = Provider(base_url=base_url, stream_idle_timeout=120.0, read_timeout=120.0,
                         proxy="")
     with Client(provider, auth=NoAuth(), load_entrypoints=False) as client:
-        stream = client.stream(REQUEST)
+        stream = client.stream(REQ)
         with pytest.raises(CyberPolicy):
             stream.collect()
     assert not release.is_set()  # the server had not closed

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import make_client, make_request
 from support.recording_transport import RecordingTransport
 
 import codexapi
@@ -20,8 +21,6 @@ from codexapi import (
     OutputTextDelta,
     PluginError,
     Provider,
-    ResponsesRequest,
-    RetryPolicy,
     StreamError,
     UnsupportedEndpointError,
     WireApi,
@@ -33,7 +32,7 @@ from codexapi.plugins import collect_wires, describe_wires, make_plugin_manager
 from codexapi.server import EmbeddedServer, Exchange, route
 from codexapi.wires import WireContext
 
-REQ = ResponsesRequest(model="m", instructions="Be brief.", input="Hello")
+REQ = make_request(instructions="Be brief.")
 
 
 # --- a complete third-party wire: newline-delimited JSON ------------------------------------
@@ -105,15 +104,9 @@ def srv() -> Iterator[EmbeddedServer]:
         yield server
 
 
-def ndjson_client(server: EmbeddedServer, **kw: Any) -> Client:
-    provider = Provider(name="nd", base_url=server.base_url, wire="ndjson",
-                        retry=RetryPolicy(max_attempts=1))
-    return Client(provider, plugins=[NdjsonPlugin()], load_entrypoints=False, **kw)
-
-
 def test_a_wire_from_a_plugin_streams_end_to_end(srv: EmbeddedServer) -> None:
     srv.requests.clear()
-    with ndjson_client(srv) as client:
+    with make_client(srv, "ndjson", plugins=[NdjsonPlugin()]) as client:
         result = client.stream(REQ).collect()
     assert result.text == "Hello "
     assert result.response_id == "nd_1"

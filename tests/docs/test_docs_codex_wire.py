@@ -4,13 +4,12 @@ server, and the names it documents exist."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import codexapi
 
-ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "codex-wire.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
 

@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from support.pty_terminal import Terminal
 
 from codexapi.cli.commands import main
 from codexapi.cli.conversation import Conversation
 from codexapi.server import EmbeddedServer
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "conversations.md").read_text("utf-8")
+DOC = (ROOT / "docs" / "conversations.md").read_text("utf-8")
 CONSOLES = re.findall(r"```console\n(.*?)```", DOC, flags=re.DOTALL)
 [SCHEMA] = re.findall(r"```json\n(.*?)```", DOC, flags=re.DOTALL)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 
 from codexapi import ApiError, AuthError, Client, Provider, ResponsesRequest
 from codexapi import plugins as plugin_loader
 from codexapi.server import EmbeddedServer
 
-ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
 
 

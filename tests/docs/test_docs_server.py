@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text(encoding="utf-8")
+DOC = (ROOT / "docs" / "server.md").read_text(encoding="utf-8")
 PYTHON = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import SHARED
+from conftest import ROOT, SHARED
 
 from codexapi.cli.commands import build_parser
 from codexapi.server import EmbeddedServer
@@ -16,7 +16,6 @@ from codexapi.testing import NoMatchingInteractionError, serve_cassette, use_cas
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
 PYTHON = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
 SHELL = [line for block in re.findall(r"```sh\n(.*?)```", DOC, flags=re.DOTALL)

@@ -4,12 +4,12 @@ each one's output is the block the page shows after it."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "typed-results.md").read_text("utf-8")
+DOC = (ROOT / "docs" / "typed-results.md").read_text("utf-8")
 FENCES = re.findall(r"```(\w*)\n(.*?)```", DOC, flags=re.DOTALL)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import REQ, make_client
 from support.proxy_server import ProxyServer
 from support.tls_server import ScratchCA, https_server
 
@@ -15,14 +16,10 @@ from codexapi import (
     Client,
     ConfigError,
     Provider,
-    ResponsesRequest,
-    RetryPolicy,
     TransportError,
 )
 from codexapi.http.proxy import ProxySettings, bypasses, parse_proxy_url
 from codexapi.server import EmbeddedServer
-
-REQ = ResponsesRequest(model="m", input="Hello")
 
 
 @pytest.fixture
@@ -35,12 +32,6 @@ def dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def client(base_url: str, **kw: object) -> Client:
-    provider = Provider(name="t", base_url=base_url, retry=RetryPolicy(max_attempts=1),
-                        stream_idle_timeout=10.0, **kw)  # type: ignore[arg-type]
-    return Client(provider, load_entrypoints=False)
 
 
 def chat(c: Client) -> str:
@@ -162,7 +153,7 @@ def test_malformed_provider_proxy_names_the_setting() -> None:
 def test_http_target_goes_through_http_proxy(server: EmbeddedServer, proxy: ProxyServer,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    assert chat(client(server.base_url)) == "You said: Hello"
+    assert chat(make_client(server.base_url)) == "You said: Hello"
     assert proxy.requests == [("POST", f"{server.base_url}/responses")]
 
 
@@ -170,7 +161,7 @@ def test_no_proxy_bypasses_the_proxy(server: EmbeddedServer, proxy: ProxyServer,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
-    assert chat(client(server.base_url)) == "You said: Hello"
+    assert chat(make_client(server.base_url)) == "You said: Hello"
     assert proxy.requests == []
 
 
@@ -178,14 +169,14 @@ def test_no_proxy_for_another_port_still_proxies(server: EmbeddedServer, proxy: 
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("http_proxy", proxy.url)
     monkeypatch.setenv("no_proxy", f"127.0.0.1:{dead_port()}")
-    assert chat(client(server.base_url)) == "You said: Hello"
+    assert chat(make_client(server.base_url)) == "You said: Hello"
     assert len(proxy.requests) == 1
 
 
 def test_https_proxy_does_not_apply_to_http(server: EmbeddedServer, proxy: ProxyServer,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    assert chat(client(server.base_url)) == "You said: Hello"
+    assert chat(make_client(server.base_url)) == "You said: Hello"
     assert proxy.requests == []
 
 
@@ -195,9 +186,9 @@ def test_https_target_is_tunnelled_with_connect(proxy: ProxyServer, tmp_path: Pa
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     with https_server(ca) as tls:
         # TLS runs end to end through the tunnel: the target's certificate is still checked.
-        assert chat(client(tls.base_url, ca_bundle=str(ca.ca_path))) == "You said: Hello"
+        assert chat(make_client(tls.base_url, ca_bundle=str(ca.ca_path))) == "You said: Hello"
         with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
-            chat(client(tls.base_url))
+            chat(make_client(tls.base_url))
     assert proxy.requests == [("CONNECT", f"127.0.0.1:{tls.port}")] * 2
 
 
@@ -205,20 +196,20 @@ def test_provider_proxy_overrides_the_environment(server: EmbeddedServer, proxy:
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead_port()}")
     monkeypatch.setenv("NO_PROXY", "*")  # the environment's list does not bind the provider
-    assert chat(client(server.base_url, proxy=proxy.url)) == "You said: Hello"
+    assert chat(make_client(server.base_url, proxy=proxy.url)) == "You said: Hello"
     assert len(proxy.requests) == 1
 
 
 def test_empty_provider_proxy_means_direct(server: EmbeddedServer,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead_port()}")
-    assert chat(client(server.base_url, proxy="")) == "You said: Hello"
+    assert chat(make_client(server.base_url, proxy="")) == "You said: Hello"
 
 
 def test_proxy_credentials_from_the_url(server: EmbeddedServer) -> None:
     with ProxyServer(credentials="me:p@ss") as proxy:
         url = proxy.url.replace("http://", "http://me:p%40ss@")
-        assert chat(client(server.base_url, proxy=url)) == "You said: Hello"
+        assert chat(make_client(server.base_url, proxy=url)) == "You said: Hello"
         assert len(proxy.requests) == 1
         provider = Provider(base_url=server.base_url, proxy=url)
         assert "p%40ss" not in repr(provider) and "p@ss" not in repr(provider)
@@ -230,13 +221,13 @@ def test_unreachable_proxy_is_a_transport_error_naming_it(server: EmbeddedServer
     port = dead_port()
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
     with pytest.raises(TransportError) as info:
-        chat(client(server.base_url))
+        chat(make_client(server.base_url))
     assert f"127.0.0.1:{port}" in str(info.value) and "HTTP_PROXY" in str(info.value)
 
 
 def test_proxy_that_wants_credentials_says_so(server: EmbeddedServer) -> None:
     with ProxyServer(credentials="me:x") as proxy, pytest.raises(TransportError) as info:
-        chat(client(server.base_url, proxy=proxy.url))
+        chat(make_client(server.base_url, proxy=proxy.url))
     assert "requires authentication" in str(info.value) and proxy.url in str(info.value)
 
 
@@ -247,11 +238,11 @@ def test_an_https_proxy(server: EmbeddedServer, tmp_path: Path) -> None:
     with ProxyServer(ssl_context=ca.server_context()) as proxy, https_server(ca) as tls:
         assert proxy.url.startswith("https://")
         bundle = str(ca.ca_path)
-        assert chat(client(server.base_url, proxy=proxy.url, ca_bundle=bundle)) == \
+        assert chat(make_client(server.base_url, proxy=proxy.url, ca_bundle=bundle)) == \
             "You said: Hello"
-        assert chat(client(tls.base_url, proxy=proxy.url, ca_bundle=bundle)) == \
+        assert chat(make_client(tls.base_url, proxy=proxy.url, ca_bundle=bundle)) == \
             "You said: Hello"
         with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
-            chat(client(server.base_url, proxy=proxy.url))  # the proxy's CA is not trusted
+            chat(make_client(server.base_url, proxy=proxy.url))  # the proxy's CA is not trusted
     assert proxy.requests[:2] == [("POST", f"{server.base_url}/responses"),
                                   ("CONNECT", f"127.0.0.1:{tls.port}")]

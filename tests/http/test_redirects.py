@@ -10,13 +10,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 
 import codexapi
-from codexapi import ApiError, Client, Provider, ResponsesRequest, RetryPolicy
+from codexapi import ApiError
 from codexapi.server import EmbeddedServer
 
-REQ = ResponsesRequest(model="m", input="Hello")
 TOKEN = "sk-redirect-SECRET-0123456789"
+AUTH = codexapi.BearerAuth(TOKEN, account_id="acct-redirect")
 
 
 class Redirector(ThreadingHTTPServer):
@@ -27,6 +28,10 @@ class Redirector(ThreadingHTTPServer):
         self.status = 307
         self.location = "/"
         self.seen: list[tuple[str, str]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
 
 class _RedirectHandler(BaseHTTPRequestHandler):
@@ -77,19 +82,12 @@ def redirector(_redirector: Redirector, target: EmbeddedServer) -> Redirector:
     return _redirector
 
 
-def client_for(redirector: Redirector, auth: Any = None) -> Client:
-    base = f"http://127.0.0.1:{redirector.server_address[1]}/v1"
-    provider = Provider(name="redirecting", base_url=base, stream_idle_timeout=10.0,
-                        retry=RetryPolicy(max_attempts=3, base_delay=0.0))
-    return Client(provider, auth=auth or codexapi.BearerAuth(TOKEN, account_id="acct-redirect"),
-                  load_entrypoints=False)
-
-
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_redirected_post_stream_is_an_error_and_nothing_reaches_the_other_host(
         redirector: Redirector, target: EmbeddedServer, status: int) -> None:
     redirector.status = status
-    with client_for(redirector) as client, pytest.raises(ApiError) as info:
+    with make_client(redirector.base_url, retry=3, auth=AUTH) as client, \
+            pytest.raises(ApiError) as info:
         client.stream(REQ)
     err = info.value
     assert err.status == status
@@ -102,7 +100,8 @@ def test_redirected_post_stream_is_an_error_and_nothing_reaches_the_other_host(
 def test_redirected_models_get_is_an_error_too(redirector: Redirector,
                                                target: EmbeddedServer) -> None:
     redirector.location = f"http://localhost:{target.port}/v1/models"
-    with client_for(redirector, codexapi.AzureKeyAuth("azure-redirect-SECRET")) as client, \
+    azure = codexapi.AzureKeyAuth("azure-redirect-SECRET")
+    with make_client(redirector.base_url, retry=3, auth=azure) as client, \
             pytest.raises(ApiError) as info:
         client.list_models("0.60.0")
     assert info.value.status == 307
@@ -112,14 +111,16 @@ def test_redirected_models_get_is_an_error_too(redirector: Redirector,
 def test_same_host_redirect_is_not_followed_either(redirector: Redirector,
                                                    target: EmbeddedServer) -> None:
     redirector.location = "/v2/responses"
-    with client_for(redirector) as client, pytest.raises(ApiError, match="set base_url"):
+    with make_client(redirector.base_url, retry=3, auth=AUTH) as client, \
+            pytest.raises(ApiError, match="set base_url"):
         client.stream(REQ)
     assert redirector.seen == [("POST", "/v1/responses")]
 
 
 def test_redirect_location_tokens_are_redacted(redirector: Redirector) -> None:
     redirector.location = "https://login.example/callback?code=one-time-SECRET&state=ok"
-    with client_for(redirector) as client, pytest.raises(ApiError) as info:
+    with make_client(redirector.base_url, retry=3, auth=AUTH) as client, \
+            pytest.raises(ApiError) as info:
         client.stream(REQ)
     assert "one-time-SECRET" not in f"{info.value} {info.value!r}"
     assert "login.example/callback" in str(info.value)

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from conftest import REQ, make_client
 
 from codexapi import (
     Client,
@@ -16,13 +17,9 @@ from codexapi import (
     OutputTextDelta,
     Provider,
     ReadTimeout,
-    ResponsesRequest,
-    RetryPolicy,
     hookimpl,
 )
 from codexapi.server import EmbeddedServer, Exchange, route
-
-REQ = ResponsesRequest(model="m", input="Hello")
 
 
 def _num(ex: Exchange, name: str, default: float) -> float:
@@ -63,9 +60,10 @@ class Paths:
 
 
 def client(server: EmbeddedServer, params: dict[str, Any], **kw: Any) -> Client:
-    provider = Provider(name="t", base_url=server.base_url, retry=RetryPolicy(max_attempts=1),
-                        query_params={k: str(v) for k, v in params.items()}, **kw)
-    return Client(provider, plugins=[Paths()], load_entrypoints=False)
+    """A client whose calls reach the test routes above, asking them for ``params``."""
+    kw.setdefault("stream_idle_timeout", None)  # the Provider's own: these tests time it
+    return make_client(server, plugins=[Paths()],
+                       query_params={k: str(v) for k, v in params.items()}, **kw)
 
 
 def text(c: Client, **kw: Any) -> str:

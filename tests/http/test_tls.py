@@ -9,20 +9,17 @@ from pathlib import Path
 
 import pytest
 import trustme
+from conftest import REQ, make_client
 from support.tls_server import ScratchCA, https_server
 
 from codexapi import (
     Client,
     ConfigError,
     Provider,
-    ResponsesRequest,
-    RetryPolicy,
     TransportError,
 )
 from codexapi.http.tls import CA_BUNDLE_VARS
 from codexapi.server import EmbeddedServer
-
-REQ = ResponsesRequest(model="m", input="Hello")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +41,7 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def chat(base_url: str, **kw: object) -> str:
-    provider = Provider(name="tls", base_url=base_url, retry=RetryPolicy(max_attempts=1),
-                        **kw)  # type: ignore[arg-type]
-    with Client(provider, load_entrypoints=False) as client:
+    with make_client(base_url, **kw) as client:
         return client.stream(REQ).collect().text
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import make_client
 from support.recording_transport import CHAT_DONE, RecordingTransport
 
 from codexapi import (
@@ -24,12 +25,11 @@ from codexapi import (
 )
 from codexapi_plugins.wire_chat import ChatIncludeUsage, build_messages, chat_tools
 
-CHAT = Provider(name="openai", base_url="https://api.openai.com/v1", wire=WireApi.CHAT,
-                retry=RetryPolicy(max_attempts=1))
-
 
 def chat_client(transport: RecordingTransport, *plugins: Any) -> Client:
-    return Client(CHAT, transport=transport, plugins=plugins, load_entrypoints=False)
+    """An OpenAI Chat-wire client whose calls ``transport`` answers."""
+    return make_client("https://api.openai.com/v1", WireApi.CHAT, name="openai",
+                       transport=transport, plugins=plugins)
 
 
 def test_c1_body_headers_and_path() -> None:

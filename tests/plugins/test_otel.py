@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import make_client
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -85,11 +86,10 @@ def otel() -> Iterator[Telemetry]:
 
 def client_for(server: EmbeddedServer, wire: WireApi, plugins: list[Any],
                attempts: int = 3) -> Client:
-    provider = Provider(name="openai", base_url=server.base_url, wire=wire,
-                        retry=RetryPolicy(max_attempts=attempts, base_delay=0.01,
-                                          max_delay=0.05),
-                        stream_idle_timeout=10.0, stream_max_retries=0)
-    return Client(provider, plugins=plugins, load_entrypoints=False)
+    """A client for the well-known "openai" provider (its span attributes), quick retries
+    and no re-sends of a turn."""
+    return make_client(server, wire, name="openai", plugins=plugins, stream_max_retries=0,
+                       retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.05))
 
 
 def fault(plan: str) -> dict[str, str]:
@@ -399,7 +399,7 @@ def test_without_a_configured_tracer_provider_no_turn_is_observed(
     with client_for(server, WireApi.RESPONSES, []) as client:
         assert client.plugin_manager.stream_observation(client.provider, REQUEST, {}) is None
         stream = client.stream(REQUEST)
-        assert stream._call.observed is None
+        assert stream._turn.observed is None
         stream.close()
     with client_for(server, WireApi.RESPONSES, [otel.plugin()]) as client:
         pm = client.plugin_manager

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SHARED
+from conftest import SHARED, make_client
 from support.recording_transport import stream_response
 
 from codexapi import (
-    Client,
     Completed,
     ContextWindowExceeded,
     IdleTimeout,
@@ -21,10 +20,8 @@ from codexapi import (
     OutputItemAdded,
     OutputItemDone,
     OutputTextDelta,
-    Provider,
     ReasoningContentDelta,
     ResponsesRequest,
-    RetryPolicy,
     StreamError,
     TokenUsage,
     TransportError,
@@ -265,16 +262,10 @@ class RawServer:
         self.sock.close()
 
 
-def _chat_client(base_url: str, idle: float = 10.0) -> Client:
-    provider = Provider(name="raw", base_url=base_url, wire=WireApi.CHAT,
-                        retry=RetryPolicy(max_attempts=1), stream_idle_timeout=idle)
-    return Client(provider, load_entrypoints=False)
-
-
 def test_a10_idle_timeout_waiting_for_sse() -> None:
     server = RawServer(frame({"choices": [{"delta": {"content": "Hel"}}]}), then="stall")
     try:
-        with _chat_client(server.base_url, idle=0.3) as client:
+        with make_client(server.base_url, WireApi.CHAT, stream_idle_timeout=0.3) as client:
             seen: list[Event] = []
             with pytest.raises(IdleTimeout, match="idle timeout waiting for SSE"):
                 for event in client.stream(ResponsesRequest(model="m", input="hi")):
@@ -288,7 +279,7 @@ def test_a10_connection_dropped_mid_stream_is_a_transport_error() -> None:
     server = RawServer(frame({"choices": [{"delta": {"content": "Hel"}}]}), then="drop")
     try:
         # A byte-stream failure after the head surfaces as a stream error carrying the cause.
-        with _chat_client(server.base_url) as client, pytest.raises(
+        with make_client(server.base_url, WireApi.CHAT) as client, pytest.raises(
                 (StreamError, TransportError), match="connection lost while reading"):
             list(client.stream(ResponsesRequest(model="m", input="hi")))
     finally:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import make_client, make_request
 from support.proxy_server import ProxyServer
 from support.tls_server import ScratchCA, https_server
 from support.ws_server import WsServer, text_turn
@@ -25,7 +26,6 @@ from codexapi import (
     ModelsEtag,
     NoAuth,
     OutputTextDelta,
-    Provider,
     RateLimits,
     ResponsesRequest,
     ResponseTooLarge,
@@ -40,18 +40,18 @@ from codexapi import (
 from codexapi.server import EmbeddedServer
 from codexapi_plugins.wire_websocket import OPENAI_BETA
 
-REQ = ResponsesRequest(model="gpt-5", input="Hello")
+REQ = make_request(model="gpt-5")
 WS = "responses_websocket"
 
 
 def ws_client(base_url: str, sleeps: list[float] | None = None, **kw: Any) -> Client:
-    kw.setdefault("retry", RetryPolicy(max_attempts=1))
+    """A WebSocket-wire client with a test key, connecting directly; ``sleeps`` (when given)
+    gets each wait instead of sleeping."""
     kw.setdefault("proxy", "")
+    kw.setdefault("stream_idle_timeout", None)
     auth = kw.pop("auth", None) or BearerAuth("sk-ws-test")
-    provider = Provider(name="ws", base_url=base_url, wire=WS, **kw)
-    return Client(provider, auth=auth,
-                  load_entrypoints=False,
-                  sleep=(sleeps.append if sleeps is not None else time.sleep))
+    return make_client(base_url, WS, name="ws", auth=auth,
+                       sleep=sleeps.append if sleeps is not None else None, **kw)
 
 
 @pytest.fixture

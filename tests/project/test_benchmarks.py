@@ -13,13 +13,13 @@ import subprocess
 import sys
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import ROOT
 
 
 def _benchmarks(module: str) -> Any:
     # benchmarks/ is a top-level directory of the checkout, not an installed package.
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     return importlib.import_module(f"benchmarks.{module}")
 
 

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import openai
 import pytest
-from conftest import SHARED
+from conftest import ROOT, SHARED
 
 from codexapi.cli.commands import main
 from codexapi.testing import load_interactions, serve_cassette
 from codexapi.testing.player import CassettePlayer
 
-ROOT = Path(__file__).resolve().parents[2]
 OWN = ROOT / "cassettes"
 REAL = SHARED / "real-cassettes"
 

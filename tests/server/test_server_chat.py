@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_client
+from conftest import ROOT, make_client
 
 from codexapi import (
     Completed,
@@ -238,7 +238,7 @@ def test_cli_compact_errors(server: EmbeddedServer, tmp_path: Path,
 
 def test_readme_endpoint_commands_run(server: EmbeddedServer,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.DOTALL)
     lines = [line for block in blocks for line in block.splitlines()
              if line.startswith(("codexapi models", "codexapi compact",

@@ -11,17 +11,15 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SHARED
+from conftest import SHARED, make_client, make_request
 
 from codexapi import (
     BearerAuth,
-    Client,
     CodexApiError,
     OutputTextDelta,
     Provider,
     ResponsesClient,
     ResponsesRequest,
-    RetryPolicy,
     Urllib3Transport,
 )
 from codexapi.http.transport import HttpRequest
@@ -43,14 +41,8 @@ REAL = SHARED / "real-cassettes"
 DEAD = "http://127.0.0.1:9/v1"  # nothing listens there: a replay must not need a server
 
 
-def client(base_url: str, auth: Any = None, attempts: int = 1) -> Client:
-    return Client(Provider(name="t", base_url=base_url,
-                           retry=RetryPolicy(max_attempts=attempts, base_delay=0.0),
-                           stream_idle_timeout=10.0), auth=auth, load_entrypoints=False)
-
-
 def request(text: str = "Hello there", **kw: Any) -> ResponsesRequest:
-    return ResponsesRequest(model="m", instructions="Be brief.", input=text, **kw)
+    return make_request(text, instructions="Be brief.", **kw)
 
 
 @pytest.fixture
@@ -58,7 +50,7 @@ def recorded(tmp_path: Path, server: EmbeddedServer) -> Path:
     """A cassette recorded against the embedded server, with credentials on the request."""
     path = tmp_path / "turn.yaml"
     auth = BearerAuth("sk-live-0123456789abcdef")
-    with use_cassette(path, "once"), client(server.base_url, auth) as c:
+    with use_cassette(path, "once"), make_client(server.base_url, auth=auth) as c:
         c.stream(request(prompt_cache_key="cache-1"), conversation_id="conv-1",
                  headers={"ChatGPT-Account-ID": "acct-42", "OpenAI-Organization": "org-7",
                           "OpenAI-Project": "proj-9", "api-key": "azure-key-123456",
@@ -93,7 +85,7 @@ def test_recording_is_readable_block_text_with_a_normalized_loopback_host(record
 
 
 def test_replay_needs_no_server_and_ignores_the_port(recorded: Path) -> None:
-    with use_cassette(recorded, ignore_fields=["prompt_cache_key"]) as cassette, client(
+    with use_cassette(recorded, ignore_fields=["prompt_cache_key"]) as cassette, make_client(
             DEAD) as c:
         result = c.stream(request(prompt_cache_key="another")).collect()
     assert result.text == "You said: Hello there"
@@ -103,7 +95,7 @@ def test_replay_needs_no_server_and_ignores_the_port(recorded: Path) -> None:
 
 def test_replay_without_the_ignored_field_is_a_miss_naming_the_difference(recorded: Path
                                                                           ) -> None:
-    with use_cassette(recorded), client(DEAD, attempts=3) as c, pytest.raises(
+    with use_cassette(recorded), make_client(DEAD, retry=3) as c, pytest.raises(
             NoMatchingInteractionError) as info:
         c.stream(request(prompt_cache_key="another"))
     message = str(info.value)
@@ -123,7 +115,7 @@ def test_json_bodies_match_whatever_their_key_order(recorded: Path) -> None:
 
 
 def test_replayed_stream_is_read_event_by_event(recorded: Path) -> None:
-    with use_cassette(recorded, ignore_fields=["prompt_cache_key"]), client(DEAD) as c:
+    with use_cassette(recorded, ignore_fields=["prompt_cache_key"]), make_client(DEAD) as c:
         stream = c.stream(request())
         raw = stream.response._raw  # type: ignore[attr-defined]
         assert type(raw).__name__ == "VCRHTTPResponse"  # vcrpy's stub, not urllib3's
@@ -146,14 +138,14 @@ def test_replay_mode_refuses_the_network(tmp_path: Path, server: EmbeddedServer)
 
 
 def test_missing_cassette_says_how_to_record_it(tmp_path: Path) -> None:
-    with use_cassette(tmp_path / "nope.yaml"), client(DEAD) as c, pytest.raises(
+    with use_cassette(tmp_path / "nope.yaml"), make_client(DEAD) as c, pytest.raises(
             NoMatchingInteractionError, match="does not exist: record it with pytest "
                                               "--codexapi-record-mode=once"):
         c.stream(request())
 
 
 def test_each_interaction_plays_once(recorded: Path) -> None:
-    with use_cassette(recorded, ignore_fields=["prompt_cache_key"]), client(DEAD) as c:
+    with use_cassette(recorded, ignore_fields=["prompt_cache_key"]), make_client(DEAD) as c:
         c.stream(request()).collect()
         with pytest.raises(NoMatchingInteractionError, match="already played"):
             c.stream(request())
@@ -161,8 +153,8 @@ def test_each_interaction_plays_once(recorded: Path) -> None:
 
 def test_new_episodes_adds_and_keeps_scrubbing(recorded: Path, server: EmbeddedServer) -> None:
     auth = BearerAuth("sk-other-0123456789")
-    with use_cassette(recorded, "new_episodes", ignore_fields=["prompt_cache_key"]), client(
-            server.base_url, auth) as c:
+    with use_cassette(recorded, "new_episodes", ignore_fields=["prompt_cache_key"]), make_client(
+            server.base_url, auth=auth) as c:
         assert c.stream(request()).collect().text == "You said: Hello there"  # replayed
         assert c.stream(request("Second")).collect().text == "You said: Second"  # recorded
     assert [i.request_json()["input"][0]["content"][0]["text"]
@@ -323,7 +315,8 @@ def test_a_key_echoed_in_a_response_body_is_scrubbed_too(tmp_path: Path) -> None
     server = EmbeddedServer()
     server.httpd.responder = CassettePlayer([echo])
     target = tmp_path / "echo.yaml"
-    with server, use_cassette(target, "once"), client(server.base_url, BearerAuth(key)) as c, \
+    with server, use_cassette(target, "once"), \
+            make_client(server.base_url, auth=BearerAuth(key)) as c, \
             pytest.raises(CodexApiError) as info:
         c.stream(request())
     assert key not in str(info.value)  # the client's own scrubbing
@@ -351,7 +344,7 @@ def test_openai_python_records_and_replays_too(tmp_path: Path, server: EmbeddedS
 
 
 def test_record_mode_all_replaces_the_cassette(recorded: Path, server: EmbeddedServer) -> None:
-    with use_cassette(recorded, "all") as cassette, client(server.base_url) as c:
+    with use_cassette(recorded, "all") as cassette, make_client(server.base_url) as c:
         assert c.stream(request("Fresh")).collect().text == "You said: Fresh"
         assert [i.status for i in cassette.interactions()] == [200]
     texts = [i.request_json()["input"][0]["content"][0]["text"]

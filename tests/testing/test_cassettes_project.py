@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT, make_client
 
 from codexapi import (
     ApiError,
     BearerAuth,
-    Client,
     ContextWindowExceeded,
     FunctionCallOutput,
     OutputTextDelta,
@@ -37,7 +36,7 @@ from codexapi.server import EmbeddedServer
 from codexapi.testing import CassetteHandle
 from codexapi_plugins.wire_chat import ChatIncludeUsage
 
-CASSETTES = Path(__file__).resolve().parents[2] / "cassettes"
+CASSETTES = ROOT / "cassettes"
 DEAD = "http://127.0.0.1:9/v1"  # replays never reach it
 TOOLS = [{"type": "function", "name": "lookup", "description": "Look a word up.",
           "parameters": {"type": "object", "properties": {"input": {"type": "string"}}}}]
@@ -54,13 +53,6 @@ def base_url(codexapi_record_mode: str, request: pytest.FixtureRequest) -> str:
         return DEAD
     server: EmbeddedServer = request.getfixturevalue("server")
     return server.base_url
-
-
-def make(base_url: str, wire: WireApi = WireApi.RESPONSES, **kw: Any) -> Client:
-    provider = Provider(name="embedded", base_url=base_url, wire=wire,
-                        retry=kw.pop("retry", RetryPolicy(max_attempts=1)),
-                        stream_idle_timeout=10.0)
-    return Client(provider, load_entrypoints=False, **kw)
 
 
 def assert_replayed(cassette: CassetteHandle) -> None:
@@ -86,7 +78,7 @@ def completed(cassette: CassetteHandle, index: int = 0) -> dict[str, Any]:
 def test_text_turn(wire: WireApi, base_url: str, codexapi_cassette: CassetteHandle) -> None:
     # On Chat, ask for the trailing usage chunk so both wires report usage.
     plugins = [ChatIncludeUsage()] if wire is WireApi.CHAT else []
-    with make(base_url, wire, plugins=plugins) as client:
+    with make_client(base_url, wire, plugins=plugins) as client:
         result = client.stream(ResponsesRequest(model="gpt-5", instructions="Be brief.",
                                                 input="Hello there")).collect()
     deltas = "".join(e.delta for e in result.events if isinstance(e, OutputTextDelta))
@@ -110,7 +102,7 @@ def test_text_turn(wire: WireApi, base_url: str, codexapi_cassette: CassetteHand
 @cassette("{wire}_function_call.yaml")
 def test_function_call_round_trip(wire: WireApi, base_url: str,
                                   codexapi_cassette: CassetteHandle) -> None:
-    with make(base_url, wire) as client:
+    with make_client(base_url, wire) as client:
         first = client.stream(ResponsesRequest(model="gpt-5", input="use the tool: cat",
                                                tools=TOOLS)).collect()
         [call] = first.function_calls
@@ -129,7 +121,7 @@ def test_function_call_round_trip(wire: WireApi, base_url: str,
 def test_reasoning(wire: WireApi, base_url: str, codexapi_cassette: CassetteHandle) -> None:
     request = ResponsesRequest(model="gpt-5", input="think: why is the sky blue?",
                                reasoning=ReasoningConfig(effort="low", summary="auto"))
-    with make(base_url, wire) as client:
+    with make_client(base_url, wire) as client:
         result = client.stream(request).collect()
     [reasoning] = [i for i in result.items if i.type == "reasoning"]
     if wire is WireApi.RESPONSES:
@@ -150,7 +142,7 @@ def test_reasoning(wire: WireApi, base_url: str, codexapi_cassette: CassetteHand
 def test_compact(base_url: str, codexapi_cassette: CassetteHandle) -> None:
     history = [{"type": "message", "role": "user", "content": "Hello there"},
                {"type": "message", "role": "assistant", "content": "You said: Hello there"}]
-    with make(base_url) as client:
+    with make_client(base_url) as client:
         items = client.compact(ResponsesRequest(model="gpt-5", instructions="Be brief.",
                                                 input=history))
     recorded = codexapi_cassette.interactions()[0].response_json()["output"]
@@ -161,7 +153,7 @@ def test_compact(base_url: str, codexapi_cassette: CassetteHandle) -> None:
 @cassette("models_etag.yaml")
 def test_models_with_etag_revalidation(base_url: str, codexapi_cassette: CassetteHandle
                                        ) -> None:
-    with make(base_url) as client:
+    with make_client(base_url) as client:
         first = client.list_models(client_version="0.60.0")
         second = client.list_models(client_version="0.60.0")
     recorded = codexapi_cassette.interactions()
@@ -192,14 +184,14 @@ def test_error_cases(wire: WireApi, base_url: str, keyed_url: str,
     hello = ResponsesRequest(model="gpt-5", input="Hello")
     # 429 with Retry-After, then success: replayed in order, the hint honoured.
     delays: list[float] = []
-    with make(base_url, wire, retry=RetryPolicy(max_attempts=2, base_delay=0.01),
+    with make_client(base_url, wire, retry=RetryPolicy(max_attempts=2, base_delay=0.01),
               sleep=delays.append) as client:
         headers = {"x-codexapi-fault": "429x1:2",
                    "x-codexapi-fault-id": f"{wire}-{next(_fault_ids)}"}
         assert client.stream(hello, headers=headers).collect().text == "You said: Hello"
     assert delays == [2.0]
     # A failure inside the stream: a typed error, not a truncated answer.
-    with make(base_url, wire) as client, pytest.raises(ContextWindowExceeded):
+    with make_client(base_url, wire) as client, pytest.raises(ContextWindowExceeded):
         client.stream(hello, headers={"x-codexapi-fault": "failed:context_length_exceeded@2"}
                       ).collect()
     # 400 for a body the server rejects, with the server's message.
@@ -209,7 +201,7 @@ def test_error_cases(wire: WireApi, base_url: str, keyed_url: str,
         seed.stream({"input": "no model"})
     assert bad.value.status == 400
     # 401 for a wrong key; the key never reaches the cassette.
-    with make(keyed_url, wire, auth=BearerAuth("sk-wrong-0123456789abcdef")) as client, \
+    with make_client(keyed_url, wire, auth=BearerAuth("sk-wrong-0123456789abcdef")) as client, \
             pytest.raises(ApiError) as unauthorized:
         client.stream(hello)
     assert unauthorized.value.status == 401

@@ -4,15 +4,14 @@ example that shows them."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from conftest import REQ, ROOT
 
 from codexapi import (
     Client,
     IdleTimeout,
     Provider,
-    ResponsesRequest,
     RetryPolicy,
     StreamError,
     TransportError,
@@ -20,8 +19,7 @@ from codexapi import (
 from codexapi.http.transport import BufferedResponse
 from codexapi.testing import MockResponse, MockTransport
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text(encoding="utf-8")
-REQ = ResponsesRequest(model="m", input="x")
+DOC = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
 DONE = {"type": "response.completed", "response": {"id": "r1"}}
 
 
