@@ -182,7 +182,6 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
     already built from it (``body`` its text), ``headers`` the response headers with
     lower-case names (default ``base.headers``). Answers without a special meaning return
     ``base`` itself."""
-    status = base.status
     headers = base.headers if headers is None else headers
     data = None
     if base.body and base.body.lstrip()[:1] == "{":

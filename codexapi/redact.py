@@ -75,18 +75,25 @@ MAX_KNOWN = 32
 
 
 def _lower_names(names: Iterable[str]) -> frozenset[str]:
+    if not names:
+        return frozenset()
     return frozenset(n.lower() for n in names)
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_name(lowered: str) -> bool:
+    if lowered in SECRET_HEADERS:
+        return True
+    if lowered.startswith(_NOT_SECRET_PREFIXES) or lowered in _NOT_SECRET_NAMES:
+        return False
+    return bool(_SECRET_WORDS.search(lowered))
 
 
 def is_secret_header(name: str, extra: Iterable[str] = ()) -> bool:
     """Whether a header's value must never be shown (``extra``: more names, e.g.
     ``Provider.secret_headers``)."""
     lowered = name.lower()
-    if lowered in _lower_names(extra) or lowered in SECRET_HEADERS:
-        return True
-    if lowered.startswith(_NOT_SECRET_PREFIXES) or lowered in _NOT_SECRET_NAMES:
-        return False
-    return bool(_SECRET_WORDS.search(lowered))
+    return _secret_name(lowered) or (bool(extra) and lowered in _lower_names(extra))
 
 
 def is_secret_query(name: str, extra: Iterable[str] = ()) -> bool:

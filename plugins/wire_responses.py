@@ -46,8 +46,8 @@ from codexapi.events import (
 from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER
 from codexapi.items import item_from_json
 from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.redact import preview
 from codexapi.ratelimits import parse_rate_limit_event, parse_retry_after  # noqa: F401
+from codexapi.redact import preview
 from codexapi.sse import SseMessage, SseStreamDecoder
 
 log = logging.getLogger("codexapi")

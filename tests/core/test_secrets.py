@@ -5,6 +5,7 @@ used (raw, JSON-escaped, ``\\u``-escaped, percent-encoded) and for a 2/3 prefix 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,11 +169,9 @@ def test_spans_hide_the_key(echo: EchoServer) -> None:
     plugin = OpenTelemetry(tracer_provider=tracer)
     try:
         for mode in ("failed", "error500", "ok"):
-            with client(provider(echo, mode), plugins=[plugin]) as c:
-                try:
-                    c.stream(REQ).collect()
-                except codexapi.CodexApiError:
-                    pass
+            with client(provider(echo, mode), plugins=[plugin]) as c, \
+                    contextlib.suppress(codexapi.CodexApiError):
+                c.stream(REQ).collect()
         spans = exporter.get_finished_spans()
         assert len(spans) == 3
         shown = "\n".join(span.to_json() for span in spans)
@@ -192,11 +191,9 @@ def cassette_texts(path: Path) -> str:
 
 
 def record(path: Path, prov: Provider, auth: Any = None) -> None:
-    with use_cassette(path, record_mode="all"), client(prov, auth=auth) as c:
-        try:
-            c.stream(REQ).collect()
-        except codexapi.CodexApiError:
-            pass
+    with use_cassette(path, record_mode="all"), client(prov, auth=auth) as c, \
+            contextlib.suppress(codexapi.CodexApiError):
+        c.stream(REQ).collect()
 
 
 def test_cassette_of_custom_auth_headers(echo: EchoServer, tmp_path: Path) -> None:
