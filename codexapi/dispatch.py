@@ -79,7 +79,7 @@ class Dispatcher:
         #: record, error and preview while the client lives (cleared when it closes).
         self.known = SecretSet()
         self.known.add(secrets_of(provider.headers, provider.url_for_path(""),
-                                  provider.secret_headers))
+                                  provider.secret_headers, params=provider.query_params))
 
     # --- hook questions ------------------------------------------------------------------
     def path(self, endpoint: str) -> str:
@@ -121,7 +121,8 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 headers.update(auth_headers())
         names = self.provider.secret_headers
-        found = set(secrets_of(headers, self.provider.url_for_path(""), names))
+        found = set(secrets_of(headers, self.provider.url_for_path(""), names,
+                               params=self.provider.query_params))
         if request is not None:
             found.update(secrets_of(request.headers, request.url, names))
         return sorted(found, key=len, reverse=True)

@@ -209,12 +209,16 @@ def _json_body(body: Any) -> Any:
 
 
 def secrets_of(headers: Mapping[str, Any], url: str = "", extra: Iterable[str] = (),
-               body: bytes | str | None = None) -> list[str]:
+               body: bytes | str | None = None,
+               params: Mapping[str, str] | None = None) -> list[str]:
     """The secret values a request carries by the rule's names: secret headers' values (and
     the token after an auth scheme such as ``Bearer``), credential-like query values in
-    ``url`` and, given a JSON ``body``, its string fields named like secrets."""
+    ``url`` and in ``params`` (``Provider.query_params``, which are appended to URLs verbatim,
+    so a value holding ``&`` would not read back whole from the URL) and, given a JSON
+    ``body``, its string fields named like secrets."""
     names = _lower_names(extra)
-    found: list[str] = []
+    found: list[str] = [v for k, v in (params or {}).items()
+                        if isinstance(v, str) and is_secret_query(k, names)]
     for name, value in headers.items():
         if not isinstance(name, str) or not is_secret_header(name, names):
             continue
@@ -346,26 +350,36 @@ def _hex(number: int, width: int) -> str:
                    for d in f"{number:0{width}x}")
 
 
-_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "'": "\\'", "\b": "\\b", "\f": "\\f",
-                  "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: The letter after a backslash that spells each character in JSON or Python.
+_SHORT_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "'": "'", "\b": "b", "\f": "f",
+                  "\n": "n", "\r": "r", "\t": "t"}
+
+#: One backslash or more: an escape that was escaped again (the repr of a JSON body in a log
+#: line spells ``\"`` as ``\\"``).
+_BACKSLASHES = r"\\+"
 
 
 def _char_pattern(ch: str) -> str:
     code = ord(ch)
+    slash = _BACKSLASHES
     alternatives = [re.escape(ch)]
     if code > 0xFFFF:
         high = 0xD800 + ((code - 0x10000) >> 10)
         low = 0xDC00 + ((code - 0x10000) & 0x3FF)
-        alternatives.append(rf"\\u{_hex(high, 4)}\\u{_hex(low, 4)}")
-        alternatives.append(rf"\\U{_hex(code, 8)}")
+        alternatives.append(f"{slash}u{_hex(high, 4)}{slash}u{_hex(low, 4)}")
+        alternatives.append(f"{slash}U{_hex(code, 8)}")
     else:
-        alternatives.append(rf"\\u{_hex(code, 4)}")
+        alternatives.append(f"{slash}u{_hex(code, 4)}")
     if code < 0x100:
-        alternatives.append(rf"\\x{_hex(code, 2)}")
+        alternatives.append(f"{slash}x{_hex(code, 2)}")
+    utf8 = ch.encode("utf-8", "surrogatepass")
+    if code >= 0x80:
+        # The repr of bytes: each UTF-8 byte as \xNN.
+        alternatives.append("".join(f"{slash}x{_hex(b, 2)}" for b in utf8))
     if ch in _SHORT_ESCAPES:
-        alternatives.append(re.escape(_SHORT_ESCAPES[ch]))
-    alternatives.append("".join(f"%{_hex(b, 2)}"
-                                for b in ch.encode("utf-8", "surrogatepass")))
+        alternatives.append(slash + re.escape(_SHORT_ESCAPES[ch]))
+    # Percent-encoded, possibly more than once (%2541 is %41 encoded again).
+    alternatives.append("".join(f"%(?:25)*{_hex(b, 2)}" for b in utf8))
     if ch == " ":
         alternatives.append(r"\+")
     return "(?:" + "|".join(alternatives) + ")"

@@ -64,6 +64,7 @@ class EchoServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             timeout = 10
+            disable_nagle_algorithm = True  # a head and a body are two writes
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -146,7 +147,9 @@ class EchoServer:
             pad = "xxxx"
             data = self._sse(iter([
                 json.dumps({"type": "response.created", "response": {"id": "resp_1"}}),
-                '{"type":"response.output_text.delta","delta":"' + pad + secret + secret,
+                # (JSON-escaped: a line break in the key would end the SSE line.)
+                '{"type":"response.output_text.delta","delta":"' + pad
+                + json.dumps(secret, ensure_ascii=False)[1:-1] + every_char_escaped(secret),
             ]))
         elif mode == "chat":
             data = self._sse(iter([json.dumps({"error": {
