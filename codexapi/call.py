@@ -101,6 +101,10 @@ class Call:
         self.end(result, None)
         return result
 
+    def body(self) -> dict[str, Any]:
+        """The JSON body of this call's request, built by the wire through the hooks."""
+        return self.dispatcher.body(self.endpoint, self.request, self.extensions)
+
     # --- sending -------------------------------------------------------------------------
     def send(
         self,
@@ -209,11 +213,11 @@ class Call:
         self.dispatcher.sleep(delay)
 
     # --- a streamed turn -----------------------------------------------------------------
-    def open_turn(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
-                  headers: Mapping[str, str], timeout: tuple[float, float],
-                  session: SessionContext | None, keep: str | None) -> ResponseStream:
+    def open_turn(self, body: Mapping[str, Any] | None, headers: Mapping[str, str],
+                  timeout: tuple[float, float], session: SessionContext | None,
+                  keep: str | None) -> ResponseStream:
         """Open a streamed turn: its first answer's head is back (retried as the retries
-        allow) when this returns."""
+        allow) when this returns. ``body`` None: built from the request (:meth:`body`)."""
         provider = self.provider
         idle = provider.stream_idle_timeout
         connect, head = timeout
@@ -225,7 +229,7 @@ class Call:
         self._observed = self._observed and observed
         self.start()
         try:
-            self._body = body() if callable(body) else body
+            self._body = self.body() if body is None else body
             source = self._open_source("POST", self._body, None, None)
         except BaseException as exc:
             if observed:

@@ -26,7 +26,7 @@ from .deadline import Deadline
 from .dispatch import Dispatcher
 from .errors import ConfigError, DeadlineExceeded, PluginError, StreamError
 from .header_events import TURN_STATE_HEADER
-from .http.transport import HttpResponse, Transport, Urllib3Transport
+from .http.transport import HttpResponse, Transport, Urllib3Transport, streaming
 from .items import Item, item_from_json
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
@@ -161,7 +161,7 @@ class _Endpoints:
     def _call(self, endpoint: str, request: Any, deadline: Deadline | None = None) -> Call:
         return Call(self._dispatcher, endpoint, request, deadline)
 
-    def _open_stream(self, body: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    def _open_stream(self, body: Mapping[str, Any] | None,
                      headers: Mapping[str, str], timeout: Timeout = None,
                      request: ResponsesRequest | None = None,
                      deadline: Deadline | None = None,
@@ -237,7 +237,7 @@ class Client(_Endpoints):
         self.transport: Transport = transport or Urllib3Transport(
             proxy=self.provider.proxy, ca_bundle=self.provider.ca_bundle)
         self._dispatcher = _dispatcher(self.provider, self.plugin_manager, self.auth,
-                                       self.transport, sleep)
+                                       streaming(self.transport), sleep)
         self._models_lock = threading.Lock()
         #: The last ModelList per client_version (each version may list other models).
         self._models_cache: dict[str, ModelList] = {}
@@ -283,8 +283,7 @@ class Client(_Endpoints):
         extra = session.headers() if session is not None else {}
         extra.update(headers or {})
         extra.update(conversation_headers(conversation_id, session_id, subagent))
-        return self._open_stream(lambda: self._dispatcher.body("stream", request), extra,
-                                 timeout, request, until, session)
+        return self._open_stream(None, extra, timeout, request, until, session)
 
     def create(
         self,
@@ -315,8 +314,7 @@ class Client(_Endpoints):
         until = Deadline.of(deadline, self._dispatcher.clock)
         self._dispatcher.path("compact")  # refuses unsupported wires before any traffic
         result: list[Item] = self._call("compact", request, until).run(
-            lambda call: self._compact(call, self._dispatcher.body("compact", request),
-                                       timeout, session))
+            lambda call: self._compact(call, call.body(), timeout, session))
         return result
 
     def list_models(self, client_version: str, timeout: Timeout = None,
@@ -393,7 +391,7 @@ class _SeedClient(_Endpoints):
             auth = NoAuth()
         self.provider = provider
         self._dispatcher = _dispatcher(provider, make_plugin_manager(plugins, load_entrypoints),
-                                       check_auth(auth), transport)
+                                       check_auth(auth), streaming(transport))
 
 
 class ResponsesClient(_SeedClient):
@@ -407,8 +405,7 @@ class ResponsesClient(_SeedClient):
         self, request: ResponsesRequest, conversation_id: str | None = None,
         subagent: str | None = None,
     ) -> ResponseStream:
-        return self._open_stream(lambda: self._dispatcher.body("stream", request),
-                                 conversation_headers(conversation_id, None, subagent),
+        return self._open_stream(None, conversation_headers(conversation_id, None, subagent),
                                  request=request)
 
 

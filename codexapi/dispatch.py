@@ -28,7 +28,7 @@ from .errors import (
 )
 from .http.compression import ACCEPT_ENCODING
 from .http.headers import check_headers
-from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport
+from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport, read_at_most
 from .models import Provider
 from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
@@ -91,9 +91,11 @@ class Dispatcher:
                 f"{str(self.provider.wire)!r} (provider {self.provider.name!r})")
         return str(path)
 
-    def body(self, endpoint: str, request: Any) -> dict[str, Any]:
+    def body(self, endpoint: str, request: Any,
+             extensions: dict[str, Any] | None = None) -> dict[str, Any]:
         body = self.pm.call("codexapi_build_body", provider=self.provider, endpoint=endpoint,
-                            request=request, wire=self.wire)
+                            request=request, wire=self.wire,
+                            extensions=extensions if extensions is not None else {})
         if body is None:
             raise UnsupportedEndpointError(
                 f"no plugin builds a {endpoint!r} body for wire {str(self.provider.wire)!r}")
@@ -245,15 +247,7 @@ def _read_limited(response: HttpResponse | EventSource) -> bytes:
     error_body = getattr(response, "error_body", None)
     if error_body is not None:
         return bytes(error_body(MAX_ERROR_BODY))[:MAX_ERROR_BODY]
-    response = cast(HttpResponse, response)
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_ERROR_BODY:
-            break
-    return b"".join(chunks)[:MAX_ERROR_BODY]
+    return read_at_most(cast(HttpResponse, response), MAX_ERROR_BODY)
 
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",

@@ -69,11 +69,12 @@ def codexapi_endpoint_path(provider: Provider, endpoint: str, wire: Wire) -> str
 
 @hookspec(firstresult=True)
 def codexapi_build_body(
-    provider: Provider, endpoint: str, request: Any, wire: Wire
+    provider: Provider, endpoint: str, request: Any, wire: Wire, extensions: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Called once per call (before any retry): the JSON body for ``request``.
 
-    ``request`` is a :class:`codexapi.ResponsesRequest` for ``"stream"`` and ``"compact"``.
+    ``request`` is a :class:`codexapi.ResponsesRequest` for ``"stream"`` and ``"compact"``;
+    ``extensions`` the call's dict (see :func:`codexapi_on_call_start`).
     Return a dict, or None to leave it to the provider's wire (the built-in answer is
     ``wire.body(endpoint, request)``). firstresult. A ``wrapper=True`` impl receives the
     answer from its ``yield`` and may edit or replace it.
@@ -82,15 +83,15 @@ def codexapi_build_body(
 
 @hookspec(firstresult=True)
 def codexapi_retry_delay(provider: Provider, attempt: int, error: Exception) -> float | None:
-    """Called after attempt number ``attempt`` (1-based) failed with ``error``.
+    """Called when a call will be tried again after ``error``: the seconds to wait first.
 
-    Return the seconds to wait before the next attempt, or None not to retry. The dispatcher
-    asks with a :class:`codexapi.ApiError` (with ``headers``) or
-    :class:`codexapi.TransportError`; callers that re-send a whole turn may also ask with the
-    :class:`codexapi.StreamError` a stream raised (e.g. a rate-limited ``response.failed``).
-    The dispatcher stops at ``provider.retry.max_attempts`` whatever this returns, and caps the
-    answer at ``provider.retry.max_delay``.
-    firstresult. Built-in: ``codexapi_plugins.retry``.
+    ``attempt`` is the failed try of the request (1-based), or for a turn sent again or
+    resumed (a :class:`codexapi.StreamError` such as a drop or a retryable
+    ``response.failed``) the number of that re-send. Whether to try again is not this hook's:
+    the provider's ``RetryPolicy`` decides for requests and ``stream_max_retries`` for
+    re-sends (see :class:`codexapi.retry.Retries`). Return seconds, or None for the policy's
+    delay; the answer is kept within ``[0, provider.retry.max_delay]``.
+    firstresult. Built-in: ``codexapi_plugins.retry`` (the policy's delay).
     """
 
 
@@ -150,7 +151,9 @@ def codexapi_observe_stream(provider: Provider, request: Any,
 def codexapi_on_stream_end(
     provider: Provider, request: Any, result: StreamResult, error: BaseException | None
 ) -> None:
-    """Observer, called once per streamed turn when it ends, successfully or not.
+    """Observer, called once per streamed turn when it ends, successfully or not: the older
+    name of :func:`codexapi_on_call_end` for ``endpoint="stream"``, kept for existing plugins
+    (it is called just before it).
 
     ``request`` is the :class:`codexapi.ResponsesRequest` (None for a seed client's ready
     body); ``result`` the :class:`codexapi.StreamResult` of what was received so far (text,
@@ -163,23 +166,30 @@ def codexapi_on_stream_end(
 @hookspec
 def codexapi_on_call_start(provider: Provider, endpoint: str, request: Any,
                            extensions: dict[str, Any]) -> None:
-    """Observer, called once per unary call (``endpoint`` ``"compact"`` or ``"models"``),
-    before its body is built and its first request sent. Return value ignored.
+    """Observer, called once per call (``endpoint`` ``"stream"``, ``"compact"`` or
+    ``"models"``), before its body is built and its first request sent. Return value ignored.
 
-    ``request`` is the :class:`codexapi.ResponsesRequest` for ``"compact"`` (None for a seed
-    client's ready body), the ``client_version`` string for ``"models"``. ``extensions`` is the
-    call's dict: the same object is every attempt's ``HttpRequest.extensions`` and is passed to
-    :func:`codexapi_on_call_end`, so a plugin can keep its state (a span) there.
+    ``request`` is the :class:`codexapi.ResponsesRequest` for ``"stream"`` and ``"compact"``
+    (None for a seed client's ready body), the ``client_version`` string for ``"models"``.
+    ``extensions`` is the call's dict: the same object is every attempt's
+    ``HttpRequest.extensions``, the turn's ``StreamResult.extensions`` and is passed to
+    :func:`codexapi_on_call_end`, so a plugin keeps its state (a span) there.
+
+    A streamed turn that every plugin declined in :func:`codexapi_observe_stream` is not
+    observed: neither start nor end is called for it.
     """
 
 
 @hookspec
 def codexapi_on_call_end(provider: Provider, endpoint: str, request: Any, result: Any,
                          error: BaseException | None, extensions: dict[str, Any]) -> None:
-    """Observer, called once per unary call when it ends, successfully or not (the
-    counterpart of :func:`codexapi_on_stream_end` for ``"compact"`` and ``"models"``).
+    """Observer, called exactly once per call when it ends, however it ends: a turn read to
+    its end, closed early, failed, or dropped unread and garbage-collected.
 
-    ``result`` is what the call returns (the output items for ``"compact"``, the
-    :class:`codexapi.ModelList` for ``"models"``; None on failure); ``error`` what it raised
-    (None on success); ``request`` and ``extensions`` as for :func:`codexapi_on_call_start`.
+    ``result`` is what the call returns: for ``"stream"`` the turn's
+    :class:`codexapi.StreamResult` so far (what :func:`codexapi_observe_stream` asked to keep;
+    ``finish_reason`` ``"cancelled"`` when the caller stopped early), the output items for
+    ``"compact"``, the :class:`codexapi.ModelList` for ``"models"`` (None on a failed unary
+    call); ``error`` what ended it (None on success; a turn closed early ends without one);
+    ``request`` and ``extensions`` as for :func:`codexapi_on_call_start`.
     """

@@ -29,6 +29,7 @@ from .errors import (
     TransportError,
 )
 from .hookspecs import hookimpl
+from .http.transport import read_at_most
 
 if TYPE_CHECKING:
     from .deadline import Deadline
@@ -124,7 +125,7 @@ class WireContext:
     turns (key it by the wire's name); values with a ``close()`` method are closed when the
     Client closes. In a child forked from the Client's process the dict starts empty: a child
     never touches a connection its parent opened. ``transport`` is the Client's HTTP
-    transport (its proxy and TLS settings).
+    transport (its proxy and TLS settings; ``send(request)`` streams).
     """
 
     provider: Provider
@@ -214,7 +215,7 @@ def open_stream(wire: Wire, transport: Transport, endpoint: str, request: HttpRe
     """Send ``request`` the way ``wire`` wants: its own ``open`` when it has one, else HTTP."""
     opener = getattr(wire, "open", None)
     if opener is None:
-        return transport.send(request, stream)
+        return transport.send(request)
     answer: HttpResponse | EventSource = opener(endpoint, request, context)
     return answer
 
@@ -233,8 +234,14 @@ def make_decoder(wire: Wire, endpoint: str, settings: DecoderSettings) -> Stream
             takes = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
                         for p in params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
         _TAKES_SETTINGS[type(wire)] = takes
-    decoder: StreamDecoder = (build(endpoint, settings) if takes  # type: ignore[call-arg]
-                              else build(endpoint))
+    if takes:
+        decoder: StreamDecoder = build(endpoint, settings)  # type: ignore[call-arg]
+        return decoder
+    decoder = build(endpoint)
+    # Earlier versions bounded a decoder's messages through this method: kept for them.
+    bound = getattr(decoder, "bound_messages", None)
+    if callable(bound):
+        bound(settings.max_message_bytes)
     return decoder
 
 
@@ -284,14 +291,7 @@ class HttpEventSource:
         return position
 
     def error_body(self, limit: int) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in self.response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-        return b"".join(chunks)[:limit]
+        return read_at_most(self.response, limit)
 
     def next_events(self) -> list[Event]:
         if self._state == 0:

@@ -32,7 +32,6 @@ import importlib.util
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any
@@ -169,10 +168,11 @@ class _Instruments:
 
 
 class _Call:
-    """One streamed turn being traced: its span and what the hooks learnt along the way."""
+    """One call being traced: its span and what the hooks learnt along the way. It lives in
+    the call's ``extensions`` from ``codexapi_on_call_start`` to ``codexapi_on_call_end``."""
 
     __slots__ = ("attrs", "capture", "ended", "inst", "model", "owner",
-                 "provider", "ref", "sent", "span", "start_ns", "started")
+                 "provider", "span", "start_ns", "started")
 
     def __init__(self, owner: OpenTelemetry, request: Any, provider: Provider) -> None:
         self.start_ns = time.time_ns()
@@ -180,23 +180,11 @@ class _Call:
         self.owner = owner
         self.provider = provider
         self.model = str(getattr(request, "model", "") or "")
-        self.ref: Any = None
         self.span: Any = None
         self.inst: _Instruments | None = None
         self.capture = False
         self.attrs: dict[str, Any] = {}
-        self.sent = False
         self.ended = False
-
-
-class _State(threading.local):
-    # From the body hook to the first request, the turn is found here: both run on the
-    # caller's thread, one after the other. From then on it lives in the call's
-    # ``HttpRequest.extensions``, which its StreamResult carries to the end of the turn.
-    pending: _Call | None = None
-
-
-_local = _State()
 
 
 def _safe(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -255,31 +243,23 @@ class OpenTelemetry:
     # --- hooks ---------------------------------------------------------------------------
 
     @hookimpl(wrapper=True)
-    def codexapi_build_body(self, provider: Provider, endpoint: str, request: Any
+    def codexapi_build_body(self, provider: Provider, endpoint: str, request: Any,
+                            extensions: dict[str, Any]
                             ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
-        # The turn starts here, the one hook that sees the ResponsesRequest; a wrapper, so it
-        # runs whichever plugin builds the body.
-        call = _safe(self._begin, provider, request) if endpoint == "stream" else None
-        try:
-            body = yield
-        except BaseException as exc:
-            if call is not None:
-                _safe(self._finish, call, None, exc)
-            raise
-        if call is not None and isinstance(body, dict) and provider.wire == WEBSOCKET_WIRE:
+        # A wrapper, so it runs whichever plugin builds the body: a WebSocket turn carries
+        # its trace context in the body.
+        body = yield
+        call = extensions.get(EXTENSION)
+        if (call is not None and call.owner is self and isinstance(body, dict)
+                and provider.wire == WEBSOCKET_WIRE):
             _safe(self._into_metadata, call, body)
         return body
 
-    def _begin(self, provider: Provider, request: Any) -> _Call | None:
-        pending = _local.pending
-        if (pending is not None and pending.owner is not self and not pending.sent
-                and not pending.ended and pending.provider is provider
-                and pending.ref is request):
-            return None  # another OpenTelemetry plugin object (asked first) took this turn
+    def _begin(self, provider: Provider, request: Any, extensions: dict[str, Any]) -> None:
         started = (time.time_ns(), time.perf_counter())
         inst = self._active()
         if inst is None:
-            return None
+            return
         api = _otel()
         assert api is not None
         call = _Call(self, request, provider)
@@ -296,9 +276,7 @@ class OpenTelemetry:
         if call.capture and span.is_recording():
             for key, value in _input_content(request).items():
                 span.set_attribute(key, value)
-        call.ref = request  # until the first request is sent
-        _local.pending = call
-        return call
+        extensions[EXTENSION] = call
 
     @staticmethod
     def _into_metadata(call: _Call, body: dict[str, Any]) -> None:
@@ -319,15 +297,7 @@ class OpenTelemetry:
 
     def _call_of(self, request: HttpRequest) -> _Call | None:
         call = request.extensions.get(EXTENSION)
-        if call is None:
-            pending = _local.pending
-            if pending is None or pending.owner is not self or pending.sent:
-                return None
-            # The first request of the turn: the call moves into the request's extensions.
-            _local.pending = None
-            pending.sent, pending.ref = True, None
-            request.extensions[EXTENSION] = call = pending
-        return call if call.owner is self and not call.ended else None
+        return call if call is not None and call.owner is self and not call.ended else None
 
     @hookimpl
     def codexapi_on_request(self, provider: Provider, request: HttpRequest, attempt: int
@@ -365,24 +335,13 @@ class OpenTelemetry:
         return "end" if _safe(self._active) is not None else None
 
     @hookimpl
-    def codexapi_on_stream_end(self, provider: Provider, request: Any, result: Any,
-                               error: BaseException | None) -> None:
-        extensions = getattr(result, "extensions", None) or {}
-        call = extensions.get(EXTENSION)
-        if call is None:
-            # The turn ended before its first request was sent (e.g. no credentials).
-            pending = _local.pending
-            if pending is None or pending.owner is not self or pending.ref is not request:
-                return
-            _local.pending = None
-            call = pending
-        if call.owner is self:
-            _safe(self._finish, call, result, error)
-
-    @hookimpl
     def codexapi_on_call_start(self, provider: Provider, endpoint: str, request: Any,
                                extensions: dict[str, Any]) -> None:
-        if EXTENSION not in extensions:  # else another OpenTelemetry object took the call
+        if EXTENSION in extensions:
+            return  # another OpenTelemetry object (registered later, asked first) took it
+        if endpoint == "stream":
+            _safe(self._begin, provider, request, extensions)
+        else:
             _safe(self._begin_unary, provider, endpoint, request, extensions)
 
     def _begin_unary(self, provider: Provider, endpoint: str, request: Any,
@@ -394,7 +353,6 @@ class OpenTelemetry:
             return
         call = _Call(self, request, provider)
         call.inst = inst
-        call.sent = True  # its requests find it in the extensions, from the first one on
         call.attrs = _request_attributes(call, request, provider, operation)
         if endpoint == "models" and isinstance(request, str):
             call.attrs["codexapi.models.client_version"] = request
@@ -408,7 +366,10 @@ class OpenTelemetry:
                              error: BaseException | None, extensions: dict[str, Any]) -> None:
         call = extensions.get(EXTENSION)
         if call is not None and call.owner is self:
-            _safe(self._finish_unary, call, endpoint, result, error)
+            if endpoint == "stream":
+                _safe(self._finish, call, result, error)
+            else:
+                _safe(self._finish_unary, call, endpoint, result, error)
 
     def _finish_unary(self, call: _Call, endpoint: str, result: Any,
                       error: BaseException | None) -> None:
@@ -437,8 +398,6 @@ class OpenTelemetry:
         if call.ended:
             return
         call.ended = True
-        if _local.pending is call:
-            _local.pending = None
         span = call.span
         inst = call.inst
         api = _otel()
@@ -720,6 +679,5 @@ if installed():
     codexapi_on_request = _default.codexapi_on_request
     codexapi_on_retry = _default.codexapi_on_retry
     codexapi_observe_stream = _default.codexapi_observe_stream
-    codexapi_on_stream_end = _default.codexapi_on_stream_end
     codexapi_on_call_start = _default.codexapi_on_call_start
     codexapi_on_call_end = _default.codexapi_on_call_end

@@ -1,8 +1,10 @@
-"""First-party retry plugin: the provider's :class:`codexapi.RetryPolicy` decides.
+"""First-party retry plugin: the delay before a call is tried again is the provider's
+:class:`codexapi.RetryPolicy`'s.
 
-The policy owns every rule (which errors, how long, when to stop: see :mod:`codexapi.retry`);
-this plugin only answers ``codexapi_retry_delay`` with it, so a plugin of yours can answer
-first with its own delays. The functions below are kept for callers of earlier versions.
+Whether a call is tried again is decided by the call's :class:`codexapi.retry.Retries` (the
+policy for requests, ``Provider.stream_max_retries`` for re-sends and resumes); this plugin
+only answers ``codexapi_retry_delay`` with the policy's delay, so a plugin of yours can answer
+first with its own. The functions below are kept for callers of earlier versions.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from codexapi.retry import RetryPolicy
 
 @hookimpl
 def codexapi_retry_delay(provider: Provider, attempt: int, error: Exception) -> float | None:
-    return provider.retry.next_delay(attempt, error)
+    return provider.retry.delay(attempt, error)
 
 
 def backoff(policy: RetryPolicy, attempt: int, rand: float | None = None) -> float:

@@ -97,12 +97,12 @@ class ResponsesWebSocketWire(ResponsesWire):
     def open(self, endpoint: str, request: Any, context: Any) -> Any:
         transport = context.transport
         if endpoint != "stream":
-            return transport.send(request, endpoint == "stream")
+            return transport.send(request)
         if request.method != "POST":
             # Resuming a background response (GET responses/{id}?stream=true&starting_after=N)
             # is HTTP: an upgrade there is no turn, and its refusal must not switch the
             # Client's next turns to HTTP.
-            return transport.send(request, True)
+            return transport.send(request)
         pool = context.connections.get(NAME)
         if pool is None:
             pool = context.connections.setdefault(NAME, _Pool(context.provider))
@@ -141,7 +141,7 @@ class _Pool:
 
     def turn(self, request: Any, transport: Any) -> Any:
         if self.fallback:
-            return transport.send(request, True)
+            return transport.send(request)
         key = _header(request.headers, "session-id") or ""
         with self._lock:
             idle = self._idle.get(key)
@@ -157,7 +157,7 @@ class _Pool:
             self.fallback = True
             log.warning("%s: the WebSocket upgrade was refused (%s); this client uses HTTP "
                         "from now on", redact_url(websocket_url(request.url)), exc)
-            return transport.send(request, True)
+            return transport.send(request)
         try:
             return conn.start(request, self, key)
         except _Stale as exc:

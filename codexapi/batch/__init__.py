@@ -23,7 +23,7 @@ from .engine import BatchRun, BatchStopped, Engine, Summary, ThreadEngine
 from .jobs import BatchInputError, Job, as_jobs, read_jobs, resolve_providers
 from .limiter import AdaptiveLimit
 from .output import ResultLog, read_results
-from .results import BatchResult
+from .results import OFFLINE, BatchResult
 from .spec import ClientSpec
 
 ENGINES = ("threads", "dask")
@@ -36,6 +36,10 @@ def _spec(value: Provider | ClientSpec, load_entrypoints: bool) -> ClientSpec:
         return ClientSpec(value, load_entrypoints=load_entrypoints)
     raise ConfigError(f"a provider must be a Provider or a ClientSpec, got "
                       f"{type(value).__name__}")
+
+
+def _origin(base_url: str) -> str:
+    return base_url.rstrip("/")
 
 
 def run(
@@ -54,16 +58,21 @@ def run(
     deadline: float | None = None,
     load_entrypoints: bool = True,
     config: str | os.PathLike[str] | None = None,
+    offline: bool = False,
 ) -> BatchRun:
     """Run a batch; iterate the returned :class:`BatchRun` for results as they complete.
 
     ``requests``: a JSONL file path, or an iterable of :class:`Job`, ``(id,
     ResponsesRequest)`` pairs, or line-shaped mappings ``{"id", "request", "provider"?}``.
     ``provider``: where requests go (a :class:`ClientSpec` to name auth and plugins for
-    workers); default ``$OPENAI_BASE_URL`` or the OpenAI API. ``providers``: the ids a line's
-    ``"provider"`` may name (default: Codex's config, loaded only if a line names one).
-    ``output``: a results file; ids already ``ok`` there are skipped (``error`` ones too,
-    unless ``retry_failed``), results are appended as they complete. ``concurrency``: the
+    workers); default ``$OPENAI_BASE_URL`` or the OpenAI API. ``offline``: answer from the
+    embedded scripted model instead (no ``provider`` then; result lines say ``"base_url":
+    "offline"``); never implied. ``providers``: the ids a line's ``"provider"`` may name
+    (default: Codex's config, loaded only if a line names one).
+    ``output``: a results file (a regular file, locked for the run; ``"-"``: standard
+    output, nothing resumed); ids already ``ok`` there are skipped (``error`` ones too,
+    unless ``retry_failed``), unless their line came from another server than the one this
+    run sends them to; results are appended as they complete. ``concurrency``: the
     ceiling of calls in flight; the limit adapts below it. ``engine``: ``"threads"`` or
     ``"dask"`` (``scheduler``: an address or a ``distributed.Client``). ``defaults``: request
     fields for lines that lack them (e.g. a model). ``max_attempts``: tries per request when
@@ -73,69 +82,95 @@ def run(
     ``$CODEX_HOME/config.toml``).
 
     Raises :class:`BatchInputError` (a ConfigError) before sending anything when the input,
-    providers, output file or engine are wrong; iterating raises :class:`BatchStopped` after
-    the last result when the usage limit stopped the run.
+    providers, output file (not a regular file, not ours, or held by another run) or engine
+    are wrong; iterating raises :class:`BatchStopped` after the last result when the usage
+    limit stopped the run.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown batch engine {engine!r} (known: {', '.join(ENGINES)})")
+    if offline and provider is not None:
+        raise ConfigError("offline=True answers from the embedded scripted model: give no "
+                          "provider with it")
     Deadline.of(deadline)  # a bad one is the caller's error, before anything is sent
-    if isinstance(requests, str | os.PathLike):
-        source = os.fspath(requests)
-        jobs = read_jobs(source, defaults)
-    else:
-        source = "requests"
-        jobs = as_jobs(requests, defaults)
-    limit = AdaptiveLimit(concurrency)
     if max_attempts < 1:
         raise ConfigError(f"max_attempts counts the first try too; it must be >= 1, got "
                           f"{max_attempts}")
-    named = {j.provider for j in jobs if j.provider is not None}
-    table: Mapping[str, Provider | ClientSpec] = providers or {}
-    if named and providers is None:
-        from ..models import load_providers
-
-        table = load_providers(config)
-    resolve_providers(jobs, table, source)
-    base = _spec(provider if provider is not None else provider_from_env(), load_entrypoints)
-    specs: dict[str | None, ClientSpec] = {None: base}
-    for name in named:
-        specs[name] = _spec(table[name], load_entrypoints)
-    for spec in specs.values():
-        spec.check()
+    limit = AdaptiveLimit(concurrency)
+    # The output first: a run another run holds is refused before anything else is done.
     log = ResultLog(output) if output is not None else None
-    summary = Summary()
-    if log is not None:
-        done = log.done(retry_failed)
-        before = len(jobs)
-        jobs = [j for j in jobs if j.id not in done]
-        summary.skipped = before - len(jobs)
-    summary.total = len(jobs)
-    chosen: Engine
-    if engine == "dask":
-        from .dask_engine import DaskEngine
+    server: Any = None
+    try:
+        if isinstance(requests, str | os.PathLike):
+            source = os.fspath(requests)
+            jobs = read_jobs(source, defaults)
+        else:
+            source = "requests"
+            jobs = as_jobs(requests, defaults)
+        named = {j.provider for j in jobs if j.provider is not None}
+        table: Mapping[str, Provider | ClientSpec] = providers or {}
+        if named and providers is None:
+            from ..models import load_providers
 
-        chosen = DaskEngine(scheduler, specs, concurrency, timeout, deadline)
-    else:
-        clients: dict[str | None, Client] = {}
-        try:
-            for key, spec in specs.items():
-                clients[key] = spec.build()
-        except BaseException:
-            for built in clients.values():
-                built.close()
-            raise
-        chosen = ThreadEngine(clients, concurrency, timeout, deadline)
-    if log is not None:
-        try:
-            log.open()
-        except BaseException:
-            chosen.close()
-            raise
-    return BatchRun(jobs, chosen, limit, log, summary, max_attempts)
+            table = load_providers(config)
+        resolve_providers(jobs, table, source)
+        if offline:
+            from ..server import EmbeddedServer
+
+            server = EmbeddedServer().start()
+            provider = Provider(name="offline", base_url=server.base_url)
+        base = _spec(provider if provider is not None else provider_from_env(),
+                     load_entrypoints)
+        specs: dict[str | None, ClientSpec] = {None: base}
+        for name in named:
+            specs[name] = _spec(table[name], load_entrypoints)
+        for spec in specs.values():
+            spec.check()
+        origins = {key: _origin(spec.provider.base_url) for key, spec in specs.items()}
+        if offline:
+            origins[None] = OFFLINE
+        summary = Summary()
+        if log is not None:
+            done = log.done(retry_failed)
+            left = [j for j in jobs if j.id not in done
+                    or log.origins.get(j.id) != origins[j.provider]]
+            summary.skipped = len(jobs) - len(left)
+            summary.other_server = sum(1 for j in left if j.id in done)
+            jobs = left
+        summary.total = len(jobs)
+        chosen: Engine
+        if engine == "dask":
+            from .dask_engine import DaskEngine
+
+            chosen = DaskEngine(scheduler, specs, concurrency, timeout, deadline)
+        else:
+            clients: dict[str | None, Client] = {}
+            try:
+                for key, spec in specs.items():
+                    clients[key] = spec.build()
+            except BaseException:
+                for built in clients.values():
+                    built.close()
+                raise
+            chosen = ThreadEngine(clients, concurrency, timeout, deadline)
+        if log is not None:
+            try:
+                log.open()
+            except BaseException:
+                chosen.close()
+                raise
+    except BaseException:
+        if log is not None:
+            log.abandon()
+        if server is not None:
+            server.stop()
+        raise
+    return BatchRun(jobs, chosen, limit, log, summary, max_attempts, origins=origins,
+                    cleanup=server.stop if server is not None else None)
 
 
 __all__ = [
     "ENGINES",
+    "OFFLINE",
     "BatchInputError",
     "BatchResult",
     "BatchRun",

@@ -14,7 +14,7 @@ import concurrent.futures
 import datetime as dt
 import queue
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -58,6 +58,8 @@ class Summary:
 
     total: int = 0
     skipped: int = 0
+    #: Ids the output held a result for from another server (base URL): run again.
+    other_server: int = 0
     ok: int = 0
     failed: int = 0
     rate_limited: int = 0
@@ -93,7 +95,8 @@ class Summary:
         self.output_tokens += int(usage.get("output_tokens") or 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"total": self.total, "skipped": self.skipped, "ok": self.ok,
+        return {"total": self.total, "skipped": self.skipped,
+                "other_server": self.other_server, "ok": self.ok,
                 "failed": self.failed, "left": self.total - self.done,
                 "rate_limited": self.rate_limited, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "elapsed_seconds": round(self.elapsed, 3),
@@ -123,13 +126,19 @@ class BatchRun:
     ``summary`` holds the counts so far. Leaving the loop early (or ``close()``) stops it."""
 
     def __init__(self, jobs: list[Job], engine: Engine, limit: AdaptiveLimit,
-                 log: ResultLog | None, summary: Summary, max_attempts: int = 8) -> None:
+                 log: ResultLog | None, summary: Summary, max_attempts: int = 8, *,
+                 origins: Mapping[str | None, str] | None = None,
+                 cleanup: Callable[[], None] | None = None) -> None:
         self.summary = summary
         self._jobs = jobs
         self._engine = engine
         self._limit = limit
         self._log = log
         self._max_attempts = max_attempts
+        #: The base URL each provider key's results are marked with (``BatchResult.base_url``).
+        self._origins = origins or {}
+        self._cleanup = cleanup
+        self._released = False
         self._iterator = self._run()
 
     def __iter__(self) -> Generator[BatchResult, None, None]:
@@ -140,6 +149,20 @@ class BatchRun:
 
     def close(self) -> None:
         self._iterator.close()
+        self._release()  # (a run never iterated has no generator frame to do it)
+
+    def _release(self) -> None:
+        """Stop the engine, release the output file and its lock, stop an offline server."""
+        if self._released:
+            return
+        self._released = True
+        try:
+            self._engine.close()
+        finally:
+            if self._log is not None:
+                self._log.close()
+            if self._cleanup is not None:
+                self._cleanup()
 
     def __enter__(self) -> BatchRun:
         return self
@@ -193,16 +216,17 @@ class BatchRun:
                     continue
                 if result.id in written:  # an engine redid a call: keep the first result
                     continue
+                result = attrs.evolve(result, base_url=self._origins.get(job.provider))
                 written.add(result.id)
                 if log is not None:
                     log.append(result)
                 summary.count(result)
                 yield result
+            if stop is None and log is not None:
+                log.compact()  # (under the lock, before it is released)
         finally:
             summary.finished = time.monotonic()
-            engine.close()
-            if log is not None:
-                log.close()
+            self._release()
         if stop is not None:
             summary.stopped = "usage_limit"
             summary.resets_at = stop.resets_at
@@ -210,8 +234,6 @@ class BatchRun:
             raise BatchStopped(f"usage limit reached{when}: stopped with {len(pending)} "
                                "request(s) left; run the same batch again to carry on "
                                f"({stop.message})", stop.resets_at, len(pending))
-        if log is not None and log.lines != len(log.latest):
-            log.compact()
 
 
 class ThreadEngine:

@@ -25,10 +25,16 @@ USAGE_LIMIT = "usage_limit"
 NOT_SENT = "not_sent"
 
 
+#: The ``base_url`` of results the embedded scripted model answered (``offline=True``).
+OFFLINE = "offline"
+
+
 @attrs.frozen
 class BatchResult:
     """One output line: ``status`` is ``"ok"`` or ``"error"``; an error has ``error`` =
-    ``{"type", "message", "status"}`` (status: the HTTP status, or None)."""
+    ``{"type", "message", "status"}`` (status: the HTTP status, or None). ``base_url`` is the
+    server that answered (:data:`OFFLINE` for the embedded scripted model); a resume counts a
+    line as done only when it came from the server the run sends that request to."""
 
     id: JobId
     status: str
@@ -37,6 +43,7 @@ class BatchResult:
     usage: dict[str, int] | None = None
     response_id: str | None = None
     error: dict[str, Any] | None = None
+    base_url: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -44,7 +51,8 @@ class BatchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "status": self.status, "text": self.text, "items": self.items,
-                "usage": self.usage, "response_id": self.response_id, "error": self.error}
+                "usage": self.usage, "response_id": self.response_id, "error": self.error,
+                "base_url": self.base_url}
 
     def to_line(self) -> bytes:
         """The JSON line, newline included (one write appends it whole)."""
@@ -54,7 +62,7 @@ class BatchResult:
     def from_json(cls, data: Mapping[str, Any]) -> BatchResult:
         return cls(data["id"], data["status"], data.get("text") or "",
                    list(data.get("items") or []), data.get("usage"), data.get("response_id"),
-                   data.get("error"))
+                   data.get("error"), data.get("base_url"))
 
 
 @attrs.frozen
@@ -138,4 +146,4 @@ def outcome_of_error(job_id: JobId, exc: BaseException) -> Outcome:
     return Outcome(ERROR, error_result(job_id, exc), message=str(exc))
 
 
-__all__ = ["BatchResult", "Outcome", "error_result", "ok_result", "usage_limit_reset"]
+__all__ = ["OFFLINE", "BatchResult", "Outcome", "error_result", "ok_result", "usage_limit_reset"]

@@ -14,6 +14,7 @@ it as :class:`IdleTimeout`.
 from __future__ import annotations
 
 import http.client
+import inspect
 import socket
 import ssl
 import threading
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import attrs
 import urllib3
@@ -148,10 +149,10 @@ class HttpRequest:
     #: Seconds from sending until the whole exchange, body reads included, must be over
     #: (the call's ``deadline=``), or None.
     deadline: float | None = None
-    #: The most (decoded) bytes a non-streamed ``send`` reads into memory
+    #: The most (decoded) bytes of a unary body core reads into memory
     #: (``Provider.max_body_bytes``), and the most a compressed body may inflate to
-    #: (``Provider.max_decompressed_bytes``; None: no bound of its own). Past either the
-    #: transport raises :class:`ResponseTooLarge`: see :meth:`BufferedResponse.read_from`.
+    #: (``Provider.max_decompressed_bytes``; None: no bound of its own). Past either core
+    #: raises :class:`ResponseTooLarge`; a transport need not look at them.
     max_body: int = MAX_UNARY_BODY
     max_decompressed: int | None = None
 
@@ -189,15 +190,16 @@ class HttpResponse(Protocol):
 
 
 class Transport(Protocol):
-    """Sends requests. Implementations must be safe to share between threads."""
+    """Sends requests: one method. Implementations must be safe to share between threads."""
 
-    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
-        """Send ``request``; return once the response head has arrived (``stream``) or the
-        whole body has been read (not ``stream``: at most ``request.max_body`` bytes, and
-        ``request.max_decompressed`` for a compressed body, as
-        ``BufferedResponse.read_from(response, request.max_body, request.max_decompressed)``
-        reads it). ``request.timeout`` is ``(connect, head, idle)``. Raises TransportError
-        (ConnectTimeout, ReadTimeout), or ResponseTooLarge past a bound."""
+    def send(self, request: HttpRequest) -> HttpResponse:
+        """Send ``request``; return the response once its head has arrived, its body
+        streamed (read by the caller as it comes: core reads every body under the
+        provider's bounds, a unary one included). ``request.timeout`` is
+        ``(connect, head, idle)``. Raises TransportError (ConnectTimeout, ReadTimeout).
+
+        A transport of an earlier version whose ``send`` takes ``(request, stream)`` keeps
+        working: it is asked with ``stream=True`` (see :func:`streaming`)."""
         ...
 
     def close(self) -> None:
@@ -437,8 +439,21 @@ def iter_bounded(response: HttpResponse, body_limit: int | None,
         yield chunk
 
 
+def read_at_most(response: HttpResponse, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``response``'s body (an error answer's, say), reading no
+    further than the chunk that passes them."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
 class BufferedResponse:
-    """A response whose body has been read whole (non-streamed ``send``, tests)."""
+    """A response whose body is all in memory (a fake server's answer in tests, a replay)."""
 
     __slots__ = ("body", "headers", "status", "url")
 
@@ -452,8 +467,7 @@ class BufferedResponse:
     def read_from(cls, response: HttpResponse, limit: int = MAX_UNARY_BODY,
                   decompressed_limit: int | None = None) -> BufferedResponse:
         """Read ``response`` whole and release its connection: at most ``limit`` bytes, and
-        at most ``decompressed_limit`` when the body is compressed. A transport's non-streamed
-        ``send`` passes the request's ``max_body`` and ``max_decompressed``."""
+        at most ``decompressed_limit`` when the body is compressed."""
         try:
             body = b"".join(iter_bounded(response, limit, decompressed_limit))
         finally:
@@ -526,7 +540,9 @@ class Urllib3Transport:
                 self._proxy_pools[proxy.url] = manager
         return manager, proxy
 
-    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
+    def send(self, request: HttpRequest, stream: bool = True) -> HttpResponse:
+        """See :meth:`Transport.send`. ``stream`` is ignored (callers of earlier versions
+        pass it): the response is always streamed."""
         connect, read, idle = request.timeout
         manager, proxy = self._manager_for(request.url)
         local: ConfigError | None = None
@@ -578,12 +594,44 @@ class Urllib3Transport:
         response = Urllib3Response(raw, request.url, idle, read)
         if until is not None:
             response.end_reads_at(until, request.deadline or 0.0)
-        if stream:
-            return response
-        return BufferedResponse.read_from(response, request.max_body, request.max_decompressed)
+        return response
 
     def close(self) -> None:
         self._pool.clear()
         with self._lock:
             for manager in self._proxy_pools.values():
                 manager.clear()
+
+
+def streaming(transport: Any) -> Transport:
+    """``transport`` as a one-method :class:`Transport`: one of an earlier version, whose
+    ``send`` takes ``(request, stream)``, is asked for streamed responses."""
+    send = getattr(transport, "send", None)
+    if not callable(send):
+        raise ConfigError(f"a transport needs a send(request) method; "
+                          f"{type(transport).__name__} has none")
+    try:
+        params = [p for p in inspect.signature(send).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):  # a builtin or C callable: assume today's protocol
+        return cast(Transport, transport)
+    if len(params) >= 2 and params[1].default is inspect.Parameter.empty:
+        return _Streamed(transport)
+    return cast(Transport, transport)
+
+
+class _Streamed:
+    """An earlier version's ``send(request, stream)`` transport, always asked to stream."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def send(self, request: HttpRequest, stream: bool = True) -> HttpResponse:
+        response: HttpResponse = self.inner.send(request, True)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __repr__(self) -> str:
+        return f"streaming({self.inner!r})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import importlib
 import itertools
 import json
@@ -20,6 +21,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,29 +30,57 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..threads import start_daemon
 from . import responses_wire
-from .background import Context, ResponseStore
+from .background import Context, ResponseStore, StoredResponse
 from .faults import FaultInjector, StreamFaults
+from .framing import RequestError, body_length, check_fields, parse_json, read_body
 from .model import ScriptedModel
 
 #: The largest request body read (413 beyond it): what the server holds per request.
 MAX_BODY = 32 * 1024 * 1024
 #: Requests remembered in ``requests_seen`` (for tests) before the oldest are forgotten.
 MAX_REQUESTS_SEEN = 10_000
+#: Bytes of requests (bodies as received, and headers) remembered in ``requests_seen``.
+MAX_REQUESTS_SEEN_BYTES = 64 * 1024 * 1024
+#: Seconds a refused request's body may take to be read and dropped (see _discard_body).
+DISCARD_SECONDS = 5.0
+
+LogEntry = tuple[str, str, dict[str, str], Any]
 
 
-class RequestLog(list[tuple[str, str, dict[str, str], Any]]):
-    """A list (tests compare it to lists) keeping only the last MAX_REQUESTS_SEEN entries."""
+class RequestLog(list[LogEntry]):
+    """A list (tests compare it to lists) keeping only the last :attr:`max_entries` entries,
+    and only as many of those as fit :attr:`max_bytes` (the newest is always kept)."""
 
-    def append(self, entry: tuple[str, str, dict[str, str], Any]) -> None:
-        super().append(entry)
-        if len(self) > MAX_REQUESTS_SEEN:
-            del self[: len(self) - MAX_REQUESTS_SEEN]
+    def __init__(self, max_entries: int = MAX_REQUESTS_SEEN,
+                 max_bytes: int = MAX_REQUESTS_SEEN_BYTES) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        #: The size counted for each entry, oldest first, and their sum.
+        self._sizes: collections.deque[int] = collections.deque()
+        self.bytes = 0
+        self._lock = threading.Lock()
 
+    def append(self, entry: LogEntry, size: int = 0) -> None:
+        """Keep ``entry``; ``size`` is its body's size in bytes (its headers are added)."""
+        size += sum(len(k) + len(v) for k, v in entry[2].items())
+        with self._lock:
+            super().append(entry)
+            self._sizes.append(size)
+            self.bytes += size
+            drop = 0
+            while len(self) - drop > 1 and (len(self) - drop > self.max_entries
+                                            or self.bytes > self.max_bytes):
+                self.bytes -= self._sizes.popleft()
+                drop += 1
+            if drop:
+                del self[:drop]
 
-class BodyEncodingError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+    def clear(self) -> None:
+        with self._lock:
+            super().clear()
+            self._sizes.clear()
+            self.bytes = 0
 
 
 def decode_body(raw: bytes, encoding: str) -> bytes:
@@ -64,26 +94,26 @@ def decode_body(raw: bytes, encoding: str) -> bytes:
         try:
             out = inflater.decompress(raw, MAX_BODY + 1)
         except zlib.error as exc:
-            raise BodyEncodingError(400, f"the {encoding} request body does not decode: "
-                                    f"{exc}") from None
+            raise RequestError(400, f"the {encoding} request body does not decode: "
+                               f"{exc}") from None
     elif encoding == "zstd":
         try:
             # Optional, and untyped when present: looked up at run time.
             zstandard: Any = importlib.import_module("zstandard")
         except ImportError:
-            raise BodyEncodingError(415, "zstd request bodies need the `zstandard` package "
-                                    "on the server") from None
+            raise RequestError(415, "zstd request bodies need the `zstandard` package "
+                               "on the server") from None
         try:
             reader = zstandard.ZstdDecompressor().stream_reader(raw)
             out = reader.read(MAX_BODY + 1)
         except zstandard.ZstdError as exc:
-            raise BodyEncodingError(400, f"the zstd request body does not decode: {exc}"
-                                    ) from None
+            raise RequestError(400, f"the zstd request body does not decode: {exc}"
+                               ) from None
     else:
-        raise BodyEncodingError(415, f"unsupported Content-Encoding {encoding!r} (gzip, "
-                                "deflate or zstd)")
+        raise RequestError(415, f"unsupported Content-Encoding {encoding!r} (gzip, "
+                           "deflate or zstd)")
     if len(out) > MAX_BODY:
-        raise BodyEncodingError(413, f"the decoded request body is over {MAX_BODY} bytes")
+        raise RequestError(413, f"the decoded request body is over {MAX_BODY} bytes")
     return out
 
 
@@ -114,6 +144,9 @@ class Exchange:
         self.reply_headers: dict[str, str] = {}
         #: The request body's size in bytes (decoded): what a response chain's size counts.
         self.body_size = 0
+        #: Who is asking (a digest of the request's key; None when the server takes any
+        #: request): the responses it stores are visible to that key only.
+        self.owner: str | None = handler.owner
 
     @property
     def wire(self) -> str:
@@ -140,9 +173,15 @@ class Exchange:
             h.wfile.write(data)
         h.wfile.flush()
 
+    def stored(self, rid: str) -> StoredResponse | None:
+        """The stored response ``rid``, if there is one and it is this client's (with keys
+        set, another key's response is as unknown as one never made)."""
+        stored = self.server.store.get(rid)
+        return stored if stored is not None and stored.owner == self.owner else None
+
     def recall(self, rid: str) -> Context | None:
         """What response ``rid`` saw and said, for a request continuing from it."""
-        stored = self.server.store.get(rid)
+        stored = self.stored(rid)
         return None if stored is None else stored.context()
 
     def remember(self, rid: str, context: Context, output: list[dict[str, Any]]) -> None:
@@ -298,6 +337,71 @@ class Handler(BaseHTTPRequestHandler):
         if getattr(self.server, "verbose", False):
             super().log_message(format, *args)
 
+    #: Set by :meth:`parse_request` for each request it admits: its body's length in bytes
+    #: (None: chunked), and who it is (a digest of its key; None when the server has none).
+    body_length: int | None = 0
+    owner: str | None = None
+
+    def parse_request(self) -> bool:
+        """http.server's reading of the request line and headers, then the gate every request
+        passes before a responder (a cassette), a route or a WebSocket upgrade sees it, and
+        before its body is read: unambiguous framing (RFC 9112 §6.3), and one of the server's
+        keys when it has keys. Whatever answers requests, now or added later, sits behind it;
+        a refused request leaves nothing behind (its body is never kept)."""
+        if not super().parse_request():
+            return False
+        self.owner = None
+        try:
+            check_fields(self.headers.items(), self.headers.defects)
+            self.body_length = body_length(
+                self.headers.get_all("Transfer-Encoding") or [],
+                self.headers.get_all("Content-Length") or [], self.request_version, MAX_BODY)
+        except RequestError as exc:
+            self._refuse(exc.status, str(exc), exc.code, close=True)
+            return False
+        waits = (self.headers.get("Expect", "").lower() == "100-continue"
+                 and self.request_version >= "HTTP/1.1")
+        refusal = self._key_refusal()
+        if refusal is not None:
+            pending = self.body_length != 0
+            self._refuse(401, *refusal, close=pending)
+            if pending and not waits:  # (a client waiting for a 100 sends no body)
+                self._discard_body()
+            return False
+        if waits:
+            self.send_response_only(HTTPStatus.CONTINUE)
+            self.end_headers()
+        return True
+
+    def handle_expect_100(self) -> bool:
+        # Sent by parse_request once the request is admitted: a refused one gets no 100.
+        return True
+
+    def _refuse(self, status: int, message: str, code: str | None, close: bool) -> None:
+        server: EmbeddedHTTPServer = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.refused += 1
+        if close:
+            self.close_connection = True
+        Exchange(self, "", {}, None).send_error(
+            status, message, code, headers={"Connection": "close"} if close else None)
+
+    def _discard_body(self) -> None:
+        """Read and drop the body of a refused request (up to its declared length, for a few
+        seconds at most), so that its client reads the answer instead of a reset; the
+        connection closes after it."""
+        left = self.body_length
+        if left is None:  # chunked: not worth parsing only to drop it
+            return
+        deadline = time.monotonic() + DISCARD_SECONDS
+        with contextlib.suppress(OSError, ValueError):
+            self.connection.settimeout(DISCARD_SECONDS)
+            while left > 0 and time.monotonic() < deadline:
+                chunk = self.rfile.read1(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
@@ -305,30 +409,17 @@ class Handler(BaseHTTPRequestHandler):
             path = path[3:] or "/"
         ex = Exchange(self, path, parse_qs(parts.query), None)
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY:
-            self.close_connection = True
-            ex.send_error(413 if length > 0 else 400,
-                          f"request body must be 0..{MAX_BODY} bytes (Content-Length)",
-                          "invalid_body")
-            return
-        raw = self.rfile.read(length) if length else b""
-        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
-        if raw and encoding not in ("", "identity"):
-            try:
+            raw = read_body(self.rfile, self.body_length, MAX_BODY)
+            encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+            if raw and encoding not in ("", "identity"):
                 raw = decode_body(raw, encoding)
-            except BodyEncodingError as exc:
-                ex.send_error(exc.status, str(exc), "invalid_body")
-                return
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                ex.send_error(400, "request body is not valid JSON", "invalid_json")
-                return
+            body = parse_json(raw) if raw else None
+        except RequestError as exc:
+            if exc.close:
+                self.close_connection = True
+            ex.send_error(exc.status, str(exc), exc.code,
+                          headers={"Connection": "close"} if exc.close else None)
+            return
         ex.body, ex.body_size = body, len(raw)
         responder = ex.server.responder
         seen = (self.command, path, dict(self.headers.items()), body)
@@ -336,7 +427,7 @@ class Handler(BaseHTTPRequestHandler):
         if responder is not None:
             # Logged before answering, as the routes below are: a client that already has its
             # answer must find its request in the log.
-            ex.server.requests_seen.append(seen)
+            ex.server.requests_seen.append(seen, len(raw))
             recorded = True
             try:
                 # Injected faults act on recorded answers too (serve --cassette --fault ...).
@@ -350,18 +441,15 @@ class Handler(BaseHTTPRequestHandler):
         serve = UPGRADES.get(path) if upgrade and self.command == "GET" else None
         if serve is not None:
             if not recorded:
-                ex.server.requests_seen.append(seen)
-            if self._authorized(ex):
-                serve(self, ex)
+                ex.server.requests_seen.append(seen, len(raw))
+            serve(self, ex)
             return
         if fn is None:
             status = HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND
             ex.send_error(status, f"no route for {self.command} {parts.path}", "not_found")
             return
         if not recorded:
-            ex.server.requests_seen.append(seen)
-        if not self._authorized(ex):
-            return
+            ex.server.requests_seen.append(seen, len(raw))
         try:
             # (With a responder, the faults were applied above already.)
             if responder is None and ex.server.faults.intercept(ex):
@@ -377,24 +465,24 @@ class Handler(BaseHTTPRequestHandler):
         # Like OpenAI's: clients log it and quote it in errors.
         self.send_header("x-request-id", f"req_{next(_request_ids):012d}")
 
-    def _authorized(self, ex: Exchange) -> bool:
-        """With ``api_keys`` set, a request without one of them gets OpenAI's 401."""
-        keys = ex.server.api_keys
+    def _key_refusal(self) -> tuple[str, str | None] | None:
+        """With ``api_keys`` set: None when the request sent one of them (noting who it is
+        in :attr:`owner`), else OpenAI's 401 message and code."""
+        keys = self.server.api_keys  # type: ignore[attr-defined]
         if keys is None:
-            return True
+            return None
         bearer = self.headers.get("Authorization", "")
         sent = (bearer[7:].strip() if bearer[:7].lower() == "bearer "
                 else self.headers.get("api-key", "").strip())
         if sent in keys:
-            return True
+            self.owner = hashlib.sha256(sent.encode("utf-8", "surrogateescape")).hexdigest()
+            return None
         if not sent:
-            ex.send_error(401, "You didn't provide an API key. You need to provide your API key "
-                          "in an Authorization header using Bearer auth (i.e. Authorization: "
-                          "Bearer YOUR_KEY).")
-        else:
-            shown = f"{sent[:3]}{'*' * (len(sent) - 7)}{sent[-4:]}" if len(sent) > 10 else "****"
-            ex.send_error(401, f"Incorrect API key provided: {shown}.", "invalid_api_key")
-        return False
+            return ("You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                    "YOUR_KEY).", None)
+        shown = f"{sent[:3]}{'*' * (len(sent) - 7)}{sent[-4:]}" if len(sent) > 10 else "****"
+        return f"Incorrect API key provided: {shown}.", "invalid_api_key"
 
 
 class EmbeddedHTTPServer(ThreadingHTTPServer):
@@ -411,6 +499,9 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         #: (method, path, headers, body) of each routed request, for tests.
         self.requests_seen: RequestLog = RequestLog()
+        #: Requests refused before routing (no key, ambiguous framing): only counted.
+        self.refused = 0
+        self.lock = threading.Lock()
         #: Answers requests before ROUTES do (a cassette being served); returns False to let
         #: the routes answer.
         self.responder: Callable[[Exchange], bool] | None = None

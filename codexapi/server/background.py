@@ -48,9 +48,11 @@ class Context:
 class StoredResponse:
     """One response's events so far, and its status; thread-safe."""
 
-    def __init__(self, rid: str, background: bool) -> None:
+    def __init__(self, rid: str, background: bool, owner: str | None = None) -> None:
         self.id = rid
         self.background = background
+        #: Whose it is (see ``Exchange.owner``): only that client sees it.
+        self.owner = owner
         self.events: list[dict[str, Any]] = []
         self.status = "queued" if background else "in_progress"
         self.response: dict[str, Any] = {"id": rid, "object": "response"}
@@ -149,9 +151,9 @@ class ResponseStore:
                 old.cancel_requested = True
 
     def keep(self, rid: str, events: Iterable[dict[str, Any]],
-             context: Context | None = None) -> StoredResponse:
+             context: Context | None = None, owner: str | None = None) -> StoredResponse:
         """Store a finished response's events (and the ``context`` it answered)."""
-        stored = StoredResponse(rid, background=False)
+        stored = StoredResponse(rid, background=False, owner=owner)
         stored.input = context or Context()
         for event in events:
             stored.add(event)
@@ -159,10 +161,10 @@ class ResponseStore:
         return stored
 
     def generate(self, rid: str, events: Iterator[dict[str, Any]], interval: float = 0.0,
-                 context: Context | None = None) -> StoredResponse:
+                 context: Context | None = None, owner: str | None = None) -> StoredResponse:
         """Start generating ``events`` into a new background response, on its own thread,
         ``interval`` seconds apart."""
-        stored = StoredResponse(rid, background=True)
+        stored = StoredResponse(rid, background=True, owner=owner)
         stored.input = context or Context()
         self._put(stored)
         first = next(events, None)  # the `response.queued` event, there at once

@@ -116,7 +116,8 @@ def answer(ex: Exchange, body: dict[str, Any]) -> None:
     events = responses_wire.events(turn, body["model"], rid, meta)
     store = ex.server.store
     if background:
-        stored = store.generate(rid, events, ex.server.background_interval, context)
+        stored = store.generate(rid, events, ex.server.background_interval, context,
+                                owner=ex.owner)
         if stream:
             follow(ex, stored, -1)
         else:
@@ -124,7 +125,7 @@ def answer(ex: Exchange, body: dict[str, Any]) -> None:
         return
     produced = list(events)
     if body.get("store") is not False:
-        store.keep(rid, produced, context)
+        store.keep(rid, produced, context, owner=ex.owner)
     ex.remember(rid, context, produced[-1]["response"]["output"])
     if stream:
         ex.send_events(produced)
@@ -151,7 +152,7 @@ def post_responses(ex: Exchange) -> None:
 
 def _stored(ex: Exchange) -> StoredResponse | None:
     rid = ex.params["id"]
-    stored = ex.server.store.get(rid)
+    stored = ex.stored(rid)
     if stored is None:
         ex.send_error(404, f"Response with id '{rid}' not found.", "not_found", param="id")
     return stored

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .model import Turn
 
-_ids = itertools.count(1)
-
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{next(_ids):012d}"
+    """``prefix_`` and 128 random bits: a response id is all a client needs to read the
+    response back, so it must not be guessable (as a counter's next value is)."""
+    return f"{prefix}_{secrets.token_hex(16)}"
 
 
 def sse(event: Mapping[str, Any]) -> bytes:

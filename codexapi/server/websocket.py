@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .app import UPGRADES, Exchange, reset_socket
+from .framing import RequestError, parse_json
 from .responses import answer, mark_reply
 
 if TYPE_CHECKING:
@@ -204,9 +205,9 @@ def _turn(handler: Handler, conn: Connection, message: str | bytes,
                    "frame", "invalid_frame")
         return True
     try:
-        frame = json.loads(message)
-    except ValueError:
-        _bad_frame(ex, "the frame is not valid JSON", "invalid_json")
+        frame = parse_json(message, "the frame")
+    except RequestError as exc:
+        _bad_frame(ex, str(exc), exc.code)
         return True
     if not isinstance(frame, dict):
         _bad_frame(ex, "the frame must be a JSON object with a `type`", "invalid_frame")
@@ -221,7 +222,8 @@ def _turn(handler: Handler, conn: Connection, message: str | bytes,
     body = {k: v for k, v in frame.items() if k != "type"}
     ex.body = body
     server = ex.server
-    server.requests_seen.append(("WS", "/responses", dict(handler.headers.items()), body))
+    server.requests_seen.append(("WS", "/responses", dict(handler.headers.items()), body),
+                                len(message))
     if server.verbose:
         handler.log_message("WS response.create model=%r", body.get("model"))
     if not isinstance(body.get("model"), str):

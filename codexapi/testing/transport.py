@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..errors import TransportError
-from ..http.transport import BufferedResponse, HttpRequest, HttpResponse, Urllib3Transport
+from ..http.transport import HttpRequest, HttpResponse, Urllib3Transport
 from ..redact import redact_url
 
 Handler = Callable[[HttpRequest], "MockResponse"]
@@ -113,14 +113,12 @@ class MockTransport:
         self.requests: list[HttpRequest] = []
         self.closed = False
 
-    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
+    def send(self, request: HttpRequest) -> HttpResponse:
         self.requests.append(request)
         response = self.handler(request)
         if not response.url:
             response.url = request.url
-        if stream:
-            return response
-        return BufferedResponse.read_from(response, request.max_body, request.max_decompressed)
+        return response
 
     def close(self) -> None:
         self.closed = True
@@ -221,11 +219,9 @@ class VcrTransport(Urllib3Transport):
     a replayed body still compressed under ``Content-Encoding: gzip``/``deflate`` is inflated.
     """
 
-    def send(self, request: HttpRequest, stream: bool) -> HttpResponse:
-        response = super().send(request, True)
+    def send(self, request: HttpRequest, stream: bool = True) -> HttpResponse:
+        response = super().send(request)
         encoding = (response.headers.get("content-encoding") or "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
-            response = _InflatingResponse(response)
-        if stream:
-            return response
-        return BufferedResponse.read_from(response, request.max_body, request.max_decompressed)
+            return _InflatingResponse(response)
+        return response

@@ -59,7 +59,8 @@ def test_results_stream_back_and_are_written(server: EmbeddedServer, tmp_path: P
     written = {line["id"]: line for line in lines(out)}
     assert written["q7"] == got["q7"].to_json()
     assert set(written["q7"]) == {"id", "status", "text", "items", "usage", "response_id",
-                                  "error"}
+                                  "error", "base_url"}
+    assert written["q7"]["base_url"] == server.base_url
     summary = running.summary
     assert (summary.ok, summary.failed, summary.total) == (30, 0, 30)
     assert summary.input_tokens == sum(r.usage["input_tokens"] for r in got.values()

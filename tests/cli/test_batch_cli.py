@@ -231,3 +231,108 @@ def test_a_terminal_gets_a_progress_bar(server: EmbeddedServer, tmp_path: Path) 
     # tqdm's bar: description, count, rate (redrawn with carriage returns).
     assert "batch: 100%" in text and "5/5" in text and "req/s" in text and "\r" in text
     assert "5 ok, 0 failed" in proc.stdout.decode()
+
+
+def test_no_server_configured_is_refused_unless_offline(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_input(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["batch", str(src), "-o", str(out), "--no-plugins",
+                     "--progress", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "no server to send the batch to" in err and "--offline" in err
+    assert err.count("\n") == 1 and not out.exists()
+    assert cli.main(["batch", str(src), "-o", str(out), "--no-plugins", "--progress", "none",
+                     "--offline"]) == 0
+    assert {line["base_url"] for line in lines(out)} == {"offline"}
+    assert cli.main(["batch", str(src), "-o", str(out), "--offline", "--base-url",
+                     "http://127.0.0.1:9/v1"]) == 2
+    assert "--offline answers from the embedded scripted model: it does not go with " \
+        "--base-url" in capsys.readouterr().err
+
+
+def test_a_resume_against_a_real_server_sends_what_the_offline_model_answered(
+        server: EmbeddedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_input(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["batch", str(src), "-o", str(out), "--offline", "--no-plugins",
+                     "--progress", "none"]) == 0
+    capsys.readouterr()
+    before = model_calls(server.requests)
+    assert batch(server, str(src), "-o", str(out)) == 0
+    captured = capsys.readouterr()
+    assert "3 result(s) in" in captured.err and "came from another server" in captured.err
+    assert "3 ok, 0 failed, 0 left" in captured.out
+    assert model_calls(server.requests) == before + 3
+    assert {line["base_url"] for line in lines(out)} == {server.base_url}
+
+
+def test_results_to_standard_output(server: EmbeddedServer, tmp_path: Path) -> None:
+    src = write_input(tmp_path / "in.jsonl", 3)
+    proc = subprocess.run(
+        [sys.executable, "-m", "codexapi", "batch", str(src), "-o", "-", "--base-url",
+         server.base_url, "--no-plugins", "--progress", "none", "--json"],
+        env=_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert sorted(r["id"] for r in results) == ["q0", "q1", "q2"]
+    assert json.loads(proc.stderr.strip().splitlines()[-1])["ok"] == 3
+
+
+def _limited_memory() -> None:
+    import resource
+
+    # Today's output check must fail fast, not by exhausting the (shared) machine's memory.
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize("target", ["/dev/full", "/dev/zero"])
+def test_a_device_as_output_is_refused_at_once(server: EmbeddedServer, tmp_path: Path,
+                                               target: str) -> None:
+    src = write_input(tmp_path / "in.jsonl", 3)
+    before = model_calls(server.requests)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "codexapi", "batch", str(src), "-o", target, "--base-url",
+         server.base_url, "--no-plugins", "--progress", "none"],
+        env=_env(), capture_output=True, text=True, timeout=60, preexec_fn=_limited_memory)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr == (f"codexapi: error: BatchInputError: output {target} is not a "
+                           "regular file (a device, FIFO or directory): give a file path, or - "
+                           "for standard output\n")
+    assert time.monotonic() - started < 20 and model_calls(server.requests) == before
+
+
+def test_a_second_run_on_a_held_output_exits_2_at_once_and_sigkill_lets_go(
+        tmp_path: Path) -> None:
+    with EmbeddedServer(faults="stall:0.05@1") as srv:
+        src = write_input(tmp_path / "in.jsonl", 300)
+        out = tmp_path / "out.jsonl"
+        cmd = [sys.executable, "-m", "codexapi", "batch", str(src), "-o", str(out),
+               "--base-url", srv.base_url, "--no-plugins", "--progress", "none", "-c", "4"]
+        first = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (
+                    not out.exists() or out.read_bytes().count(b"\n") < 5):
+                assert first.poll() is None, first.stderr.read() if first.stderr else ""
+                time.sleep(0.01)
+            started = time.monotonic()
+            second = subprocess.run(cmd, env=_env(), capture_output=True, text=True,
+                                    timeout=60)
+            took = time.monotonic() - started
+            assert first.poll() is None, "the first run ended before the second was tried"
+            os.kill(first.pid, signal.SIGKILL)
+        finally:
+            first.wait(timeout=10)
+        assert second.returncode == 2
+        assert second.stderr == (f"codexapi: error: BatchInputError: output {out} is in use "
+                                 "by another codexapi batch run: wait for it to end, or "
+                                 "choose another output file\n")
+        # At once: the time to start Python and import, not a wait on the first run.
+        assert took < 10, took
+        # The kernel released the lock of the killed run: a third run finishes the batch.
+        third = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+        assert third.returncode == 0, third.stderr
+        assert sorted(ids(out)) == sorted(f"q{i}" for i in range(300))

@@ -386,14 +386,16 @@ def test_auth_headers_with_a_line_break_are_refused_before_sending(srv: Embedded
 def test_401_refreshes_once_and_resends_with_new_headers(
         srv: EmbeddedServer, caplog: pytest.LogCaptureFixture) -> None:
     srv.api_keys = {"good-token"}
+    refused = srv.httpd.refused
     tokens = iter(["stale-token", "good-token"])
     auth = codexapi.BearerAuth(lambda: next(tokens))
     with caplog.at_level(logging.INFO, logger="codexapi"), make_client(srv, auth=auth) as client, \
             client.stream(REQ) as events:
         text = "".join(getattr(e, "delta", "") for e in events)
     assert text == "You said: Hello"
-    assert [h["authorization"] for h in sent_headers(srv)] == [
-        "Bearer stale-token", "Bearer good-token"]
+    # The refused request is counted, and nothing else of it is kept.
+    assert [h["authorization"] for h in sent_headers(srv)] == ["Bearer good-token"]
+    assert srv.httpd.refused == refused + 1
     messages = [r.getMessage() for r in caplog.records]
     assert [m.split(" status=")[1][:3] for m in messages if m.startswith("<-")] == ["401", "200"]
     assert any("401, credentials refreshed" in m for m in messages)
@@ -411,6 +413,7 @@ def test_cli_reports_a_malformed_auth_file_by_name(
 
 def test_second_401_is_an_api_error(srv: EmbeddedServer) -> None:
     srv.api_keys = {"never-issued"}
+    refused = srv.httpd.refused
     calls = []
 
     def fetch() -> str:
@@ -424,16 +427,17 @@ def test_second_401_is_an_api_error(srv: EmbeddedServer) -> None:
     assert info.value.status == 401 and info.value.code == "invalid_api_key"
     assert info.value.request_id and info.value.request_id.startswith("req_")
     assert len(calls) == 2  # first use + one refresh
-    assert len(srv.requests) == 2
+    assert srv.httpd.refused == refused + 2 and srv.requests == []
 
 
 def test_401_without_new_credentials_is_not_resent(srv: EmbeddedServer) -> None:
     srv.api_keys = {"right"}
+    refused = srv.httpd.refused
     auth = codexapi.BearerAuth("wrong-key-123")
     with make_client(srv, auth=auth) as client, pytest.raises(ApiError) as info:
         client.stream(REQ)
     assert info.value.status == 401
-    assert len(srv.requests) == 1
+    assert srv.httpd.refused == refused + 1 and srv.requests == []
 
 
 def test_401_without_any_key_says_so(srv: EmbeddedServer) -> None:
@@ -461,14 +465,16 @@ def test_codex_auth_file_rewritten_by_codex_is_picked_up_after_401(srv: Embedded
     path = write_auth(Path(os.environ["CODEX_HOME"]) / "auth.json",
                       {"tokens": {"access_token": "at-1", "account_id": "acct"}})
     srv.api_keys = {"at-1"}
+    refused = srv.httpd.refused
     with make_client(srv) as client:
         client.stream(REQ).collect()
         # Codex refreshed its tokens: the server now wants at-2, the file holds it.
         srv.api_keys = {"at-2"}
         write_auth(path, {"tokens": {"access_token": "at-2", "account_id": "acct"}})
         assert client.stream(REQ).collect().text == "You said: Hello"
-    assert [h["authorization"] for h in sent_headers(srv)] == [
-        "Bearer at-1", "Bearer at-1", "Bearer at-2"]
+    # The second request, still with at-1, was refused (counted, not kept).
+    assert [h["authorization"] for h in sent_headers(srv)] == ["Bearer at-1", "Bearer at-2"]
+    assert srv.httpd.refused == refused + 1
     assert all(h["chatgpt-account-id"] == "acct" for h in sent_headers(srv))
 
 

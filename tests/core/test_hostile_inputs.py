@@ -159,7 +159,7 @@ def test_the_transport_itself_never_quotes_what_http_client_refuses() -> None:
     transport = Urllib3Transport()
     request = HttpRequest("POST", "http://127.0.0.1:9/v1", {"Authorization": f"Bearer {KEY}€"})
     with pytest.raises(ConfigError) as info:
-        transport.send(request, stream=False)
+        transport.send(request)
     assert_no_secret(info.value)
 
 

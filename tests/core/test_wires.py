@@ -244,3 +244,47 @@ def test_a_wire_with_open_bypasses_the_http_transport() -> None:
     assert request.timeout == (30.0, 9.0, 9.0)  # (connect, head, idle)
     assert context.provider is provider and context.transport is transport
     assert Conn.closed  # kept connections close with the Client
+
+
+def test_a_decoder_is_built_with_the_settings_it_must_honour(srv: EmbeddedServer) -> None:
+    from codexapi.decoding import DecoderSettings
+
+    built: list[DecoderSettings] = []
+
+    class Settled(NdjsonWire):
+        def decoder(self, endpoint: str, settings: DecoderSettings) -> NdjsonDecoder:
+            built.append(settings)
+            return NdjsonDecoder()
+
+    class Plugin:
+        @hookimpl
+        def codexapi_register_wires(self, register: Callable[[Any], None]) -> None:
+            register(Settled())
+
+    with make_client(srv, "ndjson", plugins=[Plugin()], max_message_bytes=4096,
+                     skip_undecodable_events=True) as client:
+        client.stream(make_request("a b")).collect()
+    (settings,) = built
+    assert (settings.max_message_bytes, settings.skip_undecodable) == (4096, True)
+    assert settings.headers["content-type"] == "application/x-ndjson"  # the head's headers
+
+
+def test_a_wire_of_an_earlier_version_still_gets_its_message_bound(srv: EmbeddedServer) -> None:
+    bounds: list[int] = []
+
+    class Bounded(NdjsonDecoder):
+        def bound_messages(self, max_message: int) -> None:
+            bounds.append(max_message)
+
+    class Earlier(NdjsonWire):
+        def decoder(self, endpoint: str) -> NdjsonDecoder:  # no settings: an earlier version
+            return Bounded()
+
+    class Plugin:
+        @hookimpl
+        def codexapi_register_wires(self, register: Callable[[Any], None]) -> None:
+            register(Earlier())
+
+    with make_client(srv, "ndjson", plugins=[Plugin()], max_message_bytes=4096) as client:
+        assert client.stream(make_request("a b")).collect().text == "a b "
+    assert bounds == [4096]

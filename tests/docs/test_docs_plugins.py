@@ -87,7 +87,7 @@ def test_doc_plugin_reports_vault_problems_naming_the_file(
         missing.write_text("wrong-token")
         with pytest.raises(ApiError) as info:  # refresh() saw the same token: no second try
             client.stream(ResponsesRequest(model="m", input="x"))
-        assert info.value.status == 401 and len(server.requests) == 1
+        assert info.value.status == 401 and server.httpd.refused == 1
         assert "wrong-token" not in repr(client)
 
 

@@ -19,6 +19,7 @@ PRINTED = [
     ["queued", "3 response.completed", "completed You said: Hi"],
     ["3 8", "previous_response_not_found"],
     ["dropped mid-stream", "[('dropx1@4', 'dropped')]"],
+    ["200 32", "404", "401 1"],
 ]
 
 

@@ -1,12 +1,13 @@
 """The transport seam: (connect, head, idle) timeouts, ReadTimeout for a stalled body (an
-IdleTimeout only once a stream has it), ``send(request, stream=False)`` reading the whole body
-(bounded), and the protocol declaring everything its callers use."""
+IdleTimeout only once a stream has it), ``send(request)`` always streaming (core reads a unary
+body, under its bounds), and the protocol declaring everything its callers use."""
 
 from __future__ import annotations
 
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_a_stalled_unary_body_is_a_read_timeout_not_an_idle_timeout(srv: Embedde
                                                                     ) -> None:
     url = f"{srv.base_url}/test-transport/stalled-body"
     with pytest.raises(ReadTimeout) as info:
-        Urllib3Transport().send(HttpRequest("GET", url, {}, None, (2.0, 2.0, 0.2)), stream=False)
+        Urllib3Transport().send(HttpRequest("GET", url, {}, None, (2.0, 2.0, 0.2))).read()
     assert "timed out reading the response" in str(info.value)
     assert not isinstance(info.value, IdleTimeout)
     # The same through the client: `models` says read timeout, never "waiting for SSE".
@@ -88,22 +89,47 @@ def test_a_stalled_stream_is_an_idle_timeout(srv: EmbeddedServer) -> None:
     assert isinstance(info.value.__cause__, ReadTimeout)
 
 
-def test_send_without_stream_reads_the_whole_body_and_frees_the_connection(
+def test_send_streams_and_core_reads_a_unary_body_then_frees_the_connection(
         srv: EmbeddedServer) -> None:
     transport = Urllib3Transport()
     url = f"{srv.base_url}/test-transport/json"
-    response = transport.send(HttpRequest("GET", url, {}), stream=False)
-    assert isinstance(response, BufferedResponse)
+    response = transport.send(HttpRequest("GET", url, {}))
+    assert not isinstance(response, BufferedResponse)  # nothing read ahead
     assert response.read() == b'{"models": [{"slug": "m1"}]}'
     pool = transport._pool.connection_from_url(url)
     assert pool.num_connections == 1 and pool.pool is not None and pool.pool.qsize() >= 1
-    transport.send(HttpRequest("GET", url, {}), stream=False)
+    transport.send(HttpRequest("GET", url, {})).read()
     assert pool.num_connections == 1  # the same connection, reused
+    # Through a client: the transport only streams, core reads the body under the bound.
+    with Client(Provider(base_url=srv.base_url, max_body_bytes=10),
+                transport=transport, load_entrypoints=False) as client, \
+            pytest.raises(ResponseTooLarge, match="max_body_bytes"):
+        client.list_models("1.0")
+
+
+def test_a_transport_of_an_earlier_version_is_asked_to_stream(srv: EmbeddedServer) -> None:
+    asked: list[bool] = []
+
+    class Earlier:
+        def __init__(self) -> None:
+            self.inner = Urllib3Transport()
+
+        def send(self, request: HttpRequest, stream: bool) -> Any:
+            asked.append(stream)
+            return self.inner.send(request)
+
+        def close(self) -> None:
+            self.inner.close()
+
+    with Client(Provider(base_url=srv.base_url), transport=Earlier(),
+                load_entrypoints=False) as client:
+        assert client.list_models("1.0").slugs
+    assert asked == [True]
 
 
 def test_unary_bodies_are_bounded(srv: EmbeddedServer) -> None:
     url = f"{srv.base_url}/test-transport/json"
-    response = Urllib3Transport().send(HttpRequest("GET", url, {}), stream=True)
+    response = Urllib3Transport().send(HttpRequest("GET", url, {}))
     with pytest.raises(ResponseTooLarge, match="bound of 10 bytes") as info:
         BufferedResponse.read_from(response, limit=10)
     assert info.value.retryable is False

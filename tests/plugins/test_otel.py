@@ -412,7 +412,10 @@ def test_the_builtin_is_registered_like_every_first_party_plugin() -> None:
 
     assert "codexapi_plugins.otel" in DEFAULT_PLUGINS
     hooks = {p["name"]: p["hooks"] for p in describe(make_plugin_manager(load_entrypoints=False))}
-    assert "codexapi_on_stream_end" in hooks["codexapi_plugins.otel"]
+    # One lifecycle for every call: streams are observed through on_call_start/on_call_end.
+    assert {"codexapi_on_call_start", "codexapi_on_call_end"} <= set(
+        hooks["codexapi_plugins.otel"])
+    assert "codexapi_on_stream_end" not in hooks["codexapi_plugins.otel"]
 
 
 _NO_OTEL = """
@@ -569,3 +572,28 @@ def test_a_retried_compact_is_one_span_with_a_retry_event(otel: Telemetry) -> No
     assert [e.name for e in span.events] == ["codexapi.retry"]
     assert span.events[0].attributes["http.response.status_code"] == 503
     assert "error.type" not in (span.attributes or {})
+
+
+def test_interleaved_turns_each_get_their_own_span_without_thread_state(
+        server: EmbeddedServer, otel: Telemetry) -> None:
+    # The span lives in each call's extensions from start to end: two turns opened one after
+    # the other on one thread, read in the other order on another thread, keep theirs.
+    import threading
+
+    import codexapi_plugins.otel as module
+
+    assert not any(isinstance(v, threading.local) for v in vars(module).values())
+    first = ResponsesRequest(model="gpt-first", input="one")
+    second = ResponsesRequest(model="gpt-second", input="two")
+    with client_for(server, WireApi.RESPONSES, [otel.plugin()]) as client:
+        a = client.stream(first)
+        b = client.stream(second)
+        results: dict[str, Any] = {}
+        reader = threading.Thread(target=lambda: results.update(
+            b=b.collect(), a=a.collect()))
+        reader.start()
+        reader.join(10)
+    spans = {s.name: dict(s.attributes or {}) for s in otel.client_spans()}
+    assert set(spans) == {"chat gpt-first", "chat gpt-second"}
+    assert spans["chat gpt-first"]["gen_ai.response.id"] == results["a"].response_id
+    assert spans["chat gpt-second"]["gen_ai.response.id"] == results["b"].response_id

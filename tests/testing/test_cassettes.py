@@ -220,13 +220,13 @@ def test_transport_decodes_what_stock_vcrpy_replays_whether_stored_compressed_or
                                ("Content-Encoding", "gzip")), body)])
     with vcr.use_cassette(str(path), record_mode="none", allow_playback_repeats=True):
         request = HttpRequest("GET", "https://api.example.com/v1/models", {})
-        raw = Urllib3Transport().send(request, stream=True)
+        raw = Urllib3Transport().send(request)
         assert type(raw._raw).__name__ == "VCRHTTPResponse"  # type: ignore[attr-defined]
         raw.close()
-        response = VcrTransport().send(request, stream=True)
+        response = VcrTransport().send(request)
         assert response.headers["content-encoding"] == "gzip"
         assert response.read() == payload
-        assert VcrTransport().send(request, stream=False).read() == payload
+        assert VcrTransport().send(request).read() == payload
 
 
 @pytest.mark.shared("real-cassettes")
