@@ -12,13 +12,15 @@ The one rule (``Provider.secret_headers`` adds names to it). A value is secret w
 
 Rate-limit counters (``x-ratelimit-remaining-tokens``) are counts, not credentials.
 
-Every value found by the rule is remembered (the most recent :data:`MAX_KNOWN` of them) and
-scrubbed from everything that leaves the process or is kept: log records of every logger at
-every level (a log-record factory installed once, so urllib3's and websockets' records are
-covered whatever wire runs), exception messages and their cause chains, reprs, previews (which
-are scrubbed *before* being cut), spans and cassettes. A secret is found in its raw spelling
-and in every JSON (``\\u0061``, ``\\/``), Python (``\\x61``) and percent-encoded (``%61``,
-``+``) spelling of any of its characters, mixed as a server may mix them.
+Every value a Client sends that the rule calls secret is remembered while the Client is open
+(the most recent :data:`MAX_KNOWN` of them; :func:`remember` adds values for the life of the
+process) and scrubbed from everything that leaves the process or is kept: log records of every
+logger at every level (a log-record factory installed once, so urllib3's and websockets'
+records are covered whatever wire runs), exception messages and their cause chains, reprs,
+previews (which are scrubbed *before* being cut), spans and cassettes. A secret is found in its
+raw spelling and in every JSON (``\\u0061``, ``\\/``), Python (``\\x61``) and
+percent-encoded (``%61``, ``+``) spelling of any of its characters, mixed as a server may mix
+them.
 """
 
 from __future__ import annotations
@@ -161,8 +163,13 @@ def _with_token(value: str) -> list[str]:
 def _usable(values: Iterable[str]) -> list[str]:
     """Values worth searching for, longest first (so a token is not half-replaced by a shorter
     secret inside it)."""
-    return sorted({v for v in values if isinstance(v, str) and len(v) >= MIN_LENGTH
-                   and REDACTED not in v}, key=len, reverse=True)
+    found: set[str] = set()
+    for value in values:
+        if isinstance(value, str):
+            # Trimmed too: HTTP drops the spaces around a header value or a reason phrase.
+            found.update(v for v in (value, value.strip())
+                         if len(v) >= MIN_LENGTH and REDACTED not in v)
+    return sorted(found, key=len, reverse=True)
 
 
 def _query_pairs(url: str) -> list[tuple[str, str]]:
@@ -269,7 +276,9 @@ def produced(before: Any, after: Any) -> list[str]:
 
 # --- the values remembered -------------------------------------------------------------------
 
-_lock = threading.Lock()
+# Re-entrant: a finalizer run by the garbage collector while this thread holds it may log,
+# and logging asks for the known secrets.
+_lock = threading.RLock()
 _holders: weakref.WeakSet[SecretSet] = weakref.WeakSet()
 _version = 0
 _snapshot: tuple[str, ...] = ()
@@ -561,8 +570,3 @@ def install_log_scrubbing() -> None:
         current = logging.getLogRecordFactory()
         if not isinstance(current, _ScrubbingFactory):
             logging.setLogRecordFactory(_ScrubbingFactory(current))
-
-
-def install_urllib3_filter() -> None:
-    """:func:`install_log_scrubbing` (the name older callers use)."""
-    install_log_scrubbing()

@@ -48,12 +48,13 @@ from ..errors import (
     TLSHandshakeError,
     TransportError,
 )
-from ..redact import install_urllib3_filter, redact_headers, redact_url
+from ..redact import install_log_scrubbing, redact_headers, redact_url
 from .proxy import Proxy, ProxySettings
 from .tls import make_ssl_context
 from .watchdog import WATCHDOG, Timer, shutdown_socket
 
-install_urllib3_filter()
+# Every log record (urllib3's DEBUG request lines included) is scrubbed of secrets.
+install_log_scrubbing()
 
 #: How long the response head of the request being sent may take, as a whole: set around
 #: each ``urlopen`` and read by the connection classes below.

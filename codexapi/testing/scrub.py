@@ -7,7 +7,7 @@ requests, also on every request being matched, so a replay compares like with li
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,10 +48,6 @@ def scrubbed(name: str, extra: frozenset[str]) -> bool:
     if lowered in extra or lowered in ACCOUNT_HEADERS:
         return True
     return is_secret_header(lowered) and not lowered.startswith(_COUNTER_PREFIXES)
-
-
-def scrub_request_headers(headers: Mapping[str, Any], extra: frozenset[str]) -> dict[str, Any]:
-    return {k: (REDACTED if scrubbed(k, extra) else v) for k, v in headers.items()}
 
 
 class Scrubber:
