@@ -11,7 +11,9 @@ import logging
 
 from . import events, items
 from ._version import __version__
-from .auth import AzureKeyAuth, BearerAuth, CodexAuthFile, NoAuth
+from .attachments import Attachment
+from .auth import AzureKeyAuth, BearerAuth, NoAuth
+from .auth_file import CodexAuthFile
 from .client import (
     ChatClient,
     Client,
@@ -21,6 +23,7 @@ from .client import (
     ModelsClient,
     ResponsesClient,
 )
+from .command_auth import CommandAuth
 from .errors import (
     ApiError,
     ApiRateLimitError,
@@ -45,6 +48,7 @@ from .errors import (
     StreamError,
     TLSHandshakeError,
     ToolArgumentsError,
+    ToolLoopLimit,
     TransportError,
     UndecodableEvent,
     UnsupportedEndpointError,
@@ -102,6 +106,7 @@ from .schema import json_schema
 from .session import SessionContext, TurnState
 from .sse import SseMessage
 from .stream import ResponseStream, StreamResult
+from .tools import Tool, ToolRun
 
 # A library logs, the application decides where it goes.
 logging.getLogger("codexapi").addHandler(logging.NullHandler())
@@ -109,6 +114,7 @@ logging.getLogger("codexapi").addHandler(logging.NullHandler())
 __all__ = [
     "ApiError",
     "ApiRateLimitError",
+    "Attachment",
     "AuthError",
     "AzureKeyAuth",
     "BearerAuth",
@@ -116,6 +122,7 @@ __all__ = [
     "Client",
     "CodexApiError",
     "CodexAuthFile",
+    "CommandAuth",
     "CompactClient",
     "Compaction",
     "CompactionTrigger",
@@ -179,8 +186,11 @@ __all__ = [
     "TLSHandshakeError",
     "TextControls",
     "TokenUsage",
+    "Tool",
     "ToolArgumentsError",
     "ToolCallInputDelta",
+    "ToolLoopLimit",
+    "ToolRun",
     "Transport",
     "TransportError",
     "TurnModerationMetadata",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -228,6 +229,9 @@ class Call:
         observed = keep is not None
         self._observed = self._observed and observed
         self.start()
+        # Once the start observers are told: a time to first event measured from here never
+        # exceeds a duration an observer measures from its own start.
+        started = time.monotonic()
         try:
             self._body = self.body() if body is None else body
             source = self._open_source("POST", self._body, None, None)
@@ -241,10 +245,18 @@ class Call:
         if observed:
             def on_end(result: StreamResult, error: BaseException | None) -> None:
                 self.end(result, error, stream_end=True)
-        return ResponseStream(source, None, prelude, on_end=on_end, started=None,
+        return ResponseStream(source, None, prelude, on_end=on_end, started=started,
                               extensions=self.extensions, keep_text=keep == "text",
                               secrets=lambda: self.dispatcher.secrets(self._headers, self._last),
-                              recover=self.recover)
+                              recover=self.recover,
+                              settle=self._settle if session is not None else None)
+
+    def _settle(self, source: EventSource) -> None:
+        # Turn state the server sent in-band (a ``response.metadata`` event) is the turn's,
+        # as the upgrade's or response's header is: sent on its next requests.
+        state = getattr(source, "turn_state", None)
+        if state and self._session is not None:
+            self._session.turn_state.capture(state)
 
     def _open_source(self, method: str, body: Mapping[str, Any] | None, path: str | None,
                      query: str | None) -> EventSource:

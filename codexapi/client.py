@@ -10,14 +10,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import attrs
 
 from . import forksafe
+from ._version import __version__
 from .auth import Auth, FlowAuth, NoAuth, check_auth
 from .bounds import read_body
 from .call import Call
@@ -27,13 +28,17 @@ from .dispatch import Dispatcher
 from .errors import ConfigError, DeadlineExceeded, PluginError, StreamError
 from .header_events import TURN_STATE_HEADER
 from .http.transport import HttpResponse, Transport, Urllib3Transport, streaming
-from .items import Item, item_from_json
+from .items import FunctionCall, Item, item_from_json
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
 from .redact import preview, scrub_error
 from .session import SessionContext
 from .stream import ResponseStream, StreamResult
 from .wires import EventSource
+
+if TYPE_CHECKING:
+    from .events import Event
+    from .tools import Tool, ToolRun
 
 log = logging.getLogger("codexapi")
 
@@ -304,6 +309,36 @@ class Client(_Endpoints):
         return self.stream(request, conversation_id, session_id, subagent, headers,
                            timeout, deadline, session).collect()
 
+    def prewarm(
+        self,
+        request: ResponsesRequest,
+        session: SessionContext | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
+        deadline: float | None = None,
+    ) -> None:
+        """Warm up ``session``'s connection for ``request`` before its first turn, as the
+        Codex CLI does: on a wire that keeps connections (``responses_websocket``) the request
+        is sent with ``"generate": false`` and its completion awaited (no output, no usage);
+        the session's next turn then reuses the warm connection (and, sending the same request
+        or one that extends it, sends only what is new). Other wires send nothing.
+
+        Raises what :meth:`stream` raises.
+        """
+        self._check_open()
+        dispatcher = self._dispatcher
+        if not getattr(dispatcher.wire, "prewarms", False):
+            return
+        until = Deadline.of(deadline, dispatcher.clock)
+        extra = session.headers() if session is not None else {}
+        extra.update(headers or {})
+
+        warm = dispatcher.body("stream", request)
+        warm["generate"] = False
+        with self._open_stream(warm, extra, timeout, request, until, session) as events:
+            for _ in events:
+                pass
+
     def compact(self, request: ResponsesRequest, timeout: Timeout = None,
                 deadline: float | None = None,
                 session: SessionContext | None = None) -> list[Item]:
@@ -317,11 +352,14 @@ class Client(_Endpoints):
             lambda call: self._compact(call, call.body(), timeout, session))
         return result
 
-    def list_models(self, client_version: str, timeout: Timeout = None,
+    def list_models(self, client_version: str | None = None, timeout: Timeout = None,
                     deadline: float | None = None) -> ModelList:
         """``GET models?client_version=…``, revalidated with the cached ETag (304 -> cache).
+        ``client_version`` defaults to this library's version (Codex sends its own).
         ``timeout`` (seconds, or ``(connect, read)``) overrides the provider's for this call;
         ``deadline`` (seconds) bounds all of it, retries included."""
+        if client_version is None:
+            client_version = __version__
         self._check_open()
         until = Deadline.of(deadline, self._dispatcher.clock)
         result: ModelList = self._call("models", client_version, until).run(
@@ -350,6 +388,40 @@ class Client(_Endpoints):
         with self._models_lock:
             self._models_cache[client_version] = result
         return result
+
+    def run_tools(
+        self,
+        request: ResponsesRequest,
+        tools: Sequence[Tool | Callable[..., Any]],
+        max_turns: int = 8,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        on_output: Callable[[FunctionCall, str], None] | None = None,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        subagent: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
+        deadline: float | None = None,
+        session: SessionContext | None = None,
+    ) -> ToolRun:
+        """Send ``request`` offering ``tools`` (:class:`~codexapi.Tool` objects or plain
+        functions), call each function the model asks for, send the outputs back, and repeat
+        until the model answers without a call; returns the :class:`~codexapi.ToolRun`.
+
+        Each turn is a :meth:`stream` call with the same arguments (retries, observers and
+        wire as any call); ``deadline`` (seconds) bounds the whole run. An exception in a
+        tool becomes that call's output text (``Error: ...``) and is logged. Past
+        ``max_turns`` turns with the model still calling tools: :class:`ToolLoopLimit`,
+        whose ``.run`` holds what happened. ``on_event`` sees every event of every turn,
+        ``on_output`` each call with its output text as soon as the tool has run.
+        """
+        from .tools import run_tools
+
+        return run_tools(self, request, tools, max_turns, on_event=on_event, on_output=on_output,
+                         secrets=self._dispatcher.secrets, conversation_id=conversation_id,
+                         session_id=session_id, subagent=subagent, headers=headers,
+                         timeout=timeout, deadline=deadline, session=session)
 
     def close(self) -> None:
         """Close pooled connections (and those a wire kept); the Client then refuses new calls

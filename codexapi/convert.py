@@ -16,6 +16,7 @@ the import.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import typing
 from collections import abc
@@ -42,6 +43,7 @@ from .models import (
     ReasoningConfig,
     TextControls,
 )
+from .schema import is_pydantic_model
 
 if TYPE_CHECKING:
     import cattrs
@@ -237,6 +239,20 @@ def _objects_only(tp: Any, converter: cattrs.Converter) -> Callable[[Any, Any], 
     return structure
 
 
+def _pydantic_structure(tp: Any, _converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """A pydantic model inside an attrs class or dataclass is validated by pydantic itself;
+    its ValidationError names the field (cattrs adds where the model sits)."""
+
+    def structure(value: Any, cls: Any) -> Any:
+        return cls.model_validate(value)
+
+    return structure
+
+
+def _pydantic_unstructure(tp: Any, _converter: cattrs.Converter) -> Callable[[Any], Any]:
+    return lambda value: value.model_dump(mode="json")
+
+
 def _build_converter() -> cattrs.Converter:
     import cattrs
     import cattrs.cols
@@ -252,6 +268,8 @@ def _build_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _exactly(float, "a number", also=(int,)))
     converter.register_structure_hook_factory(_is_array_type, _arrays_only)
     converter.register_structure_hook_factory(cattrs.cols.is_mapping, _objects_only)
+    converter.register_structure_hook_factory(is_pydantic_model, _pydantic_structure)
+    converter.register_unstructure_hook_factory(is_pydantic_model, _pydantic_unstructure)
     for cls, hook in _HOOKS.items():
         converter.register_unstructure_hook(cls, hook)
     converter.register_unstructure_hook_func(_is_event, _unstructure_event)
@@ -293,7 +311,11 @@ def loads_json(text: str, error: Callable[[str], OutputParseError]) -> Any:
 
 
 def structure(data: Any, cls: type[T], error: Callable[[str], OutputParseError]) -> T:
-    """``data`` structured into ``cls`` by the one converter, failing with ``error(detail)``."""
+    """``data`` structured into ``cls`` by the one converter (a pydantic model by its own
+    ``model_validate``), failing with ``error(detail)``; the detail names each field at
+    fault."""
+    if is_pydantic_model(cls):
+        return _validate(data, cls, error)
     import cattrs
 
     try:
@@ -306,10 +328,43 @@ def structure(data: Any, cls: type[T], error: Callable[[str], OutputParseError])
         raise ConfigError(f"cannot structure values into {cls!r}: {exc}{hint}") from None
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
-            detail = "; ".join(cattrs.transform_error(exc))
+            detail = "; ".join(cattrs.transform_error(exc, format_exception=_field_error))
         else:
             detail = f"{type(exc).__name__}: {exc}"
         raise error(f"not a valid {cls.__name__} ({detail})") from None
+
+
+def _field_error(exc: BaseException, type_: Any) -> str:
+    """cattrs' message for one field, with a pydantic model's own field errors spelt out."""
+    if _is_validation_error(exc):
+        return _pydantic_detail(exc)
+    from cattrs.v import format_exception
+
+    return format_exception(exc, type_)
+
+
+def _is_validation_error(exc: BaseException) -> bool:
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(exc, pydantic.ValidationError)
+
+
+def _pydantic_detail(exc: Any) -> str:
+    """``loc.of.field: message`` for each of a pydantic ValidationError's errors."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(the value)"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _validate(data: Any, cls: type[T], error: Callable[[str], OutputParseError]) -> T:
+    try:
+        value: T = cls.model_validate(data)  # type: ignore[attr-defined]
+    except Exception as exc:
+        if not _is_validation_error(exc):
+            raise
+        raise error(f"not a valid {cls.__name__} ({_pydantic_detail(exc)})") from None
+    return value
 
 
 def parse_output(text: str, cls: type[T] | None = None, refusal: str | None = None) -> Any:

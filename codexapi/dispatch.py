@@ -118,7 +118,10 @@ class Dispatcher:
         given: what an auth flow added), longest first, to scrub from what an error or a log
         line shows. Computed only when needed."""
         headers = {**self.provider.headers, **(extra_headers or {})}
-        auth_headers = getattr(self.auth, "headers", None)
+        # An auth that renews its credentials says what it sent without renewing them (a
+        # token refresh is no way to find out what to scrub).
+        auth_headers = (getattr(self.auth, "issued_headers", None)
+                        or getattr(self.auth, "headers", None))
         if callable(auth_headers):
             with contextlib.suppress(Exception):
                 headers.update(auth_headers())

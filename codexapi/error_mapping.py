@@ -36,14 +36,18 @@ from .errors import (
     UsageNotIncluded,
     http_form,
 )
-from .ratelimits import parse_rate_limits, parse_retry_after
+from .ratelimits import parse_rate_limits, parse_retry_after, retry_after_seconds
 from .redact import scrub_error
 
 #: ``error.code`` values meaning the account's money or quota ran out.
 QUOTA_CODES = frozenset({
     "insufficient_quota", "credit_balance_exhausted", "organization_spend_limit_exceeded",
     "project_spend_limit_exceeded", "organization_usage_limit_exceeded",
+    "billing_hard_limit_reached",
 })
+#: ``error.code`` values meaning the account itself cannot be used: a 429 with one of them is
+#: final, whatever its wait hint says.
+ACCOUNT_CODES = frozenset({"account_deactivated"})
 #: ``error.code`` values meaning the requested model / tier / effort is not available.
 UNAVAILABLE_CODES = frozenset({
     "model_not_found", "model_not_supported", "unsupported_model",
@@ -149,9 +153,11 @@ def _stream_failure(error: dict[str, Any]) -> CodexApiError:
         return InvalidRequest(_nonblank(message, MISALIGNMENT_MESSAGE), code=code,
                               misalignment=error.get("misalignment"))
     if code == "server_is_overloaded":
-        return ServerOverloaded(message)
+        return ServerOverloaded(message, retry_after=parse_retry_after(message))
     if code == "slow_down":
-        return ServerOverloaded(message, retryable=True, delay=parse_retry_after(message))
+        return ServerOverloaded(message, retryable=True, retry_after=parse_retry_after(message))
+    if code in ACCOUNT_CODES:
+        return StreamError(message or f"response.failed with code {code!r}", retryable=False)
     if code == "rate_limit_exceeded":
         return RateLimitError(message, retry_after=parse_retry_after(message))
     if code == "invalid_prompt":
@@ -182,7 +188,6 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
     already built from it (``body`` its text), ``headers`` the response headers with
     lower-case names (default ``base.headers``). Answers without a special meaning return
     ``base`` itself."""
-    headers = base.headers if headers is None else headers
     data = None
     if base.body and base.body.lstrip()[:1] == "{":
         try:
@@ -190,22 +195,41 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
         except ValueError:
             data = None
     error = data.get("error") if isinstance(data, dict) else None
+    headers = base.headers if headers is None else headers
     if not isinstance(error, dict):
-        return _kept(_http_error(base, headers, {}), None)
-    return _kept(_http_error(base, headers, error), error)
+        return _kept(_http_error(base, {}, headers), None)
+    return _kept(_http_error(base, error, headers), error)
 
 
-def _http_error(base: ApiError, headers: Mapping[str, str],
-                error: dict[str, Any]) -> CodexApiError:
+def error_object(status: int, error: Any, headers: Mapping[str, str], body: str,
+                 url: str | None = None, where: str = "") -> CodexApiError:
+    """The typed error for an HTTP status whose JSON error object arrived already parsed (a
+    WebSocket ``{"type": "error", "status_code": N, "error": {...}}`` frame): what
+    :func:`http_error` gives for the same answer. ``headers`` have lower-case names; ``body``
+    is the text kept on the error; ``where`` says where the status came from, for the
+    message when the error object has none."""
+    given = error if isinstance(error, dict) else None
+    error = given or {}
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        message = f"HTTP {status}" + (f" {where}" if where else "")
+    code = _str(error.get("code")) or _str(error.get("type"))
+    base = ApiError(status, message, body, request_id=request_id(headers), url=url,
+                    code=code, retry_after=retry_after_seconds(headers), headers=dict(headers))
+    return _kept(_http_error(base, error, headers), given)
+
+
+def _http_error(base: ApiError, error: dict[str, Any], headers: Mapping[str, str]
+                ) -> CodexApiError:
     status = base.status
     code = _str(error.get("code"))
     message = _text(error.get("message"))
     info: dict[str, Any] = {"status": status, "code": code,
                             "request_id": base.request_id, "body": base.body}
-    if status == 503 and code == "server_is_overloaded":
-        return ServerOverloaded(message, status=status, request_id=base.request_id)
-    if status == 503 and code == "slow_down":
-        return ServerOverloaded(message, retryable=True, delay=base.retry_after,
+    if status == 503 and code in ("server_is_overloaded", "slow_down"):
+        # Both mean "at capacity" to the crate; slow_down alone asks for a later try.
+        hint = base.retry_after if base.retry_after is not None else parse_retry_after(message)
+        return ServerOverloaded(message, retryable=code == "slow_down", retry_after=hint,
                                 status=status, request_id=base.request_id)
     if status == 429:
         kind = _str(error.get("type"))
@@ -219,6 +243,12 @@ def _http_error(base: ApiError, headers: Mapping[str, str],
             return http_form(UsageNotIncluded)(server_message=message, **info)
         if kind == "insufficient_quota" or code in QUOTA_CODES:
             return http_form(QuotaExceeded)(server_message=message, **info)
+        if code in ACCOUNT_CODES or kind in ACCOUNT_CODES:
+            final = ApiError(status, base.message, base.body, request_id=base.request_id,
+                             url=base.url, code=code if code in ACCOUNT_CODES else kind,
+                             retry_after=base.retry_after, headers=base.headers)
+            final.retryable = False
+            return final
         return ApiRateLimitError(status, base.message, base.body, request_id=base.request_id,
                                  url=base.url, code=base.code, retry_after=base.retry_after,
                                  headers=base.headers)
@@ -249,6 +279,7 @@ def _active_limits(headers: Mapping[str, str]) -> Any:
 
 
 __all__ = [
+    "error_object",
     "http_error",
     "incomplete_failure",
     "parse_retry_after",

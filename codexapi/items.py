@@ -162,8 +162,8 @@ class FunctionCall(Item):
     __hash__ = Item.__hash__
 
     def parsed_arguments(self, cls: builtins.type[T] | None = None) -> Any:
-        """The decoded JSON arguments; structured into ``cls`` (an attrs class, or any type the
-        converter knows) when given. Empty arguments read as ``{}``.
+        """The decoded JSON arguments; structured into ``cls`` (an attrs class, a dataclass, a
+        pydantic model, or any type the converter knows) when given. Empty arguments read as ``{}``.
 
         Raises :class:`~codexapi.errors.ToolArgumentsError` (naming the call) when the arguments
         are not JSON or do not fit ``cls``.

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .auth import Auth, FlowAuth
 from .config import load_provider_settings, provider_settings
 from .errors import ConfigError
 from .http.urls import check_base_url, join
@@ -140,6 +141,27 @@ class Provider:
     #: ``"zstd"`` sends request bodies zstd-compressed with ``Content-Encoding: zstd`` (the
     #: crate's ``RequestCompression::Zstd``; needs ``codexapi[zstd]``). None sends them as is.
     request_compression: str | None = attrs.field(default=None)
+    #: On the WebSocket wire, send a turn that extends the previous turn of its session (same
+    #: settings; input = the previous input + that response's output + new items) as
+    #: ``previous_response_id`` and only the new items, as the Codex CLI does. False always
+    #: sends the whole request.
+    websocket_incremental_input: bool = True
+    #: Seconds to open a WebSocket connection (connect, TLS and the upgrade's answer) before
+    #: the attempt counts as failed: Codex's ``websocket_connect_timeout_ms`` (default 15 s).
+    #: The WebSocket wire (``"responses_websocket"``) reads it; HTTP wires ignore it.
+    websocket_connect_timeout: float = attrs.field(default=15.0)
+    #: The credentials this provider's configuration names (Codex's
+    #: ``[model_providers.<id>.auth]`` command as a :class:`~codexapi.CommandAuth`, its
+    #: ``experimental_bearer_token`` as a :class:`~codexapi.BearerAuth`), or None. The
+    #: built-in auth chain uses them; ``Client(auth=...)`` and a plugin's answer still win.
+    auth: Auth | FlowAuth | None = attrs.field(default=None, eq=False)
+
+    @websocket_connect_timeout.validator
+    def _check_ws_timeout(self, _: Any, value: float) -> None:
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not 0 < value < float("inf")):
+            raise PolicyError(f"Provider.websocket_connect_timeout is seconds and must be "
+                              f"positive, got {value!r}")
 
     @request_compression.validator
     def _check_compression(self, _: Any, value: str | None) -> None:
@@ -181,7 +203,8 @@ class Provider:
             + (f", proxy={redact_url(self.proxy)!r}" if self.proxy is not None else "")
             + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "")
             + (f", request_compression={self.request_compression!r}"
-               if self.request_compression else "") + ")"
+               if self.request_compression else "")
+            + (f", auth={self.auth!r}" if self.auth is not None else "") + ")"
         )
 
 
@@ -222,8 +245,9 @@ class TextControls:
     @classmethod
     def for_class(cls, model: type[Any], *, name: str | None = None, strict: bool = True,
                   verbosity: str | None = None) -> TextControls:
-        """Controls asking for JSON output shaped like attrs class ``model``; read it back with
-        ``result.parsed(model)`` (see :func:`codexapi.schema.json_schema`)."""
+        """Controls asking for JSON output shaped like ``model`` (an attrs class, a dataclass or
+        a pydantic model); read it back with ``result.parsed(model)`` (see
+        :func:`codexapi.schema.json_schema`)."""
         from .schema import text_format
 
         return cls(verbosity=verbosity.lower() if verbosity else None,

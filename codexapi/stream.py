@@ -89,10 +89,12 @@ class StreamResult:
         return parse_output(self.text, refusal=self.refusal)
 
     def parsed(self, cls: type[T]) -> T:
-        """The JSON text output structured into ``cls`` (an attrs class, e.g. the one given to
-        :meth:`TextControls.for_class <codexapi.TextControls.for_class>`) by the one converter.
+        """The JSON text output structured into ``cls`` (an attrs class, a dataclass or a
+        pydantic model, e.g. the one given to :meth:`TextControls.for_class
+        <codexapi.TextControls.for_class>`): an instance of ``cls``.
 
-        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``.
+        Raises :class:`~codexapi.OutputParseError` when it is not JSON or does not fit ``cls``
+        (its message names the fields at fault).
         """
         result: T = parse_output(self.text, cls, self.refusal)
         return result
@@ -201,7 +203,7 @@ class _Turn:
     it is unreachable, without waiting for the cyclic garbage collector."""
 
     __slots__ = ("closed", "delivered", "observed", "on_end", "prelude", "recover", "resends",
-                 "secrets", "source")
+                 "secrets", "settle", "source")
 
     def __init__(self, source: EventSource, prelude: list[Event], on_end: OnEnd | None,
                  observed: _Seen | None) -> None:
@@ -211,6 +213,8 @@ class _Turn:
         self.observed = observed
         self.secrets: Callable[[], list[str]] | None = None
         self.recover: Recover | None = None
+        #: Told of each source once it is done with (what the call keeps of it).
+        self.settle: Callable[[EventSource], None] | None = None
         self.closed = False
         #: Whether any event (beyond the head's) has reached the caller.
         self.delivered = False
@@ -226,6 +230,8 @@ class _Turn:
     def release(self) -> None:
         if not self.closed:
             self.closed = True
+            if self.settle is not None:
+                self.settle(self.source)
             self.source.close()
 
     def end(self, reason: str, error: BaseException | None) -> None:
@@ -244,6 +250,8 @@ class _Turn:
         if source is None:
             return False
         old = self.source
+        if self.settle is not None:
+            self.settle(old)
         self.source = source
         self.resends += 1
         with contextlib.suppress(Exception):
@@ -295,7 +303,9 @@ class ResponseStream:
     ``on_end`` (optional) is told once how the turn ended (``codexapi_on_stream_end``):
     success, an error, or closed early; its result carries the text streamed so far only with
     ``keep_text`` (else the message items' text). ``started`` is when the call began
-    (``time.monotonic``), for ``StreamResult.time_to_first_event``.
+    (``time.monotonic``), for ``StreamResult.time_to_first_event``. ``settle`` (optional) is
+    given each source once the stream is done with it (what the call keeps of it: in-band
+    turn state).
     """
 
     def __init__(
@@ -310,6 +320,7 @@ class ResponseStream:
         secrets: Callable[[], list[str]] | None = None,
         recover: Recover | None = None,
         keep_text: bool = True,
+        settle: Callable[[EventSource], None] | None = None,
     ) -> None:
         if decoder is not None:
             # An HTTP response and the decoder that reads it (as earlier versions took).
@@ -321,6 +332,7 @@ class ResponseStream:
         turn = self._turn = _Turn(source, prelude or [], on_end, observed)
         turn.secrets = secrets
         turn.recover = recover
+        turn.settle = settle
         self._gen = _events(turn)
 
     @property
@@ -388,8 +400,18 @@ class ResponseStream:
     # while its generator runs on. The generator releases the connection when it ends or is
     # freed; a stream never iterated releases it when its _Turn is freed.
 
-    def collect(self) -> StreamResult:
-        """Consume the stream; return the whole turn (raises what the stream raises)."""
+    def iter_text(self) -> Iterator[str]:
+        """The text deltas alone, as they arrive. The stream's other events are consumed all
+        the same and its errors raised; the connection is released at the end (or when this
+        iterator is closed)."""
+        with self:
+            for ev in self:
+                if isinstance(ev, OutputTextDelta):
+                    yield ev.delta
+
+    def collect(self, on_event: Callable[[Event], None] | None = None) -> StreamResult:
+        """Consume the stream; return the whole turn (raises what the stream raises).
+        ``on_event`` (optional) sees each event as it arrives, e.g. to show it."""
         deltas: list[str] = []
         items: list[Item] = []
         events: list[Event] = []
@@ -398,6 +420,8 @@ class ResponseStream:
         limits = None
         with self:
             for ev in self:
+                if on_event is not None:
+                    on_event(ev)
                 events.append(ev)
                 if isinstance(ev, OutputTextDelta):
                     deltas.append(ev.delta)

@@ -14,26 +14,22 @@ from typing import Any
 import attrs
 
 from codexapi import hookimpl
-from codexapi.auth import (
-    AzureKeyAuth,
-    BearerAuth,
-    CodexAuthFile,
-    NoAuth,
-    Token,
-    checked_secret,
-    codex_home,
-)
+from codexapi.auth import AzureKeyAuth, BearerAuth, NoAuth, Token, checked_secret
+from codexapi.auth_file import CodexAuthFile, codex_home
+from codexapi.command_auth import CommandAuth
 from codexapi.errors import AuthError
 from codexapi.models import Provider, WireApi
 
-__all__ = ["AzureKeyAuth", "BearerAuth", "CodexAuthFile", "NoAuth", "Token", "codex_home",
-           "codexapi_auth"]
+__all__ = ["AzureKeyAuth", "BearerAuth", "CodexAuthFile", "CommandAuth", "NoAuth", "Token",
+           "codex_home", "codexapi_auth"]
 
 
 @hookimpl
 def codexapi_auth(provider: Provider) -> Any:
-    """The fallback chain: the provider's own ``env_key`` variable when it names one; else env
-    key (Azure's for an Azure provider), Codex auth.json, NoAuth."""
+    """The fallback chain: the provider's own ``env_key`` variable when it names one; else the
+    credentials its configuration names (``Provider.auth``: a token command,
+    ``experimental_bearer_token``); else env key (Azure's for an Azure provider), Codex
+    auth.json, NoAuth."""
     env_key = getattr(provider, "env_key", None)
     if env_key:
         # As Codex does for a provider with env_key: that variable or nothing (no fallback to
@@ -45,6 +41,9 @@ def codexapi_auth(provider: Provider) -> Any:
                             f"variable {env_key}, which is not set"
                             + (f"; {hint}" if hint else f"; export {env_key}=<your key>"))
         return BearerAuth(checked_secret(value, f"the value of {env_key}"))
+    configured = getattr(provider, "auth", None)
+    if configured is not None:
+        return configured
     # Azure is recognised by name or host whatever the wire (is_azure_responses_endpoint
     # alone answers False for the Chat wire, where Azure still wants its api-key header).
     if attrs.evolve(provider, wire=WireApi.RESPONSES).is_azure_responses_endpoint():

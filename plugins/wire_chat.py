@@ -431,8 +431,8 @@ class ChatDecoder:
     """
 
     __slots__ = ("_assistant", "_by_id", "_calls", "_chunks", "_finished", "_last_call",
-                 "_next_call", "_order", "_pending", "_reasoning", "_response_id", "_skipped",
-                 "_usage", "done", "other_events", "skip_undecodable", "skipped")
+                 "_next_call", "_order", "_pending", "_reasoning", "_refusal", "_response_id",
+                 "_skipped", "_usage", "done", "other_events", "skip_undecodable", "skipped")
 
     def __init__(self, skip_undecodable: bool = False) -> None:
         self.done = False
@@ -440,7 +440,10 @@ class ChatDecoder:
         #: UndecodableEvent; ``skipped`` counts them.
         self.skip_undecodable = skip_undecodable
         self.skipped = 0
-        self._assistant: list[dict[str, Any]] | None = None
+        #: The message's text deltas and refusal deltas, joined into one part each when the
+        #: message is done.
+        self._assistant: list[str] | None = None
+        self._refusal: list[str] = []
         self._reasoning: list[dict[str, Any]] | None = None
         self._calls: dict[int, _ToolCall] = {}
         self._order: list[int] = []
@@ -498,11 +501,11 @@ class ChatDecoder:
                     and choice.get("finish_reason") is None and "message" not in choice):
                 text = delta["content"]
                 if text:
-                    parts = self._assistant
-                    if parts is None:
+                    pieces = self._assistant
+                    if pieces is None:
                         self._append_text(text, out)  # announces the message item first
                     else:
-                        parts.append({"type": "output_text", "text": text})
+                        pieces.append(text)
                         out.append(OutputTextDelta(text))
                 continue
             self.other_events += 1
@@ -595,24 +598,28 @@ class ChatDecoder:
             self._pending = StreamError("the server ended the choice with finish_reason "
                                         "'error' (no error details were sent)")
 
-    def _message_parts(self, out: list[Event]) -> list[dict[str, Any]]:
-        """The assistant message's parts so far; the first call announces the message."""
-        parts = self._assistant
-        if parts is None:
-            parts = self._assistant = []
+    def _message_text(self, out: list[Event]) -> list[str]:
+        """The assistant message's text deltas so far; the first call announces the message.
+        The deltas become one ``output_text`` part when the message is done, as the Responses
+        wire's message has (one part per delta split an answer into pieces in the items, a
+        saved conversation and spans)."""
+        pieces = self._assistant
+        if pieces is None:
+            pieces = self._assistant = []
+            self._refusal = []
             self.other_events += 1
             out.append(OutputItemAdded(item_from_json(
                 {"type": "message", "role": "assistant", "content": []})))
-        return parts
+        return pieces
 
     def _append_refusal(self, text: str, out: list[Event]) -> None:
         # Chat streams a refusal beside content; in the message item it is a Responses
         # ``refusal`` part, so StreamResult.refusal reads it the same on both wires.
-        # One part per delta, as for text; Message.refusal joins them.
-        self._message_parts(out).append({"type": "refusal", "refusal": text})
+        self._message_text(out)
+        self._refusal.append(text)
 
     def _append_text(self, text: str, out: list[Event]) -> None:
-        self._message_parts(out).append({"type": "output_text", "text": text})
+        self._message_text(out).append(text)
         out.append(OutputTextDelta(text))
 
     def _append_reasoning(self, text: str, out: list[Event]) -> None:
@@ -668,9 +675,15 @@ class ChatDecoder:
     def _flush_items(self, out: list[Event]) -> None:
         self._flush_reasoning(out)
         if self._assistant is not None:
+            content: list[dict[str, Any]] = []
+            if self._assistant:
+                content.append({"type": "output_text", "text": "".join(self._assistant)})
+            if self._refusal:
+                content.append({"type": "refusal", "refusal": "".join(self._refusal)})
             out.append(OutputItemDone(item_from_json(
-                {"type": "message", "role": "assistant", "content": self._assistant})))
+                {"type": "message", "role": "assistant", "content": content})))
             self._assistant = None
+            self._refusal = []
 
     def _flush_calls(self, out: list[Event]) -> None:
         for index in self._order:

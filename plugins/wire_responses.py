@@ -558,6 +558,7 @@ _HANDLERS = {
     "response.reasoning_text.delta": ResponsesDecoder._content_delta,
     "response.reasoning_summary_part.added": ResponsesDecoder._part_added,
     "response.metadata": ResponsesDecoder._metadata,
+    "codex.response.metadata": ResponsesDecoder._metadata,
     "codex.rate_limits": ResponsesDecoder._rate_limits,
     "response.completed": ResponsesDecoder._complete,
     "response.failed": ResponsesDecoder._failed,

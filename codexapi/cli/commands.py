@@ -70,7 +70,7 @@ DESCRIPTION = ("A client for the model APIs the Codex CLI speaks (Responses, Cha
                "or an API key, commands answer offline from the embedded scripted model.")
 
 #: Modules that register further sub-commands with @command when imported.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("codexapi.cli.logs",)
 
 Command = Callable[[argparse.Namespace, ExitStack], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
@@ -98,8 +98,14 @@ def _chat_args(p: argparse.ArgumentParser) -> None:
                    help="system instructions (default: 'You are a helpful assistant.', or "
                    "the resumed conversation's)")
     p.add_argument("-c", "--continue", dest="resume", action="store_true",
-                   help="continue the last conversation (saved in $CODEXAPI_STATE_DIR, else "
-                   "$XDG_DATA_HOME/codexapi or ~/.local/share/codexapi)")
+                   help="continue the last conversation on its own server, wire, provider "
+                   "and model unless an option names another (saved in $CODEXAPI_STATE_DIR, "
+                   "else $XDG_DATA_HOME/codexapi or ~/.local/share/codexapi)")
+    p.add_argument("--cid", metavar="ID", help="continue the conversation with this id "
+                   "('codexapi logs' lists them), where it ran (as -c)")
+    p.add_argument("--functions", metavar="FILE.py", action="append", default=[],
+                   help="offer the public functions of a Python file as tools and run the "
+                   "ones the model calls (repeatable)")
     p.add_argument("--store", action="store_true",
                    help="ask the server to store responses, so each later turn (-c, the "
                    "chat) sends only the new message and previous_response_id; remembered "
@@ -151,7 +157,10 @@ class RetryNotice:
 @command("chat", "send a message and stream the answer to stdout, or chat interactively")(
     _chat_args)
 def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
-    from .repl import TurnOptions, start
+    from .conversation import Conversation
+    from .functions import load_functions
+    from .options import choose_origin
+    from .repl import TurnOptions, resumed_origin, start
     from .terminal import ChatView, Spinner
 
     interactive = args.prompt is None and sys.stdin.isatty()
@@ -170,11 +179,20 @@ def cmd_chat(args: argparse.Namespace, stack: ExitStack) -> int:
     if Spinner(sys.stderr).enabled:
         # The spinner shows each retry; a log line would tear the spinner's line apart.
         _STDERR.quiet_retries = True
-    client = make_client(args, stack, plugins=[RetryNotice(ChatView.show_retry)])
-    return start(client, prompt=prompt, resume=args.resume,
+    conversation = None
+    if args.cid:
+        conversation = Conversation.load(args.cid)
+    elif args.resume:
+        conversation = Conversation.last()
+    origin = choose_origin(args, resumed=None if conversation is None
+                           else resumed_origin(conversation))
+    tools = [tool for path in args.functions for tool in load_functions(path)]
+    client = make_client(args, stack, plugins=[RetryNotice(ChatView.show_retry)],
+                         origin=origin)
+    return start(client, prompt=prompt, conversation=conversation,
                  model=args.model or None, default_model=args.default_model,
                  instructions=args.instructions, options=options,
-                 interactive=interactive, store=args.store)
+                 interactive=interactive, store=args.store, origin=origin, tools=tools)
 
 
 def _models_args(p: argparse.ArgumentParser) -> None:
@@ -256,9 +274,24 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="require this key as a bearer token or api-key header (repeatable; "
                         "default: no key required)")
     p.add_argument("--verbose", "-v", action="store_true", help="log each request")
-    p.add_argument("--cassette", metavar="PATH",
-                   help="answer from this recorded cassette (vcrpy, pydantic-ai or Ruby VCR "
-                        "YAML) instead of the scripted model")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--cassette", metavar="PATH",
+                      help="answer from this recorded cassette (vcrpy, pydantic-ai or Ruby "
+                           "VCR YAML) instead of the scripted model")
+    mode.add_argument("--script", metavar="FILE",
+                      help="answer by the rules of this YAML or JSON script (first match "
+                           "wins; see docs/server.md), the scripted model for the rest")
+    mode.add_argument("--record", metavar="FILE",
+                      help="be a recording proxy: send every request (HTTP and WebSocket) to "
+                           "--upstream, stream its answer back as it comes, and write the "
+                           "exchanges, secrets scrubbed, to this cassette (--cassette "
+                           "replays it)")
+    p.add_argument("--upstream", metavar="URL",
+                   help="with --record: the server to record, such as "
+                        "https://api.openai.com/v1")
+    p.add_argument("--scrub-header", action="append", default=[], metavar="NAME",
+                   help="with --record: one more header to scrub from the cassette "
+                        "(repeatable; credentials and account headers always are)")
     p.add_argument("--ignore-field", action="append", default=[], metavar="NAME",
                    help="with --cassette: a JSON body field left out of request matching "
                         "(repeatable)")
@@ -301,25 +334,54 @@ def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
                           "port)")
     if not args.host.strip():
         raise ConfigError("--host is empty: give an address such as 127.0.0.1")
-    player = None
+    player: Callable[[Any], bool] | None = None
+    recorder = None
     if args.cassette:
         from ..testing.player import CassettePlayer
 
         player = CassettePlayer.from_file(args.cassette, args.ignore_field)
+    if bool(args.record) != bool(args.upstream):
+        raise ConfigError("--record FILE and --upstream URL go together: the proxy records "
+                          "what the upstream answers")
+    script = None
+    if args.script:
+        from ..server.script import Script
+
+        script = Script.load(args.script)  # checked before the port is bound
     try:
         server = EmbeddedServer(args.host, args.port, verbose=args.verbose,
-                                faults=args.fault or None, api_keys=args.api_key or None)
+                                faults=args.fault or None, api_keys=args.api_key or None,
+                                script=script)
     except socket.gaierror as exc:
         raise ConfigError(f"cannot listen on --host {args.host!r}: {exc.strerror}") from None
     except (OverflowError, UnicodeError) as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     except OSError as exc:
         raise _bind_error(args.host, args.port, exc) from None
-    server.httpd.responder = player
-    if player is not None:
-        from ..testing.player import describe
+    if args.record:
+        from ..testing.recorder import Recorder
 
+        try:  # once the port is ours: a busy port must not have emptied the cassette
+            player = recorder = Recorder(args.record, args.upstream,
+                                         scrub_headers=args.scrub_header)
+        except BaseException:
+            server.stop()
+            raise
+        # Plans requests carry are the upstream's to act on (--fault still acts here).
+        server.httpd.faults.request_plans = False
+    server.httpd.responder = player
+    if args.record:
+        from ..redact import redact_url
+
+        print(f"recording to {args.record} from {redact_url(args.upstream)}", flush=True)
+    elif args.cassette:
+        from ..testing.player import CassettePlayer, describe
+
+        assert isinstance(player, CassettePlayer)
         print(f"serving {describe(player)} from {args.cassette}", flush=True)
+    if script is not None:
+        print(f"answering by {len(script.rules)} rules from {args.script} "
+              f"(unmatched: {script.unmatched})", flush=True)
     if not _is_loopback(server.host):
         print(f"codexapi: warning: listening on {server.host}: the server is reachable from "
               "other machines" + ("" if args.api_key else ", and --api-key is not set: anyone "
@@ -331,6 +393,8 @@ def cmd_serve(args: argparse.Namespace, stack: ExitStack) -> int:
         pass
     finally:
         server.stop()
+        if recorder is not None:
+            recorder.close()
     return 0
 
 

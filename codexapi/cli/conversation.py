@@ -1,10 +1,10 @@
 """Conversations of ``codexapi chat``: the history of turns, saved so ``-c`` can resume one.
 
-State lives in a small directory: ``$CODEXAPI_STATE_DIR`` if set, else
-``$XDG_DATA_HOME/codexapi``, else ``~/.local/share/codexapi``. It holds one JSON file per
-conversation (``conversations/<id>.json``: model, instructions, server, the items sent and
-received), ``last`` (the id of the conversation to resume) and the REPL's line ``history``.
-Only the newest :data:`KEEP` conversations are kept.
+Conversations are kept in an SQLite database in the state directory (:mod:`.store`:
+``$CODEXAPI_STATE_DIR``, else ``$XDG_DATA_HOME/codexapi``, else ``~/.local/share/codexapi``),
+beside the REPL's line ``history``, until the user deletes them. A conversation remembers where
+it ran (base URL, wire, Codex provider id, or the embedded server) so ``-c`` and ``--cid`` go
+on there unless an option names another.
 
 A resumed turn sends the saved history as input, which works on every server and wire. When
 the conversation asks the server to store responses (``chat --store``, the default on Azure),
@@ -15,9 +15,7 @@ so a server that has lost the response can still be sent the whole conversation.
 
 from __future__ import annotations
 
-import base64
 import json
-import mimetypes
 import os
 import time
 import uuid
@@ -27,31 +25,17 @@ from typing import Any
 
 import attrs
 
+from ..attachments import MAX_ATTACHMENT, Attachment
+from ..convert import item_to_json
 from ..errors import ConfigError
-from ..items import Item
+from ..items import InputItem, Item
 from ..models import ResponsesRequest, TextControls, WireApi
-
-#: Conversations kept on disk; older ones are removed when a new one is saved.
-KEEP = 100
-#: The largest file ``-f`` attaches (the API's own limit for inline files is of this order).
-MAX_ATTACHMENT = 20 * 2**20
-STATE_ENV = "CODEXAPI_STATE_DIR"
-_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-
-
-def state_dir() -> Path:
-    """Where conversations are kept (not created until something is saved)."""
-    override = os.environ.get(STATE_ENV)
-    if override:
-        return Path(override)
-    data = os.environ.get("XDG_DATA_HOME")
-    base = Path(data) if data else Path.home() / ".local" / "share"
-    return base / "codexapi"
+from .store import STATE_ENV, Store, TurnRecord, answer_of, state_dir, text_of
 
 
 @attrs.define
 class Conversation:
-    """One conversation: what is needed to send its next turn."""
+    """One conversation: what is needed to send its next turn, and where it ran."""
 
     id: str
     model: str
@@ -63,6 +47,12 @@ class Conversation:
     items: list[dict[str, Any]] = attrs.field(factory=list)
     last_response_id: str | None = None
     created: float = attrs.field(factory=time.time)
+    #: The Codex config provider id it ran with (``--provider``, or ``openai`` when chosen by
+    #: ``$OPENAI_API_KEY``), else None.
+    provider: str | None = None
+    #: Whether it ran on the embedded offline server (whose URL changes every run).
+    embedded: bool = False
+    _unsaved: list[TurnRecord] = attrs.field(factory=list, eq=False, repr=False, alias="unsaved")
 
     @classmethod
     def new(cls, model: str, instructions: str, base_url: str, wire: str,
@@ -93,75 +83,45 @@ class Conversation:
                                 input=[*items, dict(message)], store=self.store or None,
                                 text=text)
 
-    def add_turn(self, message: Mapping[str, Any], output: Iterable[Item],
+    def add_turn(self, message: Mapping[str, Any], output: Iterable[Item | InputItem],
                  response_id: str | None) -> None:
-        """Record a finished turn: the user's message and what the model answered."""
-        self.items.append(dict(message))
+        """Record a finished turn: the user's message and what came after it (the model's
+        items, and with tools each call's output)."""
+        turn = [dict(message)]
         for item in output:
-            data = item.to_dict()
-            if item.type == "reasoning" and not data.get("encrypted_content"):
+            data = item_to_json(item)
+            if data.get("type") == "reasoning" and not data.get("encrypted_content"):
                 continue  # without its encrypted blob a reasoning item cannot be replayed
-            self.items.append(data)  # with its id, which request() does not send back
+            turn.append(data)  # with its id, which request() does not send back
+        self.items.extend(turn)
+        self._unsaved.append(TurnRecord(time.time(), self.model, text_of(turn[0]),
+                                        answer_of(turn), turn, response_id or None))
         self.last_response_id = response_id or None
 
     # --- storage --------------------------------------------------------------------------
 
-    def save(self, directory: Path | None = None) -> Path:
-        """Write the conversation and mark it the last one; returns its file."""
-        root = directory or state_dir()
-        folder = root / "conversations"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{self.id}.json"
-            _write(path, json.dumps(attrs.asdict(self), ensure_ascii=False))
-            _write(root / "last", self.id)
-        except OSError as exc:
-            raise ConfigError(f"cannot save the conversation in {root}: "
-                              f"{exc.strerror or exc} (set {STATE_ENV} to another "
-                              "directory)") from None
-        _prune(folder)
-        return path
+    def save(self, directory: Path | None = None, secrets: Iterable[str] = ()) -> Path:
+        """Write the conversation and its new turns (``secrets``' values scrubbed from them);
+        returns the database file."""
+        store = Store(directory)
+        row = {"id": self.id, "model": self.model, "instructions": self.instructions,
+               "base_url": self.base_url, "wire": str(self.wire), "provider": self.provider,
+               "embedded": self.embedded, "store": self.store,
+               "last_response_id": self.last_response_id, "created": self.created}
+        store.save(row, self._unsaved, secrets)
+        self._unsaved.clear()
+        return store.path
 
     @classmethod
     def load(cls, conversation_id: str, directory: Path | None = None) -> Conversation:
-        root = directory or state_dir()
-        path = root / "conversations" / f"{conversation_id}.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**data)
-        except FileNotFoundError:
-            raise ConfigError(f"no saved conversation {conversation_id!r} in {root}") from None
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"cannot read the saved conversation {path}: {exc}") from None
+        row, turns = Store(directory).load(conversation_id)
+        items = [item for turn in turns for item in turn.items]
+        return cls(items=items, **row)
 
     @classmethod
     def last(cls, directory: Path | None = None) -> Conversation:
-        """The conversation ``-c`` resumes."""
-        root = directory or state_dir()
-        try:
-            conversation_id = (root / "last").read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise ConfigError(f"no conversation to continue yet (none saved in {root})"
-                              ) from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read {root / 'last'}: {exc.strerror or exc}") from None
-        return cls.load(conversation_id, root)
-
-
-def _write(path: Path, text: str) -> None:
-    # Write then rename: a crash or a second codexapi never leaves a half-written file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _prune(folder: Path) -> None:
-    try:
-        files = sorted(folder.glob("conv_*.json"), key=lambda p: p.stat().st_mtime)
-        for old in files[:-KEEP]:
-            old.unlink()
-    except OSError:
-        pass  # pruning is housekeeping; the conversation itself was saved
+        """The conversation ``-c`` resumes: the one used last."""
+        return cls.load(Store(directory).last_id(), directory)
 
 
 # --- the user's message ---------------------------------------------------------------------
@@ -178,50 +138,12 @@ def user_message(text: str, files: Sequence[str | os.PathLike[str]] = ()) -> dic
 
 
 def attachment(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """One file as a Responses input part."""
-    file = Path(path)
+    """One file as a Responses input part (:class:`codexapi.Attachment`), its errors naming
+    the ``--file`` option."""
     try:
-        size = file.stat().st_size
-        if size > MAX_ATTACHMENT:
-            raise ConfigError(f"--file {file}: {size / 2**20:.1f} MiB is more than the "
-                              f"{MAX_ATTACHMENT // 2**20} MiB a file may have")
-        data = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"--file {file}: {exc.strerror or exc}") from None
-    # What the bytes are, not what the name says: a screenshot saved without an extension is
-    # still an image, and a text file named .png would be an image the API rejects.
-    mime = _sniff(data)
-    named = mimetypes.guess_type(file.name)[0] or ""
-    if not mime and (named in _IMAGE_TYPES or named == "application/pdf"):
-        raise ConfigError(f"--file {file}: named like {named}, but its content is not "
-                          f"{'a PDF' if named == 'application/pdf' else 'an image'}")
-    if mime in _IMAGE_TYPES:
-        return {"type": "input_image", "detail": "auto",
-                "image_url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
-    if mime == "application/pdf":
-        return {"type": "input_file", "filename": file.name,
-                "file_data": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"--file {file}: not UTF-8 text, nor an image (png, jpeg, gif, "
-                          "webp) or a PDF") from None
-    return {"type": "input_text", "text": f"{file.name}:\n```\n{text}\n```"}
-
-
-def _sniff(data: bytes) -> str:
-    """The MIME type of an image or PDF by its signature, else ""."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    if b"%PDF-" in data[:1024]:  # readers accept the header anywhere in the first KiB
-        return "application/pdf"
-    return ""
+        return Attachment.from_path(path)
+    except ConfigError as exc:
+        raise ConfigError(f"--file {exc}") from None
 
 
 def schema_controls(path: str) -> TextControls:
@@ -237,5 +159,5 @@ def schema_controls(path: str) -> TextControls:
     return TextControls.with_schema(schema)
 
 
-__all__ = ["KEEP", "MAX_ATTACHMENT", "STATE_ENV", "Conversation", "attachment",
-           "schema_controls", "state_dir", "user_message"]
+__all__ = ["MAX_ATTACHMENT", "STATE_ENV", "Conversation", "attachment", "schema_controls",
+           "state_dir", "user_message"]

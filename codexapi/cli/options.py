@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from typing import Any
 
+import attrs
+
 from ..client import Client
 from ..deadline import Deadline
 from ..errors import ConfigError
@@ -60,42 +62,76 @@ EMBEDDED_NOTICE = ("codexapi: no base URL or API key configured: answering from 
                    "scripted model (offline); set OPENAI_API_KEY or --base-url for a real server")
 
 
-def choose_provider(args: argparse.Namespace, environ: Mapping[str, str] | None = None
-                    ) -> Provider | None:
-    """The provider the command line asks for; None means the embedded offline server.
+@attrs.frozen
+class Origin:
+    """Where a command's provider comes from, so a conversation can go back there: a Codex
+    config provider (``provider_id``, optionally with another ``base_url``), a bare base URL,
+    or the embedded server; ``wire`` a wire to use instead of the provider's (None: its own).
+    ``what`` names where the base URL was given, for errors."""
 
-    In order: ``--provider`` (Codex's config), ``--base-url``, ``$OPENAI_BASE_URL``, the
-    OpenAI API when ``$OPENAI_API_KEY`` is set (as every OpenAI tool does), else None.
-    """
-    import attrs
+    provider_id: str | None = None
+    base_url: str | None = None
+    embedded: bool = False
+    wire: str | None = None
+    what: str = "--base-url"
 
-    from ..http.urls import check_base_url
 
+def choose_origin(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
+                  resumed: Origin | None = None) -> Origin:
+    """Where the command line points. In order: ``--provider`` (Codex's config, with
+    ``--base-url`` on top), ``--base-url``, the resumed conversation's own (``resumed``),
+    ``$OPENAI_BASE_URL``, the OpenAI API when ``$OPENAI_API_KEY`` is set (as every OpenAI tool
+    does), else the embedded server. ``--wire`` overrides the resumed conversation's wire."""
     env = os.environ if environ is None else environ
     if args.provider:
-        provider = Provider.from_codex_config(args.provider, args.config)
-        if args.base_url:
-            provider = attrs.evolve(provider, base_url=check_base_url(args.base_url,
-                                                                      "--base-url"))
+        return Origin(args.provider, args.base_url)
+    if args.base_url:
+        return Origin(None, args.base_url)
+    if resumed is not None:
+        return resumed if not args.wire else attrs.evolve(resumed, wire=None)
+    if env.get("OPENAI_BASE_URL"):
+        return Origin(None, env["OPENAI_BASE_URL"], what="OPENAI_BASE_URL")
+    if env.get("OPENAI_API_KEY", "").strip():
+        # Codex's built-in OpenAI provider (or config.toml's [model_providers.openai]).
+        return Origin("openai")
+    return Origin(embedded=True)
+
+
+def provider_for(origin: Origin, args: argparse.Namespace) -> Provider | None:
+    """The provider ``origin`` names (None: the embedded server), before ``--wire`` and
+    ``--retries``."""
+    from ..http.urls import check_base_url
+    from ..redact import REDACTED
+
+    if origin.embedded:
+        return None
+    if origin.base_url and REDACTED in origin.base_url:
+        # A conversation's URL whose secret was kept out of the database.
+        raise ConfigError(f"{origin.what} held a secret, which was not saved: give it again "
+                          "with --base-url")
+    if origin.provider_id:
+        provider = Provider.from_codex_config(origin.provider_id, args.config)
+        if origin.base_url:
+            provider = attrs.evolve(provider, base_url=check_base_url(origin.base_url,
+                                                                      origin.what))
     else:
-        base_url = args.base_url
-        what = "--base-url"
-        if not base_url and env.get("OPENAI_BASE_URL"):
-            base_url, what = env["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
-        if base_url:
-            provider = Provider(name="openai", base_url=check_base_url(base_url, what))
-        elif env.get("OPENAI_API_KEY", "").strip():
-            # Codex's built-in OpenAI provider (or config.toml's [model_providers.openai]).
-            provider = Provider.from_codex_config("openai", args.config)
-        else:
-            return None
-    return _overrides(provider, args)
+        provider = Provider(name="openai", base_url=check_base_url(origin.base_url or "",
+                                                                   origin.what))
+    if origin.wire:
+        provider = attrs.evolve(provider, wire=origin.wire)
+    return provider
+
+
+def choose_provider(args: argparse.Namespace, environ: Mapping[str, str] | None = None
+                    ) -> Provider | None:
+    """The provider the command line asks for; None means the embedded offline server
+    (see :func:`choose_origin`)."""
+    provider = provider_for(choose_origin(args, environ), args)
+    return None if provider is None else _overrides(provider, args)
 
 
 def _overrides(provider: Provider, args: argparse.Namespace) -> Provider:
     """``--wire`` and ``--retries`` applied to ``provider``."""
-    import attrs
-
     if args.wire:
         provider = attrs.evolve(provider, wire=args.wire)  # checked by the Client
     if args.retries is not None:
@@ -106,17 +142,22 @@ def _overrides(provider: Provider, args: argparse.Namespace) -> Provider:
     return provider
 
 
-def make_client(args: argparse.Namespace, stack: ExitStack, plugins: Iterable[Any] = ()
-                ) -> Client:
-    """A Client for the command line: the provider :func:`choose_provider` picks, or an
-    embedded server (said on stderr) when nothing is configured."""
-    provider = choose_provider(args)
+def make_client(args: argparse.Namespace, stack: ExitStack, plugins: Iterable[Any] = (),
+                origin: Origin | None = None) -> Client:
+    """A Client for the command line: the provider ``origin`` (default
+    :func:`choose_origin`'s) names, or an embedded server (said on stderr)."""
+    if origin is None:
+        origin = choose_origin(args)
+    provider = provider_for(origin, args)
     if provider is None:
         from ..server import EmbeddedServer
 
         print(EMBEDDED_NOTICE, file=sys.stderr, flush=True)
         server = stack.enter_context(EmbeddedServer())
-        provider = _overrides(Provider(name="embedded", base_url=server.base_url), args)
-    client = Client(provider, plugins=plugins, load_entrypoints=not args.no_plugins)
+        provider = Provider(name="embedded", base_url=server.base_url)
+        if origin.wire:
+            provider = attrs.evolve(provider, wire=origin.wire)
+    client = Client(_overrides(provider, args), plugins=plugins,
+                    load_entrypoints=not args.no_plugins)
     stack.callback(client.close)
     return client

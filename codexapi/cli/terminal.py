@@ -213,6 +213,17 @@ class ChatView:
             self.err.flush()
             self._reasoning_open = False
 
+    def show_output(self, call: object, output: str) -> None:
+        """A tool's output (``chat --functions``), one dimmed line on stderr."""
+        if self.json_lines:
+            item = {"type": "function_call_output", "call_id": getattr(call, "call_id", None),
+                    "output": output}
+            self.out.write(dumps({"type": "tool_output", "item": item}).decode() + "\n")
+            self.out.flush()
+            return
+        shown = " ".join(output.split())
+        self._note(f"tool output: {shown if len(shown) <= 200 else shown[:199] + '…'}")
+
     def show(self, event: Event) -> None:
         """Render one event."""
         if isinstance(event, Completed):

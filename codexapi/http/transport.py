@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import http.client
 import inspect
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,30 +25,25 @@ from typing import Any, Protocol, cast
 import attrs
 import urllib3
 from urllib3.exceptions import (
-    ConnectTimeoutError,
     DecodeError,
     HTTPError,
-    NewConnectionError,
     ProtocolError,
-    ProxyError,
     ReadTimeoutError,
-    SSLError,
 )
 
 from .. import forksafe
 from .._version import __version__
 from ..errors import (
     ConfigError,
-    ConnectTimeout,
     DeadlineExceeded,
     ReadTimeout,
     ResponseTooLarge,
-    TLSHandshakeError,
     TransportError,
 )
 from ..redact import install_log_scrubbing, redact_headers, redact_url
-from .proxy import Proxy, ProxySettings
-from .tls import make_ssl_context
+from .connect import Network, describe_error, proxy_auth_required
+from .connect import reason as _reason
+from .proxy import Proxy
 from .watchdog import WATCHDOG, Timer, shutdown_socket
 
 # Every log record (urllib3's DEBUG request lines included) is scrubbed of secrets.
@@ -206,66 +199,6 @@ class Transport(Protocol):
     def close(self) -> None:
         """Close pooled connections."""
         ...
-
-
-#: OpenSSL reasons of a handshake that fails the same way every time (a bad certificate, a
-#: server that does not speak TLS, no common protocol): never retried. A reset or EOF during
-#: the handshake is not among them: that may be transient.
-_TLS_NEVER = ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL",
-              "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "NO_PROTOCOLS_AVAILABLE",
-              "TLSV1_ALERT_PROTOCOL_VERSION", "TLSV1_ALERT_UNKNOWN_CA",
-              "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-              "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_UNRECOGNIZED_NAME")
-
-
-def describe_error(exc: BaseException, url: str) -> TransportError:
-    """Map a urllib3/socket exception to a TransportError a person can act on."""
-    where = redact_url(url)
-    if isinstance(exc, NewConnectionError | ConnectionRefusedError):
-        return TransportError(
-            f"could not connect to {where}: {_reason(exc)} (is the server running and the "
-            "base URL right?)",
-            url=where,
-        )
-    if isinstance(exc, ConnectTimeoutError):
-        return ConnectTimeout(f"timed out connecting to {where}", url=where)
-    if isinstance(exc, ReadTimeoutError | socket.timeout | TimeoutError):
-        whole = any("response head did not arrive whole" in str(e)
-                    for e in (exc, exc.__cause__, exc.__context__))
-        detail = " (its head did not arrive whole within the read timeout)" if whole else ""
-        return ReadTimeout(f"timed out waiting for a response from {where}{detail}", url=where)
-    if isinstance(exc, SSLError | ssl.SSLError):
-        reason = _reason(exc)
-        hint = ""
-        if "CERTIFICATE_VERIFY_FAILED" in reason:
-            hint = (" (if the server's certificate comes from a private CA, point "
-                    "CODEX_CA_CERTIFICATE, SSL_CERT_FILE or Provider.ca_bundle at its PEM file)")
-        elif "WRONG_VERSION_NUMBER" in reason:
-            hint = " (the server does not speak TLS on this port: should the URL be http://?)"
-        message = f"TLS error talking to {where}: {reason}{hint}"
-        if any(marker in reason for marker in _TLS_NEVER):
-            return TLSHandshakeError(message, url=where)
-        return TransportError(message, url=where)
-    if isinstance(exc, ProxyError):
-        inner = getattr(exc, "original_error", None)
-        why = _reason(inner if isinstance(inner, BaseException) else exc)
-        return TransportError(f"proxy error reaching {where}: {why}", url=where)
-    if isinstance(exc, ProtocolError | ConnectionError | HTTPError | OSError):
-        return TransportError(f"connection to {where} failed: {_reason(exc)}", url=where)
-    return TransportError(f"request to {where} failed: {exc!r}", url=where)
-
-
-def _reason(exc: BaseException) -> str:
-    inner: BaseException | None = exc
-    # urllib3 wraps the socket error one or two levels deep; the innermost says what happened.
-    for _ in range(4):
-        nxt = getattr(inner, "reason", None) or (inner.args[1] if isinstance(
-            inner, ProtocolError) and len(inner.args) > 1 else None)
-        if not isinstance(nxt, BaseException):
-            break
-        inner = nxt
-    text = str(inner) or type(inner).__name__
-    return text.replace("HTTPConnection(host=", "(host=")
 
 
 def _socket_of(raw: Any) -> Any:
@@ -504,10 +437,12 @@ class Urllib3Transport:
                  trust_env: bool = True) -> None:
         self._pool_kw: dict[str, Any] = {"num_pools": num_pools, "maxsize": maxsize,
                                          "block": False}
-        context = make_ssl_context(ca_bundle, trust_env)
-        if context is not None:
-            self._pool_kw["ssl_context"] = context
-        self._proxies = ProxySettings.for_provider(proxy, trust_env)
+        #: The proxies and TLS trust, resolved once; a connection wire of the same Client
+        #: opens its sockets with them too (:meth:`Network.open_socket`).
+        self.network = Network.resolve(proxy, ca_bundle, trust_env)
+        if self.network.ssl_context is not None:
+            self._pool_kw["ssl_context"] = self.network.ssl_context
+        self._proxies = self.network.proxies
         self._pool = pool or _bound_heads(urllib3.PoolManager(**self._pool_kw))
         self._proxy_pools: dict[str, urllib3.ProxyManager] = {}
         self._lock = threading.Lock()
@@ -587,11 +522,7 @@ class Urllib3Transport:
         if proxy is not None and raw.status == 407:
             # The proxy, not the API, refused: say so rather than report an API error.
             Urllib3Response(raw, request.url).close()
-            error = TransportError(
-                f"proxy {proxy.url} (from {proxy.source}) requires authentication (407); put "
-                "user:password in the proxy URL", url=redact_url(request.url))
-            error.retryable = False
-            raise error
+            raise proxy_auth_required(proxy, request.url)
         response = Urllib3Response(raw, request.url, idle, read)
         if until is not None:
             response.end_reads_at(until, request.deadline or 0.0)

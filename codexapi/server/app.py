@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import itertools
 import json
+import os
 import re
 import socket
 import ssl
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..threads import start_daemon
@@ -34,6 +35,9 @@ from .background import Context, ResponseStore, StoredResponse
 from .faults import FaultInjector, StreamFaults
 from .framing import RequestError, body_length, check_fields, parse_json, read_body
 from .model import ScriptedModel
+
+if TYPE_CHECKING:
+    from .script import Script
 
 #: The largest request body read (413 beyond it): what the server holds per request.
 MAX_BODY = 32 * 1024 * 1024
@@ -555,6 +559,9 @@ class EmbeddedServer:
 
         with EmbeddedServer() as server:
             Client(Provider(base_url=server.base_url))...
+
+    ``script``: rules the scripted model answers by (a YAML or JSON file, or the same
+    structure as a mapping; see :mod:`codexapi.server.script`); a bad one is a ConfigError.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
@@ -562,8 +569,15 @@ class EmbeddedServer:
                  api_keys: Iterable[str] | None = None,
                  ssl_context: ssl.SSLContext | None = None, certfile: str | None = None,
                  keyfile: str | None = None, faults: str | Iterable[str] | None = None,
-                 background_interval: float = 0.0) -> None:
+                 background_interval: float = 0.0,
+                 script: str | os.PathLike[str] | Mapping[str, Any] | Script | None = None,
+                 ) -> None:
         injector = FaultInjector(faults)  # a bad plan fails before the port is bound
+        if script is not None:
+            from .script import Script as Rules
+
+            model = model or ScriptedModel()
+            model.script = Rules.load(script)  # so does a bad script (a ConfigError)
         self.httpd = EmbeddedHTTPServer((host, port), model, verbose)
         self.httpd.faults = injector
         self.httpd.background_interval = background_interval

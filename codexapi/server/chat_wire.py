@@ -19,7 +19,9 @@ import attrs
 
 from .app import Exchange, route
 from .model import ModelInputError, Turn
-from .responses_wire import new_id
+from .responses_wire import counts, new_id
+from .scripted import script_turn
+from .transcript import text_of
 
 
 def _chunk_sse(chunk: Mapping[str, Any]) -> bytes:
@@ -34,12 +36,13 @@ def chat_id() -> str:
 
 
 def usage(turn: Turn) -> dict[str, Any]:
+    n = counts(turn)
     return {
-        "prompt_tokens": turn.input_tokens,
-        "completion_tokens": turn.output_tokens,
-        "total_tokens": turn.input_tokens + turn.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": len(turn.reasoning.split())},
+        "prompt_tokens": n["input_tokens"],
+        "completion_tokens": n["output_tokens"],
+        "total_tokens": n["input_tokens"] + n["output_tokens"],
+        "prompt_tokens_details": {"cached_tokens": n["cached_tokens"]},
+        "completion_tokens_details": {"reasoning_tokens": n["reasoning_tokens"]},
     }
 
 
@@ -122,16 +125,22 @@ def post_chat_completions(ex: Exchange) -> None:
         spec = fmt.get("json_schema")
         text_format = {"type": "json_schema",
                        "schema": spec.get("schema") if isinstance(spec, dict) else None}
+    tokens = sum(len(text_of(m.get("content")).split()) for m in items) + 1
+    answered, scripted, usage = script_turn(ex, items, body["model"], tokens)
+    if answered:
+        return
     try:
-        turn = ex.server.model.reply(items, [t for t in tools if isinstance(t, dict)],
-                                     reasoning=bool(body.get("reasoning_effort")),
-                                     text_format=text_format)
+        turn = scripted or ex.server.model.reply(
+            items, [t for t in tools if isinstance(t, dict)],
+            reasoning=bool(body.get("reasoning_effort")), text_format=text_format,
+            parallel=body.get("parallel_tool_calls") is not False)
     except ModelInputError as exc:
         ex.send_error(400, str(exc), exc.code, param=exc.param)
         return
-    # Hosted tools (web search) have no Chat form: their calls are left out.
+    # Hosted tools (web search) and freeform calls have no Chat form: they are left out.
     turn = attrs.evolve(turn, tool_calls=tuple(c for c in turn.tool_calls
-                                               if c.kind == "function"))
+                                               if c.kind == "function"),
+                        usage=usage if usage is not None else turn.usage)
     if body.get("stream"):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))

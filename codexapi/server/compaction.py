@@ -15,8 +15,9 @@ import time
 from typing import Any
 
 from .app import Exchange, route
-from .model import _text_of
 from .responses_wire import new_id, request_items
+from .scripted import script_turn
+from .transcript import text_of
 
 
 def summary(items: list[dict[str, Any]]) -> str:
@@ -33,7 +34,7 @@ def compact(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     output: list[dict[str, Any]] = []
     for item in items:
         if item.get("role") == "user" and item.get("type", "message") == "message":
-            text = _text_of(item.get("content"))
+            text = text_of(item.get("content"))
             output.append({"id": new_id("msg"), "type": "message", "status": "completed",
                            "role": "user", "content": [{"type": "input_text", "text": text}]})
     content, tokens = encrypted_summary(items)
@@ -44,8 +45,13 @@ def compact(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
 def encrypted_summary(items: list[dict[str, Any]]) -> tuple[str, int]:
     """(``encrypted_content`` of a compaction item standing for ``items``, its token count)."""
     text = summary(items)
+    return encode_summary(text), len(text.split())
+
+
+def encode_summary(text: str) -> str:
+    """The ``encrypted_content`` of a compaction item whose summary is ``text``."""
     blob = base64.b64encode(json.dumps({"summary": text}).encode()).decode()
-    return f"codexapi-compaction:{blob}", len(text.split())
+    return f"codexapi-compaction:{blob}"
 
 
 @route("POST", "/responses/compact")
@@ -57,13 +63,23 @@ def post_compact(ex: Exchange) -> None:
         ex.send_error(400, "`input` must be an array of items", "invalid_body")
         return
     items = request_items(body)
+    in_tokens = sum(len(text_of(i.get("content")).split()) for i in items) + 1
+    answered, scripted, usage = script_turn(ex, items, body["model"], in_tokens)
+    if answered:
+        return
     output, out_tokens = compact(items)
-    in_tokens = sum(len(_text_of(i.get("content")).split()) for i in items) + 1
+    if scripted is not None and scripted.text:
+        # A script's text is the summary the compaction item stands for.
+        output[-1]["encrypted_content"] = encode_summary(scripted.text)
+        out_tokens = len(scripted.text.split())
+    counts = {"input_tokens": in_tokens, "output_tokens": out_tokens, "cached_tokens": 0,
+              "reasoning_tokens": 0, **(usage or {})}
     ex.send_json(200, {
         "id": new_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
         "output": output,
-        "usage": {"input_tokens": in_tokens, "input_tokens_details": {"cached_tokens": 0},
-                  "output_tokens": out_tokens,
-                  "output_tokens_details": {"reasoning_tokens": 0},
-                  "total_tokens": in_tokens + out_tokens},
+        "usage": {"input_tokens": counts["input_tokens"],
+                  "input_tokens_details": {"cached_tokens": counts["cached_tokens"]},
+                  "output_tokens": counts["output_tokens"],
+                  "output_tokens_details": {"reasoning_tokens": counts["reasoning_tokens"]},
+                  "total_tokens": counts["input_tokens"] + counts["output_tokens"]},
     })

@@ -27,6 +27,16 @@ A fault plan is a comma-separated list of terms ``NAME[xN][:ARG][@K]``:
     ``rate_limit_exceeded`` the message says "Please try again in S s" (default 1.5).
 ``ratelimits``
     add ``x-codex-*`` and ``x-ratelimit-*`` rate-limit headers to the stream's response.
+``usage_limit[:S]``
+    answer HTTP 429 with the body the Codex CLI reads as a ChatGPT plan's usage limit
+    (``error.type: "usage_limit_reached"``, ``plan_type``, ``resets_at`` and
+    ``resets_in_seconds``, S seconds ahead, default 3600) and ``x-codex-*`` headers saying
+    the primary window is used up. No retry hint: the CLI stops after one request with its
+    "You've hit your usage limit" message.
+``quota:TYPE``
+    answer HTTP 429 with one of the other bodies that end a turn at once, never retried:
+    ``usage_not_included``, ``insufficient_quota``, ``billing_hard_limit_reached``,
+    ``account_deactivated`` (and ``usage_limit_reached``, as above).
 
 ``K`` counts the stream's events (SSE messages, or WebSocket text frames) already sent: 2 by
 default, 1 for ``malformed`` and ``failed``. ``xN`` limits a term to the first N requests that
@@ -34,12 +44,14 @@ carry the same plan and fault id; without it the term applies to every request. 
 in order and the first answering term wins, so ``429x1,500x1`` is one 429, then one 500, then
 success.
 
-Where a plan comes from, first found wins: the ``x-codexapi-fault`` request header, a model
-name ``fault:<plan>``, the server's own plan (``EmbeddedServer(faults=...)``,
-``codexapi serve --fault``). Counts are kept per (term, fault id), the id being the
-``x-codexapi-fault-id`` header (else ``session-id``, ``session_id`` or ``thread-id``, as the
-Codex CLI sends them; else none): concurrent tests that each send their own id never see each
-other's counts.
+Where a plan comes from, first found wins: the request body's ``client_metadata``
+``{"x-codexapi-fault": PLAN}`` (per turn, also on a WebSocket, whose headers are the
+connection's), the ``x-codexapi-fault`` request header, a model name ``fault:<plan>``, the
+server's own plan (``EmbeddedServer(faults=...)``, ``codexapi serve --fault``); a script
+rule's ``fault`` replaces them for the answers it gives. Counts are kept per (term, fault id),
+the id being ``client_metadata["x-codexapi-fault-id"]`` or the ``x-codexapi-fault-id`` header
+(else ``session-id``, ``session_id`` or ``thread-id``, as the Codex CLI sends them; else
+none): concurrent tests that each send their own id never see each other's counts.
 
 Faults act on a stream's events and on the small :class:`Connection` interface (answer with
 an error, reset, send one message, drop), never on a socket: the same plan works on an SSE
@@ -84,6 +96,10 @@ class Connection(Protocol):
                    err_type: str = "invalid_request_error",
                    headers: Mapping[str, str] | None = None) -> None: ...
 
+    def send_json(self, status: int, obj: Any,
+                  headers: Mapping[str, str] | None = None) -> None:
+        """Answer with a JSON body (over WebSocket: an error event when ``status`` >= 400)."""
+
     def reset(self) -> None:
         """Abort the connection (TCP RST) before any answer."""
 
@@ -104,7 +120,7 @@ FAULT_ID_HEADER = "x-codexapi-fault-id"
 MODEL_PREFIX = "fault:"
 
 #: Kinds answered before the response head (they replace the route).
-HEAD_KINDS = frozenset({"status", "reset", "stallhead"})
+HEAD_KINDS = frozenset({"status", "reset", "stallhead", "usage_limit", "quota"})
 #: Kinds acting on a started stream.
 STREAM_KINDS = frozenset({"drop", "stall", "malformed", "truncate", "failed", "ratelimits"})
 _NAMED = (HEAD_KINDS | STREAM_KINDS) - {"status"}
@@ -122,6 +138,22 @@ FAILURE_MESSAGES = {
     "slow_down": "Please slow down.",
     "server_error": "The server had an error while processing your request. Sorry about that!",
 }
+
+#: The 429 bodies that end a turn at once (``quota:TYPE``): (type, code, message).
+QUOTA_ERRORS = {
+    "usage_limit_reached": ("usage_limit_reached", None, "The usage limit has been reached"),
+    "usage_not_included": ("usage_not_included", None,
+                           "Your plan does not include usage of this model."),
+    "insufficient_quota": ("insufficient_quota", "insufficient_quota",
+                           "You exceeded your current quota, please check your plan and "
+                           "billing details."),
+    "billing_hard_limit_reached": ("insufficient_quota", "billing_hard_limit_reached",
+                                   "Billing hard limit has been reached."),
+    "account_deactivated": ("invalid_request_error", "account_deactivated",
+                            "This account has been deactivated."),
+}
+#: The plan a usage-limit answer names (Codex reads it to word its message).
+USAGE_LIMIT_PLAN = "plus"
 
 _TERM = re.compile(
     r"^(?P<name>[a-z_]+?|\d{3})(?:x(?P<times>\d+))?(?::(?P<arg>[^@]*))?(?:@(?P<after>\d+))?$")
@@ -144,15 +176,15 @@ class Fault:
     seconds: float = 0.0
 
 
-def _float_arg(arg: str, default: float, term: str) -> float:
+def _float_arg(arg: str, default: float, term: str, limit: float = 3600.0) -> float:
     if not arg:
         return default
     try:
         value = float(arg)
     except ValueError:
         raise FaultSpecError(f"fault {term!r}: {arg!r} is not a number of seconds") from None
-    if not 0.0 <= value <= 3600.0:
-        raise FaultSpecError(f"fault {term!r}: seconds must be within 0..3600")
+    if not 0.0 <= value <= limit:
+        raise FaultSpecError(f"fault {term!r}: seconds must be within 0..{limit:g}")
     return value
 
 
@@ -186,6 +218,12 @@ def parse_term(term: str) -> Fault:
             raise FaultSpecError(f"fault {term!r}: {code!r} is not an error code")
         seconds = _float_arg(secs, 1.5, term)
         arg = code
+    if name == "usage_limit":
+        # Usage windows run up to a week (Codex's secondary window).
+        seconds = _float_arg(arg, 3600.0, term, limit=7 * 24 * 3600.0)
+    if name == "quota" and arg not in QUOTA_ERRORS:
+        raise FaultSpecError(f"fault {term!r}: quota needs one of "
+                             f"{', '.join(QUOTA_ERRORS)} (quota:TYPE)")
     if name in ("malformed", "failed") and not after_text:
         after = 1
     return Fault(name, text, times, arg=arg, after=after, seconds=seconds)
@@ -251,6 +289,9 @@ class FaultInjector:
 
     def __init__(self, plan: str | Iterable[str] | None = None) -> None:
         self.plan = parse(plan)
+        #: Whether requests may bring their own plans (header, model name, client_metadata);
+        #: off on a recording proxy, whose requests' plans are meant for the upstream.
+        self.request_plans = True
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str], int] = {}
         #: Set when the server stops, so a stall does not outlive it.
@@ -283,6 +324,11 @@ class FaultInjector:
             return [(spec, what) for fid, spec, what in self.log if fid == fault_id]
 
     def plan_for(self, ex: Connection) -> tuple[Fault, ...]:
+        if not self.request_plans:
+            return self.plan
+        own = _metadata(ex.body).get(FAULT_HEADER)
+        if own:
+            return parse(own)
         header = ex.headers.get(FAULT_HEADER)
         if header:
             return parse(header)
@@ -291,16 +337,18 @@ class FaultInjector:
             return parse(model[len(MODEL_PREFIX):])
         return self.plan
 
-    def intercept(self, ex: Connection) -> bool:
-        """Apply the request's faults. True when a fault answered (the route must not run)."""
-        try:
-            plan = self.plan_for(ex)
-        except FaultSpecError as exc:
-            ex.send_error(400, str(exc), "invalid_fault")
-            return True
+    def intercept(self, ex: Connection, plan: tuple[Fault, ...] | None = None) -> bool:
+        """Apply the request's faults (or ``plan``, a script rule's). True when a fault
+        answered (the route must not run)."""
+        if plan is None:
+            try:
+                plan = self.plan_for(ex)
+            except FaultSpecError as exc:
+                ex.send_error(400, str(exc), "invalid_fault")
+                return True
         if not plan:
             return False
-        fault_id = fault_id_of(ex.headers)
+        fault_id = _metadata(ex.body).get(FAULT_ID_HEADER) or fault_id_of(ex.headers)
         for fault in plan:
             if fault.kind in HEAD_KINDS and self.take(fault, fault_id):
                 self.record(fault_id, fault, "fired")
@@ -319,6 +367,10 @@ class FaultInjector:
         if fault.kind == "reset":
             ex.reset()
             return True
+        if fault.kind in ("usage_limit", "quota"):
+            code = "usage_limit_reached" if fault.kind == "usage_limit" else fault.arg
+            ex.send_json(429, *quota_error(code, int(fault.seconds or 3600)))
+            return True
         headers = _retry_hint_headers(fault.arg)
         status = fault.status
         if status == 429:
@@ -335,8 +387,39 @@ class FaultInjector:
         return True
 
 
+def quota_error(code: str, resets_in: int = 3600) -> tuple[dict[str, Any], dict[str, str]]:
+    """(body, headers) of the 429 for one of :data:`QUOTA_ERRORS`; a usage limit carries
+    its reset time (``resets_at``, ``resets_in_seconds``), the plan, and rate-limit headers
+    with the primary window used up."""
+    err_type, err_code, message = QUOTA_ERRORS[code]
+    error: dict[str, Any] = {"type": err_type, "code": err_code, "message": message,
+                             "param": None}
+    headers: dict[str, str] = {}
+    if code == "usage_limit_reached":
+        resets_at = int(time.time()) + resets_in
+        error.update(plan_type=USAGE_LIMIT_PLAN, resets_at=resets_at,
+                     resets_in_seconds=resets_in)
+        headers = {"x-codex-primary-used-percent": "100",
+                   "x-codex-primary-window-minutes": "300",
+                   "x-codex-primary-reset-at": str(resets_at),
+                   "x-codex-primary-reset-after-seconds": str(resets_in),
+                   "x-codex-secondary-used-percent": "40",
+                   "x-codex-secondary-window-minutes": "10080"}
+    return {"error": error}, headers
+
+
 #: Headers naming the conversation a request belongs to, first found wins.
 FAULT_ID_SOURCES = (FAULT_ID_HEADER, "session-id", "session_id", "thread-id")
+
+
+def _metadata(body: Any) -> Mapping[str, Any]:
+    """The request body's ``client_metadata``: where a WebSocket turn carries its own plan
+    (``x-codexapi-fault``) and fault id, since its headers are the connection's."""
+    meta = body.get("client_metadata") if isinstance(body, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return {}
+    return {k: v for k, v in meta.items() if k in (FAULT_HEADER, FAULT_ID_HEADER)
+            and isinstance(v, str)}
 
 
 def fault_id_of(headers: Mapping[str, str]) -> str:
@@ -447,5 +530,6 @@ def describe() -> str:
     """The plan grammar, for ``codexapi serve --help``."""
     return ("fault plan: comma-separated NAME[xN][:ARG][@K]; NAME is a 4xx/5xx status "
             "(ARG: retry hint 2 | 1500ms | msg1.5 | date3 | none), reset, stallhead:T, drop@K, "
-            "stall:T@K, malformed@K, truncate, failed:CODE[=S]@K, ratelimits; xN: first N "
-            "requests only")
+            "stall:T@K, malformed@K, truncate, failed:CODE[=S]@K, ratelimits, "
+            "usage_limit[:S] (429 usage_limit_reached, resets in S s), quota:TYPE (429 "
+            f"{'|'.join(QUOTA_ERRORS)}); xN: first N requests only")

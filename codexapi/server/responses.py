@@ -26,41 +26,91 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from . import responses_wire
 from .app import Exchange, route
 from .background import MAX_CONTEXT, Context, StoredResponse
 from .catalog import MODELS_ETAG
-from .compaction import encrypted_summary
-from .model import ModelInputError, ScriptedModel, Turn, _text_of
+from .compaction import encode_summary, encrypted_summary
+from .model import ModelInputError, ScriptedModel, Turn
 from .responses_wire import new_id, request_items
+from .scripted import script_turn
+from .transcript import text_of
 
 TURN_STATE_HEADER = "x-codex-turn-state"
 
 
-def turn_of(model: ScriptedModel, body: Mapping[str, Any],
-            items: list[dict[str, Any]] | None = None) -> Turn:
-    """What the scripted model answers ``body`` with (``items``: its input, earlier turns
-    included, when not just the body's own); ModelInputError for bad input."""
-    if items is None:
-        items = request_items(body)
+def validate(model: ScriptedModel, body: Mapping[str, Any]) -> None:
+    """ModelInputError for a request no model could answer: malformed tools, reasoning
+    ciphertext this server did not issue."""
     tools = body.get("tools") or []
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         raise ModelInputError("`tools` must be an array of tool objects", "tools")
+    check_sealed(model, request_items(body))
+
+
+def turn_of(model: ScriptedModel, body: Mapping[str, Any],
+            items: list[dict[str, Any]] | None = None, scripted: Turn | None = None,
+            usage: Mapping[str, int] | None = None) -> Turn:
+    """What the model answers ``body`` with (``items``: its input, earlier turns included,
+    when not just the body's own; ``scripted``: the turn a user's script gave, ``usage`` the
+    counts it set); ModelInputError for bad input."""
+    if items is None:
+        items = request_items(body)
+    validate(model, body)
     if body.get("generate") is False:
         # The Codex CLI's WebSocket prewarm: a response with no output, to warm the connection.
         return Turn(input_tokens=_tokens(items))
     if items and items[-1].get("type") == "compaction_trigger":
         history = items[:-1]
-        content, _ = encrypted_summary(history)
-        return Turn(compaction=content, input_tokens=_tokens(history))
-    text = body.get("text")
-    text_format = text.get("format") if isinstance(text, Mapping) else None
-    return model.reply(items, tools, reasoning=bool(body.get("reasoning")),
-                       text_format=text_format)
+        content = (encode_summary(scripted.text) if scripted is not None and scripted.text
+                   else encrypted_summary(history)[0])
+        return Turn(compaction=content, input_tokens=_tokens(history), usage=usage)
+    if scripted is not None:
+        turn = scripted
+    else:
+        text = body.get("text")
+        text_format = text.get("format") if isinstance(text, Mapping) else None
+        # The API's default for parallel_tool_calls is true: only an explicit false holds
+        # back.
+        turn = model.reply(items, body.get("tools") or [],
+                           reasoning=bool(body.get("reasoning")), text_format=text_format,
+                           parallel=body.get("parallel_tool_calls") is not False)
+    if usage is not None:
+        turn = attrs.evolve(turn, usage=usage)
+    return sealed(model, body, turn)
+
+
+#: What a request's ``include`` names to get reasoning back as ciphertext.
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+def sealed(model: ScriptedModel, body: Mapping[str, Any], turn: Turn) -> Turn:
+    """``turn`` with its reasoning sealed into ``encrypted_content`` when ``include`` asks."""
+    include = body.get("include")
+    if turn.reasoning and isinstance(include, list) and ENCRYPTED_REASONING in include:
+        return attrs.evolve(turn, encrypted_reasoning=model.seal.seal(turn.reasoning))
+    return turn
+
+
+def check_sealed(model: ScriptedModel, items: list[dict[str, Any]]) -> None:
+    """A 400 ``invalid_encrypted_content`` (as the real API answers) for a reasoning item in
+    the request's own input whose ``encrypted_content`` this server did not issue."""
+    for index, item in enumerate(items):
+        token = item.get("encrypted_content") if item.get("type") == "reasoning" else None
+        if token is None:
+            continue
+        if not isinstance(token, str) or model.seal.open(token) is None:
+            rid = item.get("id") or f"input[{index}]"
+            raise ModelInputError(
+                f"The encrypted content for item {rid} could not be verified. Reason: "
+                "Encrypted content could not be decrypted or parsed.",
+                f"input[{index}].encrypted_content", "invalid_encrypted_content")
 
 
 def _tokens(items: list[dict[str, Any]]) -> int:
-    return sum(len(_text_of(i.get("content")).split()) for i in items) + 1
+    return sum(len(text_of(i.get("content")).split()) for i in items) + 1
 
 
 def mark_reply(ex: Exchange) -> None:
@@ -99,9 +149,17 @@ def context_of(ex: Exchange, body: Mapping[str, Any]) -> Context:
 
 def answer(ex: Exchange, body: dict[str, Any]) -> None:
     """Answer one Responses request body (already known to be an object with a model)."""
+    model = ex.server.model
     try:
         context = context_of(ex, body)
-        turn = turn_of(ex.server.model, body, context.items)
+        validate(model, body)
+        scripted, usage = None, None
+        if body.get("generate") is not False:  # a prewarm is no model call
+            seen = [i for i in context.items if i.get("type") != "compaction_trigger"]
+            answered, scripted, usage = script_turn(ex, seen, body["model"], _tokens(seen))
+            if answered:
+                return
+        turn = turn_of(model, body, context.items, scripted, usage)
     except ModelInputError as exc:
         ex.send_error(400, str(exc), exc.code, param=exc.param)
         return

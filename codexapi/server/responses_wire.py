@@ -24,14 +24,22 @@ def sse(event: Mapping[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
+def counts(turn: Turn) -> dict[str, int]:
+    """(input, output, cached, reasoning) token counts: counted, or as a script set them."""
+    out = {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens,
+           "cached_tokens": 0, "reasoning_tokens": len(turn.reasoning.split())}
+    out.update(turn.usage or {})
+    return out
+
+
 def usage(turn: Turn) -> dict[str, Any]:
-    reasoning_tokens = len(turn.reasoning.split())
+    n = counts(turn)
     return {
-        "input_tokens": turn.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": turn.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
-        "total_tokens": turn.input_tokens + turn.output_tokens,
+        "input_tokens": n["input_tokens"],
+        "input_tokens_details": {"cached_tokens": n["cached_tokens"]},
+        "output_tokens": n["output_tokens"],
+        "output_tokens_details": {"reasoning_tokens": n["reasoning_tokens"]},
+        "total_tokens": n["input_tokens"] + n["output_tokens"],
     }
 
 
@@ -39,9 +47,13 @@ def output_items(turn: Turn) -> list[dict[str, Any]]:
     """The finished output items of a turn (what ``response.output`` holds)."""
     items: list[dict[str, Any]] = []
     if turn.reasoning:
-        items.append({"id": new_id("rs"), "type": "reasoning",
-                      "summary": [{"type": "summary_text", "text": turn.reasoning}],
-                      "content": [{"type": "reasoning_text", "text": turn.reasoning}]})
+        item: dict[str, Any] = {
+            "id": new_id("rs"), "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": turn.reasoning}],
+            "content": [{"type": "reasoning_text", "text": turn.reasoning}]}
+        if turn.encrypted_reasoning:
+            item["encrypted_content"] = turn.encrypted_reasoning
+        items.append(item)
     if turn.compaction:
         items.append({"id": new_id("cmp"), "type": "compaction",
                       "encrypted_content": turn.compaction})

@@ -126,9 +126,11 @@ def _reply_headers(ex: Exchange) -> dict[str, str]:
     return dict(ex.reply_headers)
 
 
-def serve_websocket(handler: Handler, ex: Exchange) -> None:
-    """Answer the upgrade ``ex`` and serve its turns until the client or the server ends."""
-    from websockets.exceptions import ConnectionClosed
+def accept(handler: Handler, ex: Exchange, headers: Mapping[str, str] | None = None,
+           refuse: tuple[int, Mapping[str, str], bytes] | None = None) -> Connection | None:
+    """Answer the upgrade request ``ex`` with a 101 carrying ``headers`` (the turn headers
+    by default), or with ``refuse`` (status, headers, body) when given; the open connection,
+    or None when the upgrade was not accepted (the socket is then not HTTP any more)."""
     from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
     from websockets.http11 import Request
     from websockets.server import ServerProtocol
@@ -147,21 +149,36 @@ def serve_websocket(handler: Handler, ex: Exchange) -> None:
     request = next((e for e in protocol.events_received() if isinstance(e, Request)), None)
     if request is None:
         ex.send_error(400, "the WebSocket upgrade request does not parse", "invalid_upgrade")
-        return
+        return None
     response = protocol.accept(request)
     if response.status_code == 101 and _early_data(handler):
         response = protocol.reject(400, "data was sent before the WebSocket handshake ended\n")
+    elif response.status_code == 101 and refuse is not None:
+        status, extra, body = refuse
+        response = protocol.reject(status, body.decode("utf-8", "replace"))
+        for name, value in extra.items():
+            if name.lower() not in ("content-length", "content-type", "connection"):
+                response.headers[name] = value
     elif response.status_code == 101:
-        for name, value in _reply_headers(ex).items():
+        for name, value in (_reply_headers(ex) if headers is None else headers).items():
             response.headers[name] = value
     protocol.send_response(response)
     handler.wfile.flush()
     sock.sendall(b"".join(protocol.data_to_send()))
     if response.status_code != 101:
+        return None
+    # No keepalive pings: the CLI answers them, but a stalled turn must look silent.
+    return Connection(sock, protocol, ping_interval=None, close_timeout=2)
+
+
+def serve_websocket(handler: Handler, ex: Exchange) -> None:
+    """Answer the upgrade ``ex`` and serve its turns until the client or the server ends."""
+    from websockets.exceptions import ConnectionClosed
+
+    conn = accept(handler, ex)
+    if conn is None:
         return
     server = ex.server
-    # No keepalive pings: the CLI answers them, but a stalled turn must look silent.
-    conn = Connection(sock, protocol, ping_interval=None, close_timeout=2)
     last: dict[str, Any] = {}
     try:
         while not server.faults.stopping.is_set():

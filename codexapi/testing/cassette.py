@@ -21,13 +21,13 @@ from ..redact import redact_url
 from . import matching
 from .errors import CassetteError, NetworkBlockedError, NoMatchingInteractionError
 from .formats import Interaction
+from .modes import RECORD_MODES
 from .scrub import Scrubber
 from .storage import Persister
 
 #: The record modes, vcrpy's meaning: ``none`` replays only; ``once`` records a cassette
 #: that does not exist yet; ``new_episodes`` replays and records what is missing; ``all``
 #: records everything again.
-RECORD_MODES = ("none", "once", "new_episodes", "all")
 
 MATCHERS: dict[str, Callable[..., Any]] = {
     "method": lambda fields: matching.method,

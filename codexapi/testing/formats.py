@@ -53,6 +53,16 @@ class Interaction:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     index: int = 0
+    #: How the exchange broke, as recorded by ``codexapi serve --record``: ``"drop"`` (the
+    #: connection closed after ``body``, before the response ended) or ``"reset"`` (no
+    #: answer at all); empty for an exchange that ended normally.
+    failure: str = ""
+
+    @property
+    def is_websocket(self) -> bool:
+        """A WebSocket turn: ``uri`` is ws:// or wss://, ``request_body`` the
+        ``response.create`` frame, ``body`` the server's frames as SSE ``data:`` messages."""
+        return self.uri.startswith(("ws://", "wss://"))
 
     def header(self, name: str) -> str | None:
         """A response header, case-insensitively (the first if repeated)."""
@@ -232,4 +242,5 @@ def _interaction(entry: Any, index: int) -> Interaction:
         headers=headers,
         body=_body(response) or b"",
         index=index,
+        failure=str(response.get("failure") or ""),
     )

@@ -6,7 +6,8 @@
 
 ``--codexapi-record-mode`` (none, once, new_episodes, all) decides whether anything is recorded;
 the default ``none`` replays only and refuses any network connection, so CI never touches the
-network. vcrpy and PyYAML are imported only when a cassette is used.
+network. The cassette machinery (and with it codexapi's client, vcrpy and PyYAML) is imported
+only when a test uses a cassette: a pytest run that uses none pays nothing for the plugin.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .cassette import RECORD_MODES, CassetteHandle, use_cassette
+from .modes import RECORD_MODES
+
+if TYPE_CHECKING:
+    from .cassette import CassetteHandle
 
 _SUMMARY = pytest.StashKey[list[str]]()
-_USED = pytest.StashKey[list[CassetteHandle]]()
+_USED = pytest.StashKey["list[CassetteHandle]"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,6 +94,8 @@ def codexapi_cassette(request: pytest.FixtureRequest) -> Iterator[CassetteHandle
         name = str(name).format(**{k: v for k, v in callspec.params.items()})
     path = cassette_path(request, name)
     options = {k: v for k, v in kwargs.items() if v is not None}
+    from .cassette import use_cassette
+
     with use_cassette(path, record_mode(request.config), **options) as handle:
         request.config.stash[_USED].append(handle)
         yield handle

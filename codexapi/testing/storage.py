@@ -86,6 +86,9 @@ def dump_cassette(requests: Sequence[Any], responses: Sequence[Mapping[str, Any]
                 "body": {"string": _text_or_bytes(body) if body is not None else ""},
             },
         })
+        if response.get("failure"):
+            # Read by our player only; vcrpy ignores keys it does not know.
+            interactions[-1]["response"]["failure"] = str(response["failure"])
     doc = {"version": FORMAT_VERSION, "interactions": interactions}
     text: str = _yaml().dump(doc, Dumper=_dumper(), sort_keys=False, allow_unicode=True,
                              width=1 << 20)
@@ -117,8 +120,12 @@ class Persister:
             for name, value in it.headers:
                 response_headers.setdefault(name, []).append(value)
             requests.append(request)
-            responses.append({"status": {"code": it.status, "message": it.reason},
-                              "headers": response_headers, "body": {"string": it.body}})
+            response: dict[str, Any] = {"status": {"code": it.status, "message": it.reason},
+                                        "headers": response_headers,
+                                        "body": {"string": it.body}}
+            if it.failure:
+                response["failure"] = it.failure
+            responses.append(response)
         return requests, responses
 
     @staticmethod

@@ -79,8 +79,7 @@ def test_conversations_are_saved_in_the_state_directory(capsys: Capture,
     chat(capsys, server, "Remember me")
     saved = Conversation.last()
     root = Path(os.environ[STATE_ENV])
-    assert (root / "conversations" / f"{saved.id}.json").is_file()
-    assert (root / "last").read_text() == saved.id
+    assert sorted(p.name for p in root.iterdir()) == ["conversations.db"]
     assert saved.items[0]["content"] == [{"type": "input_text", "text": "Remember me"}]
     assert saved.base_url == server.base_url and saved.last_response_id
 
@@ -256,6 +255,26 @@ def test_repl_continues_a_conversation(server: EmbeddedServer, tmp_path: Path,
     term.send("exit\r")
     assert term.close() == 0
     assert [i["role"] for i in sent(server)["input"]] == ["user", "assistant", "user"]
+
+
+def test_repl_takes_a_bracketed_paste_as_one_message(server: EmbeddedServer, tmp_path: Path,
+                                                      terminal_env: dict[str, str]) -> None:
+    argv = [sys.executable, "-m", "codexapi", "chat", "--base-url", server.base_url,
+            "--no-plugins"]
+    term = Terminal(argv, terminal_env, tmp_path)
+    # The terminal is asked to bracket pastes (Python's readline module turns that off): else
+    # a terminal sends a pasted text as lines, each a message of its own.
+    term.expect(re.escape("\x1b[?2004h"))
+    term.expect(r"> ")
+    # What a terminal then sends for a paste of three lines, and Enter.
+    term.send("\x1b[200~first line\rsecond line\rthird line\x1b[201~\r")
+    term.expect(r"You said: first line\r?\nsecond line\r?\nthird line")
+    term.expect(r"> ")
+    term.send("exit\r")
+    assert term.close() == 0
+    saved = Conversation.last()
+    assert [texts(i) for i in saved.items if i.get("role") == "user"] == [
+        ["first line\nsecond line\nthird line"]]
 
 
 def test_a_state_directory_that_cannot_be_written_costs_only_a_warning(

@@ -8,12 +8,14 @@ printed and what the server received. Skipped only when npm is absent, and never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,3 +259,156 @@ def test_fault_plans_end_as_the_cli_expects(cli: Cli, server: EmbeddedServer, pl
         assert run.stdout.strip() == "You said: Say hello"
     fault_id = posts(server)[0][1]["session-id"]
     assert server.faults.events_for(fault_id), "the faults are counted per CLI session"
+
+
+def calls_in(body: Any) -> list[dict[str, Any]]:
+    return [i for i in body["input"] if i.get("type") in ("function_call", "custom_tool_call")]
+
+
+def test_a_plan_of_several_commands_runs_step_by_step(cli: Cli, server: EmbeddedServer) -> None:
+    cli.configure(custom_provider(server.base_url))
+    cli.env["CODEXAPI_TEST_KEY"] = TOKEN
+    run = cli.exec("Use a tool to run `echo step-one`, then `echo step-two`")
+    assert run.returncode == 0, run.stderr
+    turns = posts(server)
+    assert len(turns) == 3  # one call per turn, then the answer
+    assert [len(calls_in(body)) for _, _, body in turns] == [0, 1, 2]
+    ran = [json.loads(c["arguments"])["cmd"] for c in calls_in(turns[-1][2])]
+    assert ran == ["echo step-one", "echo step-two"]
+    answer = run.stdout.strip().splitlines()
+    assert answer[0].startswith("Tool call_") and "returned:" in answer[0]
+    assert answer.index("step-one") < answer.index("step-two")
+
+
+def test_a_plan_runs_over_websocket_from_the_previous_response(
+        cli: Cli, server: EmbeddedServer) -> None:
+    cli.configure(openai_provider(server.base_url))
+    cli.env["OPENAI_API_KEY"] = TOKEN
+    run = cli.exec("Use a tool to run `echo ws-one`, then `echo ws-two`")
+    assert run.returncode == 0, run.stderr
+    prewarm, *turns = posts(server)
+    assert prewarm[2]["generate"] is False
+    assert {t for t, _, _ in turns} == {"WS"} and len(turns) == 3
+    # Each later turn sends only its new items: the server follows the plan from its chain.
+    assert all(body["previous_response_id"] for _, _, body in turns[1:])
+    answer = run.stdout.strip().splitlines()
+    assert answer.index("ws-one") < answer.index("ws-two")
+
+
+def test_parallel_calls_arrive_in_one_response(cli: Cli, server: EmbeddedServer) -> None:
+    cli.configure(custom_provider(server.base_url))
+    cli.env["CODEXAPI_TEST_KEY"] = TOKEN
+    run = cli.exec("Use a tool to run `echo par-one` and `echo par-two`")
+    assert run.returncode == 0, run.stderr
+    first, second = posts(server)
+    assert first[2]["parallel_tool_calls"] is True
+    outputs = [i for i in second[2]["input"] if i["type"] == "function_call_output"]
+    assert len(calls_in(second[2])) == 2 and len(outputs) == 2
+    assert "par-one" in text_of(outputs[0]) and "par-two" in text_of(outputs[1])
+    assert "par-one" in run.stdout and "par-two" in run.stdout
+
+
+def test_a_patch_in_the_prompt_is_applied_to_disk(cli: Cli, server: EmbeddedServer) -> None:
+    # With command auth the CLI takes the model list, which asks for freeform apply_patch.
+    cli.configure(custom_provider(server.base_url, auth="command"))
+    patch = "*** Begin Patch\n*** Add File: notes/hello.txt\n+written by apply_patch\n" \
+            "*** End Patch"
+    run = cli.exec("-s", "workspace-write", f"Apply this patch:\n{patch}")
+    assert run.returncode == 0, run.stderr
+    assert (cli.workdir / "notes" / "hello.txt").read_text() == "written by apply_patch\n"
+    first, second = posts(server)
+    (tool,) = [t for t in first[2]["tools"] if t.get("name") == "apply_patch"]
+    assert tool["type"] == "custom"
+    (call,) = calls_in(second[2])
+    assert call["type"] == "custom_tool_call" and call["input"] == patch + "\n"
+    output = last_item(second[2])
+    assert output["type"] == "custom_tool_call_output" and "Success" in text_of(output)
+
+
+def test_encrypted_reasoning_is_carried_across_turns(cli: Cli, server: EmbeddedServer) -> None:
+    cli.configure(custom_provider(server.base_url))
+    cli.env["CODEXAPI_TEST_KEY"] = TOKEN
+    run = cli.exec("Please use a tool to run `echo sealed`")
+    assert run.returncode == 0, run.stderr
+    first, second = posts(server)
+    assert first[2]["store"] is False
+    assert "reasoning.encrypted_content" in first[2]["include"]
+    (reasoning,) = [i for i in second[2]["input"] if i.get("type") == "reasoning"]
+    token = reasoning["encrypted_content"]
+    # The CLI sent back the ciphertext this server issued, and the server opened it.
+    assert server.httpd.model.seal.open(token) == reasoning["summary"][0]["text"]
+    assert "sealed" in run.stdout
+
+
+@pytest.mark.parametrize(("plan", "printed"), [
+    ("usage_limit:5400", "You\u2019ve hit your usage limit"),
+    ("quota:usage_not_included", "To use Codex with your ChatGPT plan, upgrade to Plus"),
+    ("quota:insufficient_quota", "Quota exceeded. Check your plan and billing details."),
+])
+def test_final_429s_stop_the_cli_after_one_request(cli: Cli, server: EmbeddedServer,
+                                                   plan: str, printed: str) -> None:
+    cli.configure(custom_provider(server.base_url, fault=plan))
+    cli.env["CODEXAPI_TEST_KEY"] = TOKEN
+    run = cli.exec("Say hello")
+    assert run.returncode != 0
+    assert printed in run.stderr
+    assert len(posts(server)) == 1
+    assert "Reconnecting" not in run.stderr
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[str]:
+    """``codexapi serve --port 0 ARGS`` in a subprocess; yields its base URL."""
+    # stderr to a file: a pipe nobody reads could fill and stall the server.
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "codexapi", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=errors, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            assert proc.stdout is not None
+            for _ in range(3):
+                line = proc.stdout.readline()
+                if match := re.search(r"server on (http://127\.0\.0\.1:\d+/v1)", line):
+                    break
+            else:
+                raise AssertionError(f"no base URL from codexapi serve {args}")
+            yield match.group(1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("provider", ["custom", "openai"])
+def test_a_session_recorded_once_replays_offline(codex: Path, tmp_path: Path,
+                                                 server: EmbeddedServer,
+                                                 provider: str) -> None:
+    cassette = tmp_path / "session.yaml"
+    prompt = "Use a tool to run `echo recorded-once`"
+
+    def run_against(base_url: str, name: str) -> Run:
+        home, work = tmp_path / name / "codex-home", tmp_path / name / "work"
+        home.mkdir(parents=True)
+        work.mkdir()
+        cli = Cli(codex, home, work, env={"CODEXAPI_TEST_KEY": TOKEN, "OPENAI_API_KEY": TOKEN})
+        cli.configure(custom_provider(base_url) if provider == "custom"
+                      else openai_provider(base_url))
+        return cli.exec(prompt)
+
+    with serving("--record", str(cassette), "--upstream", server.base_url) as proxy:
+        recorded = run_against(proxy, "record")
+    assert recorded.returncode == 0, recorded.stderr
+    assert "recorded-once" in recorded.stdout
+    turns = len(posts(server))
+    text = cassette.read_text()
+    assert TOKEN not in text
+    if provider == "custom":  # (the openai provider sends no key from OPENAI_API_KEY)
+        assert re.search(r"authorization:\n +- <redacted>", text, re.IGNORECASE)
+    with serving("--cassette", str(cassette)) as replay:
+        replayed = run_against(replay, "replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == recorded.stdout  # the same answer, word for word
+    assert len(posts(server)) == turns  # the replay never reached the real server
+    if provider == "openai":
+        assert "Falling back" not in replayed.stderr and "Reconnecting" not in replayed.stderr
+        assert "uri: ws://127.0.0.1:8000/v1/responses" in text

@@ -56,7 +56,7 @@ def test_responses_stream_helper_with_reasoning_and_tool_call(oai: openai.OpenAI
     assert kinds == ["reasoning", "function_call"]
     call = final.output[1]
     assert call.name == "shell"
-    assert json.loads(call.arguments) == {"input": "think, then call the tool"}
+    assert json.loads(call.arguments) == {}  # SHELL declares no parameters
 
 
 def test_chat_completions_create_stream(oai: openai.OpenAI) -> None:
@@ -82,7 +82,7 @@ def test_chat_completions_stream_helper_assembles_tool_calls(oai: openai.OpenAI)
     assert choice.finish_reason == "tool_calls"
     (call,) = choice.message.tool_calls or []
     assert call.function.name == "shell"
-    assert json.loads(call.function.arguments) == {"input": "please use the tool"}
+    assert json.loads(call.function.arguments) == {}
     # The tool result goes back as a `tool` message; the model reports it.
     follow = oai.chat.completions.create(model="gpt-5", messages=[
         {"role": "user", "content": "please use the tool"},

@@ -138,6 +138,19 @@ def test_event_sequence_and_collect(server: EmbeddedServer) -> None:
     assert result.usage.total_tokens == result.usage.input_tokens + result.usage.output_tokens
 
 
+def test_iter_text_yields_the_text_deltas_alone(server: EmbeddedServer) -> None:
+    with make_client(server) as client:
+        stream = client.stream(ResponsesRequest(model="m", input="think about Hello"))
+        pieces = list(stream.iter_text())
+        assert pieces and all(isinstance(p, str) for p in pieces)
+        assert "".join(pieces) == "You said: think about Hello"
+        assert stream._closed  # released at the end
+    # Errors of the stream still come out of it.
+    with make_client(server, plugins=[StreamPath("test/truncated")]) as client, pytest.raises(
+            StreamError, match=r"stream closed before response\.completed"):
+        list(client.stream(REQ).iter_text())
+
+
 def test_reasoning_and_tool_call_turns(server: EmbeddedServer) -> None:
     tools = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
     with make_client(server) as client:
@@ -147,7 +160,7 @@ def test_reasoning_and_tool_call_turns(server: EmbeddedServer) -> None:
     assert [i.type for i in result.items] == ["reasoning", "function_call"]
     call = result.function_calls[0]
     assert call.name == "lookup" and call.call_id.startswith("call_")
-    assert call.arguments == '{"input": "please call the tool"}'
+    assert call.arguments == '{}'  # no parameters declared, none invented
 
 
 def test_first_event_arrives_before_the_rest_is_sent(server: EmbeddedServer) -> None:

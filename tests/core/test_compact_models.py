@@ -51,6 +51,15 @@ def test_e1_appends_client_version_query() -> None:
     assert transport.header("accept") != "text/event-stream"
 
 
+def test_client_version_defaults_to_this_librarys_version() -> None:
+    from codexapi import __version__
+
+    transport = RecordingTransport(json_response({"models": []}))
+    with make_client(BASE, transport=transport) as client:
+        client.list_models()
+    assert transport.last.url.endswith(f"/models?client_version={__version__}")
+
+
 def test_client_version_is_percent_encoded() -> None:
     transport = RecordingTransport(json_response({"models": []}))
     with make_client(BASE, transport=transport) as client:

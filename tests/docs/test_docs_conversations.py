@@ -44,7 +44,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_page_has_its_transcripts() -> None:
-    assert len(CONSOLES) == 5
+    assert len(CONSOLES) == 6
     assert [argv[:2] for argv, _ in transcript(CONSOLES[0])] == [["codexapi", "chat"]]
 
 
@@ -101,3 +101,19 @@ def test_the_interactive_transcript(scratch: Path) -> None:
         if term.proc.poll() is None:
             term.close()
     assert Conversation.last().instructions == "Be brief."
+
+
+def test_logs_finds_the_turn(scratch: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    steps = transcript(CONSOLES[5])
+    for argv, expected in steps[:-1]:
+        assert main(argv[1:]) == 0
+        assert capsys.readouterr().out == expected, argv
+    argv, _ = steps[-1]
+    assert argv[:2] == ["codexapi", "logs"] and main(argv[1:]) == 0
+    [shown] = re.findall(r"```text\n(.*?)```", DOC, flags=re.DOTALL)
+    expected, got = json.loads(shown), json.loads(capsys.readouterr().out)
+    assert [{**hit, "conversation_id": "conv_...", "at": 1767225600.0} for hit in got] == \
+        expected
+    assert got[0]["conversation_id"] == Conversation.last().id

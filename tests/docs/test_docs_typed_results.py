@@ -25,7 +25,7 @@ def examples() -> list[tuple[str, str | None]]:
 
 
 def test_the_page_has_its_examples() -> None:
-    assert len(examples()) == 6 and all(expected for _, expected in examples())
+    assert len(examples()) == 7 and all(expected for _, expected in examples())
 
 
 def test_examples_print_what_the_page_says(capsys: pytest.CaptureFixture[str]) -> None:

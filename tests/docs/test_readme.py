@@ -33,8 +33,16 @@ def test_offline_chat_command_streams_the_answer(tmp_path: Path) -> None:
 
 def test_readme_starts_with_the_two_fresh_machine_commands() -> None:
     commands = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
-    assert "pip install -e '.[test]'" in commands[0] and "codexapi chat" in commands[0]
-    assert "pytest" in commands[1]
+    # The first installs only what the main job needs, and chats.
+    assert "pip install -e . &&" in commands[0] and "codexapi chat" in commands[0]
+    assert "[test]" not in commands[0]
+    # The second adds the test extras, the pinned Codex CLI, and runs the tests.
+    assert "pip install -e '.[test]'" in commands[1] and "pytest" in commands[1]
+    assert ".ci/install-codex-cli" in commands[1]
+    # The README says what that installs, and where.
+    for words in ("@openai/codex@0.171.0", "~/.cache/codexapi/codex-cli-0.171.0",
+                  "CODEXAPI_CODEX_CLI_DIR"):
+        assert words in README, words
 
 
 def test_ci_runs_the_two_readme_commands_verbatim_before_any_pip_upgrade() -> None:
@@ -42,6 +50,10 @@ def test_ci_runs_the_two_readme_commands_verbatim_before_any_pip_upgrade() -> No
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     at = [ci.index(command) for command in commands]  # each a line of its own, as written
     assert at == sorted(at)
+    # Nothing else is installed before or between them: CI follows the README exactly.
+    steps = [line for line in ci[:at[-1] + 1] if line.strip() and not line.lstrip().startswith(
+        "#")]
+    assert not [line for line in steps if "install" in line and line not in commands]
     assert not any("pip" in line and "upgrade" in line for line in ci[:at[-1]]
                if not line.lstrip().startswith("#"))
     # Debian's python3 first on PATH for them when there is one.

@@ -77,8 +77,25 @@ EMPTY_MESSAGE = OutputItemAdded(Item({"type": "message", "role": "assistant", "c
 
 
 def message_done(*texts: str) -> OutputItemDone:
+    """The message item at ``stop``: its text deltas joined into one ``output_text`` part, as
+    a Responses message has (the crate pushes a part per delta)."""
     return OutputItemDone(Item({"type": "message", "role": "assistant",
-                                "content": [{"type": "output_text", "text": t} for t in texts]}))
+                                "content": [{"type": "output_text", "text": "".join(texts)}]}))
+
+
+def test_a_message_is_one_text_part_however_many_deltas_it_came_in() -> None:
+    # The 7-word answer of issue 27 came in 9 deltas and was kept as 9 output_text parts.
+    words = ["The", " sky", " is", " blue", " on", " a", " clear", " day", "."]
+    body = frame(*[{"choices": [{"delta": {"content": w}}]} for w in words],
+                 {"choices": [{"delta": {"refusal": "No"}}]},
+                 {"choices": [{"delta": {"refusal": " more."}}]}, finish("stop"), "[DONE]")
+    stream = ResponseStream(stream_response([body]),
+                            SseStreamDecoder(ChatDecoder()))
+    result = stream.collect()
+    (message,) = result.items
+    assert message.content == [{"type": "output_text", "text": "".join(words)},
+                               {"type": "refusal", "refusal": "No more."}]
+    assert result.text == "The sky is blue on a clear day." and result.refusal == "No more."
 
 
 def test_a1_emits_multiple_tool_calls() -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from conftest import ROOT
 
 
@@ -23,10 +24,12 @@ def _benchmarks(module: str) -> Any:
     return importlib.import_module(f"benchmarks.{module}")
 
 
+# About 20 s of CPU; a machine shared with other work may take several times that in wall time.
+@pytest.mark.timeout(300)
 def test_quick_benchmark_reports_every_case_as_json_and_table() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEXAPI_"))}
     out = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=50, check=True)
+                         env=env, capture_output=True, text=True, timeout=280, check=True)
     report = json.loads(out.stdout)
     cases = {c["name"]: c for c in report["cases"]}
     assert set(cases) == set(_benchmarks("cases").CASE_NAMES)

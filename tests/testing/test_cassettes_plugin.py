@@ -74,3 +74,19 @@ def test_ini_sets_directory_and_default_mode(pytester: pytest.Pytester, server: 
     result.assert_outcomes(passed=1)
     assert (pytester.path / "recordings" / "test_fixture.yaml").is_file()
     assert not (pytester.path / "cassettes").exists()
+
+
+def test_the_plugin_imports_nothing_until_a_cassette_is_used() -> None:
+    # Installing codexapi registers the plugin in every pytest run of the environment: a run
+    # that uses no cassette must not pay for the client, the server, vcrpy or PyYAML.
+    import subprocess
+    import sys
+
+    code = ("import sys, pytest, codexapi\n"
+            "before = set(sys.modules)\n"
+            "import codexapi.testing.pytest_plugin\n"
+            "print(sorted(set(sys.modules) - before))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == str(["codexapi.testing", "codexapi.testing.modes",
+                               "codexapi.testing.pytest_plugin"])
