@@ -140,16 +140,31 @@ def test_a_custom_auth_header_is_redacted_at_debug(
     assert leaks(logged(caplog)) == [] and leaks(logged(caplog), KEY + "2") == []
 
 
-def test_websockets_debug_lines_and_a_refused_upgrade_echoing_the_key(
+def test_a_refused_websocket_upgrade_echoing_the_key(
         echo: EchoServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    with client(provider(echo, "ws", wire="responses_websocket")) as c:
-        assert c.stream(REQ).collect().text == "fine"  # refused, then over HTTP
-    ws_lines = [r.getMessage() for r in caplog.records if r.name.startswith("websockets")]
-    assert any(line.startswith("> Authorization:") for line in ws_lines), ws_lines
-    assert any("refused" in r.getMessage() and r.levelno == logging.WARNING
-               for r in caplog.records)
-    assert leaks(logged(caplog)) == []
+    with client(provider(echo, "ws", wire="responses_websocket")) as c, \
+            pytest.raises(codexapi.ApiError) as info:
+        c.stream(REQ).collect()  # the 401 status line reads "Unauthorized <key>"
+    assert info.value.status == 401
+    assert leaks(logged(caplog)) == [] and leaks(error_texts(info.value)) == []
+
+
+def test_websockets_own_debug_lines_hide_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    # The websockets library logs each handshake header at DEBUG ("> Authorization: Bearer
+    # ..."): redacted by the header's name, whether or not a client of ours sent it.
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    caplog.set_level(logging.DEBUG, logger="websockets")
+    protocol = ClientProtocol(parse_uri("ws://127.0.0.1:9/v1/responses"))
+    upgrade = protocol.connect()
+    upgrade.headers["Authorization"] = "Bearer sk-websockets-debug-0123456789abcd"
+    upgrade.headers["X-Auth-Key"] = "sk-websockets-debug-other-0123456789"
+    protocol.send_request(upgrade)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("websockets")]
+    assert f"> Authorization: {REDACTED}" in lines and f"> X-Auth-Key: {REDACTED}" in lines
+    assert "sk-websockets" not in logged(caplog)
 
 
 def test_errors_cause_chains_and_error_headers_hide_the_echoed_key(echo: EchoServer) -> None:
