@@ -1,6 +1,11 @@
 """What a server's failure means: the typed error for an HTTP error answer or a
 ``response.failed`` event, as codex-api maps them (``api_bridge.rs``, ``sse/responses.rs``).
 
+Every field of an error object may hold any JSON type (a ``param`` object, a numeric
+``code``, a list as ``message``): the classifier reads the fields it understands only when they
+have the type it understands, and keeps the whole object as given on the error
+(``server_error``).
+
 One home for the mapping, so every wire (Responses over SSE or WebSocket, Chat) and the
 dispatcher raise the same error for the same failure, and the retry policy can trust each
 error's ``retryable``: usage limits, quotas, policy refusals, context-window and configuration
@@ -12,9 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from .convert import loads
+from .convert import dumps, loads
 from .errors import (
     ApiError,
     ApiRateLimitError,
@@ -32,6 +37,7 @@ from .errors import (
     http_form,
 )
 from .ratelimits import parse_rate_limits, parse_retry_after, retry_after_seconds
+from .redact import scrub_error
 
 #: ``error.code`` values meaning the account's money or quota ran out.
 QUOTA_CODES = frozenset({
@@ -55,6 +61,9 @@ BIO_POLICY_MESSAGE = "This content was flagged for possible biological risk."
 MISALIGNMENT_MESSAGE = "This request was blocked due to a misalignment policy violation."
 
 
+_E = TypeVar("_E", bound=CodexApiError)
+
+
 def request_id(headers: Mapping[str, str]) -> str | None:
     """The id to quote to support: ``x-request-id``, then ``x-oai-request-id``, then
     ``cf-ray``. ``headers`` must have lower-case names."""
@@ -63,7 +72,28 @@ def request_id(headers: Mapping[str, str]) -> str | None:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """A message as text: a string as is, nothing as "", any other JSON value as its JSON (a
+    server that sends a list of messages still has them shown)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    try:
+        return dumps(value).decode("utf-8", "replace")
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _str(value: Any) -> str | None:
+    """A field the mapping compares with names (``code``, ``type``, ``param``): only a string
+    can name anything; any other JSON value names nothing (and is kept as given)."""
+    return value if isinstance(value, str) else None
+
+
+def _kept(exc: _E, error: Mapping[str, Any] | None) -> _E:
+    """``exc`` keeping the error object as the server sent it, scrubbed of known secrets."""
+    exc.server_error = dict(error) if error is not None else None
+    return scrub_error(exc)
 
 
 def _nonblank(message: Any, fallback: str) -> str:
@@ -76,8 +106,9 @@ def _resets_at(error: Mapping[str, Any], now: float | None = None) -> datetime |
         value = error.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        seconds = float(value) + ((time.time() if now is None else now) if relative else 0.0)
         try:
+            seconds = float(value) + ((time.time() if now is None else now) if relative
+                                      else 0.0)
             return datetime.fromtimestamp(int(seconds), tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
@@ -85,19 +116,24 @@ def _resets_at(error: Mapping[str, Any], now: float | None = None) -> datetime |
 
 
 def _is_usage_limit(error: Mapping[str, Any]) -> bool:
-    return "usage_limit_reached" in (error.get("type"), error.get("code"))
+    return "usage_limit_reached" in (_str(error.get("type")), _str(error.get("code")))
 
 
-def _unavailable(code: Any, param: Any) -> bool:
-    return code in UNAVAILABLE_CODES or param in UNAVAILABLE_PARAMS
+def _unavailable(code: str | None, param: Any) -> bool:
+    return code in UNAVAILABLE_CODES or _str(param) in UNAVAILABLE_PARAMS
 
 
 def stream_failure(response: Any) -> CodexApiError:
     """The typed error for a ``response.failed`` event's ``response`` object."""
     error = response.get("error") if isinstance(response, dict) else None
     if not isinstance(error, dict):
-        return StreamError("response.failed event received")
-    code = error.get("code")
+        return _kept(StreamError("response.failed event received"), None)
+    return _kept(_stream_failure(error), error)
+
+
+def _stream_failure(error: dict[str, Any]) -> CodexApiError:
+    raw_code = error.get("code")
+    code = _str(raw_code)
     message = _text(error.get("message"))
     if code in ("context_length_exceeded", "context_window_exceeded"):
         return ContextWindowExceeded(code=code, server_message=message)
@@ -130,7 +166,8 @@ def stream_failure(response: Any) -> CodexApiError:
             error.get("message"), str) else "Invalid request.", code=code)
     if _unavailable(code, error.get("param")):
         return ModelUnavailable(_nonblank(message, ModelUnavailable.default_message), code=code)
-    return StreamError(message or f"response.failed with code {code!r}", retryable=True)
+    return StreamError(message or f"response.failed with code {_text(raw_code) or 'None'}",
+                       retryable=True)
 
 
 def incomplete_failure(response: Any) -> StreamError:
@@ -158,8 +195,10 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
         except ValueError:
             data = None
     error = data.get("error") if isinstance(data, dict) else None
-    return _http_error(base, error if isinstance(error, dict) else {},
-                       base.headers if headers is None else headers)
+    headers = base.headers if headers is None else headers
+    if not isinstance(error, dict):
+        return _kept(_http_error(base, {}, headers), None)
+    return _kept(_http_error(base, error, headers), error)
 
 
 def error_object(status: int, error: Any, headers: Mapping[str, str], body: str,
@@ -169,23 +208,23 @@ def error_object(status: int, error: Any, headers: Mapping[str, str], body: str,
     :func:`http_error` gives for the same answer. ``headers`` have lower-case names; ``body``
     is the text kept on the error; ``where`` says where the status came from, for the
     message when the error object has none."""
-    error = error if isinstance(error, dict) else {}
+    given = error if isinstance(error, dict) else None
+    error = given or {}
     message = error.get("message")
     if not isinstance(message, str) or not message:
         message = f"HTTP {status}" + (f" {where}" if where else "")
-    code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
+    code = _str(error.get("code")) or _str(error.get("type"))
     base = ApiError(status, message, body, request_id=request_id(headers), url=url,
-                    code=code if isinstance(code, str) else None,
-                    retry_after=retry_after_seconds(headers), headers=dict(headers))
-    return _http_error(base, error, headers)
+                    code=code, retry_after=retry_after_seconds(headers), headers=dict(headers))
+    return _kept(_http_error(base, error, headers), given)
 
 
 def _http_error(base: ApiError, error: dict[str, Any], headers: Mapping[str, str]
                 ) -> CodexApiError:
     status = base.status
-    code = error.get("code")
+    code = _str(error.get("code"))
     message = _text(error.get("message"))
-    info: dict[str, Any] = {"status": status, "code": code if isinstance(code, str) else None,
+    info: dict[str, Any] = {"status": status, "code": code,
                             "request_id": base.request_id, "body": base.body}
     if status == 503 and code in ("server_is_overloaded", "slow_down"):
         # Both mean "at capacity" to the crate; slow_down alone asks for a later try.
@@ -193,7 +232,7 @@ def _http_error(base: ApiError, error: dict[str, Any], headers: Mapping[str, str
         return ServerOverloaded(message, retryable=code == "slow_down", retry_after=hint,
                                 status=status, request_id=base.request_id)
     if status == 429:
-        kind = error.get("type")
+        kind = _str(error.get("type"))
         if _is_usage_limit(error):
             return UsageLimitReached(
                 status, message or base.message, base.body, plan_type=_plan(error),

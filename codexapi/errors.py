@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .redact import scrub
+
 
 def _finite_delay(seconds: float | None) -> float | None:
     """A server's retry hint as kept on an error: a positive finite number of seconds, or None
@@ -26,13 +28,20 @@ class CodexApiError(Exception):
 
     #: Whether retrying the same request later may succeed.
     retryable: bool = False
+    #: The error object the server sent (``error`` of an HTTP error body, a ``response.failed``
+    #: event, a Chat error chunk), every field as given whatever its JSON type, scrubbed of
+    #: secrets; None when there was none.
+    server_error: dict[str, Any] | None = None
 
     def __init__(self, message: str = "") -> None:
+        # Messages often quote what a server sent (an error body, a status line, an event's
+        # data): any secret it echoed goes no further than here.
+        message = scrub(message) if isinstance(message, str) else message
         super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:
-        return self.message
+        return scrub(self.message)
 
 
 class ConfigError(CodexApiError):

@@ -59,6 +59,18 @@ def _valid_headers(instance: Any, attribute: Any, value: Mapping[str, str]) -> N
         raise PolicyError(f"Provider.headers: {problem}")
 
 
+def _header_names(value: Any) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"Provider.secret_headers must be a collection of header names, got "
+                          f"{type(value).__name__}")
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"Provider.secret_headers holds {name!r}, which is not a header "
+                              "name")
+    return frozenset(n.strip().lower() for n in names)
+
+
 def _str_map(value: Mapping[str, str]) -> dict[str, str]:
     # A typed copy: mypy cannot see through attrs' ``converter=dict``.
     return dict(value)
@@ -89,6 +101,11 @@ class Provider:
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map,
                                              validator=_valid_headers)
     query_params: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    #: More header (and query parameter) names whose values are secret, besides those
+    #: :mod:`codexapi.redact` recognizes by name (``auth``, ``key``, ``token``...): e.g.
+    #: ``{"X-Tenant"}``. Compared in any case; their values are scrubbed from logs, errors,
+    #: reprs, spans and cassettes like any credential.
+    secret_headers: frozenset[str] = attrs.field(factory=frozenset, converter=_header_names)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     #: Seconds without a byte on an open stream before :class:`IdleTimeout`.
     stream_idle_timeout: float = 300.0
@@ -176,9 +193,12 @@ class Provider:
         return (
             f"Provider(name={self.name!r}, base_url={redact_url(self.base_url)!r}, "
             f"wire={str(self.wire)!r}, "
-            f"headers={redact_headers(self.headers)!r}, query_params="
-            f"{redact_query_params(self.query_params)!r}, retry={self.retry!r}, "
+            f"headers={redact_headers(self.headers, self.secret_headers)!r}, query_params="
+            f"{redact_query_params(self.query_params, self.secret_headers)!r}, "
+            f"retry={self.retry!r}, "
             f"stream_idle_timeout={self.stream_idle_timeout!r}"
+            + (f", secret_headers={sorted(self.secret_headers)!r}"
+               if self.secret_headers else "")
             + (f", env_key={self.env_key!r}" if self.env_key else "")
             + (f", proxy={redact_url(self.proxy)!r}" if self.proxy is not None else "")
             + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "")

@@ -21,7 +21,7 @@ def codexapi_on_request(provider: Provider, request: HttpRequest, attempt: int) 
     if log.isEnabledFor(logging.DEBUG):
         log.debug("-> %s %s attempt=%d provider=%s headers=%s", request.method,
                   redact_url(request.url), attempt, provider.name,
-                  redact_headers(request.headers))
+                  redact_headers(request.headers, provider.secret_headers))
 
 
 @hookimpl

@@ -42,6 +42,7 @@ from codexapi._version import __version__
 from codexapi.convert import dumps
 from codexapi.http.transport import HttpRequest
 from codexapi.models import Provider
+from codexapi.redact import preview, scrub, scrub_error
 from codexapi.schema import format_of
 
 log = logging.getLogger("codexapi.otel")
@@ -429,12 +430,14 @@ class OpenTelemetry:
                 found["gen_ai.output.messages"] = dumps(
                     _output_messages(result, reason)).decode()
         if found:
-            span.set_attributes(found)
+            # What the server sent (model, response id, output) may echo a credential.
+            span.set_attributes({k: scrub(v) if isinstance(v, str) else v
+                                 for k, v in found.items()})
         span.end()
         # Metric attributes: the low-cardinality subset the conventions list.
         metric = {k: v for k, v in call.attrs.items() if k in _METRIC_KEYS}
         if response_model:
-            metric["gen_ai.response.model"] = response_model
+            metric["gen_ai.response.model"] = scrub(response_model)
         if err_type is not None:
             metric["error.type"] = err_type
         inst.duration.record(seconds, metric)
@@ -516,9 +519,12 @@ def _record_error(span: Any, error: BaseException) -> str:
     status = getattr(error, "status", None)
     if isinstance(status, int):
         span.set_attribute("http.response.status_code", status)
+    # A span leaves the process: the error and its cause chain are scrubbed before recording,
+    # and the status text scrubbed before it is cut.
+    scrub_error(error)
     span.record_exception(error)
     if api is not None:
-        span.set_status(api.Status(api.ERROR, str(error)[:500]))
+        span.set_status(api.Status(api.ERROR, preview(str(error), 500)))
     return err_type
 
 

@@ -51,6 +51,7 @@ from codexapi.events import (
 )
 from codexapi.items import item_from_json
 from codexapi.models import Provider, ResponsesRequest, WireApi
+from codexapi.redact import preview
 from codexapi.schema import format_of
 from codexapi.sse import SseMessage, SseStreamDecoder
 
@@ -521,8 +522,7 @@ class ChatDecoder:
             return self._complete()
         if not data:
             return []
-        preview = data if len(data) <= 80 else data[:77] + "..."
-        description = f"a chunk's data was not valid JSON: {preview!r}"
+        description = f"a chunk's data was not valid JSON: {preview(data, 80, ellipsis='...')!r}"
         if not self.skip_undecodable:
             raise UndecodableEvent(f"{description}; set Provider.skip_undecodable_events=True "
                                    "to skip such chunks as the Codex CLI does")
@@ -714,4 +714,4 @@ class ChatDecoder:
             if isinstance(exc, StreamError) and not exc.message:
                 exc.message = "the server sent an error chunk without a message"
             return exc
-        return StreamError(f"the server sent an error chunk: {str(error)[:200]}")
+        return StreamError(f"the server sent an error chunk: {preview(str(error), 200)}")

@@ -47,6 +47,7 @@ from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER
 from codexapi.items import item_from_json
 from codexapi.models import Provider, ResponsesRequest, WireApi
 from codexapi.ratelimits import parse_rate_limit_event, parse_retry_after  # noqa: F401
+from codexapi.redact import preview
 from codexapi.sse import SseMessage, SseStreamDecoder
 
 log = logging.getLogger("codexapi")
@@ -533,14 +534,14 @@ def _verifications(value: Any) -> list[str]:
 
 
 def _describe_bad_event(data: str) -> str:
-    preview = data if len(data) <= 80 else data[:77] + "..."
+    shown = preview(data, 80, ellipsis="...")
     kind = guess_event_type(data)
     name = f"a {kind!r} event's data" if kind else "an event's data"
     try:
         loads(data)
     except Exception as exc:
-        return f"{name} was not valid JSON: {preview!r} ({exc})"
-    return f"an event had no `type` field: {preview!r}"
+        return f"{name} was not valid JSON: {shown!r} ({exc})"
+    return f"an event had no `type` field: {shown!r}"
 
 
 _HANDLERS = {

@@ -24,7 +24,10 @@ import attrs
 
 from .._version import __version__
 from ..errors import ConfigError, ResponseTooLarge
-from ..redact import redact_headers, redact_url
+from ..redact import install_log_scrubbing, redact_headers, redact_url
+
+# Every log record (urllib3's DEBUG request lines included) is scrubbed of secrets.
+install_log_scrubbing()
 
 USER_AGENT = f"codexapi/{__version__}"
 CHUNK_SIZE = 64 * 1024

@@ -30,14 +30,12 @@ from ..errors import (
     ReadTimeout,
     TransportError,
 )
-from ..redact import install_urllib3_filter, redact_url
+from ..redact import redact_url
 from .connect import Network, describe_error, proxy_auth_required
 from .connect import reason as _reason
 from .proxy import Proxy
 from .transport import CHUNK_SIZE, HttpRequest, HttpResponse
 from .watchdog import WATCHDOG, Timer, shutdown_socket
-
-install_urllib3_filter()
 
 #: How long the response head of the request being sent may take, as a whole: set around
 #: each ``urlopen`` and read by the connection classes below.
