@@ -13,12 +13,18 @@ from typing import Any
 
 import attrs
 
-from codexapi import hookimpl
-from codexapi.auth import AzureKeyAuth, BearerAuth, NoAuth, Token, checked_secret
-from codexapi.auth_file import CodexAuthFile, codex_home
-from codexapi.command_auth import CommandAuth
-from codexapi.errors import AuthError
-from codexapi.models import Provider, WireApi
+from codexapi import (
+    AuthError,
+    AzureKeyAuth,
+    BearerAuth,
+    CodexAuthFile,
+    CommandAuth,
+    NoAuth,
+    Provider,
+    WireApi,
+    hookimpl,
+)
+from codexapi.plugin_api import Token, checked_secret, codex_home
 
 __all__ = ["AzureKeyAuth", "BearerAuth", "CodexAuthFile", "CommandAuth", "NoAuth", "Token",
            "codex_home", "codexapi_auth"]

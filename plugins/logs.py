@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from codexapi import hookimpl
-from codexapi.http.transport import HttpRequest, HttpResponse
-from codexapi.models import Provider
-from codexapi.redact import redact_headers, redact_url
+from codexapi import HttpRequest, HttpResponse, Provider, hookimpl
+from codexapi.plugin_api import redact_headers, redact_url
 
 log = logging.getLogger("codexapi")
 

@@ -37,13 +37,8 @@ from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from codexapi import hookimpl
-from codexapi._version import __version__
-from codexapi.convert import dumps
-from codexapi.http.transport import HttpRequest
-from codexapi.models import Provider
-from codexapi.redact import preview, scrub, scrub_error
-from codexapi.schema import format_of
+from codexapi import HttpRequest, Provider, __version__, hookimpl
+from codexapi.plugin_api import dumps, format_of, preview, scrub, scrub_error
 
 log = logging.getLogger("codexapi.otel")
 
@@ -574,7 +569,7 @@ def _finish_reason(result: Any) -> str:
 
 
 def _input_content(turn: Any) -> dict[str, str]:
-    from codexapi.convert import item_to_json
+    from codexapi.plugin_api import item_to_json
 
     out: dict[str, str] = {}
     instructions = getattr(turn, "instructions", "")
@@ -635,7 +630,7 @@ def _message(data: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _tool_call(data: Mapping[str, Any]) -> dict[str, Any]:
-    from codexapi.convert import loads
+    from codexapi.plugin_api import loads
 
     arguments: Any = data.get("arguments", data.get("input"))
     if isinstance(arguments, str):

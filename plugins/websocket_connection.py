@@ -18,14 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from codexapi.errors import (
-    ReadTimeout,
-    ResponseTooLarge,
-    StreamError,
-    TransportError,
-)
-from codexapi.http.connect import HeadError, Network, read_head, status_of
-from codexapi.redact import redact_url
+from codexapi import ReadTimeout, ResponseTooLarge, StreamError, TransportError
+from codexapi.plugin_api import HeadError, Network, read_head, redact_url, status_of
 
 #: Request headers that describe an HTTP body, or that the upgrade sets itself.
 HTTP_ONLY = frozenset({"content-type", "content-length", "content-encoding", "accept",

@@ -27,33 +27,37 @@ import logging
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-from codexapi import hookimpl
-from codexapi.convert import item_to_json, loads
-from codexapi.decoding import DecoderSettings
-from codexapi.error_mapping import stream_failure as failure_error
-from codexapi.errors import (
+from codexapi import (
+    Completed,
     ConfigError,
     ContextWindowExceeded,
-    InvalidRequest,
-    StreamDropped,
-    StreamError,
-    UndecodableEvent,
-    UnsupportedEndpointError,
-)
-from codexapi.events import (
-    Completed,
     Event,
+    InvalidRequest,
     OutputItemAdded,
     OutputItemDone,
     OutputTextDelta,
+    Provider,
     ReasoningContentDelta,
+    ResponsesRequest,
+    SseMessage,
+    StreamDropped,
+    StreamError,
     TokenUsage,
+    UndecodableEvent,
+    UnsupportedEndpointError,
+    WireApi,
+    hookimpl,
 )
-from codexapi.items import item_from_json
-from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.redact import preview
-from codexapi.schema import format_of
-from codexapi.sse import SseMessage, SseStreamDecoder
+from codexapi.plugin_api import (
+    DecoderSettings,
+    SseStreamDecoder,
+    format_of,
+    item_from_json,
+    item_to_json,
+    loads,
+    preview,
+)
+from codexapi.plugin_api import stream_failure as failure_error
 
 log = logging.getLogger("codexapi")
 

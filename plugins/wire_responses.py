@@ -13,42 +13,49 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from codexapi import hookimpl
-from codexapi.convert import item_to_json, loads, options_to_json
-from codexapi.decoding import DecoderSettings
-from codexapi.error_mapping import incomplete_failure, stream_failure
-from codexapi.errors import (
-    InvalidRequest,
-    StreamDropped,
-    StreamError,
-    UndecodableEvent,
-    UnsupportedEndpointError,
-)
-from codexapi.events import (
+from codexapi import (
     Completed,
     Created,
     Event,
+    InvalidRequest,
     ModelVerifications,
     OutputItemAdded,
     OutputItemDone,
+    Provider,
     RateLimits,
     ReasoningContentDelta,
     ReasoningSummaryDelta,
     ReasoningSummaryDone,
     ReasoningSummaryPartAdded,
+    ResponsesRequest,
     SafetyBuffering,
     ServerModel,
+    SseMessage,
+    StreamDropped,
+    StreamError,
     TokenUsage,
     ToolCallInputDelta,
     TurnModerationMetadata,
-    new_output_text_delta,
+    UndecodableEvent,
+    UnsupportedEndpointError,
+    WireApi,
+    hookimpl,
 )
-from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER
-from codexapi.items import item_from_json
-from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.ratelimits import parse_rate_limit_event, parse_retry_after  # noqa: F401
-from codexapi.redact import preview
-from codexapi.sse import SseMessage, SseStreamDecoder
+from codexapi.plugin_api import (  # noqa: F401
+    SAFETY_FASTER_MODEL_HEADER,
+    DecoderSettings,
+    SseStreamDecoder,
+    incomplete_failure,
+    item_from_json,
+    item_to_json,
+    loads,
+    new_output_text_delta,
+    options_to_json,
+    parse_rate_limit_event,
+    parse_retry_after,
+    preview,
+    stream_failure,
+)
 
 log = logging.getLogger("codexapi")
 

@@ -43,22 +43,30 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from codexapi import hookimpl
-from codexapi.convert import dumps, item_to_json, loads
-from codexapi.deadline import Deadline
-from codexapi.decoding import DecoderSettings
-from codexapi.errors import (
+from codexapi import (
+    Completed,
     DeadlineExceeded,
+    Event,
     IdleTimeout,
+    OutputItemDone,
+    OutputTextDelta,
+    Provider,
     StreamDropped,
     TLSHandshakeError,
     TransportError,
+    hookimpl,
 )
-from codexapi.events import Completed, Event, OutputItemDone, OutputTextDelta
-from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER, TURN_STATE_HEADER
-from codexapi.http.connect import Network
-from codexapi.models import Provider
-from codexapi.redact import redact_url
+from codexapi.plugin_api import (
+    SAFETY_FASTER_MODEL_HEADER,
+    TURN_STATE_HEADER,
+    Deadline,
+    DecoderSettings,
+    Network,
+    dumps,
+    item_to_json,
+    loads,
+    redact_url,
+)
 
 from .websocket_connection import Closed, Connection, Refused, websocket_url
 from .wire_responses import ResponsesWire, message_decoder
@@ -170,7 +178,7 @@ class _Sessions:
     # --- HTTP ----------------------------------------------------------------------------
     def http(self, request: Any) -> Any:
         """``request`` sent as HTTP, its streamed answer read by the Responses decoder."""
-        from codexapi.wires import HttpEventSource
+        from codexapi.plugin_api import HttpEventSource
 
         provider = self.provider
         response = self.context.transport.send(_http_request(request, provider))
@@ -290,7 +298,7 @@ def _http_request(request: Any, provider: Provider) -> Any:
         return request
     import attrs
 
-    from codexapi.http.compression import compress
+    from codexapi.plugin_api import compress
 
     headers = dict(request.headers)
     headers["Content-Encoding"] = encoding

@@ -299,9 +299,10 @@ class Recorder:
             headers = [(k, v) for k, v in answer.headers.raw_items()
                        if k.lower() not in HOP_HEADERS]
             refused = bytes(answer.body or b"")
-            accept(handler, ex, refuse=(answer.status_code, dict(headers), refused))
+            # Written before the client hears the refusal, as every exchange is.
             self._record(_Request("GET", url, upgrade_headers, None), answer.status_code,
                          headers, refused)
+            accept(handler, ex, refuse=(answer.status_code, dict(headers), refused))
             return
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             self._record(_Request("GET", url, upgrade_headers, None), 502,
