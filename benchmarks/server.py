@@ -8,6 +8,8 @@ the API path a client appends to its base URL (``/<scenario>/v1/responses``):
 ``r<N>``       Responses stream with N text deltas (``chat/completions``: Chat stream, N chunks)
 ``pause<ms>``  ``response.created``, then a pause of <ms> milliseconds, then the rest
 ``big<MB>``    a Responses stream of about <MB> megabytes, generated while it is sent
+``wait<ms>``   a 3-delta Responses stream, sent after <ms> milliseconds (a model that takes
+               its time: what a batch run waits on)
 ``/models``    a models list (any scenario), ``Content-Length`` framed
 
 Streams use chunked transfer encoding, as the API does.
@@ -75,6 +77,9 @@ def respond(conn: socket.socket, path: str) -> None:
         conn.sendall(HEAD + b"".join(frame([first])))
         time.sleep(int(scenario[5:]) / 1000)
         conn.sendall(b"".join(frame([whole[len(first):]])) + b"0\r\n\r\n")
+    elif scenario.startswith("wait"):
+        time.sleep(int(scenario[4:]) / 1000)
+        conn.sendall(rendered(kind, 3))
     elif scenario.startswith("big"):
         conn.sendall(HEAD)
         deltas = deltas_for_megabytes(float(scenario[3:]))

@@ -8,21 +8,19 @@ another request (a 401 challenge answered, a refreshed token). An auth with both
 through ``auth_flow``.
 
 The auths that ship: :class:`NoAuth`, :class:`BearerAuth` (a token or a callable that fetches
-one), :class:`AzureKeyAuth` and :class:`CodexAuthFile` (Codex's ``auth.json``). Reprs never
-show secrets, and no error raised here quotes a credential. Which one a Client uses when the
-caller passes none is decided by the ``codexapi_auth`` hook (the built-in fallback chain is
+one), :class:`AzureKeyAuth`, and two that renew expiring credentials themselves on the
+:class:`RenewingAuth` base: ``CodexAuthFile`` (Codex's ``auth.json``, :mod:`codexapi.auth_file`)
+and ``CommandAuth`` (a token command, :mod:`codexapi.command_auth`). Reprs never show secrets,
+and no error raised here quotes a credential. Which one a Client uses when the caller passes
+none is decided by the ``codexapi_auth`` hook (the built-in fallback chain is
 ``codexapi_plugins.auth``).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import threading
 from collections.abc import Callable, Generator, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
@@ -314,87 +312,49 @@ class AzureKeyAuth:
         return "AzureKeyAuth(key=<redacted>)"
 
 
-def codex_home() -> Path:
-    """``$CODEX_HOME``, default ``~/.codex``."""
-    home = os.environ.get("CODEX_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".codex"
+class RenewingAuth:
+    """Base of the auths whose credentials expire and that renew them themselves.
 
+    A subclass says what its headers are now (:meth:`current`, renewing first when it knows
+    they are stale: an expired JWT, a cached token past its age) and how to renew them after
+    the server refused them (:meth:`renew`, given the headers it refused, so that when several
+    callers were refused the same credentials only the first renews and the others use its
+    result). Both take ``budget``: the seconds left of the call (its ``deadline=``), or None.
 
-def _account_from_id_token(id_token: Any) -> str | None:
-    # Older Codex logins keep the account id only inside the id_token's claims
-    # ("https://api.openai.com/auth" -> "chatgpt_account_id"). The JWT is not verified: it
-    # is our own file, and the server checks the access token anyway.
-    if not isinstance(id_token, str) or id_token.count(".") != 2:
-        return None
-    try:
-        payload = id_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        account = claims["https://api.openai.com/auth"]["chatgpt_account_id"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return account if isinstance(account, str) and account else None
+    It is used through :meth:`auth_flow` (which sees each call's deadline and which headers
+    went out); :meth:`headers` / :meth:`refresh` serve code that drives an :class:`Auth` by
+    hand.
+    """
 
+    def current(self, budget: float | None) -> dict[str, str]:
+        raise NotImplementedError
 
-class CodexAuthFile:
-    """Credentials from Codex's ``auth.json``: an ``OPENAI_API_KEY`` entry, or ChatGPT tokens
-    (``tokens.access_token`` as bearer, ``tokens.account_id`` as ``ChatGPT-Account-ID``).
-    The file is read on first use and again on :meth:`refresh` (Codex rewrites it when it
-    refreshes its tokens). ``auth_mode: "chatgpt"`` prefers the tokens over a key."""
+    def renew(self, refused: Mapping[str, str] | None, budget: float | None) -> bool:
+        """After a 401 to ``refused`` (None: whatever is current): True when there are other
+        credentials worth one more try."""
+        raise NotImplementedError
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else codex_home() / "auth.json"
-        self._headers: dict[str, str] | None = None
-        self._lock = threading.Lock()
-
-    def _error(self, problem: str) -> AuthError:
-        return AuthError(f"Codex auth file {self.path} {problem}; run `codex login` again or "
-                         "set OPENAI_API_KEY")
-
-    def _load(self) -> dict[str, str]:
-        try:
-            data: Any = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise self._error("does not exist") from None
-        except OSError as exc:
-            raise self._error(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-        except UnicodeDecodeError:
-            raise self._error("is not UTF-8 text") from None
-        except ValueError as exc:
-            # JSONDecodeError's message gives the position only, never the file's content.
-            raise self._error(f"is not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise self._error(f"must hold a JSON object, not {type(data).__name__}")
-        key = data.get("OPENAI_API_KEY")
-        tokens = data.get("tokens")
-        if tokens is not None and not isinstance(tokens, dict):
-            raise self._error("has a `tokens` entry that is not an object")
-        access = tokens.get("access_token") if tokens else None
-        prefer_tokens = str(data.get("auth_mode", "")).lower() == "chatgpt"
-        if isinstance(key, str) and key.strip() and not (prefer_tokens and access):
-            key = checked_secret(key, f"OPENAI_API_KEY in {self.path}")
-            return {"Authorization": f"Bearer {key}"}
-        if tokens:
-            if not isinstance(access, str) or not access.strip():
-                raise self._error("has `tokens` without a string `access_token`")
-            out = {"Authorization": "Bearer "
-                   + checked_secret(access, f"tokens.access_token in {self.path}")}
-            account = tokens.get("account_id") or _account_from_id_token(tokens.get("id_token"))
-            if isinstance(account, str) and account.strip():
-                out["ChatGPT-Account-ID"] = checked_secret(
-                    account, f"tokens.account_id in {self.path}")
-            return out
-        raise self._error("has neither an OPENAI_API_KEY nor tokens.access_token")
+    def auth_flow(self, request: HttpRequest) -> AuthFlow:
+        base = dict(request.headers)
+        sent = self._issue(request.deadline)
+        request.headers.update(sent)
+        response = yield request
+        if response.status == 401 and self.renew(sent, request.deadline):
+            # A renewed credential is a new request of the same attempt, not a retry.
+            yield attrs.evolve(request, headers={**base, **self._issue(request.deadline)})
 
     def headers(self) -> dict[str, str]:
-        with self._lock:
-            if self._headers is None:
-                self._headers = self._load()
-            return dict(self._headers)
+        return self._issue(None)
 
     def refresh(self) -> bool:
-        with self._lock:
-            old, self._headers = self._headers, self._load()
-            return self._headers != old
+        return self.renew(None, None)
 
-    def __repr__(self) -> str:
-        return f"CodexAuthFile(path={str(self.path)!r})"
+    def issued_headers(self) -> dict[str, str]:
+        """The headers this auth last handed out, without renewing anything (what an error
+        found later must be scrubbed of); empty before the first."""
+        return dict(getattr(self, "_issued", {}))
+
+    def _issue(self, budget: float | None) -> dict[str, str]:
+        headers = self.current(budget)
+        self._issued = dict(headers)
+        return headers

@@ -68,6 +68,11 @@ class Call:
         self._observed = bool(pm.hook.codexapi_on_call_start.get_hookimpls()
                               or pm.hook.codexapi_on_call_end.get_hookimpls())
         self._ended = False
+        # A streamed turn's, kept for its re-sends and resumes (see open_turn).
+        self._body: Mapping[str, Any] = {}
+        self._headers: dict[str, str] = {}
+        self._timeouts: Timeouts | None = None
+        self._session: SessionContext | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -191,8 +196,9 @@ class Call:
         last = self._last
         # What was sent holds every secret of the call (the auth's included): asking the auth
         # again could fetch a new token.
-        shown = scrub_text(str(error), sorted(secrets_of(last.headers, last.url), key=len,
-                                              reverse=True) if last is not None else [])
+        shown = scrub_text(str(error), secrets_of(last.headers, last.url,
+                                                  provider.secret_headers)
+                           if last is not None else [])
         if kind == "request":
             what = (f"after attempt {self.retries.attempt - 1} failed ({shown}); next try in "
                     f"{delay:.3f}s (attempt {self.retries.attempt} of "
@@ -221,7 +227,7 @@ class Call:
         provider = self.provider
         idle = provider.stream_idle_timeout
         connect, head = timeout
-        self._timeouts: Timeouts = (connect, head, idle)
+        self._timeouts = (connect, head, idle)
         self._headers = dict(headers)
         self._session = session
         # A turn every observer declined (codexapi_observe_stream) is not observed at all.
@@ -247,7 +253,15 @@ class Call:
         return ResponseStream(source, None, prelude, on_end=on_end, started=started,
                               extensions=self.extensions, keep_text=keep == "text",
                               secrets=lambda: self.dispatcher.secrets(self._headers, self._last),
-                              recover=self.recover)
+                              recover=self.recover,
+                              settle=self._settle if session is not None else None)
+
+    def _settle(self, source: EventSource) -> None:
+        # Turn state the server sent in-band (a ``response.metadata`` event) is the turn's,
+        # as the upgrade's or response's header is: sent on its next requests.
+        state = getattr(source, "turn_state", None)
+        if state and self._session is not None:
+            self._session.turn_state.capture(state)
 
     def _open_source(self, method: str, body: Mapping[str, Any] | None, path: str | None,
                      query: str | None) -> EventSource:

@@ -27,11 +27,11 @@ from .deadline import Deadline
 from .dispatch import Dispatcher
 from .errors import ConfigError, DeadlineExceeded, PluginError, StreamError
 from .header_events import TURN_STATE_HEADER
-from .http.transport import HttpResponse, Transport, Urllib3Transport, streaming
+from .http.transport import HttpResponse, Transport, streaming
 from .items import FunctionCall, Item, item_from_json
 from .models import Provider, ResponsesRequest
 from .plugins import PluginManager, collect_wires, make_plugin_manager
-from .redact import scrub_error
+from .redact import preview, scrub_error
 from .session import SessionContext
 from .stream import ResponseStream, StreamResult
 from .wires import EventSource
@@ -75,7 +75,7 @@ def parse_models(body: bytes, header_etag: str | None) -> ModelList:
     try:
         data = loads(body)
     except ValueError as exc:
-        raise StreamError(f"failed to decode models response: {exc}; body: {text[:200]}",
+        raise StreamError(f"failed to decode models response: {exc}; body: {preview(text, 200)}",
                           retryable=False) from None
     entries: Any = None
     key = "slug"
@@ -86,13 +86,14 @@ def parse_models(body: bytes, header_etag: str | None) -> ModelList:
     if entries is None:
         raise StreamError(
             "failed to decode models response: expected {\"models\": [...]} or "
-            f"{{\"object\": \"list\", \"data\": [...]}}; body: {text[:200]}", retryable=False)
+            f"{{\"object\": \"list\", \"data\": [...]}}; body: {preview(text, 200)}",
+            retryable=False)
     models = []
     for entry in entries:
         slug = entry.get(key) if isinstance(entry, dict) else None
         if not isinstance(slug, str):
             raise StreamError(f"failed to decode models response: a model has no string "
-                              f"`{key}`: {str(entry)[:120]}", retryable=False)
+                              f"`{key}`: {preview(str(entry), 120)}", retryable=False)
         models.append(ModelInfo(slug, entry))
     etag = header_etag
     if not etag and isinstance(data, dict) and isinstance(data.get("etag"), str):
@@ -212,7 +213,7 @@ class _Endpoints:
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             error = StreamError(f"failed to decode compact response: {detail}; body: "
-                                f"{raw[:200].decode('utf-8', 'replace')}", retryable=False)
+                                f"{preview(raw.decode('utf-8', 'replace'), 200)}", retryable=False)
         # Raised outside the except block: the body preview may echo a secret, scrubbed here,
         # and the parse error is not kept in the context chain.
         raise scrub_error(error, self._dispatcher.secrets())
@@ -238,8 +239,13 @@ class Client(_Endpoints):
         if auth is None:
             auth = NoAuth()
         self.auth: Auth | FlowAuth = check_auth(auth)
-        self.transport: Transport = transport or Urllib3Transport(
-            proxy=self.provider.proxy, ca_bundle=self.provider.ca_bundle)
+        if transport is None:
+            # Imported here, not with the module: urllib3 is most of a first call's imports.
+            from .http.urllib3_transport import Urllib3Transport
+
+            transport = Urllib3Transport(proxy=self.provider.proxy,
+                                         ca_bundle=self.provider.ca_bundle)
+        self.transport: Transport = transport
         self._dispatcher = _dispatcher(self.provider, self.plugin_manager, self.auth,
                                        streaming(self.transport), sleep)
         self._models_lock = threading.Lock()
@@ -307,6 +313,36 @@ class Client(_Endpoints):
         """
         return self.stream(request, conversation_id, session_id, subagent, headers,
                            timeout, deadline, session).collect()
+
+    def prewarm(
+        self,
+        request: ResponsesRequest,
+        session: SessionContext | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = None,
+        deadline: float | None = None,
+    ) -> None:
+        """Warm up ``session``'s connection for ``request`` before its first turn, as the
+        Codex CLI does: on a wire that keeps connections (``responses_websocket``) the request
+        is sent with ``"generate": false`` and its completion awaited (no output, no usage);
+        the session's next turn then reuses the warm connection (and, sending the same request
+        or one that extends it, sends only what is new). Other wires send nothing.
+
+        Raises what :meth:`stream` raises.
+        """
+        self._check_open()
+        dispatcher = self._dispatcher
+        if not getattr(dispatcher.wire, "prewarms", False):
+            return
+        until = Deadline.of(deadline, dispatcher.clock)
+        extra = session.headers() if session is not None else {}
+        extra.update(headers or {})
+
+        warm = dispatcher.body("stream", request)
+        warm["generate"] = False
+        with self._open_stream(warm, extra, timeout, request, until, session) as events:
+            for _ in events:
+                pass
 
     def compact(self, request: ResponsesRequest, timeout: Timeout = None,
                 deadline: float | None = None,
@@ -396,6 +432,7 @@ class Client(_Endpoints):
         """Close pooled connections (and those a wire kept); the Client then refuses new calls
         (ConfigError). Streams already open keep their connection until they end."""
         self._closed = True
+        self._dispatcher.known.clear()
         self._dispatcher.context.close()
         self.transport.close()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,12 +35,19 @@ DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000
 MAX_RETRIES_CAP = 100
 DEFAULT_OLLAMA_PORT = 11434
 DEFAULT_LMSTUDIO_PORT = 1234
+DEFAULT_WEBSOCKET_CONNECT_TIMEOUT_MS = 15_000
+DEFAULT_AUTH_TIMEOUT_MS = 5_000
+DEFAULT_AUTH_REFRESH_INTERVAL_MS = 300_000
+
+#: Keys of a ``[model_providers.<id>.auth]`` table (Codex refuses any other).
+AUTH_KEYS = frozenset({"command", "args", "timeout_ms", "refresh_interval_ms", "cwd"})
 
 #: Keys of a ``[model_providers.<id>]`` table that Codex defines and codexapi reads.
 PROVIDER_KEYS = frozenset({
     "name", "base_url", "env_key", "env_key_instructions", "wire_api", "query_params",
     "http_headers", "env_http_headers", "request_max_retries", "stream_max_retries",
-    "stream_idle_timeout_ms", "requires_openai_auth",
+    "stream_idle_timeout_ms", "requires_openai_auth", "experimental_bearer_token", "auth",
+    "supports_websockets", "websocket_connect_timeout_ms",
     # codexapi extensions (Codex ignores them): per-provider proxy, CA bundle and timeouts.
     "proxy", "ca_bundle", "connect_timeout_ms", "read_timeout_ms",
 })
@@ -70,6 +76,8 @@ def read_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         raise ConfigError(f"Codex config file {file} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read Codex config file {file}: {exc.strerror}") from None
+    import tomllib  # here, not at import: most programs never read a Codex config
+
     try:
         # tomllib's message already says "(at line L, column C)".
         return tomllib.loads(raw.decode("utf-8"))
@@ -165,6 +173,68 @@ class _Table:
         return dict(value)
 
 
+def _command_auth(t: _Table) -> Any:
+    """``[model_providers.<id>.auth]`` as a :class:`codexapi.CommandAuth`, or None."""
+    table = t.data.get("auth")
+    if table is None:
+        return None
+    where = f"{t.where}.auth"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} in {t.file} must be a table (command = \"...\", args = "
+                          f"[...]), got {type(table).__name__}")
+    for key in table:
+        if key not in AUTH_KEYS:
+            raise ConfigError(f"{where}.{key} in {t.file} is not a known key (known: "
+                              f"{', '.join(sorted(AUTH_KEYS))})")
+    conflicts = [key for key in ("env_key", "experimental_bearer_token")
+                 if t.data.get(key) is not None]
+    if t.data.get("requires_openai_auth") is True:
+        conflicts.append("requires_openai_auth")
+    if conflicts:
+        raise ConfigError(f"{where} in {t.file} cannot be combined with "
+                          f"{', '.join(conflicts)} (one provider, one source of credentials)")
+    auth = _Table(table, t.where.partition(".")[2] + ".auth", t.file)
+    command = auth.string("command")
+    if command is None:
+        raise ConfigError(f"{where}.command in {t.file} is required: the program that prints "
+                          "the bearer token")
+    args = table.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ConfigError(f"{where}.args in {t.file} must be a list of strings")
+    timeout = auth.positive_ms("timeout_ms")
+    interval = auth.count("refresh_interval_ms")
+    # Codex resolves a relative cwd (and "." by default) against the config file's folder.
+    cwd = t.file.parent / Path(auth.string("cwd") or ".").expanduser()
+    from .command_auth import CommandAuth
+
+    return CommandAuth(
+        command, args,
+        timeout=DEFAULT_AUTH_TIMEOUT_MS / 1000 if timeout is None else timeout,
+        refresh_interval=(DEFAULT_AUTH_REFRESH_INTERVAL_MS if interval is None
+                          else interval) / 1000,
+        cwd=cwd.resolve())
+
+
+def _bearer_token(t: _Table) -> Any:
+    """``experimental_bearer_token`` as a :class:`codexapi.BearerAuth`, or None. Errors never
+    quote the value."""
+    token = t.data.get("experimental_bearer_token")
+    if token is None:
+        return None
+    where = f"{t.where}.experimental_bearer_token in {t.file}"
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigError(f"{where} must be a non-empty string")
+    if t.data.get("env_key") is not None:
+        raise ConfigError(f"{where} cannot be combined with env_key")
+    from .auth import BearerAuth
+    from .errors import AuthError
+
+    try:
+        return BearerAuth(token)
+    except AuthError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def settings_from_table(provider_id: str, data: Any, file: Path) -> Settings:
     """One ``[model_providers.<id>]`` table as Provider settings."""
     if not isinstance(data, dict):
@@ -205,10 +275,17 @@ def settings_from_table(provider_id: str, data: Any, file: Path) -> Settings:
         from .http.proxy import parse_proxy_url
 
         parse_proxy_url(proxy, f"{t.where}.proxy in {file}")
-    if data.get("requires_openai_auth") is not None and not isinstance(
-            data["requires_openai_auth"], bool):
-        raise t.error("requires_openai_auth", "true or false")
+    for flag in ("requires_openai_auth", "supports_websockets"):
+        if data.get(flag) is not None and not isinstance(data[flag], bool):
+            raise t.error(flag, "true or false")
+    if data.get("supports_websockets") is True and wire == "responses":
+        # Codex speaks Responses over WebSocket to such a provider (HTTP when it must).
+        wire = "responses_websocket"
+    ws_connect = t.positive_ms("websocket_connect_timeout_ms")
+    auth = _command_auth(t) or _bearer_token(t)
     extra: dict[str, Any] = {}
+    if auth is not None:
+        extra["auth"] = auth
     if connect is not None:
         extra["connect_timeout"] = connect
     if read is not None:
@@ -228,6 +305,8 @@ def settings_from_table(provider_id: str, data: Any, file: Path) -> Settings:
         env_key_instructions=t.string("env_key_instructions"),
         proxy=proxy,
         ca_bundle=str(Path(ca_bundle).expanduser()) if ca_bundle is not None else None,
+        websocket_connect_timeout=(DEFAULT_WEBSOCKET_CONNECT_TIMEOUT_MS / 1000
+                                   if ws_connect is None else ws_connect),
         **extra,
     )
 

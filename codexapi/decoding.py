@@ -54,7 +54,8 @@ class StreamDecoder(Protocol):
     Optional: ``skipped``, an ``int`` counting the events skipped as undecodable
     (``StreamResult.skipped_events``); ``position``, ``(response_id, sequence_number)`` of
     the last event decoded, or None: where a resumed stream continues (see
-    ``Wire.resume``). Core reads nothing else of a decoder.
+    ``Wire.resume``); ``turn_state``, the ``x-codex-turn-state`` the server sent in-band
+    (kept in the turn's ``SessionContext``), or None. Core reads nothing else of a decoder.
     """
 
     @property

@@ -26,13 +26,24 @@ from .errors import (
     TransportError,
     UnsupportedEndpointError,
 )
-from .http.compression import ACCEPT_ENCODING
+from .http.compression import accept_encoding
 from .http.headers import check_headers
 from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport, read_at_most
 from .models import Provider
 from .plugins import PluginManager
 from .ratelimits import retry_after_seconds
-from .redact import redact_headers, redact_url, scrub_body, scrub_text, secrets_of
+from .redact import (
+    RequestView,
+    SecretSet,
+    preview,
+    produced,
+    redact_headers,
+    redact_url,
+    scrub_body,
+    scrub_text,
+    secrets_of,
+    snapshot,
+)
 from .wires import EventSource, Wire, WireContext, make_decoder, open_stream
 
 log = logging.getLogger("codexapi")
@@ -64,6 +75,11 @@ class Dispatcher:
         self.opens = callable(getattr(wire, "open", None))
         self.sleep = sleep
         self.clock = clock
+        #: What this dispatcher's requests carried that is secret: scrubbed from every log
+        #: record, error and preview while the client lives (cleared when it closes).
+        self.known = SecretSet()
+        self.known.add(secrets_of(provider.headers, provider.url_for_path(""),
+                                  provider.secret_headers, params=provider.query_params))
 
     # --- hook questions ------------------------------------------------------------------
     def path(self, endpoint: str) -> str:
@@ -102,13 +118,18 @@ class Dispatcher:
         given: what an auth flow added), longest first, to scrub from what an error or a log
         line shows. Computed only when needed."""
         headers = {**self.provider.headers, **(extra_headers or {})}
-        auth_headers = getattr(self.auth, "headers", None)
+        # An auth that renews its credentials says what it sent without renewing them (a
+        # token refresh is no way to find out what to scrub).
+        auth_headers = (getattr(self.auth, "issued_headers", None)
+                        or getattr(self.auth, "headers", None))
         if callable(auth_headers):
             with contextlib.suppress(Exception):
                 headers.update(auth_headers())
-        found = set(secrets_of(headers, self.provider.url_for_path("")))
+        names = self.provider.secret_headers
+        found = set(secrets_of(headers, self.provider.url_for_path(""), names,
+                               params=self.provider.query_params))
         if request is not None:
-            found.update(secrets_of(request.headers, request.url))
+            found.update(secrets_of(request.headers, request.url, names))
         return sorted(found, key=len, reverse=True)
 
     def build(
@@ -118,7 +139,7 @@ class Dispatcher:
     ) -> HttpRequest:
         """The request before auth. Precedence as in codex-api: provider < caller extras <
         Accept < auth (the auth flow adds its headers last)."""
-        headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
+        headers: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": accept_encoding()}
         headers.update(self.provider.headers)
         headers.update(extra)
         problem = check_headers(headers)
@@ -141,10 +162,13 @@ class Dispatcher:
                 state: FlowState) -> tuple[HttpResponse | EventSource, HttpRequest]:
         """One try, through the auth flow: the answer to act on and the request sent."""
         provider = self.provider
+        self.known.add(secrets_of(request.headers, request.url, provider.secret_headers))
         self.pm.call("codexapi_on_request", provider=provider, request=request,
                      attempt=attempt)
+        unsigned = snapshot(request)
         flow = Flow(self.auth, request, state)
         request = flow.first()
+        self._remember(unsigned, request)
         while True:
             started = self.clock()
             response = open_stream(self.wire, self.transport, endpoint, request, stream,
@@ -169,8 +193,16 @@ class Dispatcher:
                      redact_url(request.url), response.status, how)
             response.close()
             request = again
+            self._remember(unsigned, request)
             self.pm.call("codexapi_on_request", provider=provider, request=request,
                          attempt=attempt)
+
+    def _remember(self, unsigned: RequestView, signed: HttpRequest) -> None:
+        """Make the secrets of a request about to be sent known to every scrub (logs of any
+        library included) before anything about it can be logged: its secret-named headers
+        and query values, and whatever the auth added to it."""
+        self.known.add([*secrets_of(signed.headers, signed.url, self.provider.secret_headers),
+                        *produced(unsigned, signed)])
 
     def status_error(self, response: HttpResponse | EventSource, request: HttpRequest
                      ) -> CodexApiError:
@@ -178,7 +210,7 @@ class Dispatcher:
         status = response.status
         # A server may echo the credential it rejected (a 401 quoting the key, in the body or
         # in www-authenticate / location): scrub the secret values sent from all of it.
-        secrets = secrets_of(request.headers, request.url)
+        secrets = secrets_of(request.headers, request.url, self.provider.secret_headers)
         # Kept on the error for callers (Retry-After, rate limits); cookies are not theirs.
         headers = {k.lower(): scrub_text(v, secrets)
                    for k, v in redact_headers(response.headers).items()}
@@ -247,7 +279,7 @@ def error_message(status: int, text: str, content_type: str) -> tuple[str, str |
         for key in ("message", "detail"):
             if isinstance(data.get(key), str):
                 return str(data[key]), None
-    snippet = " ".join(_strip_tags(text).split())[:200]
+    snippet = preview(" ".join(_strip_tags(text).split()), 200)
     kind = content_type.split(";")[0].strip() or "no content type"
     if not snippet:
         return f"{reason} (empty body)", None

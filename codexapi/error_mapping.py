@@ -1,6 +1,11 @@
 """What a server's failure means: the typed error for an HTTP error answer or a
 ``response.failed`` event, as codex-api maps them (``api_bridge.rs``, ``sse/responses.rs``).
 
+Every field of an error object may hold any JSON type (a ``param`` object, a numeric
+``code``, a list as ``message``): the classifier reads the fields it understands only when they
+have the type it understands, and keeps the whole object as given on the error
+(``server_error``).
+
 One home for the mapping, so every wire (Responses over SSE or WebSocket, Chat) and the
 dispatcher raise the same error for the same failure, and the retry policy can trust each
 error's ``retryable``: usage limits, quotas, policy refusals, context-window and configuration
@@ -12,9 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from .convert import loads
+from .convert import dumps, loads
 from .errors import (
     ApiError,
     ApiRateLimitError,
@@ -31,13 +36,18 @@ from .errors import (
     UsageNotIncluded,
     http_form,
 )
-from .ratelimits import parse_rate_limits, parse_retry_after
+from .ratelimits import parse_rate_limits, parse_retry_after, retry_after_seconds
+from .redact import scrub_error
 
 #: ``error.code`` values meaning the account's money or quota ran out.
 QUOTA_CODES = frozenset({
     "insufficient_quota", "credit_balance_exhausted", "organization_spend_limit_exceeded",
     "project_spend_limit_exceeded", "organization_usage_limit_exceeded",
+    "billing_hard_limit_reached",
 })
+#: ``error.code`` values meaning the account itself cannot be used: a 429 with one of them is
+#: final, whatever its wait hint says.
+ACCOUNT_CODES = frozenset({"account_deactivated"})
 #: ``error.code`` values meaning the requested model / tier / effort is not available.
 UNAVAILABLE_CODES = frozenset({
     "model_not_found", "model_not_supported", "unsupported_model",
@@ -51,6 +61,9 @@ BIO_POLICY_MESSAGE = "This content was flagged for possible biological risk."
 MISALIGNMENT_MESSAGE = "This request was blocked due to a misalignment policy violation."
 
 
+_E = TypeVar("_E", bound=CodexApiError)
+
+
 def request_id(headers: Mapping[str, str]) -> str | None:
     """The id to quote to support: ``x-request-id``, then ``x-oai-request-id``, then
     ``cf-ray``. ``headers`` must have lower-case names."""
@@ -59,7 +72,28 @@ def request_id(headers: Mapping[str, str]) -> str | None:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """A message as text: a string as is, nothing as "", any other JSON value as its JSON (a
+    server that sends a list of messages still has them shown)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    try:
+        return dumps(value).decode("utf-8", "replace")
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _str(value: Any) -> str | None:
+    """A field the mapping compares with names (``code``, ``type``, ``param``): only a string
+    can name anything; any other JSON value names nothing (and is kept as given)."""
+    return value if isinstance(value, str) else None
+
+
+def _kept(exc: _E, error: Mapping[str, Any] | None) -> _E:
+    """``exc`` keeping the error object as the server sent it, scrubbed of known secrets."""
+    exc.server_error = dict(error) if error is not None else None
+    return scrub_error(exc)
 
 
 def _nonblank(message: Any, fallback: str) -> str:
@@ -72,8 +106,9 @@ def _resets_at(error: Mapping[str, Any], now: float | None = None) -> datetime |
         value = error.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        seconds = float(value) + ((time.time() if now is None else now) if relative else 0.0)
         try:
+            seconds = float(value) + ((time.time() if now is None else now) if relative
+                                      else 0.0)
             return datetime.fromtimestamp(int(seconds), tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
@@ -81,19 +116,24 @@ def _resets_at(error: Mapping[str, Any], now: float | None = None) -> datetime |
 
 
 def _is_usage_limit(error: Mapping[str, Any]) -> bool:
-    return "usage_limit_reached" in (error.get("type"), error.get("code"))
+    return "usage_limit_reached" in (_str(error.get("type")), _str(error.get("code")))
 
 
-def _unavailable(code: Any, param: Any) -> bool:
-    return code in UNAVAILABLE_CODES or param in UNAVAILABLE_PARAMS
+def _unavailable(code: str | None, param: Any) -> bool:
+    return code in UNAVAILABLE_CODES or _str(param) in UNAVAILABLE_PARAMS
 
 
 def stream_failure(response: Any) -> CodexApiError:
     """The typed error for a ``response.failed`` event's ``response`` object."""
     error = response.get("error") if isinstance(response, dict) else None
     if not isinstance(error, dict):
-        return StreamError("response.failed event received")
-    code = error.get("code")
+        return _kept(StreamError("response.failed event received"), None)
+    return _kept(_stream_failure(error), error)
+
+
+def _stream_failure(error: dict[str, Any]) -> CodexApiError:
+    raw_code = error.get("code")
+    code = _str(raw_code)
     message = _text(error.get("message"))
     if code in ("context_length_exceeded", "context_window_exceeded"):
         return ContextWindowExceeded(code=code, server_message=message)
@@ -113,9 +153,11 @@ def stream_failure(response: Any) -> CodexApiError:
         return InvalidRequest(_nonblank(message, MISALIGNMENT_MESSAGE), code=code,
                               misalignment=error.get("misalignment"))
     if code == "server_is_overloaded":
-        return ServerOverloaded(message)
+        return ServerOverloaded(message, retry_after=parse_retry_after(message))
     if code == "slow_down":
-        return ServerOverloaded(message, retryable=True, delay=parse_retry_after(message))
+        return ServerOverloaded(message, retryable=True, retry_after=parse_retry_after(message))
+    if code in ACCOUNT_CODES:
+        return StreamError(message or f"response.failed with code {code!r}", retryable=False)
     if code == "rate_limit_exceeded":
         return RateLimitError(message, retry_after=parse_retry_after(message))
     if code == "invalid_prompt":
@@ -124,7 +166,8 @@ def stream_failure(response: Any) -> CodexApiError:
             error.get("message"), str) else "Invalid request.", code=code)
     if _unavailable(code, error.get("param")):
         return ModelUnavailable(_nonblank(message, ModelUnavailable.default_message), code=code)
-    return StreamError(message or f"response.failed with code {code!r}", retryable=True)
+    return StreamError(message or f"response.failed with code {_text(raw_code) or 'None'}",
+                       retryable=True)
 
 
 def incomplete_failure(response: Any) -> StreamError:
@@ -145,8 +188,6 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
     already built from it (``body`` its text), ``headers`` the response headers with
     lower-case names (default ``base.headers``). Answers without a special meaning return
     ``base`` itself."""
-    status = base.status
-    headers = base.headers if headers is None else headers
     data = None
     if base.body and base.body.lstrip()[:1] == "{":
         try:
@@ -154,19 +195,44 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
         except ValueError:
             data = None
     error = data.get("error") if isinstance(data, dict) else None
+    headers = base.headers if headers is None else headers
     if not isinstance(error, dict):
-        error = {}
-    code = error.get("code")
+        return _kept(_http_error(base, {}, headers), None)
+    return _kept(_http_error(base, error, headers), error)
+
+
+def error_object(status: int, error: Any, headers: Mapping[str, str], body: str,
+                 url: str | None = None, where: str = "") -> CodexApiError:
+    """The typed error for an HTTP status whose JSON error object arrived already parsed (a
+    WebSocket ``{"type": "error", "status_code": N, "error": {...}}`` frame): what
+    :func:`http_error` gives for the same answer. ``headers`` have lower-case names; ``body``
+    is the text kept on the error; ``where`` says where the status came from, for the
+    message when the error object has none."""
+    given = error if isinstance(error, dict) else None
+    error = given or {}
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        message = f"HTTP {status}" + (f" {where}" if where else "")
+    code = _str(error.get("code")) or _str(error.get("type"))
+    base = ApiError(status, message, body, request_id=request_id(headers), url=url,
+                    code=code, retry_after=retry_after_seconds(headers), headers=dict(headers))
+    return _kept(_http_error(base, error, headers), given)
+
+
+def _http_error(base: ApiError, error: dict[str, Any], headers: Mapping[str, str]
+                ) -> CodexApiError:
+    status = base.status
+    code = _str(error.get("code"))
     message = _text(error.get("message"))
-    info: dict[str, Any] = {"status": status, "code": code if isinstance(code, str) else None,
+    info: dict[str, Any] = {"status": status, "code": code,
                             "request_id": base.request_id, "body": base.body}
-    if status == 503 and code == "server_is_overloaded":
-        return ServerOverloaded(message, status=status, request_id=base.request_id)
-    if status == 503 and code == "slow_down":
-        return ServerOverloaded(message, retryable=True, delay=base.retry_after,
+    if status == 503 and code in ("server_is_overloaded", "slow_down"):
+        # Both mean "at capacity" to the crate; slow_down alone asks for a later try.
+        hint = base.retry_after if base.retry_after is not None else parse_retry_after(message)
+        return ServerOverloaded(message, retryable=code == "slow_down", retry_after=hint,
                                 status=status, request_id=base.request_id)
     if status == 429:
-        kind = error.get("type")
+        kind = _str(error.get("type"))
         if _is_usage_limit(error):
             return UsageLimitReached(
                 status, message or base.message, base.body, plan_type=_plan(error),
@@ -177,6 +243,12 @@ def http_error(base: ApiError, headers: Mapping[str, str] | None = None) -> Code
             return http_form(UsageNotIncluded)(server_message=message, **info)
         if kind == "insufficient_quota" or code in QUOTA_CODES:
             return http_form(QuotaExceeded)(server_message=message, **info)
+        if code in ACCOUNT_CODES or kind in ACCOUNT_CODES:
+            final = ApiError(status, base.message, base.body, request_id=base.request_id,
+                             url=base.url, code=code if code in ACCOUNT_CODES else kind,
+                             retry_after=base.retry_after, headers=base.headers)
+            final.retryable = False
+            return final
         return ApiRateLimitError(status, base.message, base.body, request_id=base.request_id,
                                  url=base.url, code=base.code, retry_after=base.retry_after,
                                  headers=base.headers)
@@ -207,6 +279,7 @@ def _active_limits(headers: Mapping[str, str]) -> Any:
 
 
 __all__ = [
+    "error_object",
     "http_error",
     "incomplete_failure",
     "parse_retry_after",

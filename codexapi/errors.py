@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .redact import scrub
+
 
 def _finite_delay(seconds: float | None) -> float | None:
     """A server's retry hint as kept on an error: a positive finite number of seconds, or None
@@ -26,13 +28,20 @@ class CodexApiError(Exception):
 
     #: Whether retrying the same request later may succeed.
     retryable: bool = False
+    #: The error object the server sent (``error`` of an HTTP error body, a ``response.failed``
+    #: event, a Chat error chunk), every field as given whatever its JSON type, scrubbed of
+    #: secrets; None when there was none.
+    server_error: dict[str, Any] | None = None
 
     def __init__(self, message: str = "") -> None:
+        # Messages often quote what a server sent (an error body, a status line, an event's
+        # data): any secret it echoed goes no further than here.
+        message = scrub(message) if isinstance(message, str) else message
         super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:
-        return self.message
+        return scrub(self.message)
 
 
 class ConfigError(CodexApiError):
@@ -137,6 +146,11 @@ class DeadlineExceeded(TransportError):
         self.deadline = deadline
 
 
+#: 4xx statuses that mean "try again" rather than "this request is wrong": 408 Request
+#: Timeout and 425 Too Early (RFC 8470). The retry policy treats them as transport failures.
+RETRYABLE_4XX = frozenset({408, 425})
+
+
 class ApiError(CodexApiError):
     """The server answered with a non-2xx status."""
 
@@ -162,7 +176,9 @@ class ApiError(CodexApiError):
         self.retry_after = _finite_delay(retry_after)
         self.attempts = attempts
         self.headers = headers or {}
-        self.retryable = status == 429 or 500 <= status <= 599
+        # 408 and 425 say the server gave up on this connection or would not act on it yet:
+        # retried like a transport error, as codex-client does.
+        self.retryable = status in RETRYABLE_4XX or status == 429 or 500 <= status <= 599
 
     def __str__(self) -> str:
         text = f"api error {self.status}: {self.message}"
@@ -284,14 +300,20 @@ class UsageLimitReached(ApiError):
 
 class ServerOverloaded(StreamError):
     """The server is at capacity (``server_is_overloaded``, never retried) or asks the client
-    to slow down (``slow_down``, retried after ``delay``)."""
+    to slow down (``slow_down``, retried after ``delay``), as an HTTP 503 or a
+    ``response.failed``. ``retry_after`` is the server's hint in seconds (a ``Retry-After``
+    header or "try again in 2s" in its message), None when it gave none; ``status`` is 503 for
+    the HTTP form, None for the stream form."""
 
     def __init__(self, message: str = "", *, retryable: bool = False,
                  delay: float | None = None, status: int | None = None,
-                 request_id: str | None = None) -> None:
-        super().__init__(message, retryable=retryable, delay=delay)
+                 request_id: str | None = None, retry_after: float | None = None) -> None:
+        retry_after = _finite_delay(retry_after if retry_after is not None else delay)
+        super().__init__(message, retryable=retryable,
+                         delay=retry_after if delay is None else delay)
         self.status = status
         self.request_id = request_id
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return f"server overloaded: {self.message}" if self.message else "server overloaded"
@@ -420,6 +442,7 @@ def http_form(cls: type[_FatalModelError]) -> Callable[..., _FatalModelError]:
 
 
 __all__ = [
+    "RETRYABLE_4XX",
     "ApiError",
     "ApiRateLimitError",
     "AuthError",

@@ -10,7 +10,7 @@ heard of loses nothing.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import repeat
 from typing import Any, ClassVar
 
@@ -161,12 +161,18 @@ class ServerReasoningIncluded(Event):
     type: ClassVar[str] = "server_reasoning_included"
 
 
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    # Not ``converter=tuple``: attrs reads a converter's signature, and a builtin's is parsed
+    # from its text (the tokenizer's regexes compiled, ast), milliseconds of every start.
+    return tuple(value)
+
+
 @attrs.frozen
 class ModelVerifications(Event):
     """Account verifications the server recommends (``response.metadata``), e.g.
     ``"trusted_access_for_cyber"``."""
 
-    verifications: tuple[str, ...] = attrs.field(converter=tuple)
+    verifications: tuple[str, ...] = attrs.field(converter=_strings)
     type: ClassVar[str] = "model_verifications"
 
 
@@ -183,8 +189,8 @@ class SafetyBuffering(Event):
     """The server is holding output back for a safety review; ``faster_model`` is the model
     it suggests retrying with, if any."""
 
-    use_cases: tuple[str, ...] = attrs.field(converter=tuple)
-    reasons: tuple[str, ...] = attrs.field(converter=tuple)
+    use_cases: tuple[str, ...] = attrs.field(converter=_strings)
+    reasons: tuple[str, ...] = attrs.field(converter=_strings)
     faster_model: str | None = None
     show_buffering_ui: bool = True
     type: ClassVar[str] = "safety_buffering"

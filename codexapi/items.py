@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -103,6 +103,11 @@ def _text_of(content: Any) -> str:
         for part in content
         if isinstance(part, dict) and isinstance(part.get("text"), str)
     )
+
+
+def _list(value: Iterable[Any]) -> list[Any]:
+    # Not ``converter=list``: attrs would parse the builtin's text signature at import.
+    return list(value)
 
 
 def _content(value: str | Sequence[Any]) -> str | list[Any]:
@@ -201,7 +206,7 @@ class FunctionCallOutput(Item):
 class Reasoning(Item):
     """A reasoning item: summary parts, optional raw content, the encrypted blob to replay."""
 
-    summary: list[Any] = attrs.field(factory=list, converter=list)
+    summary: list[Any] = attrs.field(factory=list, converter=_list)
     content: list[Any] | None = None
     encrypted_content: str | None = None
     id: str = ""

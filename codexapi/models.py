@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from .auth import Auth, FlowAuth
 from .config import load_provider_settings, provider_settings
 from .errors import ConfigError
 from .http.urls import check_base_url, join
@@ -58,6 +59,18 @@ def _valid_headers(instance: Any, attribute: Any, value: Mapping[str, str]) -> N
         raise PolicyError(f"Provider.headers: {problem}")
 
 
+def _header_names(value: Any) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"Provider.secret_headers must be a collection of header names, got "
+                          f"{type(value).__name__}")
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"Provider.secret_headers holds {name!r}, which is not a header "
+                              "name")
+    return frozenset(n.strip().lower() for n in names)
+
+
 def _str_map(value: Mapping[str, str]) -> dict[str, str]:
     # A typed copy: mypy cannot see through attrs' ``converter=dict``.
     return dict(value)
@@ -88,6 +101,11 @@ class Provider:
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map,
                                              validator=_valid_headers)
     query_params: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    #: More header (and query parameter) names whose values are secret, besides those
+    #: :mod:`codexapi.redact` recognizes by name (``auth``, ``key``, ``token``...): e.g.
+    #: ``{"X-Tenant"}``. Compared in any case; their values are scrubbed from logs, errors,
+    #: reprs, spans and cassettes like any credential.
+    secret_headers: frozenset[str] = attrs.field(factory=frozenset, converter=_header_names)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     #: Seconds without a byte on an open stream before :class:`IdleTimeout`.
     stream_idle_timeout: float = 300.0
@@ -123,6 +141,27 @@ class Provider:
     #: ``"zstd"`` sends request bodies zstd-compressed with ``Content-Encoding: zstd`` (the
     #: crate's ``RequestCompression::Zstd``; needs ``codexapi[zstd]``). None sends them as is.
     request_compression: str | None = attrs.field(default=None)
+    #: On the WebSocket wire, send a turn that extends the previous turn of its session (same
+    #: settings; input = the previous input + that response's output + new items) as
+    #: ``previous_response_id`` and only the new items, as the Codex CLI does. False always
+    #: sends the whole request.
+    websocket_incremental_input: bool = True
+    #: Seconds to open a WebSocket connection (connect, TLS and the upgrade's answer) before
+    #: the attempt counts as failed: Codex's ``websocket_connect_timeout_ms`` (default 15 s).
+    #: The WebSocket wire (``"responses_websocket"``) reads it; HTTP wires ignore it.
+    websocket_connect_timeout: float = attrs.field(default=15.0)
+    #: The credentials this provider's configuration names (Codex's
+    #: ``[model_providers.<id>.auth]`` command as a :class:`~codexapi.CommandAuth`, its
+    #: ``experimental_bearer_token`` as a :class:`~codexapi.BearerAuth`), or None. The
+    #: built-in auth chain uses them; ``Client(auth=...)`` and a plugin's answer still win.
+    auth: Auth | FlowAuth | None = attrs.field(default=None, eq=False)
+
+    @websocket_connect_timeout.validator
+    def _check_ws_timeout(self, _: Any, value: float) -> None:
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not 0 < value < float("inf")):
+            raise PolicyError(f"Provider.websocket_connect_timeout is seconds and must be "
+                              f"positive, got {value!r}")
 
     @request_compression.validator
     def _check_compression(self, _: Any, value: str | None) -> None:
@@ -154,14 +193,18 @@ class Provider:
         return (
             f"Provider(name={self.name!r}, base_url={redact_url(self.base_url)!r}, "
             f"wire={str(self.wire)!r}, "
-            f"headers={redact_headers(self.headers)!r}, query_params="
-            f"{redact_query_params(self.query_params)!r}, retry={self.retry!r}, "
+            f"headers={redact_headers(self.headers, self.secret_headers)!r}, query_params="
+            f"{redact_query_params(self.query_params, self.secret_headers)!r}, "
+            f"retry={self.retry!r}, "
             f"stream_idle_timeout={self.stream_idle_timeout!r}"
+            + (f", secret_headers={sorted(self.secret_headers)!r}"
+               if self.secret_headers else "")
             + (f", env_key={self.env_key!r}" if self.env_key else "")
             + (f", proxy={redact_url(self.proxy)!r}" if self.proxy is not None else "")
             + (f", ca_bundle={self.ca_bundle!r}" if self.ca_bundle else "")
             + (f", request_compression={self.request_compression!r}"
-               if self.request_compression else "") + ")"
+               if self.request_compression else "")
+            + (f", auth={self.auth!r}" if self.auth is not None else "") + ")"
         )
 
 
@@ -221,6 +264,11 @@ def _tools(value: Sequence[Mapping[str, Any]] | None) -> list[Mapping[str, Any]]
     return None if value is None else list(value)
 
 
+def _list(value: Iterable[str]) -> list[str]:
+    # Not ``converter=list``: attrs would parse the builtin's text signature at import.
+    return list(value)
+
+
 def _opt_map(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if value is None else dict(value)
 
@@ -246,7 +294,7 @@ class ResponsesRequest:
     reasoning: ReasoningConfig | Mapping[str, Any] | None = None
     #: ``None`` lets the provider decide (true for Azure Responses, false elsewhere).
     store: bool | None = None
-    include: list[str] = attrs.field(factory=list, converter=list)
+    include: list[str] = attrs.field(factory=list, converter=_list)
     prompt_cache_key: str | None = None
     text: TextControls | Mapping[str, Any] | None = None
     #: Continue from a stored response (Responses wire only; refused on Chat).

@@ -25,7 +25,6 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from importlib import metadata
 from typing import Any
 
 import attrs
@@ -245,6 +244,9 @@ def _entrypoints() -> tuple[list[_Loaded], list[LoadFailure]]:
         loaded: list[_Loaded] = []
         failed: list[LoadFailure] = []
         found: set[str] = set()
+        # Imported here: a Client with load_entrypoints=False never reads package metadata.
+        from importlib import metadata
+
         for ep in metadata.entry_points(group=ENTRYPOINT_GROUP):
             dist = ep.dist.name if ep.dist is not None else None
             if wanted is not None and ep.name not in wanted and dist not in wanted:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import math
 import re
 import time
@@ -248,6 +247,8 @@ def _seconds(value: str) -> float | None:
 
 
 def _http_date_delay(value: str, now: float) -> float | None:
+    import email.utils  # here, not at import: HTTP-date Retry-After values are rare
+
     try:
         when = email.utils.parsedate_to_datetime(value.strip())
         if when.tzinfo is None:

@@ -16,8 +16,9 @@ is sent again, and a background turn that dropped later is resumed, up to
 policy). ``RetryPolicy(max_attempts=1)`` leaves re-sends and resumes on;
 ``stream_max_retries=0`` leaves request retries on.
 
-Retried, as the policy allows: connect errors and resets before any response byte
-(``retry_transport``), 429 (``retry_429``) and 500-599 (``retry_5xx``); never another 4xx, and
+Retried, as the policy allows: connect errors and resets before any response byte, and the
+statuses that say the same (408 Request Timeout, 425 Too Early) (``retry_transport``), 429
+(``retry_429``) and 500-599 (``retry_5xx``); never another 4xx, and
 never an error that says it cannot succeed again (``error.retryable`` False: a proxy's 407, a
 usage limit, a policy refusal). The delay is the server's hint when it gave one
 (``retry-after-ms``, then ``Retry-After`` in seconds or as an HTTP date, RFC 9110 §10.2.3, then a
@@ -37,6 +38,7 @@ from typing import Any, Literal
 import attrs
 
 from .errors import (
+    RETRYABLE_4XX,
     ApiError,
     ConfigError,
     DeadlineExceeded,
@@ -56,6 +58,8 @@ class PolicyError(ConfigError, ValueError):
 #: retries after the first try, 200 ms base, 429s left to the caller, 5xx and transport retried.
 CODEX_REQUEST_MAX_RETRIES = 4
 CODEX_BASE_DELAY = 0.2
+#: The longest single wait, server hints included (the crate's ``MAX_RETRY_DELAY``).
+MAX_RETRY_DELAY = 60.0
 
 #: Source of jitter in [0, 1); :meth:`RetryPolicy.backoff` takes ``rand`` for tests.
 _random: Callable[[], float] = random.random
@@ -76,7 +80,7 @@ class RetryPolicy:
     retry_5xx: bool = True
     retry_transport: bool = True
     #: Upper bound for any single delay, server hints (``Retry-After``) included.
-    max_delay: float = attrs.field(default=30.0)
+    max_delay: float = attrs.field(default=MAX_RETRY_DELAY)
 
     @max_attempts.validator
     def _check_attempts(self, _: Any, value: int) -> None:
@@ -114,6 +118,8 @@ class RetryPolicy:
         """Whether a response with ``status`` may be retried under this policy."""
         if status == 429:
             return self.retry_429
+        if status in RETRYABLE_4XX:
+            return self.retry_transport
         return self.retry_5xx and 500 <= status <= 599
 
     def is_retryable(self, error: BaseException) -> bool:

@@ -68,8 +68,10 @@ class SessionContext:
     session), ``window_id`` -> ``x-codex-window-id`` (``"<thread id>:<window number>"``),
     ``turn_metadata`` -> ``x-codex-turn-metadata`` (a JSON string, or a mapping sent as
     compact JSON), ``beta_features`` -> ``x-codex-beta-features`` (a string or a list, sent
-    comma-separated), ``originator`` and ``version``. :meth:`for_thread` fills the three ids
-    the way the CLI does.
+    comma-separated), ``originator`` and ``version``; for a sub-agent's session, ``subagent``
+    -> ``x-openai-subagent`` (what kind: ``review``, ``compact``, ``collab_spawn``...) and
+    ``parent_thread_id`` -> ``x-codex-parent-thread-id`` (the thread that spawned it).
+    :meth:`for_thread` fills the three ids the way the CLI does.
     """
 
     session_id: str | None = None
@@ -80,6 +82,8 @@ class SessionContext:
     beta_features: str | None = attrs.field(default=None, converter=_features)
     originator: str | None = None
     version: str | None = None
+    subagent: str | None = None
+    parent_thread_id: str | None = None
     turn_state: TurnState = attrs.field(factory=TurnState, eq=False)
 
     @classmethod
@@ -103,6 +107,8 @@ class SessionContext:
             ("version", self.version),
             ("x-codex-beta-features", self.beta_features),
             ("x-codex-window-id", self.window_id),
+            ("x-openai-subagent", self.subagent),
+            ("x-codex-parent-thread-id", self.parent_thread_id),
             ("x-codex-turn-metadata", self.turn_metadata),
             ("x-client-request-id", self.client_request_id),
             ("session-id", self.session_id),

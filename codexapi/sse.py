@@ -332,6 +332,12 @@ class SseStreamDecoder:
         return position
 
     @property
+    def turn_state(self) -> str | None:
+        """The message decoder's ``turn_state`` (see :class:`~codexapi.decoding.StreamDecoder`)."""
+        state = getattr(self._inner, "turn_state", None)
+        return state if isinstance(state, str) else None
+
+    @property
     def inner(self) -> MessageDecoder:
         """The message decoder this frames for."""
         return self._inner

@@ -205,7 +205,7 @@ class _Turn:
     it is unreachable, without waiting for the cyclic garbage collector."""
 
     __slots__ = ("closed", "current", "delivered", "observed", "on_end", "prelude", "recover",
-                 "resends", "secrets", "source")
+                 "resends", "secrets", "settle", "source")
 
     def __init__(self, source: EventSource, prelude: list[Event], on_end: OnEnd | None,
                  observed: _Seen | None) -> None:
@@ -217,6 +217,8 @@ class _Turn:
         self.observed = observed
         self.secrets: Callable[[], list[str]] | None = None
         self.recover: Recover | None = None
+        #: Told of each source once it is done with (what the call keeps of it).
+        self.settle: Callable[[EventSource], None] | None = None
         self.closed = False
         #: Whether any event (beyond the head's) has reached the caller.
         self.delivered = False
@@ -232,6 +234,8 @@ class _Turn:
     def release(self) -> None:
         if not self.closed:
             self.closed = True
+            if self.settle is not None:
+                self.settle(self.source)
             self.source.close()
 
     def end(self, reason: str, error: BaseException | None) -> None:
@@ -250,6 +254,8 @@ class _Turn:
         if source is None:
             return False
         old = self.source
+        if self.settle is not None:
+            self.settle(old)
         self.source = source
         self.resends += 1
         with contextlib.suppress(Exception):
@@ -306,7 +312,9 @@ class ResponseStream:
     ``on_end`` (optional) is told once how the turn ended (``codexapi_on_stream_end``):
     success, an error, or closed early; its result carries the text streamed so far only with
     ``keep_text`` (else the message items' text). ``started`` is when the call began
-    (``time.monotonic``), for ``StreamResult.time_to_first_event``.
+    (``time.monotonic``), for ``StreamResult.time_to_first_event``. ``settle`` (optional) is
+    given each source once the stream is done with it (what the call keeps of it: in-band
+    turn state).
     """
 
     def __init__(
@@ -321,6 +329,7 @@ class ResponseStream:
         secrets: Callable[[], list[str]] | None = None,
         recover: Recover | None = None,
         keep_text: bool = True,
+        settle: Callable[[EventSource], None] | None = None,
     ) -> None:
         if decoder is not None:
             # An HTTP response and the decoder that reads it (as earlier versions took).
@@ -332,6 +341,7 @@ class ResponseStream:
         turn = self._turn = _Turn(source, prelude or [], on_end, observed)
         turn.secrets = secrets
         turn.recover = recover
+        turn.settle = settle
         self._reads = _reads(turn)
         # Each read's events go to the caller from C: no Python frame resumed per event (a
         # generator yielding every event costs about 1% of a text stream).

@@ -61,6 +61,8 @@ class Wire(Protocol):
       stream that dropped after its decoder's ``position`` (``(response_id,
       sequence_number)``), sent with the turn's ``body``; None when that turn cannot be
       resumed. The Responses wire resumes background responses.
+    - ``prewarms = True``: a wire that keeps connections between turns, for which
+      ``Client.prewarm`` sends the request with ``"generate": false`` (others: nothing).
     - ``open(endpoint, request, context) -> EventSource``: a wire that is not plain HTTP
       request/response (WebSocket) opens its connection itself instead of ``Transport.send``
       and delivers events (see :class:`EventSource` and :class:`WireContext`).
@@ -93,6 +95,11 @@ class EventSource(Protocol):
     server reports in-band is the typed error :mod:`codexapi.error_mapping` gives for it
     (an error with an HTTP status before any event is retried as that status would be).
     ``close()`` is idempotent; after a completed turn it may keep the connection for the next.
+
+    Optional, read by core when present: ``position`` and ``skipped`` (as a decoder's, see
+    :class:`~codexapi.decoding.StreamDecoder`), ``other_events``, and ``turn_state``: an
+    ``x-codex-turn-state`` the server sent in-band, kept in the turn's ``SessionContext`` when
+    the source is done.
     """
 
     status: int
@@ -289,6 +296,11 @@ class HttpEventSource:
     def position(self) -> tuple[str, int] | None:
         position: tuple[str, int] | None = getattr(self.decoder, "position", None)
         return position
+
+    @property
+    def turn_state(self) -> str | None:
+        state = getattr(self.decoder, "turn_state", None)
+        return state if isinstance(state, str) else None
 
     def error_body(self, limit: int) -> bytes:
         return read_at_most(self.response, limit)

@@ -13,27 +13,29 @@ from typing import Any
 
 import attrs
 
-from codexapi import hookimpl
-from codexapi.auth import (
+from codexapi import (
+    AuthError,
     AzureKeyAuth,
     BearerAuth,
     CodexAuthFile,
+    CommandAuth,
     NoAuth,
-    Token,
-    checked_secret,
-    codex_home,
+    Provider,
+    WireApi,
+    hookimpl,
 )
-from codexapi.errors import AuthError
-from codexapi.models import Provider, WireApi
+from codexapi.plugin_api import Token, checked_secret, codex_home
 
-__all__ = ["AzureKeyAuth", "BearerAuth", "CodexAuthFile", "NoAuth", "Token", "codex_home",
-           "codexapi_auth"]
+__all__ = ["AzureKeyAuth", "BearerAuth", "CodexAuthFile", "CommandAuth", "NoAuth", "Token",
+           "codex_home", "codexapi_auth"]
 
 
 @hookimpl
 def codexapi_auth(provider: Provider) -> Any:
-    """The fallback chain: the provider's own ``env_key`` variable when it names one; else env
-    key (Azure's for an Azure provider), Codex auth.json, NoAuth."""
+    """The fallback chain: the provider's own ``env_key`` variable when it names one; else the
+    credentials its configuration names (``Provider.auth``: a token command,
+    ``experimental_bearer_token``); else env key (Azure's for an Azure provider), Codex
+    auth.json, NoAuth."""
     env_key = getattr(provider, "env_key", None)
     if env_key:
         # As Codex does for a provider with env_key: that variable or nothing (no fallback to
@@ -45,6 +47,9 @@ def codexapi_auth(provider: Provider) -> Any:
                             f"variable {env_key}, which is not set"
                             + (f"; {hint}" if hint else f"; export {env_key}=<your key>"))
         return BearerAuth(checked_secret(value, f"the value of {env_key}"))
+    configured = getattr(provider, "auth", None)
+    if configured is not None:
+        return configured
     # Azure is recognised by name or host whatever the wire (is_azure_responses_endpoint
     # alone answers False for the Chat wire, where Azure still wants its api-key header).
     if attrs.evolve(provider, wire=WireApi.RESPONSES).is_azure_responses_endpoint():

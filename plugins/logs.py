@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from codexapi import hookimpl
-from codexapi.http.transport import HttpRequest, HttpResponse
-from codexapi.models import Provider
-from codexapi.redact import redact_headers, redact_url
+from codexapi import HttpRequest, HttpResponse, Provider, hookimpl
+from codexapi.plugin_api import redact_headers, redact_url
 
 log = logging.getLogger("codexapi")
 
@@ -21,7 +19,7 @@ def codexapi_on_request(provider: Provider, request: HttpRequest, attempt: int) 
     if log.isEnabledFor(logging.DEBUG):
         log.debug("-> %s %s attempt=%d provider=%s headers=%s", request.method,
                   redact_url(request.url), attempt, provider.name,
-                  redact_headers(request.headers))
+                  redact_headers(request.headers, provider.secret_headers))
 
 
 @hookimpl

@@ -37,12 +37,8 @@ from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from codexapi import hookimpl
-from codexapi._version import __version__
-from codexapi.convert import dumps
-from codexapi.http.transport import HttpRequest
-from codexapi.models import Provider
-from codexapi.schema import format_of
+from codexapi import HttpRequest, Provider, __version__, hookimpl
+from codexapi.plugin_api import dumps, format_of, preview, scrub, scrub_error
 
 log = logging.getLogger("codexapi.otel")
 
@@ -429,12 +425,14 @@ class OpenTelemetry:
                 found["gen_ai.output.messages"] = dumps(
                     _output_messages(result, reason)).decode()
         if found:
-            span.set_attributes(found)
+            # What the server sent (model, response id, output) may echo a credential.
+            span.set_attributes({k: scrub(v) if isinstance(v, str) else v
+                                 for k, v in found.items()})
         span.end()
         # Metric attributes: the low-cardinality subset the conventions list.
         metric = {k: v for k, v in call.attrs.items() if k in _METRIC_KEYS}
         if response_model:
-            metric["gen_ai.response.model"] = response_model
+            metric["gen_ai.response.model"] = scrub(response_model)
         if err_type is not None:
             metric["error.type"] = err_type
         inst.duration.record(seconds, metric)
@@ -516,9 +514,12 @@ def _record_error(span: Any, error: BaseException) -> str:
     status = getattr(error, "status", None)
     if isinstance(status, int):
         span.set_attribute("http.response.status_code", status)
+    # A span leaves the process: the error and its cause chain are scrubbed before recording,
+    # and the status text scrubbed before it is cut.
+    scrub_error(error)
     span.record_exception(error)
     if api is not None:
-        span.set_status(api.Status(api.ERROR, str(error)[:500]))
+        span.set_status(api.Status(api.ERROR, preview(str(error), 500)))
     return err_type
 
 
@@ -568,7 +569,7 @@ def _finish_reason(result: Any) -> str:
 
 
 def _input_content(turn: Any) -> dict[str, str]:
-    from codexapi.convert import item_to_json
+    from codexapi.plugin_api import item_to_json
 
     out: dict[str, str] = {}
     instructions = getattr(turn, "instructions", "")
@@ -629,7 +630,7 @@ def _message(data: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _tool_call(data: Mapping[str, Any]) -> dict[str, Any]:
-    from codexapi.convert import loads
+    from codexapi.plugin_api import loads
 
     arguments: Any = data.get("arguments", data.get("input"))
     if isinstance(arguments, str):

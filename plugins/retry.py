@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from codexapi import hookimpl
-from codexapi.models import Provider
-from codexapi.ratelimits import retry_after_seconds
-from codexapi.retry import RetryPolicy
+from codexapi import Provider, RetryPolicy, hookimpl
+from codexapi.plugin_api import retry_after_seconds
 
 
 @hookimpl

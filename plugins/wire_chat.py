@@ -27,33 +27,38 @@ import logging
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from codexapi import hookimpl
-from codexapi.convert import item_to_json, loads
-from codexapi.decoding import DecoderSettings
-from codexapi.error_mapping import stream_failure as failure_error
-from codexapi.errors import (
+from codexapi import (
+    Completed,
     ConfigError,
     ContextWindowExceeded,
-    InvalidRequest,
-    StreamDropped,
-    StreamError,
-    UndecodableEvent,
-    UnsupportedEndpointError,
-)
-from codexapi.events import (
-    Completed,
     Event,
+    InvalidRequest,
     OutputItemAdded,
     OutputItemDone,
+    Provider,
     ReasoningContentDelta,
+    ResponsesRequest,
+    SseMessage,
+    StreamDropped,
+    StreamError,
     TokenUsage,
+    UndecodableEvent,
+    UnsupportedEndpointError,
+    WireApi,
+    hookimpl,
+)
+from codexapi.plugin_api import (
+    DecoderSettings,
+    SseStreamDecoder,
+    format_of,
+    item_from_json,
+    item_to_json,
+    loads,
     new_output_text_delta,
     new_output_text_deltas,
+    preview,
 )
-from codexapi.items import item_from_json
-from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.schema import format_of
-from codexapi.sse import SseMessage, SseStreamDecoder
+from codexapi.plugin_api import stream_failure as failure_error
 
 log = logging.getLogger("codexapi")
 
@@ -596,8 +601,7 @@ class ChatDecoder:
             return self._complete()
         if not data:
             return []
-        preview = data if len(data) <= 80 else data[:77] + "..."
-        description = f"a chunk's data was not valid JSON: {preview!r}"
+        description = f"a chunk's data was not valid JSON: {preview(data, 80, ellipsis='...')!r}"
         if not self.skip_undecodable:
             raise UndecodableEvent(f"{description}; set Provider.skip_undecodable_events=True "
                                    "to skip such chunks as the Codex CLI does")
@@ -789,4 +793,4 @@ class ChatDecoder:
             if isinstance(exc, StreamError) and not exc.message:
                 exc.message = "the server sent an error chunk without a message"
             return exc
-        return StreamError(f"the server sent an error chunk: {str(error)[:200]}")
+        return StreamError(f"the server sent an error chunk: {preview(str(error), 200)}")

@@ -13,42 +13,50 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from codexapi import hookimpl
-from codexapi.convert import item_to_json, loads, options_to_json
-from codexapi.decoding import DecoderSettings
-from codexapi.error_mapping import incomplete_failure, stream_failure
-from codexapi.errors import (
-    InvalidRequest,
-    StreamDropped,
-    StreamError,
-    UndecodableEvent,
-    UnsupportedEndpointError,
-)
-from codexapi.events import (
+from codexapi import (
     Completed,
     Created,
     Event,
+    InvalidRequest,
     ModelVerifications,
     OutputItemAdded,
     OutputItemDone,
+    Provider,
     RateLimits,
     ReasoningContentDelta,
     ReasoningSummaryDelta,
     ReasoningSummaryDone,
     ReasoningSummaryPartAdded,
+    ResponsesRequest,
     SafetyBuffering,
     ServerModel,
+    SseMessage,
+    StreamDropped,
+    StreamError,
     TokenUsage,
     ToolCallInputDelta,
     TurnModerationMetadata,
+    UndecodableEvent,
+    UnsupportedEndpointError,
+    WireApi,
+    hookimpl,
+)
+from codexapi.plugin_api import (  # noqa: F401
+    SAFETY_FASTER_MODEL_HEADER,
+    DecoderSettings,
+    SseStreamDecoder,
+    incomplete_failure,
+    item_from_json,
+    item_to_json,
+    loads,
     new_output_text_delta,
     new_output_text_deltas,
+    options_to_json,
+    parse_rate_limit_event,
+    parse_retry_after,
+    preview,
+    stream_failure,
 )
-from codexapi.header_events import SAFETY_FASTER_MODEL_HEADER
-from codexapi.items import item_from_json
-from codexapi.models import Provider, ResponsesRequest, WireApi
-from codexapi.ratelimits import parse_rate_limit_event, parse_retry_after  # noqa: F401
-from codexapi.sse import SseMessage, SseStreamDecoder
 
 log = logging.getLogger("codexapi")
 
@@ -547,14 +555,14 @@ def _verifications(value: Any) -> list[str]:
 
 
 def _describe_bad_event(data: str) -> str:
-    preview = data if len(data) <= 80 else data[:77] + "..."
+    shown = preview(data, 80, ellipsis="...")
     kind = guess_event_type(data)
     name = f"a {kind!r} event's data" if kind else "an event's data"
     try:
         loads(data)
     except Exception as exc:
-        return f"{name} was not valid JSON: {preview!r} ({exc})"
-    return f"an event had no `type` field: {preview!r}"
+        return f"{name} was not valid JSON: {shown!r} ({exc})"
+    return f"an event had no `type` field: {shown!r}"
 
 
 _HANDLERS = {
@@ -571,6 +579,7 @@ _HANDLERS = {
     "response.reasoning_text.delta": ResponsesDecoder._content_delta,
     "response.reasoning_summary_part.added": ResponsesDecoder._part_added,
     "response.metadata": ResponsesDecoder._metadata,
+    "codex.response.metadata": ResponsesDecoder._metadata,
     "codex.rate_limits": ResponsesDecoder._rate_limits,
     "response.completed": ResponsesDecoder._complete,
     "response.failed": ResponsesDecoder._failed,

@@ -1,112 +1,113 @@
 """Responses over WebSocket: the Wire ``"responses_websocket"``, as the Codex CLI speaks it
-(codex-rs/codex-api ``endpoint/responses_websocket.rs``).
+(codex-rs/codex-api ``endpoint/responses_websocket.rs`` and the core client's WebSocket
+session).
 
 - The stream endpoint upgrades ``GET {base_url}/responses`` (``ws://`` / ``wss://``) with
-  ``openai-beta: responses_websockets=2026-02-06`` and the request's own headers (provider,
-  session, credentials), then sends one ``{"type": "response.create", ...}`` text frame per turn,
-  the Responses body's fields at the top level. Compact and models stay on HTTP.
-- The server's JSON text frames are the Responses events: they go to the same decoder as the
-  HTTP wire's SSE ``data`` payloads (``ResponsesDecoder.feed_data``), and an HTTP fallback's
-  SSE body to the same decoder through SSE framing. ``codex.rate_limits`` frames become
-  ``RateLimits`` events.
+  ``openai-beta: responses_websockets=2026-02-06``, the request's own headers (provider,
+  session, credentials) and an offer of ``permessage-deflate``, then sends one
+  ``{"type": "response.create", ...}`` text frame per turn, the Responses body's fields at the
+  top level. Compact and models stay on HTTP.
+- ``open`` returns an :class:`codexapi.wires.EventSource`: the connection, not a response.
+  The server's JSON text frames are the Responses events, decoded by the Responses message
+  decoder as they arrive; ``codex.rate_limits`` frames become ``RateLimits`` events, and the
+  upgrade answer's rate-limit headers come once, before the first generating turn's events.
 - A wrapped ``{"type": "error", "status_code": N, "error": {...}}`` frame (``status`` is read
-  too) is the HTTP status
-  N: as the turn's first frame it goes through the dispatcher's status handling (typed error,
-  retry policy, auth refresh) exactly as an HTTP answer would; later, it raises the same typed
-  error. A binary frame, a close before ``response.completed`` or a protocol violation is a
-  typed error, never a hang (every read is bounded by the stream idle timeout); a message past
-  ``Provider.max_message_bytes`` is :class:`codexapi.ResponseTooLarge`, refused as soon as its
-  frame header announces it.
+  too) is the HTTP status N, mapped by :mod:`codexapi.error_mapping` as that HTTP answer would
+  be: before the turn's first event core retries it as that status; later it ends the turn.
+  ``websocket_connection_limit_reached`` (the server's 60-minute cap) closes the connection and
+  the turn is sent again on a new one (a re-send under ``Provider.stream_max_retries``);
+  ``previous_response_not_found`` after an incremental turn sends the whole request again on
+  the same turn.
+- Every wait (connect, upgrade head, each frame) ends by the call's ``deadline=``
+  (DeadlineExceeded) and each message must come within the idle timeout (IdleTimeout):
+  pings and unfinished fragments do not count as progress.
 - One connection per session (the ``session-id`` header) is kept between turns and closed with
-  the Client. An upgrade the server refuses (any answer but ``101``) switches that Client to
-  HTTP at once, with one log line, and the turn is sent as ``POST responses``. A dropped
-  background response resumes over HTTP (``GET responses/{id}?stream=true&starting_after=N``,
-  SSE into the same decoder); the next turn is on the WebSocket again.
-- Proxies (``Provider.proxy`` / ``HTTPS_PROXY`` / ``NO_PROXY``, tunnelled with ``CONNECT``) and
-  TLS (``Provider.ca_bundle``, ``CODEX_CA_CERTIFICATE``…) are the HTTP transport's settings.
-
-The handshake and outgoing frames come from the ``websockets`` package's Sans-I/O protocol
-(``websockets.client.ClientProtocol``); incoming frames are read here, straight off the socket,
-because a per-frame generator costs more than decoding the event it carries (see
-``benchmarks``). No extension is offered, so server frames arrive uncompressed.
+  the Client. On a kept connection a turn whose request extends the session's previous one
+  (same settings, input = previous input + that response's output items + new items) is sent
+  as ``previous_response_id`` and the new items only (``Provider.websocket_incremental_input``).
+  ``"generate": false`` in the body (``Client.prewarm``) warms the connection up.
+- A failed upgrade (5xx, 408, 429, a timeout or reset) is retried by core as the HTTP request would
+  be; once a session's upgrade has failed :data:`UPGRADE_TRIES` times, that session falls back
+  to HTTP (``POST responses``), logged once. 426, 404 and 405 (no WebSocket there) fall back at
+  once; 401 goes through the auth's refresh; any other refusal is the mapped HTTP error. A
+  dropped background response resumes over HTTP (the Responses wire's ``resume``).
+- Proxies and TLS are the Client's :class:`codexapi.http.connect.Network`, the one its HTTP
+  transport uses.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import ssl
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from codexapi import hookimpl
-from codexapi.convert import loads
-from codexapi.errors import (
-    ApiError,
-    CodexApiError,
-    ResponseTooLarge,
+from codexapi import (
+    Completed,
+    DeadlineExceeded,
+    Event,
+    IdleTimeout,
+    OutputItemDone,
+    OutputTextDelta,
+    Provider,
     StreamDropped,
-    StreamError,
+    TLSHandshakeError,
     TransportError,
+    hookimpl,
 )
-from codexapi.models import Provider
-from codexapi.redact import redact_url
+from codexapi.plugin_api import (
+    SAFETY_FASTER_MODEL_HEADER,
+    TURN_STATE_HEADER,
+    Deadline,
+    DecoderSettings,
+    Network,
+    dumps,
+    item_to_json,
+    loads,
+    redact_url,
+)
 
-from .wire_responses import ResponsesWire
+from .websocket_connection import Closed, Connection, Refused, websocket_url
+from .wire_responses import ResponsesWire, message_decoder
 
 log = logging.getLogger("codexapi")
 
 NAME = "responses_websocket"
 OPENAI_BETA = "responses_websockets=2026-02-06"
-#: The largest upgrade answer head read before giving up.
-MAX_HEAD_BYTES = 64 * 1024
-#: Request headers that describe the HTTP body, not the upgrade.
-_HTTP_ONLY = frozenset({"content-type", "content-length", "content-encoding", "accept",
-                        "accept-encoding", "host", "connection", "upgrade", "transfer-encoding",
-                        "te", "keep-alive"})
-#: Upgrade answer headers a turn reports (header events, request ids); rate limits are not
-#: among them: on this wire they come as ``codex.rate_limits`` frames.
+#: How many times a session's upgrade is tried (each failure retried by core under the
+#: provider's RetryPolicy) before the session falls back to HTTP, as the Codex CLI does.
+UPGRADE_TRIES = 5
+#: Refusals that mean there is no WebSocket endpoint there at all: HTTP at once.
+_NO_WEBSOCKET = frozenset({404, 405, 426})
+#: Upgrade answer headers every turn reports (header events, request ids).
 _TURN_HEADERS = ("openai-model", "x-models-etag", "x-reasoning-included", "x-request-id",
-                 "x-oai-request-id", "cf-ray", "x-codex-safety-buffering-faster-model")
-_READ = 256 * 1024
-#: The most one read asks for while a large frame is still arriving.
-_BIG_READ = 4 * 1024 * 1024
-
-
-class WebSocketRefused(Exception):
-    """The server answered the upgrade with something other than ``101`` (internal)."""
-
-    def __init__(self, status: int | None, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
+                 "x-oai-request-id", "cf-ray", SAFETY_FASTER_MODEL_HEADER)
+#: Close codes after which the same turn may succeed on a new connection.
+_RETRYABLE_CLOSE = frozenset({None, 1000, 1001, 1006, 1011, 1012, 1013})
+CONNECTION_LIMIT = "websocket_connection_limit_reached"
+PREVIOUS_NOT_FOUND = "previous_response_not_found"
 
 
 class ResponsesWebSocketWire(ResponsesWire):
     """The Responses API over a WebSocket; bodies, events and errors as the HTTP wire."""
 
     name = NAME
-
-    def decoder(self, endpoint: str, settings: Any = None) -> Any:
-        if endpoint != "stream":
-            return super().decoder(endpoint, settings)
-        return FrameDecoder(settings)
+    #: ``Client.prewarm`` sends ``"generate": false`` turns on this wire (HTTP wires: nothing).
+    prewarms = True
 
     def open(self, endpoint: str, request: Any, context: Any) -> Any:
         transport = context.transport
         if endpoint != "stream":
-            return transport.send(request)
+            return transport.send(_http_request(request, context.provider))
+        sessions = context.connections.get(NAME)
+        if sessions is None:
+            sessions = context.connections.setdefault(NAME, _Sessions(context))
         if request.method != "POST":
             # Resuming a background response (GET responses/{id}?stream=true&starting_after=N)
-            # is HTTP: an upgrade there is no turn, and its refusal must not switch the
-            # Client's next turns to HTTP.
-            return transport.send(request)
-        pool = context.connections.get(NAME)
-        if pool is None:
-            pool = context.connections.setdefault(NAME, _Pool(context.provider))
-        return pool.turn(request, transport)
+            # is HTTP: an upgrade there is no turn.
+            return sessions.http(request)
+        return sessions.turn(request)
 
     def __repr__(self) -> str:
         return f"ResponsesWebSocketWire(provider={self.provider.name!r})"
@@ -120,55 +121,162 @@ def codexapi_register_wires(register: Callable[[Any], None]) -> None:
     register(WIRE)
 
 
-def websocket_url(url: str) -> str:
-    """``http(s)://…`` as ``ws(s)://…``."""
-    if url.startswith("https://"):
-        return "wss://" + url[len("https://"):]
-    if url.startswith("http://"):
-        return "ws://" + url[len("http://"):]
-    return url
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
 
 
-class _Pool:
-    """The connections one Client keeps, by session; and whether it fell back to HTTP."""
+class _Chain:
+    """What a kept connection's server remembers of the session's last completed turn: its
+    request (without ``input``), the input it had plus the output items it returned, and its
+    response id (the crate's ``last_request`` / ``LastResponse``)."""
 
-    def __init__(self, provider: Provider) -> None:
-        self.provider = provider
-        self.fallback = False
-        self._idle: dict[str, list[_Connection]] = {}
+    __slots__ = ("input", "response_id", "settings")
+
+    def __init__(self, settings: dict[str, Any], input_: list[Any], response_id: str) -> None:
+        self.settings = settings
+        self.input = input_
+        self.response_id = response_id
+
+    def delta(self, body: dict[str, Any]) -> list[Any] | None:
+        """The new input items when ``body`` extends this turn (every other field equal,
+        ``input`` starting with this turn's input and output), else None."""
+        items = body.get("input")
+        if not isinstance(items, list) or _settings(body) != self.settings:
+            return None
+        n = len(self.input)
+        if len(items) < n or items[:n] != self.input:
+            return None
+        return items[n:]
+
+
+def _settings(body: dict[str, Any]) -> dict[str, Any]:
+    # ``generate`` is the frame's, not the request's: a prewarm's turn is continued by the
+    # same request generating.
+    return {k: v for k, v in body.items() if k not in ("input", "generate")}
+
+
+class _Sessions:
+    """The connections one Client keeps, by session; and the sessions that use HTTP."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.provider: Provider = context.provider
+        network = getattr(context.transport, "network", None)
+        self.network: Network = network if isinstance(network, Network) else Network.resolve(
+            self.provider.proxy, self.provider.ca_bundle)
+        self._idle: dict[str, list[Connection]] = {}
+        #: Sessions whose upgrades failed, and how many times in a row.
+        self._failures: dict[str, int] = {}
+        #: Sessions that fell back to HTTP.
+        self._http: set[str] = set()
         self._lock = threading.Lock()
         self._closed = False
 
-    def turn(self, request: Any, transport: Any) -> Any:
-        if self.fallback:
-            return transport.send(request)
-        key = _header(request.headers, "session-id") or ""
+    # --- HTTP ----------------------------------------------------------------------------
+    def http(self, request: Any) -> Any:
+        """``request`` sent as HTTP, its streamed answer read by the Responses decoder."""
+        from codexapi.plugin_api import HttpEventSource
+
+        provider = self.provider
+        response = self.context.transport.send(_http_request(request, provider))
+        try:
+            settings = DecoderSettings(provider.max_message_bytes,
+                                       provider.skip_undecodable_events, response.headers)
+            decoder = ResponsesWire.decoder(WIRE, "stream", settings)
+            deadline = None if request.deadline is None else Deadline(request.deadline)
+            return HttpEventSource(response, decoder, provider, deadline)
+        except BaseException:
+            response.close()
+            raise
+
+    def _fall_back(self, key: str, request: Any, why: str) -> Any:
         with self._lock:
-            idle = self._idle.get(key)
-            conn = idle.pop() if idle else None
+            first = key not in self._http
+            self._http.add(key)
+            self._failures.pop(key, None)
+        if first:
+            session = f"session {key!r}" if key else "requests without a session id"
+            log.warning("%s: %s; %s use HTTP from now on",
+                        redact_url(websocket_url(request.url)), why, session)
+        return self.http(request)
+
+    # --- a turn on a connection ----------------------------------------------------------
+    def turn(self, request: Any) -> Any:
+        key = _header(request.headers, "session-id") or ""
+        if key in self._http:
+            return self.http(request)
+        until = None if request.deadline is None else time.monotonic() + request.deadline
+        body = loads(request.body) if request.body else {}
+        if not isinstance(body, dict):
+            body = {}
+        conn = self._take(key)
         if conn is not None:
             try:
-                return conn.start(request, self, key)
-            except _Stale:
+                return _Turn(conn, self, key, request, body, until, reused=True)
+            except OSError:
                 conn.close()  # the server closed it while idle: a fresh one, once
+        opened = self._upgrade(request, until, key)
+        if not isinstance(opened, Connection):
+            return opened
         try:
-            conn = _Connection.open(self.provider, request)
-        except WebSocketRefused as exc:
-            self.fallback = True
-            log.warning("%s: the WebSocket upgrade was refused (%s); this client uses HTTP "
-                        "from now on", redact_url(websocket_url(request.url)), exc)
-            return transport.send(request)
-        try:
-            return conn.start(request, self, key)
-        except _Stale as exc:
-            conn.close()
-            raise TransportError(f"the WebSocket connection to "
-                                 f"{redact_url(conn.url)} closed before the turn began: {exc}",
-                                 url=redact_url(conn.url)) from None
+            return _Turn(opened, self, key, request, body, until, reused=False)
+        except OSError as exc:
+            opened.close()
+            raise _lost(opened, request, until, f"sending the turn failed: {exc}") from None
 
-    def give_back(self, conn: _Connection, key: str) -> None:
+    def _upgrade(self, request: Any, until: float | None, key: str) -> Any:
+        """A new connection; or, when the upgrade failed, what the turn gets instead: the
+        refusal for core to map (and retry), the HTTP fallback, or the error raised."""
+        connect, head, _ = request.timeout
+        # Codex's websocket_connect_timeout_ms bounds the whole opening.
+        limit = self.provider.websocket_connect_timeout
+        try:
+            conn = Connection.open(self.network, websocket_url(request.url), request.headers,
+                                   (connect, head), until, self.provider.max_message_bytes,
+                                   {"openai-beta": OPENAI_BETA}, limit=limit)
+        except Refused as exc:
+            status = exc.status
+            if status is None or status < 400 or status in _NO_WEBSOCKET:
+                return self._fall_back(key, request, f"the WebSocket upgrade was refused "
+                                       f"({exc})")
+            if (status in (408, 429) or status >= 500) and self._failed(key):
+                return self._fall_back(key, request, f"the WebSocket upgrade failed "
+                                       f"{UPGRADE_TRIES} times (last: {exc})")
+            # Mapped by core as that HTTP answer: a 401 through the auth's refresh, a 5xx
+            # retried under the RetryPolicy, another 4xx raised.
+            return _Refusal(exc, websocket_url(request.url))
+        except (DeadlineExceeded, TLSHandshakeError):
+            raise
+        except TransportError as exc:
+            if exc.retryable and self._failed(key):
+                return self._fall_back(key, request, f"the WebSocket upgrade failed "
+                                       f"{UPGRADE_TRIES} times (last: {exc.message})")
+            raise
         with self._lock:
-            if not self._closed:
+            self._failures.pop(key, None)
+        return conn
+
+    def _failed(self, key: str) -> bool:
+        """Count a failed upgrade of session ``key``; True once it is the last try."""
+        with self._lock:
+            count = self._failures[key] = self._failures.get(key, 0) + 1
+        return count >= UPGRADE_TRIES
+
+    def _take(self, key: str) -> Connection | None:
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                conn = idle.pop() if idle else None
+            if conn is None or conn.reusable():
+                return conn
+            conn.close()
+
+    def give_back(self, conn: Connection, key: str) -> None:
+        with self._lock:
+            if not self._closed and not conn.closed:
                 self._idle.setdefault(key, []).append(conn)
                 return
         conn.close()
@@ -182,401 +290,294 @@ class _Pool:
             conn.close()
 
 
-class _Stale(Exception):
-    """A kept connection turned out closed before the turn's first frame (internal)."""
+def _http_request(request: Any, provider: Provider) -> Any:
+    """``request`` as the HTTP wire sends it: core leaves the body of a connection wire as is,
+    so the provider's request compression (an HTTP body encoding) is applied here."""
+    encoding = provider.request_compression
+    if not encoding or not request.body or _header(request.headers, "content-encoding"):
+        return request
+    import attrs
+
+    from codexapi.plugin_api import compress
+
+    headers = dict(request.headers)
+    headers["Content-Encoding"] = encoding
+    return attrs.evolve(request, headers=headers, body=compress(request.body, encoding))
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
+def _lost(conn: Connection, request: Any, until: float | None, detail: str,
+          code: int | None = None) -> Exception:
+    """A connection that failed mid-turn: DeadlineExceeded once the deadline has passed,
+    else StreamDropped (retryable when the same turn may succeed on a new connection)."""
+    where = redact_url(conn.url)
+    if until is not None and time.monotonic() >= until:
+        seconds = float(request.deadline or 0.0)  # what was left when the request was made
+        return DeadlineExceeded(f"the call did not finish within its deadline of {seconds:g} s "
+                                f"(reading the WebSocket {where})", seconds, url=where)
+    return StreamDropped(f"the WebSocket {where} closed before response.completed: {detail}",
+                         retryable=code in _RETRYABLE_CLOSE)
 
 
-def _connect_timeout(request: Any) -> tuple[float, float, float]:
-    timeout = tuple(request.timeout)
-    if len(timeout) == 2:
-        return float(timeout[0]), float(timeout[1]), float(timeout[1])
-    return float(timeout[0]), float(timeout[1]), float(timeout[2])
+class _Refusal:
+    """A refused upgrade as the :class:`codexapi.wires.EventSource` core maps like the HTTP
+    error answer it is."""
 
-
-def _open_socket(provider: Provider, url: str, connect: float) -> socket.socket:
-    """A TCP (and TLS, for wss) socket to ``url``, through the proxy the HTTP transport would
-    use."""
-    from codexapi.http.proxy import ProxySettings
-    from codexapi.http.tls import make_ssl_context
-
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    http_url = ("https" if secure else "http") + url[url.index(":"):]
-    proxy = ProxySettings.for_provider(provider.proxy).proxy_for(http_url)
-    context = make_ssl_context(provider.ca_bundle) if secure or proxy else None
-    where = redact_url(url)
-    try:
-        if proxy is None:
-            sock = socket.create_connection((host, port), timeout=connect)
-        else:
-            sock = _tunnel(proxy, host, port, connect, context)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if secure:
-            tls = context or ssl.create_default_context()
-            sock = tls.wrap_socket(sock, server_hostname=host)
-    except CodexApiError:
-        raise
-    except ssl.SSLError as exc:
-        hint = ""
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            hint = (" (if the server's certificate comes from a private CA, point "
-                    "CODEX_CA_CERTIFICATE, SSL_CERT_FILE or Provider.ca_bundle at its PEM file)")
-        raise TransportError(f"TLS error talking to {where}: {exc}{hint}", url=where) from None
-    except TimeoutError:
-        from codexapi.errors import ConnectTimeout
-
-        raise ConnectTimeout(f"timed out connecting to {where}", url=where) from None
-    except OSError as exc:
-        via = f" (via proxy {proxy.url} from {proxy.source})" if proxy else ""
-        raise TransportError(f"could not connect to {where}: {exc}{via} (is the server running "
-                             "and the base URL right?)", url=where) from None
-    return sock
-
-
-def _tunnel(proxy: Any, host: str, port: int, connect: float,
-            context: ssl.SSLContext | None) -> socket.socket:
-    """A ``CONNECT`` tunnel through an http(s) proxy, as urllib3 makes one for https targets."""
-    parts = urlsplit(proxy.url)
-    sock = socket.create_connection((parts.hostname or "", parts.port or 80), timeout=connect)
-    if parts.scheme == "https":
-        sock = (context or ssl.create_default_context()).wrap_socket(
-            sock, server_hostname=parts.hostname)
-    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
-    lines += [f"{k}: {v}" for k, v in proxy.headers.items()]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-    head = _read_head(sock)[0]
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
-    fields = status_line.split(" ", 2)
-    if len(fields) < 2 or fields[1] != "200":
-        sock.close()
-        error = TransportError(f"proxy {proxy.url} (from {proxy.source}) refused the tunnel to "
-                               f"{host}:{port}: {status_line or 'no answer'}")
-        if len(fields) > 1 and fields[1] == "407":
-            error.message += "; put user:password in the proxy URL"
-            error.retryable = False
-        raise error
-    return sock
-
-
-def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
-    """An HTTP response head (up to the blank line) and the bytes read past it."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        if len(data) > MAX_HEAD_BYTES:
-            raise WebSocketRefused(None, f"an answer head over {MAX_HEAD_BYTES} bytes")
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise WebSocketRefused(None, "the server closed the connection without answering"
-                                   if not data else "the answer ended inside its head")
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head + b"\r\n\r\n", rest
-
-
-class _Connection:
-    """One upgraded connection: sends ``response.create`` frames, reads text frames."""
-
-    def __init__(self, sock: socket.socket, protocol: Any, url: str, headers: dict[str, str],
-                 rest: bytes, max_message: int) -> None:
-        self.sock = sock
-        #: The largest message (all fragments of one frame sequence) accepted: the provider's
-        #: ``max_message_bytes``.
-        self.max_message = max_message
-        self.protocol = protocol
+    def __init__(self, refused: Refused, url: str) -> None:
+        self.status = refused.status or 0
+        self.headers = refused.headers
         self.url = url
-        #: The upgrade answer's headers (lower-case names).
-        self.headers = headers
-        self.turns = 0
-        self._buf = rest
-        #: How many bytes ``_buf`` must hold before the frame at its start is complete (0:
-        #: unknown): a large frame's reads are joined once, not copied on every read.
-        self._need = 0
-        self._parts: list[bytes] = []
-        self._size = 0
-        #: An error met after some messages of a read: raised by the next read.
-        self._pending: BaseException | None = None
-        self.closed = False
+        self._body = refused.body
 
-    @classmethod
-    def open(cls, provider: Provider, request: Any) -> _Connection:
-        from websockets.client import ClientProtocol
-        from websockets.exceptions import InvalidStatus
-        from websockets.http11 import Response
-        from websockets.uri import parse_uri
+    def error_body(self, limit: int) -> bytes:
+        return self._body[:limit]
 
-        url = websocket_url(request.url)
-        connect, head_timeout, _ = _connect_timeout(request)
-        sock = _open_socket(provider, url, connect)
-        try:
-            protocol = ClientProtocol(parse_uri(url), max_size=provider.max_message_bytes)
-            upgrade = protocol.connect()
-            for name, value in request.headers.items():
-                if name.lower() not in _HTTP_ONLY:
-                    upgrade.headers[name] = value
-            upgrade.headers["openai-beta"] = OPENAI_BETA
-            protocol.send_request(upgrade)
-            sock.settimeout(head_timeout)
-            sock.sendall(b"".join(protocol.data_to_send()))
-            head, rest = _read_head(sock)
-            status_line = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
-            fields = status_line.split(" ", 2)
-            if len(fields) < 2 or fields[1] != "101":
-                # Any other answer is a refusal (its body, if any, is not ours to read).
-                code = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
-                raise WebSocketRefused(code, " ".join(fields[1:]) or "no status line")
-            protocol.receive_data(head)
-            answer = next((e for e in protocol.events_received() if isinstance(e, Response)),
-                          None)
-            failure = protocol.handshake_exc
-            if failure is not None or answer is None:
-                if isinstance(failure, InvalidStatus):
-                    status = failure.response.status_code
-                    raise WebSocketRefused(status, f"HTTP {status} "
-                                           f"{failure.response.reason_phrase}".strip())
-                raise WebSocketRefused(answer.status_code if answer else None,
-                                       f"not a WebSocket upgrade: {failure}")
-        except WebSocketRefused:
-            sock.close()
-            raise
-        except TimeoutError:
-            sock.close()
-            from codexapi.errors import ReadTimeout
-
-            raise ReadTimeout(f"timed out waiting for the WebSocket upgrade of "
-                              f"{redact_url(url)}", url=redact_url(url)) from None
-        except OSError as exc:
-            sock.close()
-            raise TransportError(f"the WebSocket upgrade of {redact_url(url)} failed: {exc}",
-                                 url=redact_url(url)) from None
-        headers = {k.lower(): v for k, v in answer.headers.raw_items()}
-        return cls(sock, protocol, url, headers, rest, provider.max_message_bytes)
-
-    # --- one turn ------------------------------------------------------------------------
-    def start(self, request: Any, pool: _Pool, key: str) -> Any:
-        """Send the turn's ``response.create`` and wait for its first frame."""
-        _, head_timeout, idle = _connect_timeout(request)
-        frame = _create_frame(request)
-        reused = self.turns > 0
-        self.turns += 1
-        try:
-            self.protocol.send_text(frame)
-            self.sock.settimeout(head_timeout)
-            self.sock.sendall(b"".join(self.protocol.data_to_send()))
-            payloads = self.read_messages()
-        except (_Closed, OSError) as exc:
-            if reused and not isinstance(exc, TimeoutError):
-                raise _Stale(str(exc)) from None
-            self.close()
-            if isinstance(exc, TimeoutError):
-                from codexapi.errors import ReadTimeout
-
-                raise ReadTimeout(f"no answer on the WebSocket {redact_url(self.url)} within "
-                                  f"the read timeout", url=redact_url(self.url)) from None
-            raise TransportError(f"the WebSocket {redact_url(self.url)} failed before the "
-                                 f"turn's first event: {exc}", url=redact_url(self.url)
-                                 ) from None
-        except CodexApiError:
-            self.close()
-            raise
-        first = payloads[0] if payloads else b""
-        wrapped = _wrapped_error(first)
-        if wrapped is not None:
-            self.close()
-            status, headers, body = wrapped
-            return _ErrorResponse(status, headers, body, self.url)
-        headers = {k: v for k in _TURN_HEADERS if (v := self.headers.get(k)) is not None}
-        if not reused and "x-codex-turn-state" in self.headers:
-            headers["x-codex-turn-state"] = self.headers["x-codex-turn-state"]
-        self.sock.settimeout(idle)
-        return _TurnResponse(self, pool, key, payloads, headers)
-
-    def read_messages(self) -> list[bytes]:
-        """The complete text messages of the next read (at least one), in order."""
-        out: list[bytes] = []
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            self.close()
-            raise error
-        self._parse(out)
-        while not out:
-            pending = [self._buf] if self._buf else []
-            have = len(self._buf)
-            while True:
-                chunk = self.sock.recv(max(_READ, min(self._need - have, _BIG_READ)))
-                if not chunk:
-                    raise _Closed("the server closed the connection")
-                pending.append(chunk)
-                have += len(chunk)
-                if have >= self._need:
-                    break
-            self._buf = b"".join(pending) if len(pending) > 1 else chunk
-            self._parse(out)
-        return out
-
-    def _parse(self, out: list[bytes]) -> None:
-        try:
-            self._parse_frames(out)
-        except (_Closed, StreamError) as exc:
-            if not out:
-                self.close()
-                raise
-            # The messages before it are delivered first; the next read raises it.
-            self._pending = exc
-
-    def _parse_frames(self, out: list[bytes]) -> None:
-        buf = self._buf
-        pos = 0
-        end = len(buf)
-        append = out.append
-        limit = self.max_message
-        try:
-            while end - pos >= 2:
-                b0 = buf[pos]
-                n = buf[pos + 1]
-                # The commonest frame by far: a whole, unmasked text frame under 64 KiB.
-                if b0 == 0x81 and not self._parts:
-                    if n < 126:
-                        start = pos + 2
-                    elif n == 126 and end - pos >= 4:
-                        n = (buf[pos + 2] << 8) | buf[pos + 3]
-                        start = pos + 4
-                    else:
-                        start = -1
-                    if start >= 0 and n <= limit:  # else _frame refuses it
-                        if end - start < n:
-                            self._need = start - pos + n
-                            break
-                        pos = start + n
-                        append(buf[start:pos])
-                        continue
-                self._need = 0
-                pos = self._frame(buf, pos, end, out)
-                if pos < 0:
-                    pos = -pos - 1
-                    break
-            else:
-                self._need = 0
-        finally:
-            self._buf = buf[pos:] if pos < end else b""
-
-    def _frame(self, buf: bytes, pos: int, end: int, out: list[bytes]) -> int:
-        """Any other frame at ``pos``: the position after it, or ``-pos - 1`` when it is not
-        complete yet."""
-        b0, b1 = buf[pos], buf[pos + 1]
-        n = b1 & 0x7F
-        head = 2
-        if n == 126:
-            if end - pos < 4:
-                return -pos - 1
-            n = (buf[pos + 2] << 8) | buf[pos + 3]
-            head = 4
-        elif n == 127:
-            if end - pos < 10:
-                return -pos - 1
-            n = int.from_bytes(buf[pos + 2:pos + 10], "big")
-            head = 10
-        if b1 & 0x80 or b0 & 0x70:
-            raise self._violation("a masked or extension-flagged frame from the server")
-        if n > self.max_message:
-            raise self._too_large(n)
-        if end - pos < head + n:
-            self._need = head + n
-            return -pos - 1
-        payload = buf[pos + head:pos + head + n]
-        after = pos + head + n
-        opcode = b0 & 0x0F
-        if opcode == 1 or opcode == 0:
-            if (opcode == 0) != bool(self._parts):
-                raise self._violation("a continuation frame with nothing to continue"
-                                      if opcode == 0 else "a new message inside a fragmented one")
-            self._size += n
-            if self._size > self.max_message:
-                raise self._too_large(self._size)
-            self._parts.append(payload)
-            if b0 & 0x80:
-                out.append(b"".join(self._parts))
-                self._parts, self._size = [], 0
-        elif opcode == 2:
-            raise StreamError("the server sent a binary WebSocket frame; Responses events come "
-                              "as JSON text frames", retryable=False)
-        elif opcode == 9:
-            self.protocol.send_pong(payload)
-            self.sock.sendall(b"".join(self.protocol.data_to_send()))
-        elif opcode == 8:
-            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-            reason = payload[2:].decode("utf-8", "replace")
-            raise _Closed(f"close code {code}" + (f" ({reason})" if reason else ""), code)
-        elif opcode != 10:
-            raise self._violation(f"a frame with unknown opcode {opcode}")
-        return after
-
-    def _too_large(self, size: int) -> ResponseTooLarge:
-        self._parts, self._size = [], 0
-        return ResponseTooLarge(
-            f"a WebSocket message of {size} bytes or more from {redact_url(self.url)} passed "
-            f"the bound of {self.max_message} bytes; raise Provider.max_message_bytes if the "
-            "server's events really are this large", setting="max_message_bytes",
-            limit=self.max_message)
-
-    def _violation(self, what: str) -> StreamError:
-        return StreamError(f"WebSocket protocol error from {redact_url(self.url)}: {what}",
-                           retryable=False)
+    def next_events(self) -> list[Event]:
+        return []
 
     def close(self) -> None:
-        if self.closed:
+        pass
+
+
+class _Turn:
+    """One turn on a connection: the :class:`codexapi.wires.EventSource` the wire returns.
+    Sends the turn's frame when made (raises OSError when the connection is gone)."""
+
+    status = 200
+
+    def __init__(self, conn: Connection, sessions: _Sessions, key: str, request: Any,
+                 body: dict[str, Any], until: float | None, reused: bool) -> None:
+        self._conn = conn
+        self._sessions = sessions
+        self._key = key
+        self._until = until
+        self._request = request
+        self._body = body
+        self._idle = request.timeout[2]
+        provider = sessions.provider
+        #: Whether the turn generates (a prewarm's ``"generate": false`` does not).
+        self.generates = body.get("generate") is not False
+        headers = {k: v for k in _TURN_HEADERS if (v := conn.headers.get(k)) is not None}
+        if not reused and TURN_STATE_HEADER in conn.headers:
+            headers[TURN_STATE_HEADER] = conn.headers[TURN_STATE_HEADER]
+        if self.generates and not conn.told_limits:
+            # The upgrade's rate limits, once per connection, before the first generating
+            # turn's events (core makes them RateLimits events ahead of Created).
+            conn.told_limits = True
+            headers.update((k, v) for k, v in conn.headers.items()
+                           if k.startswith("x-") and k != TURN_STATE_HEADER)
+        self.headers: dict[str, str] = headers
+        self.url = conn.url
+        self._decoder = message_decoder(DecoderSettings(
+            provider.max_message_bytes, provider.skip_undecodable_events, conn.headers))
+        self._over = False
+        #: An error met after some events of a read: raised by the next call.
+        self._pending: Exception | None = None
+        self._delivered = False
+        #: The session's chain this turn extends (its frame was incremental), if any.
+        self._extends: _Chain | None = None
+        #: Output items of the turn, kept for the next turn's incremental input.
+        self._outputs: list[dict[str, Any]] | None = (
+            [] if provider.websocket_incremental_input else None)
+        self._seen = -1
+        self._completed: str | None = None
+        self._send(_incremental_frame(conn, body, provider) if reused else None)
+
+    def _send(self, incremental: tuple[bytes, _Chain] | None) -> None:
+        conn = self._conn
+        if incremental is not None:
+            frame, self._extends = incremental
+        else:
+            frame, self._extends = _create_frame(self._request.body), None
+        conn.chain = None  # whatever happens now, the server's last turn is this one
+        end = time.monotonic() + self._idle
+        conn.send_text(frame, end if self._until is None else min(end, self._until))
+        self._next = time.monotonic() + self._request.timeout[1]
+
+    # --- the EventSource protocol --------------------------------------------------------
+    def error_body(self, limit: int) -> bytes:
+        return b""
+
+    def next_events(self) -> list[Event]:
+        if self._pending is not None:
+            error, self._pending = self._pending, None
+            raise error
+        if self._over:
+            return []
+        conn = self._conn
+        decoder = self._decoder
+        while True:
+            payloads = self._read()
+            for i, payload in enumerate(payloads if conn.marked else ()):
+                if b'"error"' in payload:
+                    failure = self._error_frame(payload)
+                    if failure is None:
+                        continue
+                    if failure is _AGAIN:
+                        # Sent again in full on this connection: later frames are its.
+                        payloads = payloads[i + 1:]
+                        break
+                    events = decoder.feed_data(payloads[:i]) if i else []
+                    self._fail()
+                    if events:
+                        self._pending = failure
+                        return self._took(events)
+                    raise failure
+            events = decoder.feed_data(payloads)
+            if decoder.done:
+                self._over = True
+                events = self._took(events)
+                self._finish()
+                # The turn is over: the connection is clean for the next one, even when the
+                # turn failed (response.failed raises from close()).
+                self._sessions.give_back(conn, self._key)
+                try:
+                    tail = decoder.close()
+                except Exception as exc:
+                    if events:
+                        self._pending = exc
+                        return events
+                    raise
+                return events + self._took(tail) if tail else events
+            if events:
+                return self._took(events)
+
+    def _took(self, events: list[Event]) -> list[Event]:
+        self._delivered = self._delivered or bool(events)
+        outputs = self._outputs
+        if outputs is not None:
+            seen = self._decoder.other_events
+            if seen != self._seen:  # not only text deltas: look for finished items
+                self._seen = seen
+                delta = OutputTextDelta
+                for event in [e for e in events if e.__class__ is not delta]:
+                    if event.__class__ is OutputItemDone:
+                        outputs.append(item_to_json(event.item))  # type: ignore[attr-defined]
+                    elif isinstance(event, Completed):
+                        self._completed = event.response_id
+        return events
+
+    def _finish(self) -> None:
+        """After a completed turn: what the next turn on this connection may extend."""
+        items = self._body.get("input")
+        if (self._outputs is None or not self._completed or not isinstance(items, list)
+                or "previous_response_id" in self._body):
             return
-        self.closed = True
-        with contextlib.suppress(Exception):  # closing must never raise
-            self.protocol.send_close(1000)
-            self.sock.settimeout(0.2)
-            self.sock.sendall(b"".join(self.protocol.data_to_send()))
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        self._conn.chain = _Chain(_settings(self._body), [*items, *self._outputs],
+                                  self._completed)
+
+    def _error_frame(self, payload: bytes) -> Exception | object | None:
+        conn = self._conn
+        try:
+            obj = loads(payload)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict) or obj.get("type") != "error":
+            return None
+        error = obj.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        if code == CONNECTION_LIMIT:
+            # The server's cap on a connection's life: a new connection, the turn sent again.
+            message = error.get("message") if isinstance(error, dict) else None
+            return StreamDropped(f"{message or 'the WebSocket connection limit was reached'} "
+                                 f"({CONNECTION_LIMIT}); the turn goes on a new connection",
+                                 retryable=True)
+        if code == PREVIOUS_NOT_FOUND and self._extends is not None and not self._delivered:
+            # The server lost the previous response the incremental frame built on: the
+            # whole request, on the same turn.
+            log.info("%s: %s; sending the whole request again", redact_url(conn.url), code)
+            self._send(None)
+            return _AGAIN
+        return _error_frame(obj, payload, conn.url)
+
+    def _read(self) -> list[bytes]:
+        conn = self._conn
+        until = self._until
+        wait = self._next if until is None or self._next < until else until
+        try:
+            payloads = conn.read_messages(wait)
+        except TimeoutError:
+            self._fail()
+            if until is not None and wait == until:
+                raise _lost(conn, self._request, until, "") from None
+            raise IdleTimeout(f"no WebSocket message from {redact_url(conn.url)} within "
+                              f"{self._idle:g} s (stream_idle_timeout); the connection was "
+                              "closed") from None
+        except Closed as exc:
+            self._fail()
+            raise _lost(conn, self._request, until, str(exc), exc.code) from None
+        except OSError as exc:
+            self._fail()
+            raise _lost(conn, self._request, until, str(exc)) from None
+        except BaseException:
+            self._fail()
+            raise
+        self._next = time.monotonic() + self._idle
+        return payloads
+
+    def _fail(self) -> None:
+        # Frames of an unfinished turn would reach the next one: drop the connection.
+        self._over = True
+        self._conn.close()
+
+    def close(self) -> None:
+        if not self._over:
+            self._over = True
+            self._conn.close()
+
+    # --- what core may read besides ------------------------------------------------------
+    @property
+    def position(self) -> tuple[str, int] | None:
+        """Where a resumed background stream continues: ``(response_id, sequence_number)``
+        of the last event decoded, or None."""
+        return self._decoder.position
+
+    @property
+    def skipped(self) -> int:
+        return self._decoder.skipped
+
+    @property
+    def other_events(self) -> int:
+        return self._decoder.other_events
+
+    @property
+    def turn_state(self) -> str | None:
+        """``x-codex-turn-state`` that arrived in-band (``response.metadata``), if any."""
+        return self._decoder.turn_state
 
 
-class _Closed(Exception):
-    """The server closed the connection or sent a close frame (internal)."""
-
-    def __init__(self, detail: str, code: int | None = None) -> None:
-        super().__init__(detail)
-        self.code = code
+#: A frame that was dealt with by sending the turn again (internal marker).
+_AGAIN = object()
 
 
-def _create_frame(request: Any) -> bytes:
-    body = request.body or b"{}"
-    encoding = _header(request.headers, "content-encoding")
-    if encoding == "zstd":
-        from codexapi.http.compression import zstd_module
-
-        zstd = zstd_module()
-        if zstd is not None:
-            body = zstd.decompress(body)
-    body = bytes(body).strip()
+def _create_frame(body: bytes | None) -> bytes:
+    """``response.create`` with the body's fields at the top level, without re-encoding
+    them."""
+    body = bytes(body or b"{}").strip()
     if body in (b"{}", b""):
         return b'{"type":"response.create"}'
-    # The body's fields at the top level of the frame, without re-encoding them.
     return b'{"type":"response.create",' + body[1:]
 
 
-def _wrapped_error(payload: bytes) -> tuple[int, dict[str, str], bytes] | None:
-    """``(status, headers, body)`` of a wrapped error frame, else None."""
-    if b'"status' not in payload:
+def _incremental_frame(conn: Connection, body: dict[str, Any], provider: Provider
+                       ) -> tuple[bytes, _Chain] | None:
+    """The frame continuing the connection's last turn with only the new input (the crate's
+    ``get_incremental_items``), or None when the turn does not extend it."""
+    chain = conn.chain
+    if chain is None or not provider.websocket_incremental_input:
         return None
-    try:
-        obj = loads(payload)
-    except ValueError:
+    delta = chain.delta(body)
+    if delta is None:
         return None
-    if not isinstance(obj, dict) or obj.get("type") != "error":
-        return None
+    frame = {"type": "response.create", **body, "previous_response_id": chain.response_id,
+             "input": delta}
+    return dumps(frame), chain
+
+
+def _error_frame(obj: dict[str, Any], payload: bytes, url: str) -> Exception | None:
+    """The typed error an ``{"type": "error", ...}`` frame with an HTTP status stands for
+    (None without one), mapped once as that HTTP answer would be."""
+    from codexapi import error_mapping
+
     # ``status_code`` in the crate; ``status`` in some servers' (the embedded one's) frames.
     status = obj.get("status_code", obj.get("status"))
     if isinstance(status, bool) or not isinstance(status, int) or 200 <= status < 300 \
@@ -586,193 +587,26 @@ def _wrapped_error(payload: bytes) -> tuple[int, dict[str, str], bytes] | None:
     raw = obj.get("headers")
     if isinstance(raw, dict):
         for name, value in raw.items():
-            if isinstance(value, str | int | float) and not isinstance(value, bool):
-                headers[str(name).lower()] = str(value)
-            elif isinstance(value, bool):
+            if isinstance(value, bool):
                 headers[str(name).lower()] = "true" if value else "false"
-    error = obj.get("error")
-    from codexapi.convert import dumps
-
-    body = dumps({"error": error}) if error is not None else b""
-    return status, headers, body
-
-
-class _Frames(bytes):
-    """One read's text messages, handed to this wire's decoder as they are (``payloads``):
-    no re-framing on the hot path. As bytes it is empty."""
-
-    payloads: list[bytes]
+            elif isinstance(value, str | int | float):
+                headers[str(name).lower()] = str(value)
+    return error_mapping.error_object(status, obj.get("error"), headers,
+                                      payload.decode("utf-8", "replace"), redact_url(url),
+                                      "in a WebSocket error frame")
 
 
-def _frames(payloads: list[bytes]) -> _Frames:
-    out = _Frames(b"")
-    out.payloads = payloads
-    return out
-
-
-class FrameDecoder:
-    """The Responses decoder behind either framing: the text messages of a WebSocket read,
-    or SSE bytes (an HTTP fallback's body)."""
-
-    __slots__ = ("_inner", "_sse", "feed_messages")
-
-    def __init__(self, settings: Any = None) -> None:
-        from codexapi.decoding import DecoderSettings
-        from codexapi.sse import SseStreamDecoder
-
-        from .wire_responses import message_decoder
-
-        settings = settings if settings is not None else DecoderSettings()
-        self._inner = message_decoder(settings)
-        self._sse = SseStreamDecoder(self._inner, settings.max_message_bytes)
-        self.feed_messages = self._inner.feed_data
-
-    @property
-    def done(self) -> bool:
-        return self._inner.done
-
-    @property
-    def inner(self) -> Any:
-        return self._inner
-
-    @property
-    def skipped(self) -> int:
-        count: int = self._inner.skipped
-        return count
-
-    @property
-    def position(self) -> Any:
-        return self._inner.position
-
-    @property
-    def other_events(self) -> int:
-        """The Responses decoder's count: every event of either framing is its."""
-        count: int = self._inner.other_events
-        return count
-
-    def bound_messages(self, max_message: int) -> None:
-        """An HTTP fallback's SSE messages are bounded as the frames are
-        (``Provider.max_message_bytes``)."""
-        self._sse.bound_messages(max_message)
-
-    def feed_data(self, data: bytes) -> list[Any]:
-        payloads = getattr(data, "payloads", None)
-        if payloads is not None:
-            return self.feed_messages(payloads)
-        return self._sse.feed_data(data)
-
-    def close(self) -> list[Any]:
-        return self._sse.close()
-
-
-class _TurnResponse:
-    """One turn's frames, as the byte stream the Responses decoder reads."""
-
-    status = 200
-
-    def __init__(self, conn: _Connection, pool: _Pool, key: str, first: list[bytes],
-                 headers: dict[str, str]) -> None:
-        self._conn = conn
-        self._pool = pool
-        self._key = key
-        self._first = first
-        self.headers = headers
-        self.url = conn.url
-        self._done = False
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        conn = self._conn
-        payloads = self._first
-        self._first = []
-        while True:
-            for i, p in enumerate(payloads):
-                if b'"status' in p:
-                    wrapped = _wrapped_error(p)
-                    if wrapped is not None:
-                        if i:
-                            yield _frames(payloads[:i])
-                        self.close()
-                        raise _typed(wrapped, conn.url)
-            yield _frames(payloads)
-            try:
-                payloads = conn.read_messages()
-            except _Closed as exc:
-                raise StreamDropped(f"the WebSocket closed before response.completed: {exc}",
-                                    retryable=exc.code in (None, 1000, 1001, 1006, 1011, 1012,
-                                                         1013)) from None
-            except TimeoutError:
-                conn.close()
-                from codexapi.errors import ReadTimeout
-
-                raise ReadTimeout(f"no WebSocket frame from {redact_url(conn.url)} for the "
-                                  "stream idle timeout; the connection was closed",
-                                  url=redact_url(conn.url)) from None
-            except OSError as exc:
-                conn.close()
-                raise TransportError(f"the WebSocket connection to {redact_url(conn.url)} "
-                                     f"failed: {exc}", url=redact_url(conn.url)) from None
-
-    def read(self) -> bytes:
-        try:
-            return b"".join(self.iter_bytes())
-        finally:
-            self.close()
-
-    def drain(self) -> None:
-        # The turn is complete: the connection is clean for the next one.
-        if not self._done and not self._conn.closed:
-            self._done = True
-            self._pool.give_back(self._conn, self._key)
-
-    def close(self) -> None:
-        if not self._done:
-            # Frames of an unfinished turn would reach the next one: drop the connection.
-            self._done = True
-            self._conn.close()
-
-
-def _typed(wrapped: tuple[int, dict[str, str], bytes], url: str) -> CodexApiError:
-    from codexapi import error_mapping
-    from codexapi.ratelimits import retry_after_seconds
-
-    status, headers, body = wrapped
-    text = body.decode("utf-8", "replace")
-    message = f"HTTP {status} in a WebSocket error frame"
+def error_frame(payload: bytes, url: str) -> Exception | None:
+    """The typed error a wrapped error frame (``{"type": "error", "status_code": N, ...}``)
+    stands for, or None for any other message."""
     try:
-        error = loads(body).get("error") if body else None
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"]:
-        message = error["message"]
-    code = error.get("code") if isinstance(error, dict) else None
-    base = ApiError(status, message, text, request_id=error_mapping.request_id(headers),
-                    url=redact_url(url), code=code if isinstance(code, str) else None,
-                    retry_after=retry_after_seconds(headers), headers=headers)
-    return error_mapping.http_error(base)
+        obj = loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "error":
+        return None
+    return _error_frame(obj, payload, url)
 
 
-class _ErrorResponse:
-    """A wrapped error frame as the HTTP answer it stands for."""
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes, url: str) -> None:
-        self.status = status
-        self.headers = {**headers, "content-type": "application/json"}
-        self._body = body
-        self.url = url
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        if self._body:
-            yield self._body
-
-    def read(self) -> bytes:
-        return self._body
-
-    def drain(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-__all__ = ["NAME", "OPENAI_BETA", "WIRE", "ResponsesWebSocketWire",
-           "websocket_url"]
+__all__ = ["CONNECTION_LIMIT", "NAME", "OPENAI_BETA", "PREVIOUS_NOT_FOUND", "UPGRADE_TRIES",
+           "WIRE", "ResponsesWebSocketWire", "error_frame", "websocket_url"]

@@ -140,8 +140,10 @@ class Store:
         try:
             with db:
                 if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-                    db.executescript(_SCHEMA)
-                    db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                    # One transaction: executescript runs each statement in its own otherwise,
+                    # and each commit waits for the disk (~80 ms on a first chat).
+                    db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = "
+                                     f"{_SCHEMA_VERSION}; COMMIT;")
                     if target != ":memory:":
                         _migrate_json(db, self.root)
                 yield db

@@ -7,6 +7,7 @@ decode ``Content-Encoding: zstd`` responses. Without it, only gzip is asked for.
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 
 from ..errors import ConfigError
@@ -27,16 +28,16 @@ def zstd_module() -> ModuleType | None:
     return zstd  # type: ignore[no-any-return,unused-ignore]
 
 
-def _urllib3_decodes_zstd() -> bool:
+@functools.cache
+def accept_encoding() -> str:
+    """``Accept-Encoding`` for every request: zstd first when responses in it can be decoded.
+    Asked at the first request, not at import: the answer is urllib3's, and importing urllib3
+    is most of what a first call loads."""
     try:
         from urllib3.response import HAS_ZSTD
     except ImportError:  # pragma: no cover - urllib3 < 2.0 is not supported
-        return False
-    return bool(HAS_ZSTD)
-
-
-#: ``Accept-Encoding`` for every request: zstd first when responses in it can be decoded.
-ACCEPT_ENCODING = "zstd, gzip" if _urllib3_decodes_zstd() else "gzip"
+        return "gzip"
+    return "zstd, gzip" if HAS_ZSTD else "gzip"
 
 
 def compress(data: bytes, encoding: str) -> bytes:
@@ -50,4 +51,4 @@ def compress(data: bytes, encoding: str) -> bytes:
     return bytes(zstd.compress(data))
 
 
-__all__ = ["ACCEPT_ENCODING", "REQUEST_COMPRESSIONS", "compress", "zstd_module"]
+__all__ = ["REQUEST_COMPRESSIONS", "accept_encoding", "compress", "zstd_module"]

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 import attrs
-from urllib3.util import make_headers
 
 from ..errors import ConfigError
 from ..redact import redact_url
@@ -71,6 +70,10 @@ def parse_proxy_url(value: str, source: str) -> Proxy:
     url = f"{scheme}://{netloc}:{port or _DEFAULT_PORTS[scheme]}"
     headers: dict[str, str] = {}
     if parts.username is not None:
+        # Imported here: only a proxy URL with credentials needs it, and urllib3 is most of
+        # a first call's imports.
+        from urllib3.util import make_headers
+
         creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers = dict(make_headers(proxy_basic_auth=creds))
     return Proxy(url, source, headers)

@@ -29,11 +29,10 @@ def ca_bundle_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, s
     return None
 
 
-def make_ssl_context(ca_bundle: str | None = None, trust_env: bool = True,
-                     source: str = "Provider.ca_bundle") -> ssl.SSLContext | None:
-    """A verifying context that also trusts the configured bundle, or None when no bundle is
-    configured (urllib3's default context then applies). A bundle that does not exist or holds
-    no certificate is a ConfigError naming the path and where it came from."""
+def find_ca_bundle(ca_bundle: str | None = None, trust_env: bool = True,
+                   source: str = "Provider.ca_bundle") -> tuple[Path, str] | None:
+    """``(path, where it came from)`` of the configured bundle, or None when none is
+    configured. A bundle that does not exist is a ConfigError naming the path and its source."""
     if ca_bundle is None and trust_env:
         found = ca_bundle_from_env()
         if found is not None:
@@ -43,6 +42,22 @@ def make_ssl_context(ca_bundle: str | None = None, trust_env: bool = True,
     path = Path(ca_bundle).expanduser()
     if not path.exists():
         raise ConfigError(f"{source} names the CA bundle {path}, which does not exist")
+    return path, source
+
+
+def make_ssl_context(ca_bundle: str | None = None, trust_env: bool = True,
+                     source: str = "Provider.ca_bundle") -> ssl.SSLContext | None:
+    """A verifying context that also trusts the configured bundle, or None when no bundle is
+    configured (urllib3's default context then applies). A bundle that does not exist or holds
+    no certificate is a ConfigError naming the path and where it came from."""
+    found = find_ca_bundle(ca_bundle, trust_env, source)
+    return None if found is None else load_ssl_context(*found)
+
+
+def load_ssl_context(path: Path, source: str) -> ssl.SSLContext:
+    """A verifying context trusting the system roots and the bundle at ``path`` (found by
+    :func:`find_ca_bundle`); a file that holds no certificate is a ConfigError. Tens of
+    milliseconds: a bundle of system roots is parsed twice, once as roots, once as the bundle."""
     context = ssl.create_default_context()
     try:
         if path.is_dir():
@@ -55,4 +70,5 @@ def make_ssl_context(ca_bundle: str | None = None, trust_env: bool = True,
     return context
 
 
-__all__ = ["CA_BUNDLE_VARS", "ca_bundle_from_env", "make_ssl_context"]
+__all__ = ["CA_BUNDLE_VARS", "ca_bundle_from_env", "find_ca_bundle", "load_ssl_context",
+           "make_ssl_context"]

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -524,6 +525,13 @@ class EmbeddedHTTPServer(ThreadingHTTPServer):
         #: ``x-codex-turn-state`` values clients echoed back, oldest first (bounded).
         self.turn_states_echoed: collections.deque[str] = collections.deque(maxlen=1000)
 
+    def server_bind(self) -> None:
+        # HTTPServer's own looks the address up (socket.getfqdn: a reverse DNS query and the
+        # idna codec, 2-10 ms of every start) for a server_name nothing here reads.
+        TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
     def process_request(self, request: Any, client_address: Any) -> None:
         self.connections_accepted += 1  # only the accept loop's thread gets here
         super().process_request(request, client_address)
@@ -632,10 +640,20 @@ class EmbeddedServer:
         self.httpd.faults.stopping.set()  # ends injected stalls, WebSocket sessions, followers
         self.httpd.store.close()
         if self._thread is not None:
-            self.httpd.shutdown()
+            self._shutdown()
             self._thread.join(timeout=5)
             self._thread = None
         self.httpd.server_close()
+
+    def _shutdown(self) -> None:
+        # serve_forever sees shutdown() when its poll next wakes, up to poll_interval later
+        # (half of it on average, on every stop): a connection of our own wakes it at once.
+        stopping = start_daemon(self.httpd.shutdown, "codexapi-server-stop")
+        while stopping.is_alive():
+            with contextlib.suppress(OSError), socket.create_connection(
+                    (self.host, self.port), timeout=0.5):
+                pass
+            stopping.join(0.01)
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever(poll_interval=0.2)

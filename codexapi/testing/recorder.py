@@ -38,7 +38,8 @@ import attrs
 
 from ..errors import ConfigError, TransportError
 from ..http.tls import make_ssl_context
-from ..http.transport import HttpRequest, Urllib3Transport
+from ..http.transport import HttpRequest
+from ..http.urllib3_transport import Urllib3Transport
 from ..redact import redact_url
 from .scrub import Scrubber
 from .storage import Persister
@@ -298,9 +299,10 @@ class Recorder:
             headers = [(k, v) for k, v in answer.headers.raw_items()
                        if k.lower() not in HOP_HEADERS]
             refused = bytes(answer.body or b"")
-            accept(handler, ex, refuse=(answer.status_code, dict(headers), refused))
+            # Written before the client hears the refusal, as every exchange is.
             self._record(_Request("GET", url, upgrade_headers, None), answer.status_code,
                          headers, refused)
+            accept(handler, ex, refuse=(answer.status_code, dict(headers), refused))
             return
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             self._record(_Request("GET", url, upgrade_headers, None), 502,

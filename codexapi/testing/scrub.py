@@ -7,11 +7,11 @@ requests, also on every request being matched, so a replay compares like with li
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..redact import REDACTED, is_secret_header, redact_url
+from ..redact import REDACTED, is_secret_header, redact_url, scrub, scrub_bytes, secrets_of
 from .formats import inflate
 
 #: Headers that are not credentials but name the account (organization, project, account id):
@@ -50,54 +50,59 @@ def scrubbed(name: str, extra: frozenset[str]) -> bool:
     return is_secret_header(lowered) and not lowered.startswith(_COUNTER_PREFIXES)
 
 
-def scrub_request_headers(headers: Mapping[str, Any], extra: frozenset[str]) -> dict[str, Any]:
-    return {k: (REDACTED if scrubbed(k, extra) else v) for k, v in headers.items()}
-
-
 class Scrubber:
-    """The record hooks of one cassette. Secret header values seen on requests are also
-    remembered and replaced wherever they reappear in a body (a key echoed in an error)."""
+    """The record hooks of one cassette, by :mod:`codexapi.redact`'s one rule. The values of
+    secret headers, of secret query parameters and of a JSON request body's secret-named
+    fields are remembered (with every secret a live Client sent) and replaced wherever they
+    reappear — request and response, headers and bodies, raw, ``\\u``-escaped or
+    percent-encoded (a key echoed in an error, a header or a URL)."""
 
     def __init__(self, extra_headers: Iterable[str] = ()) -> None:
         self.extra = frozenset(h.lower() for h in extra_headers)
-        self.secrets: set[bytes] = set()
-
-    def _remember(self, value: Any) -> None:
-        for text in value if isinstance(value, list | tuple) else [value]:
-            text = str(text)
-            # "Bearer sk-..." / "Basic ...": the credential alone is what could be echoed.
-            for candidate in (text, text.split(" ", 1)[-1]):
-                if len(candidate) >= 8 and candidate != REDACTED:
-                    self.secrets.add(candidate.encode("utf-8"))
+        self.secrets: set[str] = set()
 
     def _scrub(self, data: bytes) -> bytes:
-        for secret in self.secrets:
-            if secret in data:
-                data = data.replace(secret, REDACTED.encode())
-        return data
+        return scrub_bytes(data, self.secrets)
+
+    def _scrub_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return scrub(value, self.secrets)
+        if isinstance(value, list | tuple):
+            return [self._scrub_value(v) for v in value]
+        return value
 
     def request(self, request: Any) -> Any:
         """``before_record_request``: a scrubbed, loopback-normalized *copy* (vcrpy still
         sends the original request when recording, so it must not be changed in place)."""
         headers = dict(request.headers)
-        for name, value in headers.items():
-            if scrubbed(name, self.extra):
-                self._remember(value)
+        named = {k: v for k, v in headers.items() if scrubbed(k, self.extra)}
+        body = request.body
+        self.secrets.update(secrets_of(
+            {k: v for k, v in named.items() if v != REDACTED}, request.uri,
+            self.extra | ACCOUNT_HEADERS, body if isinstance(body, bytes | str) else None))
+        for value in named.values():
+            # A name only codexapi.testing calls secret (an account header, scrub_headers).
+            self.secrets.update(v for v in (value if isinstance(value, list) else [value])
+                                if isinstance(v, str) and v != REDACTED and len(v) >= 6)
         clean = copy.copy(request)
-        clean.uri = normalize_uri(request.uri)
-        clean.headers = scrub_request_headers(headers, self.extra)
-        if isinstance(request.body, bytes) and self.secrets:
-            clean.body = self._scrub(request.body)
+        clean.uri = scrub(normalize_uri(request.uri), self.secrets)
+        clean.headers = {k: (REDACTED if k in named else self._scrub_value(v))
+                         for k, v in headers.items()}
+        if isinstance(body, bytes):
+            clean.body = self._scrub(body)
+        elif isinstance(body, str):
+            clean.body = scrub(body, self.secrets)
         return clean
 
     def response(self, response: dict[str, Any]) -> dict[str, Any]:
-        """``before_record_response``: account headers and cookies scrubbed, the body stored
-        decoded (readable) with headers that describe it truthfully, known secrets removed."""
+        """``before_record_response``: secret headers and cookies redacted, the body stored
+        decoded (readable) with headers that describe it truthfully, known secrets removed
+        from every header value and from the body."""
         headers: dict[str, list[str]] = {}
         for name, values in (response.get("headers") or {}).items():
             vals = values if isinstance(values, list) else [values]
             headers[name] = ([REDACTED] * len(vals) if scrubbed(name, self.extra)
-                             else list(vals))
+                             else self._scrub_value(list(vals)))
         body = response.get("body") or {}
         data = body.get("string")
         if isinstance(data, str):
@@ -113,5 +118,11 @@ class Scrubber:
                 elif low == "content-length":
                     headers[name] = [str(len(data))]
             response = {**response, "body": {**body, "string": data}}
+        status = response.get("status")
+        if isinstance(status, dict) and isinstance(status.get("message"), str):
+            # The reason phrase is the server's to choose: it may echo the key too.
+            response = {**response, "status": {**status,
+                                               "message": scrub(status["message"],
+                                                                self.secrets)}}
         response["headers"] = headers
         return response

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..errors import TransportError
-from ..http.transport import HttpRequest, HttpResponse, Urllib3Transport
+from ..http.transport import HttpRequest, HttpResponse
+from ..http.urllib3_transport import Urllib3Transport
 from ..redact import redact_url
 
 Handler = Callable[[HttpRequest], "MockResponse"]

@@ -1,7 +1,8 @@
 """The Dask engine on a LocalCluster of two worker processes, against the embedded server:
-results stream back and are written by the driver, the Semaphore caps calls cluster-wide, a
-429 pauses every worker (a distributed.Variable), and a worker killed mid-run has its calls
-redone with no id written twice."""
+results stream back and are written by the driver, the Semaphore caps calls cluster-wide (a
+lowered limit too), workers keep their leases from call to call, a 429 pauses every worker (a
+distributed.Variable), and a worker killed mid-run has its calls redone with no id written
+twice."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import distributed
 import pytest
 from support.batch_helpers import (
     FirstIs429,
+    HoldAfterPause,
     HoldUntilFull,
     PeakConcurrency,
     UsageLimit,
@@ -92,6 +94,59 @@ def test_a_429_pauses_every_worker(own_server: EmbeddedServer, cluster: Any) -> 
     after = [t - limiter.limited_at for t in limiter.arrivals]
     assert not [t for t in after if 0.6 < t < 1.8], after
     assert len(after) == 16 and running.summary.rate_limited == 1
+
+
+def test_a_lower_limit_holds_cluster_wide_once_the_pause_is_over(
+        own_server: EmbeddedServer, cluster: Any) -> None:
+    # Up to six calls at once (two workers, three threads each); the first 429 halves the
+    # limit to three. While the pause lasts the driver takes three leases back (the workers
+    # return the ones their calls gave back instead of keeping them), so once it is over no
+    # more than three calls are in flight, though tasks are waiting on both workers.
+    gate = HoldAfterPause(retry_after=1.0, n=4, hold=1.0)
+    own_server.httpd.responder = gate
+    items = [(i, ResponsesRequest(model="m", input=f"n{i}")) for i in range(12)]
+    running = run(items, own_server, cluster, concurrency=6)
+    results = list(running)
+    assert sorted(r.id for r in results) == list(range(12)) and all(r.ok for r in results)
+    assert running.summary.rate_limited == gate.rejected >= 1
+    assert running.summary.lowest_concurrency == 3
+    assert 1 <= gate.peak_after <= 3, gate.peak_after
+
+
+def _semaphore_acquires(cluster: Any) -> dict[str, int]:
+    metrics = cluster.cluster.scheduler.extensions["semaphores"].metrics
+    return {name: n for name, n in metrics["acquire_total"].items()
+            if str(name).startswith("codexapi-batch-")}
+
+
+def _runs_kept() -> int:
+    from codexapi.batch import dask_engine
+
+    return len(dask_engine._runs)
+
+
+def test_workers_keep_their_leases_between_calls_and_return_them_at_the_end(
+        own_server: EmbeddedServer, cluster: Any, recwarn: pytest.WarningsRecorder) -> None:
+    # A worker hands the lease a call gave back to its next call: 30 calls at three at a time
+    # cost a few round trips to the scheduler's Semaphore, not 30.
+    acquires: list[dict[str, int]] = []
+    peak = PeakConcurrency()
+
+    def counting(ex: Any) -> bool:
+        acquires.append(_semaphore_acquires(cluster))
+        return peak(ex)
+
+    own_server.httpd.responder = counting
+    items = [(i, ResponsesRequest(model="fault:stall:0.02@1", input=f"n{i}"))
+             for i in range(30)]
+    assert all(r.ok for r in run(items, own_server, cluster, concurrency=3))
+    assert peak.calls == 30 and peak.peak <= 3
+    most = max(n for seen in acquires for n in seen.values())
+    assert most <= 12, most
+    # At the end every lease went back before the Semaphore closed (Dask warns otherwise),
+    # and no worker keeps anything of the run.
+    assert not [w for w in recwarn if "unreleased leases" in str(w.message)]
+    assert sorted(cluster.run(_runs_kept).values()) == [0, 0]
 
 
 def test_usage_limit_stops_the_cluster_and_a_rerun_carries_on(

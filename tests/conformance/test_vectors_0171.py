@@ -538,27 +538,24 @@ def test_r5_no_headers_one_empty_codex_update_and_no_event() -> None:
 
 
 def test_w1_wrapped_websocket_error_is_the_http_status() -> None:
-    from codexapi_plugins.wire_websocket import _typed, _wrapped_error
+    from codexapi_plugins.wire_websocket import error_frame
 
     payload = json.dumps({"type": "error", "status_code": 429, "error": {
         "type": "usage_limit_reached", "message": "The usage limit has been reached",
         "plan_type": "pro", "resets_at": 1738888888}, "headers": {
         "x-codex-primary-used-percent": "100.0", "x-codex-primary-window-minutes": 15}})
-    wrapped = _wrapped_error(payload.encode())
-    assert wrapped is not None
-    status, headers, body = wrapped
-    assert status == 429 and headers["x-codex-primary-used-percent"] == "100.0"
-    assert headers["x-codex-primary-window-minutes"] == "15"
-    assert b"usage_limit_reached" in body and b"The usage limit has been reached" in body
-    err = _typed(wrapped, "ws://example.com/v1/responses")
+    err = error_frame(payload.encode(), "ws://example.com/v1/responses")
     assert isinstance(err, UsageLimitReached) and err.plan_type == "pro"
+    assert err.status == 429 and err.headers["x-codex-primary-used-percent"] == "100.0"
+    assert err.headers["x-codex-primary-window-minutes"] == "15"
+    assert "usage_limit_reached" in err.body and "The usage limit has been reached" in err.body
     assert err.rate_limits.primary.used_percent == 100.0
 
 
 def test_w2_non_error_payloads_are_not_wrapped_errors() -> None:
-    from codexapi_plugins.wire_websocket import _wrapped_error
+    from codexapi_plugins.wire_websocket import error_frame
 
     for payload in ({"type": "response.created", "response": {"id": "resp-1"}},
                     {"type": "error", "status_code": 200, "error": {}},
                     {"type": "response.output_text.delta", "delta": '"status_code": 500'}):
-        assert _wrapped_error(json.dumps(payload).encode()) is None
+        assert error_frame(json.dumps(payload).encode(), "ws://example.com") is None

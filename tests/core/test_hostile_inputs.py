@@ -154,7 +154,8 @@ def test_a_newline_in_a_secret_header_is_not_quoted(where: str) -> None:
 
 
 def test_the_transport_itself_never_quotes_what_http_client_refuses() -> None:
-    from codexapi.http.transport import HttpRequest, Urllib3Transport
+    from codexapi.http.transport import HttpRequest
+    from codexapi.http.urllib3_transport import Urllib3Transport
 
     transport = Urllib3Transport()
     request = HttpRequest("POST", "http://127.0.0.1:9/v1", {"Authorization": f"Bearer {KEY}€"})

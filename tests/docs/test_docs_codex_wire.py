@@ -22,9 +22,24 @@ def test_doc_python_examples_run(index: int, capsys: pytest.CaptureFixture[str])
         assert out.splitlines() == ["True remote_compaction_v2", "False completed 2048"]
     if "CyberPolicy as exc" in BLOCKS[index]:
         assert out.startswith("final: False")
-    if 'wire="responses_websocket"' in BLOCKS[index]:
+    block = BLOCKS[index]
+    if 'parent_thread_id="thread-1"' in block:
+        assert out.splitlines()[-1] == "collab_spawn thread-1"
+    if "supports_websockets = true" in block:
+        assert out.splitlines() == ["responses_websocket 5.0 BearerAuth"]
+    if '"408x1"' in block:
+        assert out.splitlines() == ["You said: hi", "503 after 3 attempts",
+                                    "overloaded: False None"]
+    if 'for prompt in ("Hello", "Hello again")' in block:
         assert out.splitlines() == ["You said: Hello", "You said: Hello again",
                                     "['GET', 'WS', 'WS']"]
+    if "fault:stall" in block:
+        assert out.splitlines() == ["deadline 1"]
+    if "client.prewarm(" in block:
+        assert out.splitlines() == ["You said: Hello / You said: Again", "False False 1",
+                                    "None True 0", "None True 1"]
+    if "class NoWebSocket" in block:
+        assert out.splitlines() == ["over HTTP", "over HTTP"]
 
 
 def test_documented_names_are_public() -> None:

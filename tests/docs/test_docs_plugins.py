@@ -119,3 +119,14 @@ def test_doc_packaging_snippets_install_a_plugin_that_codexapi_finds(
         described = {p["name"]: p for p in plugin_loader.describe(client.plugin_manager)}
     assert described["acme"]["distribution"] == "acme-codexapi"
     assert described["acme"]["hooks"] == ["codexapi_auth"]
+
+
+@pytest.mark.parametrize(("marker", "expected"), [
+    ("class TokenEndpoint", ["refresh asked with rt-1", "You said: hi", "saved: rt-2"]),
+    ("CommandAuth(sys.executable", ["You said: hi", "CommandAuth True", "You said: again"]),
+])
+def test_doc_auth_examples_print_what_they_say(marker: str, expected: list[str],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    [snippet] = [s for s in snippets() if marker in s]
+    exec(compile(snippet, "docs/plugins.md", "exec"), {"__name__": "docs_plugins_auth"})
+    assert capsys.readouterr().out.splitlines() == expected

@@ -59,3 +59,13 @@ def test_ci_runs_the_two_readme_commands_verbatim_before_any_pip_upgrade() -> No
     # Debian's python3 first on PATH for them when there is one.
     before = "\n".join(ci[:at[0]])
     assert "/usr/bin/python3" in before and 'export PATH="$(dirname "$py"):$PATH"' in before
+
+
+def test_the_secrets_example_prints_what_the_readme_says(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    section = README.split("### What is a secret", 1)[1]
+    block = python_blocks(section)[0]
+    printed = re.search(r"prints\n\n```\n(.*?)```", section, flags=re.DOTALL)
+    assert printed is not None
+    exec(compile(block, "README.md[secrets]", "exec"), {})
+    assert capsys.readouterr().out == printed.group(1)

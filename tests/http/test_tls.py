@@ -139,5 +139,19 @@ def test_a_file_that_is_not_a_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyP
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
     monkeypatch.setenv("SSL_CERT_FILE", str(junk))
+    # Read when the first TLS connection needs it, before anything is sent (the host does
+    # not resolve: reaching the network would be a TransportError instead).
+    client = Client(Provider(base_url="https://api.invalid/v1"), load_entrypoints=False)
     with pytest.raises(ConfigError, match=r"SSL_CERT_FILE .*junk\.pem.*not a readable PEM"):
-        Client(Provider(base_url="https://api.example/v1"), load_entrypoints=False)
+        client.list_models("0.1.0")
+
+
+def test_plain_http_never_reads_the_bundle(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bundle is parsed for the first TLS connection only (tens of milliseconds saved for
+    # an http:// server, the embedded one included): here it is not a bundle at all.
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(junk))
+    with EmbeddedServer() as server:
+        assert chat(server.base_url) == "You said: Hello"

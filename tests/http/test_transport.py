@@ -20,7 +20,8 @@ from codexapi import (
     ResponseTooLarge,
     RetryPolicy,
 )
-from codexapi.http.transport import BufferedResponse, HttpRequest, HttpResponse, Urllib3Transport
+from codexapi.http.transport import BufferedResponse, HttpRequest, HttpResponse
+from codexapi.http.urllib3_transport import Urllib3Transport
 from codexapi.server import EmbeddedServer, Exchange, route
 
 

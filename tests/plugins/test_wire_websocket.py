@@ -120,7 +120,7 @@ def test_status_faults_arrive_as_the_same_typed_errors(server: EmbeddedServer) -
     sleeps: list[float] = []
     with ws_client(server.base_url, sleeps, retry=RetryPolicy(max_attempts=3)) as client, \
             pytest.raises(ApiRateLimitError) as info:
-        client.stream(REQ, headers={"x-codexapi-fault": "429:0.01"})
+        client.stream(REQ, headers={"x-codexapi-fault": "429:0.01"}).collect()
     assert info.value.status == 429 and isinstance(info.value, ApiError)
     assert len(sleeps) == 2  # retried under the policy, as an HTTP 429 would be
 
@@ -207,7 +207,7 @@ def test_wrapped_usage_limit_is_raised_at_once_never_retried() -> None:
     with WsServer([[frame]] * 5) as ws, \
             ws_client(ws.base_url(), sleeps, retry=RetryPolicy(max_attempts=5)) as client, \
             pytest.raises(UsageLimitReached) as info:
-        client.stream(REQ)
+        client.stream(REQ).collect()
     assert len(ws.creates) == 1 and sleeps == []
     assert info.value.plan_type == "pro" and info.value.request_id == "req-ws"
     assert info.value.resets_at is not None and info.value.resets_at.timestamp() == 1738888888
@@ -263,7 +263,7 @@ def test_a_close_with_an_error_code_and_a_non_json_frame_say_so() -> None:
         conn.send("this is not json")
         conn.close(1011, "internal error")
 
-    with WsServer([closes]) as ws, ws_client(ws.base_url()) as client, \
+    with WsServer([closes]) as ws, ws_client(ws.base_url(), stream_max_retries=0) as client, \
             pytest.raises((StreamError, TransportError)) as info:
         client.stream(REQ).collect()
     assert "1011" in str(info.value) and "internal error" in str(info.value)
@@ -395,3 +395,86 @@ def test_a_dropped_background_turn_resumes_over_http_and_stays_on_the_websocket(
     assert len(resumes) == 1  # over HTTP, once: no upgrade tried on the resume URL
     assert log[-1] == ("WS", "/responses")  # and the next turn is on the WebSocket again
     assert not [r for r in caplog.records if "upgrade was refused" in r.getMessage()]
+
+
+# --- every wait ends by the deadline -----------------------------------------------------------
+
+
+def _pings(conn: Any, _: dict[str, Any]) -> None:
+    # A live connection that never answers: a ping every 0.5 s (bounded, for the test).
+    for _ in range(40):
+        conn.ping()
+        time.sleep(0.5)
+
+
+def _endless_fragments(conn: Any, _: dict[str, Any]) -> None:
+    def fragments() -> Iterator[str]:
+        yield '{"type":"response.output_text.delta","delta":"'
+        for _ in range(40):
+            time.sleep(0.5)
+            yield "x"
+
+    conn.send(fragments())  # one message whose last fragment never comes
+
+
+def _dripped_upgrade(conn: Any, request: Any) -> None:
+    import base64
+    import hashlib
+
+    key = request.headers["sec-websocket-key"]
+    accept = base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    answer = (f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode()
+    for byte in answer:  # ~130 bytes, one every 0.1 s: each read is quick, the whole is not
+        conn.sendall(bytes([byte]))
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("stall", ["pings", "fragments", "dripped-101"])
+def test_every_wait_ends_by_the_deadline(stall: str) -> None:
+    from support.hostile import RawServer
+
+    from codexapi import DeadlineExceeded
+
+    if stall == "dripped-101":
+        server: Any = RawServer(_dripped_upgrade)
+    else:
+        server = WsServer([_pings if stall == "pings" else _endless_fragments])
+    with server:
+        base = server.base_url if stall == "dripped-101" else server.base_url()
+        # Idle and read timeouts far away: only the deadline can end these.
+        with ws_client(base, stream_idle_timeout=60.0, read_timeout=60.0) as client:
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceeded):
+                client.create(REQ, deadline=2.0)
+            elapsed = time.monotonic() - started
+    assert 1.9 <= elapsed < 2.5, elapsed
+
+
+@pytest.mark.parametrize("stall", ["pings", "fragments"])
+def test_pings_and_unfinished_fragments_are_not_progress(stall: str) -> None:
+    # The idle timeout counts from the last complete message: a server that keeps the
+    # connection busy without finishing one is idle.
+    with WsServer([_pings if stall == "pings" else _endless_fragments]) as ws, \
+            ws_client(ws.base_url(), stream_idle_timeout=1.0, stream_max_retries=0) as client:
+        started = time.monotonic()
+        with pytest.raises(IdleTimeout):
+            client.create(REQ)
+        assert time.monotonic() - started < 1.6
+
+
+def test_websocket_connect_timeout_bounds_the_whole_opening() -> None:
+    # Each byte of the upgrade's answer comes quickly, the whole of it does not: the
+    # provider's websocket_connect_timeout (Codex's websocket_connect_timeout_ms) ends it.
+    from support.hostile import RawServer
+
+    from codexapi import ReadTimeout
+
+    with RawServer(_dripped_upgrade) as server, \
+            ws_client(server.base_url, websocket_connect_timeout=0.5, read_timeout=60.0,
+                      stream_idle_timeout=60.0) as client:
+        started = time.monotonic()
+        with pytest.raises(ReadTimeout):
+            client.create(REQ)
+        assert time.monotonic() - started < 1.0

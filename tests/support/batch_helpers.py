@@ -134,3 +134,51 @@ class HoldUntilFull:
             with self._lock:
                 self.active -= 1
         return True
+
+
+class HoldAfterPause:
+    """The first model call, and any that arrives while the pause it asks for lasts, get a
+    429 with ``Retry-After: retry_after``; calls that arrive once that pause is over are held
+    until ``n`` are in flight at once, or for ``hold`` seconds. ``peak_after`` is the most
+    calls in flight at once after the pause before any of them ended: what the lowered limit
+    let through."""
+
+    def __init__(self, retry_after: float, n: int, hold: float) -> None:
+        self.retry_after = retry_after
+        self.n = n
+        self.hold = hold
+        self.limited_at: float | None = None
+        self.rejected = 0
+        self.active_after = 0
+        self.peak_after = 0
+        self.ended_after = 0
+        self._cond = threading.Condition()
+
+    def __call__(self, ex: Exchange) -> bool:
+        if ex.path != "/responses":
+            return False
+        from codexapi.server import ROUTES
+
+        with self._cond:
+            now = time.monotonic()
+            if self.limited_at is None:
+                self.limited_at = now
+            # A little early: the workers' wall clocks and this monotonic one differ.
+            after = now >= self.limited_at + 0.9 * self.retry_after
+            if not after:
+                self.rejected += 1
+                ex.send_error(429, "Rate limit reached for requests", "rate_limit_exceeded",
+                              "requests", {"Retry-After": f"{self.retry_after:g}"})
+                return True
+            self.active_after += 1
+            if not self.ended_after:
+                self.peak_after = max(self.peak_after, self.active_after)
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self.active_after >= self.n, self.hold)
+        try:
+            ROUTES[("POST", "/responses")](ex)
+        finally:
+            with self._cond:
+                self.active_after -= 1
+                self.ended_after += 1
+        return True

@@ -6,6 +6,7 @@ garbage status lines). One request per connection; every request is recorded.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
@@ -89,6 +90,12 @@ class RawServer:
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
+        # Wake the accepting thread and wait for it before closing: a thread about to call
+        # accept() on a closed socket's descriptor number would accept on whatever socket
+        # reuses that number next (another test's server), and answer its clients.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
         self._sock.close()
 
 
