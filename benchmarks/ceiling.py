@@ -233,6 +233,8 @@ class CountingRelay:
     def __init__(self, port: int) -> None:
         self.upstream = port
         self.sent = 0
+        #: Bytes of WebSocket upgrade requests (not in ``sent``).
+        self.upgrades = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -251,11 +253,21 @@ class CountingRelay:
                                  daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
+        head = b""  # a WebSocket upgrade's request head, counted apart from the turns
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
                 if counted:
+                    opening = not head and data.startswith(b"GET ")
+                    if opening or (head and not head.endswith(b"\r\n\r\n")):
+                        end = data.find(b"\r\n\r\n")
+                        cut = len(data) if end < 0 else end + 4
+                        head += data[:cut]
+                        self.upgrades += cut
+                        counted_part = len(data) - cut
+                    else:
+                        counted_part = len(data)
                     with self._lock:
-                        self.sent += len(data)
+                        self.sent += counted_part
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
@@ -290,6 +302,23 @@ def _http_turns(client: Any, relay: CountingRelay, base_url: str, turns: int, st
         conv.add_turn(message, result.items, result.response_id)
 
 
+def _websocket_turns(client: Any, relay: CountingRelay, turns: int) -> Iterator[int]:
+    """Per turn, the bytes the client sent over one WebSocket session: each request is the
+    previous one, its response's items and a new message (what a tool loop or an SDK
+    conversation sends); the wire sends only what is new when incremental input is on."""
+    from codexapi import ResponsesRequest, SessionContext
+
+    session = SessionContext(session_id="bench-conversation")
+    items: list[Any] = []
+    for turn in range(1, turns + 1):
+        items = [*items, _message(turn)]
+        before = relay.sent
+        result = client.create(ResponsesRequest(model="gpt-5", instructions="You are terse.",
+                                                input=items), session=session)
+        yield relay.sent - before
+        items = [*items, *result.items]
+
+
 def conversation(s: Settings) -> Case:
     from codexapi import Client, Provider, RetryPolicy
     from codexapi.server import EmbeddedServer
@@ -302,25 +331,34 @@ def conversation(s: Settings) -> Case:
         with Client(provider, load_entrypoints=False) as client:
             stored = list(_http_turns(client, relay, base_url, turns, store=True))
             whole = list(_http_turns(client, relay, base_url, turns, store=False))
+        sockets = {}
+        for incremental in (True, False):
+            ws = Provider(name="bench-ws", base_url=base_url, wire="responses_websocket",
+                          retry=RetryPolicy(max_attempts=1),
+                          websocket_incremental_input=incremental)
+            with Client(ws, load_entrypoints=False) as client:
+                before = relay.upgrades
+                sockets[incremental] = list(_websocket_turns(client, relay, turns))
+                upgrade = relay.upgrades - before
     ratio = stored[-1] / stored[0]
+    inc, full = sockets[True], sockets[False]
+    ws_ratio = inc[-1] / inc[0]
     case.codexapi = (f"HTTP store + previous_response_id: turn 1 {stored[0]:,} B, "
-                     f"turn {turns} {stored[-1]:,} B; WebSocket incremental input: "
-                     f"{WEBSOCKET_CONVERSATION}")
-    case.openai = (f"n/a (the whole history resent: turn 1 {whole[0]:,} B, turn {turns} "
-                   f"{whole[-1]:,} B)")
-    case.ratio = f"HTTP turn {turns} {ratio:.2f}x turn 1 (whole history: " \
-                 f"{whole[-1] / whole[0]:.1f}x)"
+                     f"turn {turns} {stored[-1]:,} B; WebSocket incremental input: turn 1 "
+                     f"{inc[0]:,} B, turn {turns} {inc[-1]:,} B (frames as sent, "
+                     f"permessage-deflate on; the upgrade's {upgrade:,} B apart)")
+    case.openai = (f"n/a (the whole history resent: HTTP turn 1 {whole[0]:,} B, turn {turns} "
+                   f"{whole[-1]:,} B; WebSocket without incremental input turn 1 {full[0]:,} B, "
+                   f"turn {turns} {full[-1]:,} B)")
+    case.ratio = (f"HTTP turn {turns} {ratio:.2f}x turn 1, WebSocket {ws_ratio:.2f}x (whole "
+                  f"history: {whole[-1] / whole[0]:.1f}x, {full[-1] / full[0]:.1f}x)")
     case.metrics = {"turns": turns, "http_store": stored, "http_whole": whole,
-                    "websocket": None, "websocket_unavailable": WEBSOCKET_CONVERSATION}
+                    "websocket": inc, "websocket_whole": full}
     case.targets.append(Target(f"HTTP (store): turn {turns} <= 1.5x the bytes of turn 1",
                                "<= 1.5x", ratio, ratio <= 1.5))
+    case.targets.append(Target(f"WebSocket (incremental): turn {turns} <= 1.5x the bytes of "
+                               "turn 1", "<= 1.5x", ws_ratio, ws_ratio <= 1.5))
     return case
-
-
-#: Incremental input over one WebSocket session is helper ``ws``'s work (issue 24 part 1),
-#: not on this branch yet.
-WEBSOCKET_CONVERSATION = ("not available (incremental input over one WebSocket session is not "
-                          "on this tree yet: issue 24 part 1)")
 
 
 def ceiling_cases(s: Settings, server: BenchServer, want: Callable[[str], bool],

@@ -64,6 +64,9 @@ def test_quick_benchmark_reports_every_case_as_json_and_table() -> None:
     talk = cases["conversation"]["metrics"]
     assert len(talk["http_store"]) == len(talk["http_whole"]) == 50
     assert talk["http_whole"][-1] > 40 * talk["http_whole"][0]
+    assert len(talk["websocket"]) == len(talk["websocket_whole"]) == 50
+    assert talk["websocket"][-1] <= 1.5 * talk["websocket"][0]
+    assert talk["websocket_whole"][-1] > 10 * talk["websocket_whole"][0]
 
 
 def test_table_lists_every_case_and_a_result_per_target() -> None:
