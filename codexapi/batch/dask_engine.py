@@ -19,10 +19,20 @@ the output. What the workers share is held by the scheduler, with Dask's own pri
 A worker that dies mid-call is Dask's to handle: the scheduler runs the task again elsewhere
 (the leases of the dead process come back after Dask's lease timeout), and the driver writes
 each id once whatever happens.
+
+The end of a run (its last result, an error, Ctrl-C, a usage-limit stop) closes it in order, so
+the Semaphore closes with no lease held or awaited (Dask warns about those, and an acquire
+still waiting on a closed Semaphore would hold its worker thread for good): no call starts any
+more; every worker gives its idle leases back, and its tasks waiting for a lease give up (they
+wait :data:`TAKE_SLICE` at a time); the calls still running get :data:`DRAIN` seconds to end
+and give theirs back; what is still held then (a call that runs on, a worker that died) the
+driver releases at the scheduler; the Semaphore closes; and the workers drop the run, a call
+that ends later giving back nothing.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 import uuid
@@ -99,6 +109,11 @@ PAUSE_FRESH = 0.2
 LINGER = 0.25
 #: Seconds the driver's wait for a lease lasts at a time (see LimitLeases).
 TAKE_WAIT = 0.1
+#: Seconds a worker's wait for a lease lasts at a time, so it sees that the run was closed.
+TAKE_SLICE = 0.5
+#: Seconds the driver's close waits for the calls still running to give their leases back
+#: (and for the workers' waits to give up) before it releases what is left itself.
+DRAIN = 2 * TAKE_SLICE
 #: Seconds the thread that returns idle leases waits with none to return before it ends.
 QUIET = 5.0
 #: Tasks on the cluster at once, per call of the ceiling (see DaskEngine.window).
@@ -182,19 +197,38 @@ class WorkerLeases:
         #: oldest are the ones that go back).
         self._idle: list[float] = []
         self._reaper: threading.Thread | None = None
+        #: The run is over: no lease is taken any more, and each goes back as its call ends.
         self._closed = False
+        #: The driver closed the Semaphore: a lease is dropped here (it was released for us).
+        self._gone = False
 
-    def take(self) -> None:
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def take(self) -> bool:
+        """Hold a lease for a call; False once the run is closed (the call must not start)."""
         with self._cond:
+            if self._closed:
+                return False
             if self._idle:
                 self._idle.pop()
-                return
-        self._semaphore.acquire()
+                return True
+        # A bounded wait at a time: the driver's close cannot end a wait at the scheduler.
+        while not self._semaphore.acquire(timeout=TAKE_SLICE):
+            if self._closed:
+                return False
+        if self._closed:
+            self.give_back(keep=False)
+            return False
+        return True
 
     def give_back(self, keep: bool = True) -> None:
         """A call ended; ``keep``: hold its lease idle for the next call (False: the driver is
         waiting for leases, return it at once)."""
         with self._cond:
+            if self._gone:
+                return
             if keep and not self._closed:
                 self._idle.append(time.monotonic())
                 if self._reaper is None:
@@ -233,8 +267,17 @@ class WorkerLeases:
             idle, self._idle = len(self._idle), []
         for _ in range(idle):
             await self._semaphore.release()
-        # Its timer would keep it (and itself) alive for the life of the worker.
-        self._semaphore.refresh_callback.stop()
+        # Its timer would keep it (and itself) alive for the life of the worker; the leases of
+        # the calls still running are the driver's to settle (within DRAIN, long before they
+        # could time out). None with an infinite lease timeout.
+        refresh = getattr(self._semaphore, "refresh_callback", None)
+        if refresh is not None:
+            refresh.stop()
+
+    def drop(self) -> None:
+        """The Semaphore is closed: a call that ends from now on gives nothing back."""
+        with self._cond:
+            self._closed = self._gone = True
 
 
 class _RunState:
@@ -252,17 +295,25 @@ class _RunState:
                         if shared.squeeze else None)
 
     def keep_leases(self) -> bool:
+        # A closed run's Variables are about to go: a read of a deleted one waits for a value.
+        if self.leases.closed:
+            return False
         return self.squeeze is None or not self.squeeze.get()
 
 
 _runs: dict[str, _RunState] = {}
+#: Runs this process dropped, newest last: a task of one that starts late (its cancel was on
+#: the way) must not register the closed Semaphore again. Names only, a bounded number.
+_ended: collections.deque[str] = collections.deque(maxlen=256)
 _runs_lock = threading.Lock()
 
 
-def _run_state(shared: Shared) -> _RunState:
+def _run_state(shared: Shared) -> _RunState | None:
     with _runs_lock:
         state = _runs.get(shared.slots)
         if state is None:
+            if shared.slots in _ended:
+                return None
             state = _runs[shared.slots] = _RunState(shared)
         return state
 
@@ -271,11 +322,14 @@ def run_task(spec: ClientSpec, job: Job, shared: Shared, timeout: Timeout,
              deadline: float | None = None) -> Outcome:
     """One call, on a worker: a lease of the run's semaphore held around it."""
     state = _run_state(shared)
+    # A task of a closed run that starts late (its cancel was on the way) reads nothing of it:
+    # the driver deletes the run's Variables once it is closed.
+    if state is None or state.leases.closed:
+        return Outcome(NOT_SENT)
     client = cached_client(spec)
     # Waiting out a pause holds no lease: the driver may be taking leases back meanwhile.
-    if not state.pause.wait():
+    if not state.pause.wait() or not state.leases.take():
         return Outcome(NOT_SENT)
-    state.leases.take()
     try:
         return call_job(client, job, state.pause, timeout, deadline)
     finally:
@@ -284,11 +338,22 @@ def run_task(spec: ClientSpec, job: Job, shared: Shared, timeout: Timeout,
 
 async def forget_run(slots: str) -> None:
     """On a worker at the end of a run (``Client.run``, in the worker's event loop): give its
-    idle leases back and drop what the process kept for the run."""
+    idle leases back; its calls still running give theirs back as they end, and no call
+    starts."""
     with _runs_lock:
-        state = _runs.pop(slots, None)
+        state = _runs.get(slots)
     if state is not None:
         await state.leases.aclose()
+
+
+def end_run(slots: str) -> None:
+    """On a worker once the driver closed the run's Semaphore: drop what the process kept for
+    the run (a call still running gives nothing back: its lease went with the Semaphore)."""
+    with _runs_lock:
+        state = _runs.pop(slots, None)
+        _ended.append(slots)
+    if state is not None:
+        state.leases.drop()
 
 
 class LimitLeases:
@@ -443,20 +508,54 @@ class DaskEngine:
         self._pause.set(STOP)
 
     def close(self) -> None:
+        # In order (see the module's docstring): no lease may be held or awaited when the
+        # Semaphore closes.
         try:
+            self._pause.set(STOP)  # a task that has not started its call does not
             if self._futures:
                 self._client.cancel(list(self._futures))
                 self._futures.clear()
-            # The workers' idle leases go back before the Semaphore closes (a closed one
-            # would warn about them), and their per-run state goes with them.
             self._client.run(forget_run, self._shared.slots, on_error="ignore")
             self._limit.close()
+            self._settle_leases()
+            self._semaphore.close()
+            self._client.run(end_run, self._shared.slots, on_error="ignore")
             self._pause.delete()
             self._squeeze.delete()
-            self._semaphore.close()
         finally:
             if self._owned:
                 self._client.close()
 
+    def _settle_leases(self) -> None:
+        """Wait up to :data:`DRAIN` seconds for the run's leases to come back and its workers'
+        waits for one to give up, then release at the scheduler the leases still held: by a
+        call that runs on (its result is no one's now) or by a worker that died (Dask would
+        free those only after its lease timeout, 30 s by default, long after the close)."""
+        name = self._shared.slots
 
-__all__ = ["DaskEngine", "LimitLeases", "WorkerLeases", "connect", "forget_run", "run_task"]
+        # Local functions: cloudpickle sends them by value, so the scheduler needs no
+        # codexapi. Dask has no public call that lists a Semaphore's leases.
+        def outstanding(dask_scheduler: Any) -> tuple[int, int]:
+            semaphores = dask_scheduler.extensions["semaphores"]
+            return (len(semaphores.leases.get(name, ())),
+                    semaphores.metrics["pending"].get(name, 0))
+
+        def release_all(dask_scheduler: Any) -> int:
+            semaphores = dask_scheduler.extensions["semaphores"]
+            held = list(semaphores.leases.get(name, ()))
+            for lease in held:
+                semaphores.release(name=name, lease_id=lease)
+            return len(held)
+
+        end = time.monotonic() + DRAIN
+        while True:
+            held, waiting = self._client.run_on_scheduler(outstanding)
+            if not (held or waiting) or time.monotonic() >= end:
+                break
+            time.sleep(0.05)
+        if held:
+            self._client.run_on_scheduler(release_all)
+
+
+__all__ = ["DaskEngine", "LimitLeases", "WorkerLeases", "connect", "end_run", "forget_run",
+           "run_task"]

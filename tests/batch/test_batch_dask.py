@@ -6,6 +6,7 @@ twice."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -18,6 +19,7 @@ import dask
 import distributed
 import pytest
 from support.batch_helpers import (
+    AnswerFirstHoldRest,
     FirstIs429,
     HoldAfterPause,
     HoldUntilFull,
@@ -149,6 +151,64 @@ def test_workers_keep_their_leases_between_calls_and_return_them_at_the_end(
     assert sorted(cluster.run(_runs_kept).values()) == [0, 0]
 
 
+def _run_semaphores(cluster: Any) -> dict[str, Any]:
+    """What the scheduler still keeps of the runs' Semaphores: leases held, acquires waiting,
+    registrations (the Semaphore is not closed)."""
+    semaphores = cluster.cluster.scheduler.extensions["semaphores"]
+
+    def ours(table: Any) -> dict[str, Any]:
+        return {name: value for name, value in table.items()
+                if str(name).startswith("codexapi-batch-") and value}
+
+    return {"held": ours(semaphores.leases), "waiting": ours(semaphores.metrics["pending"]),
+            "open": ours(semaphores.max_leases)}
+
+
+def _semaphore_noise(recwarn: pytest.WarningsRecorder,
+                     caplog: pytest.LogCaptureFixture) -> list[str]:
+    warned = [str(w.message) for w in recwarn if "leases" in str(w.message)]
+    logged = [r.getMessage() for r in caplog.records if r.name == "distributed.semaphore"]
+    return warned + logged
+
+
+def test_leaving_a_run_with_calls_in_flight_leaves_no_lease_behind(
+        own_server: EmbeddedServer, cluster: Any, recwarn: pytest.WarningsRecorder,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The driver leaves the run (an error, Ctrl-C, a break) while four calls hold the four
+    # leases and two more tasks wait for one at the scheduler. The Semaphore must close with
+    # none held or awaited (Dask warns "unreleased leases" / "pending leases" otherwise, and
+    # a waiting acquire would hold its worker thread until the worker stops), and the calls
+    # that end after the close must give nothing back to the closed Semaphore.
+    caplog.set_level(logging.WARNING, logger="distributed.semaphore")
+    gate = AnswerFirstHoldRest(4)
+    own_server.httpd.responder = gate
+    items = [(i, ResponsesRequest(model="m", input=f"n{i}")) for i in range(12)]
+    running = run(items, own_server, cluster, concurrency=4)
+    try:
+        assert next(running).ok
+        assert gate.full.wait(30)
+        time.sleep(0.3)  # the two other tasks are at the scheduler, waiting for a lease
+        started = time.monotonic()
+        running.close()
+        closing = time.monotonic() - started
+    finally:
+        gate.release.set()
+    assert closing < 5.0, closing  # the calls in flight were not waited for
+    assert _run_semaphores(cluster) == {"held": {}, "waiting": {}, "open": {}}
+    deadline = time.monotonic() + 10
+    while gate.ended < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gate.ended == 4
+    time.sleep(0.3)  # their leases would be given back now
+    assert _semaphore_noise(recwarn, caplog) == []
+    assert sorted(cluster.run(_runs_kept).values()) == [0, 0]
+    assert gate.calls == 5  # no task of the closed run started a call
+    # Every worker thread is free for the next run.
+    own_server.httpd.responder = None
+    more = [(i, ResponsesRequest(model="m", input=f"n{i}")) for i in range(6)]
+    assert all(r.ok for r in run(more, own_server, cluster, concurrency=6))
+
+
 def test_usage_limit_stops_the_cluster_and_a_rerun_carries_on(
         own_server: EmbeddedServer, cluster: Any, tmp_path: Path) -> None:
     own_server.httpd.responder = UsageLimit()
@@ -168,10 +228,12 @@ def test_usage_limit_stops_the_cluster_and_a_rerun_carries_on(
 
 
 # Last in the module: the cluster is one worker short while its nanny restarts it.
-def test_a_worker_killed_mid_run_has_its_calls_redone(own_server: EmbeddedServer,
-                                                     cluster: Any, tmp_path: Path) -> None:
+def test_a_worker_killed_mid_run_has_its_calls_redone(
+        own_server: EmbeddedServer, cluster: Any, tmp_path: Path,
+        recwarn: pytest.WarningsRecorder, caplog: pytest.LogCaptureFixture) -> None:
     # Six calls at once fill all six worker threads (three per process), so the worker
     # killed has three calls in flight for certain.
+    caplog.set_level(logging.WARNING, logger="distributed.semaphore")
     gate = HoldUntilFull(6)
     own_server.httpd.responder = gate
     src = write_input(tmp_path / "in.jsonl", 30)
@@ -198,3 +260,7 @@ def test_a_worker_killed_mid_run_has_its_calls_redone(own_server: EmbeddedServer
     assert all(line["status"] == "ok" for line in lines(out))
     calls = sum(1 for _, path, _, _ in own_server.requests if path == "/responses")
     assert calls >= 33  # the dead worker's three calls were sent again elsewhere
+    # The dead worker's three leases were released at the close, not left to Dask's lease
+    # timeout after the Semaphore closed (a "remain unreleased leases" warning).
+    assert _run_semaphores(cluster) == {"held": {}, "waiting": {}, "open": {}}
+    assert _semaphore_noise(recwarn, caplog) == []

@@ -182,3 +182,37 @@ class HoldAfterPause:
                 self.active_after -= 1
                 self.ended_after += 1
         return True
+
+
+class AnswerFirstHoldRest:
+    """Answers the first model call at once and holds the next ones until ``release`` is set;
+    ``full`` is set once ``n`` of them are held, ``ended`` counts the held calls answered."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+        self.held = 0
+        self.ended = 0
+        self.full = threading.Event()
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, ex: Exchange) -> bool:
+        if ex.path != "/responses":
+            return False
+        with self._lock:
+            self.calls += 1
+            if self.calls == 1:
+                return False
+            self.held += 1
+            if self.held >= self.n:
+                self.full.set()
+        self.release.wait(30)
+        from codexapi.server import ROUTES
+
+        try:
+            ROUTES[("POST", "/responses")](ex)
+        finally:
+            with self._lock:
+                self.ended += 1
+        return True
