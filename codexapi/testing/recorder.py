@@ -17,9 +17,14 @@ replays and the pytest plugin loads:
   an upgrade the upstream refused is an interaction with its status and body; a turn the
   upstream's close cut short has ``failure: drop``.
 
-The file is rewritten (atomically) after each exchange, so a proxy stopped at any moment
-leaves a loadable cassette of what it saw. JSON request bodies are sent upstream re-encoded
-compactly (the server parses them to route them), as the Codex CLI and the SDKs send them.
+Each exchange is appended to the file as it ends (:class:`CassetteLog`: one write of its own
+YAML, an item of the ``interactions`` list), so a proxy stopped between two writes leaves a
+loadable cassette of what it saw, and a recording costs what is new, not the whole file again.
+What the recorder keeps in memory is the exchanges in flight (each body up to
+:data:`MAX_RECORDED_BODY`) and, briefly, the few exchanges written after one whose end event
+was written before its body ended (see :class:`CassetteLog`); never the cassette. JSON request
+bodies are sent upstream re-encoded compactly (the server parses them to route them), as the
+Codex CLI and the SDKs send them.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from ..http.transport import HttpRequest
 from ..http.urllib3_transport import Urllib3Transport
 from ..redact import redact_url
 from .scrub import Scrubber
-from .storage import Persister
+from .storage import Persister, dump_cassette
 
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
@@ -69,6 +74,10 @@ _STREAM_END = re.compile(rb'"type":\s*"response\.(?:completed|failed|incomplete)
                          rb"|^data: \[DONE\]", re.MULTILINE)
 #: The most body bytes kept for the cassette per exchange; the client still gets all of it.
 MAX_RECORDED_BODY = 64 * 1024 * 1024
+#: Exchanges (and their bytes) the cassette keeps in memory to write again after one written
+#: before its body ended (see CassetteLog); past either bound that one stays as first written.
+MAX_REWRITE = 64
+MAX_REWRITE_BYTES = 16 * 1024 * 1024
 
 
 @attrs.define
@@ -107,6 +116,124 @@ def frames_body(frames: Iterable[str]) -> bytes:
     return "".join(out).encode("utf-8")
 
 
+@attrs.define(eq=False)
+class _Entry:
+    """An exchange's place in the cassette file; ``open`` until its body ended."""
+
+    offset: int
+    text: bytes
+    open: bool
+
+
+class CassetteLog:
+    """A cassette file written one exchange at a time: each is appended as an item of the
+    ``interactions`` list (the YAML :func:`.storage.dump_cassette` writes for it alone), so
+    writing costs what is new and the file is a vcrpy cassette after every write.
+
+    An exchange may be written before its body has ended (its end event must be on disk before
+    the client sees it) and again once it has (bytes after the end event, a drop): then it and
+    the ones appended after it are written again in place. Those are the only exchanges kept
+    in memory, from the oldest such exchange on, while it lasts: at most :data:`MAX_REWRITE` of
+    them and :data:`MAX_REWRITE_BYTES`; past either, the oldest stays as it was first written
+    (complete up to its end event). Not thread-safe: the Recorder holds its lock around it."""
+
+    #: What precedes the first item (the empty cassette says ``interactions: []`` instead).
+    HEAD = b"version: 1\ninteractions:\n"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        #: Bytes written to the file in all, for the curious and the tests.
+        self.written = 0
+        self._end = 0
+        #: From the oldest open entry on, in file order; empty when none is open.
+        self._tail: list[_Entry] = []
+        self._tail_bytes = 0
+        try:
+            Persister.save_cassette(path, {"requests": [], "responses": []})
+        except OSError as exc:
+            raise self._error(exc) from None
+        self._end = path.stat().st_size
+
+    @property
+    def held(self) -> int:
+        """Exchanges kept in memory to be written again (0 once every body has ended)."""
+        return len(self._tail)
+
+    def _error(self, exc: OSError) -> ConfigError:
+        return ConfigError(f"cannot write the cassette {self.path}: {exc.strerror or exc}")
+
+    def _write(self, offset: int, data: bytes) -> None:
+        """``data`` at ``offset``, the file ending after it; on failure the file is cut back
+        to what it was (a loadable cassette)."""
+        end = self._end
+        try:
+            with self.path.open("r+b") as fh:
+                fh.seek(offset)
+                try:
+                    fh.write(data)
+                    fh.truncate(offset + len(data))
+                    fh.flush()
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        fh.truncate(end)
+                    raise
+        except OSError as exc:
+            raise self._error(exc) from None
+        self.written += len(data)
+        self._end = offset + len(data)
+
+    @classmethod
+    def item(cls, request: Any, response: dict[str, Any]) -> bytes:
+        """One exchange as an item of the ``interactions`` list."""
+        text = dump_cassette([request], [response]).encode("utf-8")
+        if not text.startswith(cls.HEAD):
+            raise AssertionError("dump_cassette no longer ends with the interactions list")
+        # A document that ends in a block scalar keeping its final line breaks (``|+``) is
+        # closed with "...": inside the list, the next item ends that scalar as well.
+        return text[len(cls.HEAD):].removesuffix(b"...\n")
+
+    def append(self, text: bytes, open: bool = False) -> _Entry:
+        """Write an exchange after the others; ``open``: it will be written again
+        (:meth:`finish`)."""
+        if self.count:
+            entry = _Entry(self._end, text, open)
+            self._write(self._end, text)
+        else:  # the first replaces the empty list
+            entry = _Entry(len(self.HEAD), text, open)
+            self._write(0, self.HEAD + text)
+        self.count += 1
+        if self._tail or open:
+            self._tail.append(entry)
+            self._tail_bytes += len(text)
+            while len(self._tail) > 1 and (len(self._tail) > MAX_REWRITE
+                                           or self._tail_bytes > MAX_REWRITE_BYTES):
+                self._tail[0].open = False  # stays as first written
+                self._settle()
+        return entry
+
+    def finish(self, entry: _Entry, text: bytes | None) -> None:
+        """The open exchange ``entry`` as it ended (None: as it was written)."""
+        if not entry.open:
+            return  # let go of (MAX_REWRITE): it stays as first written
+        entry.open = False
+        if text is not None and text != entry.text:
+            at = next(i for i, e in enumerate(self._tail) if e is entry)
+            self._tail_bytes += len(text) - len(entry.text)
+            entry.text = text
+            offset = entry.offset
+            for later in self._tail[at:]:
+                later.offset = offset
+                offset += len(later.text)
+            self._write(entry.offset, b"".join(e.text for e in self._tail[at:]))
+        self._settle()
+
+    def _settle(self) -> None:
+        # Entries before the oldest open one are never written again.
+        while self._tail and not self._tail[0].open:
+            self._tail_bytes -= len(self._tail.pop(0).text)
+
+
 class Recorder:
     """The embedded server's responder while recording (``server.httpd.responder``)."""
 
@@ -124,9 +251,8 @@ class Recorder:
         self.scrubber = Scrubber(scrub_headers)
         self._transport = transport or Urllib3Transport()
         self._lock = threading.Lock()
-        self._requests: list[_Request] = []
-        self._responses: list[dict[str, Any]] = []
-        self._save()  # an unwritable path fails now, not after the first exchange
+        # An unwritable path fails now, not after the first exchange.
+        self.cassette = CassetteLog(self.path)
 
     def __repr__(self) -> str:
         return f"Recorder({str(self.path)!r}, upstream={redact_url(self.upstream)!r})"
@@ -135,7 +261,7 @@ class Recorder:
     def recorded(self) -> int:
         """Exchanges written to the cassette so far."""
         with self._lock:
-            return len(self._requests)
+            return self.cassette.count
 
     def target(self, path: str, websocket: bool = False) -> str:
         """The upstream URL for a request path (``/v1`` prefix optional, query kept)."""
@@ -163,8 +289,10 @@ class Recorder:
     # -- recording --------------------------------------------------------------------------
 
     def _record(self, request: _Request, status: int, headers: Iterable[tuple[str, str]],
-                body: bytes, failure: str = "", replace: int | None = None) -> int:
-        """Write one exchange to the cassette (or rewrite entry ``replace``); its index."""
+                body: bytes, failure: str = "", replace: _Entry | None = None,
+                more: bool = False) -> _Entry:
+        """Write one exchange to the cassette, or ``replace`` one written before its end;
+        ``more``: it will be (its body has not ended)."""
         header_lists: dict[str, list[str]] = {}
         for name, value in headers:
             header_lists.setdefault(name, []).append(value)
@@ -179,22 +307,11 @@ class Recorder:
                 "body": {"string": body}})
             if failure:
                 response["failure"] = failure
+            text = self.cassette.item(clean, response)
             if replace is None:
-                self._requests.append(clean)
-                self._responses.append(response)
-                replace = len(self._requests) - 1
-            else:
-                self._requests[replace], self._responses[replace] = clean, response
-            self._save()
+                return self.cassette.append(text, open=more)
+            self.cassette.finish(replace, text)
             return replace
-
-    def _save(self) -> None:
-        try:
-            Persister.save_cassette(self.path, {"requests": self._requests,
-                                                "responses": self._responses})
-        except OSError as exc:
-            raise ConfigError(f"cannot write the cassette {self.path}: "
-                              f"{exc.strerror or exc}") from None
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -241,7 +358,8 @@ class Recorder:
         kept: list[bytes] = []
         size = 0
         failure = ""
-        entry: int | None = None
+        entry: _Entry | None = None
+        recorded = 0  # body bytes in the entry written at the end event
         tail = b""
         if not bodiless:
             try:
@@ -254,14 +372,20 @@ class Recorder:
                         # (and a test that reads the cassette) once it has its answer finds
                         # the exchange in the file.
                         entry = self._record(request, upstream.status, reply_headers,
-                                             b"".join(kept))
+                                             b"".join(kept), more=True)
+                        recorded = size
                     tail = chunk[-64:]
                     ex.write_chunk(chunk)  # on at once: the client sees what the upstream sent
             except TransportError:
                 failure = "drop"  # the upstream cut the body: so is the client's
             except OSError:
                 failure = "drop"  # the client left
-        self._record(request, upstream.status, reply_headers, b"".join(kept), failure, entry)
+        if entry is not None and not failure and recorded == size:
+            with self._lock:
+                self.cassette.finish(entry, None)  # written as it ended
+        else:
+            self._record(request, upstream.status, reply_headers, b"".join(kept), failure,
+                         entry)
         if bodiless:
             return
         if failure:

@@ -6,11 +6,14 @@ replayed as they happened, and the cassette loadable by the pytest plugin."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.server
 import json
 import socket
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,9 @@ from codexapi.errors import ApiError, StreamError, TransportError
 from codexapi.server import EmbeddedServer
 from codexapi.server.faults import FAULT_HEADER, FAULT_ID_HEADER
 from codexapi.testing import load_interactions, use_cassette
+from codexapi.testing import recorder as recorder_module
 from codexapi.testing.player import CassettePlayer
-from codexapi.testing.recorder import Recorder, record_server
+from codexapi.testing.recorder import CassetteLog, Recorder, record_server
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -392,3 +396,109 @@ def test_api_errors_pass_through_typed(upstream: EmbeddedServer, tmp_path: Path)
                       headers={FAULT_HEADER: "quota:insufficient_quota"})
     assert info.value.status == 429
     assert not isinstance(info.value, TransportError)
+
+
+# -- cost of a long recording -----------------------------------------------------------------
+
+
+def _retained(root: object, skip: tuple[object, ...]) -> int:
+    """Bytes of the objects reachable from ``root`` (not through ``skip``, modules, classes or
+    functions): what it keeps alive."""
+    seen = {id(o) for o in skip}
+    todo, total = [root], 0
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, types.ModuleType | type | types.FunctionType):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        todo.extend(gc.get_referents(obj))
+    return total
+
+
+def test_a_long_recording_writes_each_exchange_once_and_keeps_none_in_memory(
+        upstream: EmbeddedServer, tmp_path: Path) -> None:
+    # 200 exchanges, streamed and not: each is appended as it ends, so the bytes written add up
+    # to the file's size (rewriting the whole file per exchange wrote ~100x it), and what the
+    # recorder keeps does not grow with the cassette.
+    path = tmp_path / "long.yaml"
+    n = 200
+    answers: list[bytes] = []
+
+    def body(i: int) -> str:
+        return json.dumps({"model": "gpt-5", "input": f"exchange {i} " + "x" * 400,
+                           "stream": i % 2 == 0})
+
+    last = ResponsesRequest(model="gpt-5", input="the last one")
+    with recording(upstream.base_url, path) as (proxy, rec):
+        for i in range(n - 1):
+            reply = HTTP.request("POST", proxy.base_url + "/responses", body=body(i),
+                                 headers={"Content-Type": "application/json"})
+            assert reply.status == 200
+            answers.append(reply.data)
+        with client_for(proxy.base_url) as client:
+            assert client.create(last).text == "You said: the last one"
+        assert rec.recorded == n and rec.cassette.held == 0
+        held = _retained(rec, (rec._transport, rec.scrubber))
+        written = rec.cassette.written
+    size = path.stat().st_size
+    assert size > n * 1000
+    assert written <= size + 64, (written, size)  # (+ the empty cassette's head, once)
+    assert held < 20_000, held
+    recorded = load_interactions(path)
+    assert [it.body for it in recorded][:-1] == answers  # exactly, trailing line breaks too
+    with replaying(path) as server:
+        for i in (0, 1, n - 2):
+            reply = HTTP.request("POST", server.base_url + "/responses", body=body(i),
+                                 headers={"Content-Type": "application/json"})
+            assert reply.data == answers[i]
+    with use_cassette(path) as cassette, client_for("http://127.0.0.1:8000/v1") as client:
+        assert client.create(last).text == "You said: the last one"
+    assert len(cassette) == n and cassette.play_count == 1
+
+
+def _item(n: int, body: str, failure: str = "") -> bytes:
+    request = recorder_module._Request("POST", "http://127.0.0.1:8000/v1/responses", {},
+                                       json.dumps({"n": n}).encode())
+    response: dict[str, Any] = {"status": {"code": 200, "message": "OK"}, "headers": {},
+                                "body": {"string": body.encode()}}
+    if failure:
+        response["failure"] = failure
+    return CassetteLog.item(request, response)
+
+
+def test_an_exchange_written_before_its_end_is_written_again_in_place(tmp_path: Path) -> None:
+    # A stream's end event is written before the client sees it; what came after (the rest of
+    # the body, a drop) replaces it once the body ends, the exchanges appended meanwhile kept
+    # after it, in order.
+    path = tmp_path / "tail.yaml"
+    log = CassetteLog(path)
+    first = log.append(_item(0, "data: 1\n\n"), open=True)
+    log.append(_item(1, "one\n\n\n"))
+    log.append(_item(2, "two"))
+    assert log.held == 3
+    assert [it.body for it in load_interactions(path)] == [b"data: 1\n\n", b"one\n\n\n", b"two"]
+    log.finish(first, _item(0, "data: 1\n\ndata: 2\n\n", failure="drop"))
+    loaded = load_interactions(path)
+    assert [it.body for it in loaded] == [b"data: 1\n\ndata: 2\n\n", b"one\n\n\n", b"two"]
+    assert [it.failure for it in loaded] == ["drop", "", ""]
+    assert log.held == 0
+    log.append(_item(3, "three"))
+    assert log.held == 0 and len(load_interactions(path)) == 4
+
+
+def test_an_exchange_that_stays_open_lets_go_of_the_ones_after_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recorder_module, "MAX_REWRITE", 3)
+    path = tmp_path / "bounded.yaml"
+    log = CassetteLog(path)
+    first = log.append(_item(0, "complete up to its end event"), open=True)
+    for n in range(1, 6):
+        log.append(_item(n, f"after {n}"))
+        assert log.held <= 3
+    written = log.written
+    log.finish(first, _item(0, "never comes", failure="drop"))
+    assert log.written == written  # stays as first written
+    bodies = [it.body for it in load_interactions(path)]
+    assert bodies == [b"complete up to its end event"] + [f"after {n}".encode()
+                                                           for n in range(1, 6)]
