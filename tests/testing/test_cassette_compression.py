@@ -52,27 +52,34 @@ def leaks(path: Path, key: str = KEY) -> list[str]:
 
 
 class GatewayAuth:
-    """Puts the key in a header and, inside the zstd-compressed JSON body, in a field."""
+    """Puts the key inside the zstd-compressed JSON body, in a field no rule names, and
+    (``header``) in a header too."""
+
+    def __init__(self, header: bool) -> None:
+        self.header = header
 
     def auth_flow(self, request: Any) -> Iterator[Any]:
         assert zstd is not None and request.headers["Content-Encoding"] == "zstd"
         body = json.loads(zstd.decompress(request.body))
         body["proof"] = KEY
-        headers = {**request.headers, "X-Gateway-Auth": KEY}
+        headers = {**request.headers, **({"X-Gateway-Auth": KEY} if self.header else {})}
         yield attrs.evolve(request, headers=headers,
                            body=zstd.compress(json.dumps(body).encode()))
 
 
-def zstd_client(base_url: str) -> Client:
+def zstd_client(base_url: str, header: bool = True) -> Client:
     provider = Provider(base_url=base_url, request_compression="zstd", proxy="",
                         retry=RetryPolicy(max_attempts=1))
-    return Client(provider, auth=GatewayAuth(), load_entrypoints=False)
+    return Client(provider, auth=GatewayAuth(header), load_entrypoints=False)
 
 
-def test_a_zstd_request_body_is_stored_decoded_scrubbed_and_replays(tmp_path: Path) -> None:
+@pytest.mark.parametrize("header", [True, False], ids=["body-and-header", "body-only"])
+def test_a_zstd_request_body_is_stored_decoded_scrubbed_and_replays(tmp_path: Path,
+                                                                    header: bool) -> None:
     path = tmp_path / "zstd.yaml"
     with EmbeddedServer() as server:
-        with use_cassette(path, record_mode="all"), zstd_client(server.base_url) as client:
+        with use_cassette(path, record_mode="all"), \
+                zstd_client(server.base_url, header) as client:
             recorded = client.stream(REQ).collect().text
         sent = server.requests[-1]
     assert sent[3]["proof"] == KEY  # the server got the key: it is really in the body
@@ -83,7 +90,7 @@ def test_a_zstd_request_body_is_stored_decoded_scrubbed_and_replays(tmp_path: Pa
     assert request["headers"][DECODED_ENCODING_HEADER] == ["zstd"]
     assert "Content-Encoding" not in request["headers"]
     with use_cassette(path, record_mode="none") as cassette, \
-            zstd_client("http://127.0.0.1:9/v1") as client:
+            zstd_client("http://127.0.0.1:9/v1", header) as client:
         assert client.stream(REQ).collect().text == recorded
         assert cassette.play_count == 1
 
