@@ -34,6 +34,7 @@ from codexapi.redact import REDACTED
 from codexapi.testing import use_cassette
 from codexapi_plugins.otel import OpenTelemetry
 from tests.support.echo_server import EchoServer, spellings
+from tests.support.errors import error_texts as chain
 
 #: Examples per run; each drives seven calls (three of them sent twice) and a cassette.
 EXAMPLES = 50
@@ -94,20 +95,6 @@ def every_log() -> Iterator[Collect]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
-
-
-def chain(error: BaseException) -> str:
-    out: list[str] = []
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [error]
-    while todo:
-        exc = todo.pop()
-        if exc is None or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        out += [str(exc), repr(exc), repr(exc.args), repr(getattr(exc, "__dict__", {}))]
-        todo += [exc.__cause__, exc.__context__]
-    return "\n".join(out)
 
 
 def strings(value: Any) -> Iterator[str]:
