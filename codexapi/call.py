@@ -289,7 +289,13 @@ class Call:
         """A new source for the turn that ``failed`` with ``error`` — sent again when no event
         reached the caller, resumed after the last event received when the wire can resume
         it — or None when the turn cannot go on (the caller then raises ``error``)."""
-        if isinstance(error, DeadlineExceeded) or not getattr(error, "retryable", False):
+        if isinstance(error, DeadlineExceeded):
+            if self.deadline is None:
+                return None
+            # A wire knows only what was left of the deadline when its request was built; the
+            # caller is told the deadline it gave.
+            raise self.deadline.exceeded(error.url, "reading the stream") from error
+        if not getattr(error, "retryable", False):
             return None
         target = None
         if isinstance(error, StreamDropped | IdleTimeout):

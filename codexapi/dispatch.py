@@ -26,7 +26,7 @@ from .errors import (
     TransportError,
     UnsupportedEndpointError,
 )
-from .http.compression import accept_encoding
+from .http.compression import DecodedTooLarge, UndecodableBody, accept_encoding, decompress
 from .http.headers import check_headers
 from .http.transport import USER_AGENT, HttpRequest, HttpResponse, Transport, read_at_most
 from .models import Provider
@@ -202,7 +202,28 @@ class Dispatcher:
         library included) before anything about it can be logged: its secret-named headers
         and query values, and whatever the auth added to it."""
         self.known.add([*secrets_of(signed.headers, signed.url, self.provider.secret_headers),
-                        *produced(unsigned, signed)])
+                        *produced(*self._plain(unsigned, signed))])
+
+    def _plain(self, unsigned: RequestView, signed: HttpRequest
+               ) -> tuple[RequestView, RequestView]:
+        """Both requests with a compressed body decoded (``request_compression``), so what an
+        auth put in the JSON body is found (only when the auth changed the body)."""
+        after = snapshot(signed)
+        if after.body is unsigned.body or after.body == unsigned.body:
+            return unsigned, after
+        limit = self.provider.max_decompressed_bytes
+
+        def plain(view: RequestView) -> RequestView:
+            encoding = next((str(v) for k, v in view.headers.items()
+                             if str(k).lower() == "content-encoding"), "")
+            if not encoding or not isinstance(view.body, bytes):
+                return view
+            try:
+                return view._replace(body=decompress(view.body, encoding, limit))
+            except (DecodedTooLarge, UndecodableBody):
+                return view
+
+        return plain(unsigned), plain(after)
 
     def status_error(self, response: HttpResponse | EventSource, request: HttpRequest
                      ) -> CodexApiError:

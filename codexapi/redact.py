@@ -220,8 +220,8 @@ def secrets_of(headers: Mapping[str, Any], url: str = "", extra: Iterable[str] =
                params: Mapping[str, str] | None = None) -> list[str]:
     """The secret values a request carries by the rule's names: secret headers' values (and
     the token after an auth scheme such as ``Bearer``), credential-like query values in
-    ``url`` and in ``params`` (``Provider.query_params``, which are appended to URLs verbatim,
-    so a value holding ``&`` would not read back whole from the URL) and, given a JSON
+    ``url`` and in ``params`` (``Provider.query_params`` as given, before they are
+    percent-encoded into URLs) and, given a JSON
     ``body``, its string fields named like secrets."""
     names = _lower_names(extra)
     found: list[str] = [v for k, v in (params or {}).items()

@@ -396,23 +396,26 @@ def _plain_texts(datas: list[str | bytes]) -> list[str]:
     """The texts of the leading chunks of ``datas`` that are plain text deltas, exactly those
     :meth:`ChatDecoder.feed` takes on its inline path (one choice, a delta of ``content`` alone
     or with ``role``, non-empty text, no ``finish_reason``, ``message``, ``usage`` or
-    ``error``); empty when a chunk is not JSON or lacks a key looked up (a final ``[DONE]``
-    is left out of the try). Keys are tested with ``in`` and ``[]`` rather than ``get`` where
-    a plain chunk always has them or never does: a method call per chunk costs more."""
+    ``error``); empty when a chunk is not JSON, lacks a key looked up or has other than one
+    choice (a final ``[DONE]`` is left out of the try). Keys are tested with ``in`` and ``[]``
+    rather than ``get`` where a plain chunk always has them or never does: a method call per
+    chunk costs more."""
     if datas[-1] == b"[DONE]":
         datas = datas[:-1]
     try:
+        # ``for [choice] in (chunk["choices"],)`` unpacks the one choice in C: a list of
+        # another length raises (the general path then reads the whole read); a JSON object
+        # or string of length one gives a str, so a dict choice came from a list.
         texts = [
             text
             if ("usage" not in chunk and "error" not in chunk
-                and (choices := chunk["choices"]).__class__ is list and len(choices) == 1
-                and (choice := choices[0]).__class__ is dict
+                and choice.__class__ is dict
                 and choice.get("finish_reason") is None and "message" not in choice
                 and (delta := choice["delta"]).__class__ is dict
                 and (len(delta) == 1 or (len(delta) == 2 and "role" in delta))
                 and (text := delta["content"]).__class__ is str and text)
             else None
-            for chunk in map(loads, datas)]
+            for chunk in map(loads, datas) for [choice] in (chunk["choices"],)]
     except Exception:  # not JSON, not an object, no choices: the general path says what
         return []
     return texts[:texts.index(None)] if None in texts else texts

@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..redact import redact_url
 from .proxy import Proxy, ProxySettings
-from .tls import find_ca_bundle, load_ssl_context
+from .tls import find_ca_bundle, shared_ssl_context
 from .watchdog import WATCHDOG, shutdown_socket
 
 #: The largest response head (a proxy's answer to ``CONNECT``, a WebSocket upgrade's) read
@@ -193,11 +193,10 @@ class Network:
     def _context(self, which: str) -> ssl.SSLContext:
         context = self._contexts.get(which)
         if context is None:
-            # No lock (nor one to reset after a fork): two threads racing here both build
-            # one, and setdefault keeps the first for everybody.
-            context = self._contexts.setdefault(which, (
-                load_ssl_context(*self.bundle) if which == "bundle" and self.bundle
-                else ssl.create_default_context()))
+            # No lock (nor one to reset after a fork): two threads racing here both get one,
+            # and setdefault keeps the first for everybody.
+            context = self._contexts.setdefault(which, shared_ssl_context(
+                self.bundle if which == "bundle" else None))
         return context
 
     def open_socket(self, url: str, timeout: float, until: float | None = None) -> Any:

@@ -70,5 +70,37 @@ def load_ssl_context(path: Path, source: str) -> ssl.SSLContext:
     return context
 
 
+#: Verifying contexts by what they trust, shared by every Client of the process: a bundle of
+#: system roots takes 40-130 ms to parse, which a program making a Client per request (a web
+#: app's view) would otherwise pay on each one's first TLS connection. At most
+#: ``_SHARED_MAX`` are kept; a bundle file that changes (mtime, size) is parsed again.
+_SHARED: dict[tuple[object, ...], ssl.SSLContext] = {}
+_SHARED_MAX = 8
+
+
+def shared_ssl_context(bundle: tuple[Path, str] | None) -> ssl.SSLContext:
+    """The process's verifying context for ``bundle`` (from :func:`find_ca_bundle`; None: the
+    system roots alone), made the first time it is asked for."""
+    if bundle is None:
+        # The system roots come from these variables when the context is made.
+        key: tuple[object, ...] = ("system", os.environ.get("SSL_CERT_FILE"),
+                                   os.environ.get("SSL_CERT_DIR"))
+    else:
+        path = bundle[0]
+        try:
+            stat = path.stat()
+            key = ("bundle", str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            key = ("bundle", str(path), None, None)  # load_ssl_context says what is wrong
+    context = _SHARED.get(key)
+    if context is None:
+        made = ssl.create_default_context() if bundle is None else load_ssl_context(*bundle)
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.pop(next(iter(_SHARED)), None)
+        # No lock: two threads racing here both build one, and setdefault keeps the first.
+        context = _SHARED.setdefault(key, made)
+    return context
+
+
 __all__ = ["CA_BUNDLE_VARS", "ca_bundle_from_env", "find_ca_bundle", "load_ssl_context",
-           "make_ssl_context"]
+           "make_ssl_context", "shared_ssl_context"]

@@ -8,20 +8,27 @@ silently (urllib3 does not turn userinfo into an ``Authorization`` header) and t
 carry a secret into every log line that names it. The message never quotes them.
 
 Joining follows codex-api ``url_for_path`` (base without trailing ``/``, path without leading
-``/``, ``query_params`` appended verbatim as ``k=v``), with two repairs the crate lacks: a
-query already in the base URL stays after the path (``…/v1?api-version=x`` gives
-``…/v1/responses?api-version=x``), and a fragment, which HTTP never sends, is dropped
-instead of swallowing the path.
+``/``, ``query_params`` appended as ``k=v``), with three repairs the crate lacks: names and
+values are percent-encoded (the crate appends them verbatim, so a value holding ``&``, ``#``,
+``=``, ``%``, a space or non-ASCII reached the server as another parameter, or none); a query
+already in the base URL stays after the path (``…/v1?api-version=x`` gives
+``…/v1/responses?api-version=x``); and a fragment, which HTTP never sends, is dropped instead
+of swallowing the path. A value of letters, digits and ``-._~:/@!$'()*,`` is sent as is, so
+the usual ones (``api-version=2025-04-01-preview``) read as the crate sends them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from ..errors import ConfigError
 
 SCHEMES = ("http", "https")
+#: Characters a query name or value keeps unencoded: RFC 3986's unreserved ones and the
+#: sub-delimiters no server reads as a separator (``&``, ``=``, ``+``, ``;`` and ``#`` are
+#: encoded, and ``%`` itself).
+_QUERY_SAFE = ":/@!$'()*,"
 _EXAMPLE = "e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1"
 
 
@@ -76,8 +83,8 @@ def join(base_url: str, path: str, query_params: Mapping[str, str] | None = None
     url = f"{base}/{path}" if path else base
     queries = [query] if sep and query else []
     if query_params:
-        # The crate appends k=v verbatim (no encoding); kept for byte-equal URLs.
-        queries.append("&".join(f"{k}={v}" for k, v in query_params.items()))
+        queries.append("&".join(f"{quote(k, safe=_QUERY_SAFE)}={quote(v, safe=_QUERY_SAFE)}"
+                                for k, v in query_params.items()))
     return url + ("?" + "&".join(queries) if queries else "")
 
 

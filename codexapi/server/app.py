@@ -12,8 +12,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
-import importlib
-import itertools
 import json
 import os
 import re
@@ -30,12 +28,20 @@ from socketserver import TCPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..http.compression import (
+    DECODABLE_ENCODINGS,
+    DecodedTooLarge,
+    UndecodableBody,
+    decompress,
+    zstd_module,
+)
 from ..threads import start_daemon
 from . import responses_wire
 from .background import Context, ResponseStore, StoredResponse
 from .faults import FaultInjector, StreamFaults
 from .framing import RequestError, body_length, check_fields, parse_json, read_body
 from .model import ScriptedModel
+from .responses_wire import new_id
 
 if TYPE_CHECKING:
     from .script import Script
@@ -90,36 +96,20 @@ class RequestLog(list[LogEntry]):
 
 def decode_body(raw: bytes, encoding: str) -> bytes:
     """A request body sent with ``Content-Encoding`` (gzip, deflate, or zstd when a zstd
-    module is installed), decompressed to at most :data:`MAX_BODY` bytes."""
-    import zlib
-
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        wbits = 31 if "gzip" in encoding else 15
-        inflater = zlib.decompressobj(wbits)
-        try:
-            out = inflater.decompress(raw, MAX_BODY + 1)
-        except zlib.error as exc:
-            raise RequestError(400, f"the {encoding} request body does not decode: "
-                               f"{exc}") from None
-    elif encoding == "zstd":
-        try:
-            # Optional, and untyped when present: looked up at run time.
-            zstandard: Any = importlib.import_module("zstandard")
-        except ImportError:
-            raise RequestError(415, "zstd request bodies need the `zstandard` package "
-                               "on the server") from None
-        try:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw)
-            out = reader.read(MAX_BODY + 1)
-        except zstandard.ZstdError as exc:
-            raise RequestError(400, f"the zstd request body does not decode: {exc}"
-                               ) from None
-    else:
+    module is installed: the one the library compresses with), decompressed to at most
+    :data:`MAX_BODY` bytes."""
+    if encoding not in DECODABLE_ENCODINGS:
         raise RequestError(415, f"unsupported Content-Encoding {encoding!r} (gzip, "
                            "deflate or zstd)")
-    if len(out) > MAX_BODY:
-        raise RequestError(413, f"the decoded request body is over {MAX_BODY} bytes")
-    return out
+    if encoding == "zstd" and zstd_module() is None:
+        raise RequestError(415, "zstd request bodies need a zstd module on the server "
+                           "(codexapi[zstd])")
+    try:
+        return decompress(raw, encoding, MAX_BODY)
+    except DecodedTooLarge:
+        raise RequestError(413, f"the decoded request body is over {MAX_BODY} bytes") from None
+    except UndecodableBody as exc:
+        raise RequestError(400, f"request: {exc}") from None
 
 
 def reset_socket(sock: socket.socket) -> None:
@@ -293,8 +283,6 @@ class Exchange:
         reset_socket(self.handler.connection)
 
 
-_request_ids = itertools.count(1)
-
 Route = Callable[[Exchange], None]
 ROUTES: dict[tuple[str, str], Route] = {}
 #: Routes whose path has ``{name}`` segments: (method, compiled path, route).
@@ -467,8 +455,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         super().send_response(code, message)
-        # Like OpenAI's: clients log it and quote it in errors.
-        self.send_header("x-request-id", f"req_{next(_request_ids):012d}")
+        # Like OpenAI's: clients log it and quote it in errors. Random like a response id:
+        # a counter would tell any client how many requests the others made.
+        self.send_header("x-request-id", new_id("req"))
 
     def _key_refusal(self) -> tuple[str, str | None] | None:
         """With ``api_keys`` set: None when the request sent one of them (noting who it is

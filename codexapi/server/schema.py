@@ -12,6 +12,10 @@ from typing import Any
 
 #: ``$ref`` hops followed on one path before a schema counts as infinitely recursive.
 MAX_DEPTH = 32
+#: Past this depth a value is kept as small as its schema allows: optional array items are
+#: left out and an ``anyOf`` / ``oneOf`` tries a ``null`` branch first, so a recursive schema
+#: that allows an end (``children: list[Node]``, ``parent: Node | None``) gets one.
+SHALLOW = 6
 
 #: Gives a string property its value: (property name, its schema) -> text, or None for default.
 StringHint = Callable[[str, Mapping[str, Any]], str | None]
@@ -76,7 +80,10 @@ class _Builder:
                 if not isinstance(branches, list) or not branches:
                     raise self.fail(where, f"has an empty `{key}`")
                 errors = []
-                for i, branch in enumerate(branches):
+                order = list(enumerate(branches))
+                if depth >= SHALLOW:
+                    order.sort(key=lambda pair: not _is_null(pair[1]))
+                for i, branch in order:
                     try:
                         return self.build(branch, f"{where}/{key}/{i}", name, depth + 1)
                     except UnsatisfiableSchema as exc:
@@ -152,12 +159,19 @@ class _Builder:
                 return shlex.split(words)
         out = [self.build(p, f"{where}/prefixItems/{i}", "", depth + 1)
                for i, p in enumerate(prefix)]
-        count = max(low, 1 if not isinstance(high, int) or high >= 1 else 0)
-        while len(out) < count:
+        wanted = 1 if depth < SHALLOW and (not isinstance(high, int) or high >= 1) else 0
+        while len(out) < max(low, wanted):
             if items is False:
+                if len(out) >= low:
+                    break
                 raise self.fail(where, "needs more items than `prefixItems` and `items: false` "
                                 "allow")
-            out.append(self.build(items, f"{where}/items", "", depth + 1))
+            try:
+                out.append(self.build(items, f"{where}/items", "", depth + 1))
+            except UnsatisfiableSchema:
+                if len(out) < low:
+                    raise
+                break  # an item the schema does not require, and none can be built
         return out
 
     def string(self, schema: Mapping[str, Any], name: str, where: str = "#") -> str:
@@ -208,3 +222,8 @@ _FORMATS = {
     "url": "https://example.com/",
     "uuid": "00000000-0000-4000-8000-000000000000",
 }
+
+
+def _is_null(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and (schema.get("type") == "null"
+                                            or ("const" in schema and schema["const"] is None))

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
+from ..http.compression import (
+    DECODABLE_ENCODINGS,
+    DecodedTooLarge,
+    UndecodableBody,
+    decompress,
+)
+from ..models import Provider
 from .errors import CassetteError, CorruptCassetteError
 
 #: Response headers that describe the stored bytes rather than the exchange; recomputed when a
@@ -79,9 +85,9 @@ class Interaction:
 
     @property
     def decoded_body(self) -> bytes:
-        """The response body with any gzip/deflate undone (vcrpy keeps the header even when
-        it stored the decoded body, so the bytes decide)."""
-        return inflate(self.body)
+        """The response body with any gzip, deflate or zstd undone (vcrpy keeps the header
+        even when it stored the decoded body, so the bytes decide)."""
+        return inflate(self.body, self.header("content-encoding") or "")
 
     def request_json(self) -> Any:
         """The request body parsed as JSON, or None when it is empty or not JSON."""
@@ -113,15 +119,34 @@ class Interaction:
             return None
 
 
-def inflate(data: bytes) -> bytes:
-    """``data`` decompressed if it is gzip or zlib, else unchanged."""
+#: The most bytes a stored body is decoded to (a cassette is read or written under the same
+#: bound as a live body: ``Provider.max_decompressed_bytes``'s default).
+MAX_DECODED_BODY = cast(int, attrs.fields(Provider).max_decompressed_bytes.default)
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def inflate(data: bytes, encoding: str = "", limit: int = MAX_DECODED_BODY) -> bytes:
+    """``data`` decompressed if it is gzip, zlib or zstd, else unchanged. ``encoding`` (the
+    ``Content-Encoding`` it came with) is tried first; the bytes decide in the end, since
+    vcrpy may keep the header of a body it stored decoded. :class:`CassetteError` when it
+    decodes to more than ``limit`` bytes."""
+    tried = [e for e in (p.strip().lower() for p in encoding.split(","))
+             if e in DECODABLE_ENCODINGS]
     if data[:2] == b"\x1f\x8b":
-        return zlib.decompress(data, 16 + zlib.MAX_WBITS)
-    if len(data) > 1 and data[0] & 0x0F == 8 and int.from_bytes(data[:2], "big") % 31 == 0:
+        tried.append("gzip")
+    elif data[:4] == _ZSTD_MAGIC:
+        tried.append("zstd")
+    elif len(data) > 1 and data[0] & 0x0F == 8 and int.from_bytes(data[:2], "big") % 31 == 0:
+        tried.append("deflate")
+    for name in dict.fromkeys(tried):
         try:
-            return zlib.decompress(data)
-        except zlib.error:
-            return data
+            return decompress(data, name, limit)
+        except DecodedTooLarge as exc:
+            raise CassetteError(f"a recorded body is too large to keep: {exc} (the bound of "
+                                "max_decompressed_bytes)") from None
+        except UndecodableBody:
+            continue
     return data
 
 

@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..http.compression import DECODABLE_ENCODINGS, DecodedTooLarge, UndecodableBody, decompress
 from ..redact import REDACTED, is_secret_header, redact_url, scrub, scrub_bytes, secrets_of
-from .formats import inflate
+from .errors import CassetteError
+from .formats import MAX_DECODED_BODY, inflate
 
 #: Headers that are not credentials but name the account (organization, project, account id):
 #: scrubbed from recordings as well, together with everything :func:`is_secret_header` flags.
@@ -23,6 +25,10 @@ ACCOUNT_HEADERS = frozenset({"openai-organization", "openai-project", "chatgpt-a
 #: recorded against a server on a random port replays against any other port.
 LOOPBACK_AUTHORITY = "127.0.0.1:8000"
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+#: Stands in a stored request for the ``Content-Encoding`` its body was sent with: the body is
+#: stored decoded (so it can be scrubbed and read), and this says how it went on the wire.
+DECODED_ENCODING_HEADER = "X-Codexapi-Decoded-Content-Encoding"
 
 
 def is_loopback(host: str | None) -> bool:
@@ -73,10 +79,19 @@ class Scrubber:
 
     def request(self, request: Any) -> Any:
         """``before_record_request``: a scrubbed, loopback-normalized *copy* (vcrpy still
-        sends the original request when recording, so it must not be changed in place)."""
+        sends the original request when recording, so it must not be changed in place). A
+        compressed body is stored decoded; its encoding moves to
+        :data:`DECODED_ENCODING_HEADER`. Live requests pass through here too before they are
+        matched, so a replay compares decoded with decoded."""
         headers = dict(request.headers)
-        named = {k: v for k, v in headers.items() if scrubbed(k, self.extra)}
         body = request.body
+        encoding = next((k for k in headers if k.lower() == "content-encoding"), None)
+        if encoding is not None and isinstance(body, bytes | str):
+            decoded = _decoded_request(body, str(headers[encoding]))
+            if decoded is not None:
+                headers[DECODED_ENCODING_HEADER] = headers.pop(encoding)
+                body = decoded
+        named = {k: v for k, v in headers.items() if scrubbed(k, self.extra)}
         self.secrets.update(secrets_of(
             {k: v for k, v in named.items() if v != REDACTED}, request.uri,
             self.extra | ACCOUNT_HEADERS, body if isinstance(body, bytes | str) else None))
@@ -110,7 +125,9 @@ class Scrubber:
         if isinstance(data, bytes):
             # urllib3 hands vcrpy the decoded body but the header still says gzip; requests or
             # httpx hand it the gzip bytes. Either way what is stored is the plain body.
-            data = self._scrub(inflate(data))
+            encoding = ",".join(v for k, vals in headers.items()
+                                if k.lower() == "content-encoding" for v in vals)
+            data = self._scrub(inflate(data, encoding))
             for name in list(headers):
                 low = name.lower()
                 if low in ("content-encoding", "transfer-encoding"):
@@ -126,3 +143,24 @@ class Scrubber:
                                                                 self.secrets)}}
         response["headers"] = headers
         return response
+
+
+def _decoded_request(body: bytes | str, encoding: str) -> bytes | None:
+    """A request body sent with ``Content-Encoding: encoding``, decoded under the bound every
+    body has; None when it is not one of :data:`DECODABLE_ENCODINGS` or does not decode (it is
+    then stored as sent, scrubbed of what can be seen in it)."""
+    names = [e.strip().lower() for e in encoding.split(",") if e.strip()]
+    if not names or any(n not in DECODABLE_ENCODINGS for n in names):
+        return None
+    data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
+    try:
+        # Encodings are listed in the order they were applied: undone last first.
+        for name in reversed(names):
+            data = decompress(data, name, MAX_DECODED_BODY)
+    except DecodedTooLarge as exc:
+        # Not stored rather than stored unscrubbed.
+        raise CassetteError(f"a request body is too large to record: {exc} (the bound of "
+                            "max_decompressed_bytes)") from None
+    except UndecodableBody:
+        return None
+    return data

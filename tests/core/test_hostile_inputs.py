@@ -12,7 +12,6 @@ import math
 import socket
 import struct
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,22 +40,11 @@ from codexapi import (
 from codexapi.server import EmbeddedServer
 from codexapi_plugins import retry
 from codexapi_plugins.wire_responses import parse_retry_after
+from tests.support.errors import exception_chain as chain
 
 pytestmark = pytest.mark.timeout(30)
 
 KEY = "sk-test-SECRET-4f9a8b7c6d5e"
-
-
-def chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        todo += [e.__cause__, e.__context__]
 
 
 def assert_no_secret(exc: BaseException, secret: str = KEY) -> None:

@@ -99,7 +99,8 @@ def test_logs_show_method_url_status_attempt_timing_request_id_but_no_secret(
     assert "attempt=1" in sent[0] and "Authorization" not in sent[0]
     assert "ChatGPT-Account-ID" not in sent[0]
     assert "'Accept': 'text/event-stream'" in sent[0]  # harmless headers are kept
-    assert re.search(r"status=200 attempt=1 elapsed=\d+\.\d{3}s request_id=req_\d+", got[0])
+    assert re.search(r"status=200 attempt=1 elapsed=\d+\.\d{3}s request_id=req_[0-9a-f]{32}",
+                     got[0])
 
 
 def test_errors_and_retry_logs_scrub_credentials_a_server_echoes(

@@ -24,6 +24,7 @@ from codexapi.redact import REDACTED
 from codexapi.testing import use_cassette
 from codexapi_plugins.otel import OpenTelemetry
 from tests.support.echo_server import EchoServer, spellings
+from tests.support.errors import error_texts
 
 KEY = "sk-proj-Zq9xWv7Ub3Ts1Rp5On2Ml8Kj4Ih6Gf0EdC"
 assert len(KEY) == 42
@@ -36,21 +37,6 @@ def leaks(text: str, key: str = KEY) -> list[str]:
     if key[:len(key) * 2 // 3] in text:
         found.append(key[:len(key) * 2 // 3])
     return found
-
-
-def error_texts(error: BaseException) -> str:
-    """Everything an exception and its cause chain show: str, repr, args and fields."""
-    out: list[str] = []
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [error]
-    while todo:
-        exc = todo.pop()
-        if exc is None or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        out += [str(exc), repr(exc), repr(exc.args), repr(getattr(exc, "__dict__", {}))]
-        todo += [exc.__cause__, exc.__context__]
-    return "\n".join(out)
 
 
 def logged(caplog: pytest.LogCaptureFixture) -> str:

@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import attrs
 import pytest
@@ -35,6 +34,7 @@ from codexapi.redact import REDACTED
 from codexapi.testing import use_cassette
 from codexapi_plugins.otel import OpenTelemetry
 from tests.support.echo_server import EchoServer, spellings
+from tests.support.errors import error_texts as chain
 
 #: Examples per run; each drives seven calls (three of them sent twice) and a cassette.
 EXAMPLES = 50
@@ -97,20 +97,6 @@ def every_log() -> Iterator[Collect]:
         root.setLevel(level)
 
 
-def chain(error: BaseException) -> str:
-    out: list[str] = []
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [error]
-    while todo:
-        exc = todo.pop()
-        if exc is None or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        out += [str(exc), repr(exc), repr(exc.args), repr(getattr(exc, "__dict__", {}))]
-        todo += [exc.__cause__, exc.__context__]
-    return "\n".join(out)
-
-
 def strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -171,9 +157,9 @@ def test_no_spelling_of_the_key_leaves_the_process(
     elif channel == "Provider.secret_headers":
         kw["headers"], kw["secret_headers"] = {"X-Tenant": key}, ["X-Tenant"]
     elif channel == "query parameter":
-        # Provider.query_params go into the URL verbatim (as the crate does): a key with URL
-        # syntax in it is given percent-encoded, and the server echoes it decoded.
-        kw["query_params"] = {"api_key": quote(key, safe="")}
+        # Provider.query_params are percent-encoded into the URL: the key is given as it is,
+        # and a key with URL syntax in it still reaches the server whole.
+        kw["query_params"] = {"api_key": key}
     else:
         auth = BodyAuth(key)
     shown: list[str] = []

@@ -155,3 +155,21 @@ def test_plain_http_never_reads_the_bundle(tmp_path: Path,
     monkeypatch.setenv("SSL_CERT_FILE", str(junk))
     with EmbeddedServer() as server:
         assert chat(server.base_url) == "You said: Hello"
+
+
+def test_clients_share_the_parsed_bundle_until_it_changes(tls: EmbeddedServer, ca: ScratchCA,
+                                                          other_ca: Path, tmp_path: Path) -> None:
+    from codexapi.http.connect import Network
+
+    # A web app making a Client per request pays for parsing the bundle once per process.
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(other_ca.read_bytes())
+    first = Network.resolve(ca_bundle=str(bundle), trust_env=False).tls()
+    assert Network.resolve(ca_bundle=str(bundle), trust_env=False).tls() is first
+    assert Network.resolve(trust_env=False).tls() is Network.resolve(trust_env=False).tls()
+    with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+        chat(tls.base_url, ca_bundle=str(bundle))
+    # The file now names the server's CA: the next Client trusts what it says now.
+    bundle.write_bytes(other_ca.read_bytes() + ca.ca_path.read_bytes())
+    assert Network.resolve(ca_bundle=str(bundle), trust_env=False).tls() is not first
+    assert chat(tls.base_url, ca_bundle=str(bundle)) == "You said: Hello"

@@ -328,6 +328,11 @@ _CHAT_DATAS = [
     json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"content": ""}}]}),
     json.dumps({**_CHAT_TEXT, "choices": [{"delta": {"content": 7}}]}),
     json.dumps({**_CHAT_TEXT, "choices": "none"}),
+    # Choices of another length or shape: none, an object of one key, a string of one.
+    json.dumps({**_CHAT_TEXT, "choices": []}),
+    json.dumps({**_CHAT_TEXT, "choices": {"c": {"delta": {"content": "o"}}}}),
+    json.dumps({**_CHAT_TEXT, "choices": "c"}),
+    json.dumps({**_CHAT_TEXT, "choices": [[{"delta": {"content": "l"}}]]}),
     *(json.dumps(c) for c in _CHAT_CHUNKS),
     '{"choices":[{"delta":{"content":"\udcff"}}]}', "[DONE]", "{not json", "[1, 2]",
     '"text"',

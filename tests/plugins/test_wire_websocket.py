@@ -446,10 +446,12 @@ def test_every_wait_ends_by_the_deadline(stall: str) -> None:
         # Idle and read timeouts far away: only the deadline can end these.
         with ws_client(base, stream_idle_timeout=60.0, read_timeout=60.0) as client:
             started = time.monotonic()
-            with pytest.raises(DeadlineExceeded):
+            with pytest.raises(DeadlineExceeded) as info:
                 client.create(REQ, deadline=2.0)
             elapsed = time.monotonic() - started
     assert 1.9 <= elapsed < 2.5, elapsed
+    # The deadline the caller gave, not what was left of it at some step.
+    assert info.value.deadline == 2.0 and "deadline of 2 s" in str(info.value)
 
 
 @pytest.mark.parametrize("stall", ["pings", "fragments"])

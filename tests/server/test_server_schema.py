@@ -53,3 +53,26 @@ def test_unsatisfiable_schemas_say_why(schema: Any, why: str) -> None:
     with pytest.raises(UnsatisfiableSchema, match="schema at #") as caught:
         instance(schema)
     assert why in str(caught.value)
+
+
+def test_a_recursive_schema_that_allows_an_end_gets_one() -> None:
+    # What json_schema gives for `Node(name: str, children: list[Node], parent: Node | None)`
+    # in strict mode: every property required, so only empty lists and nulls can end it.
+    node = {"type": "object", "additionalProperties": False,
+            "required": ["name", "children", "parent"],
+            "properties": {"name": {"type": "string"},
+                           "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
+                           "parent": {"anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]}}}
+    value = instance({"$ref": "#/$defs/Node", "$defs": {"Node": node}}, text="n")
+
+    def depth(v: Any) -> int:
+        kids = [*v["children"], *([v["parent"]] if v["parent"] is not None else [])]
+        assert set(v) == {"name", "children", "parent"} and v["name"] == "n"
+        return 1 + max((depth(k) for k in kids), default=0)
+
+    assert 1 < depth(value) <= 8
+
+
+def test_items_false_without_prefix_is_the_empty_array() -> None:
+    assert instance({"type": "array", "items": False}) == []
+    assert instance({"type": "array", "items": {"enum": []}}) == []  # no item can be built

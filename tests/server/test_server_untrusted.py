@@ -353,18 +353,32 @@ def test_a_deep_websocket_frame_is_an_error_event_and_the_connection_goes_on(
 # -- ids, and whose a stored response is -----------------------------------------------------
 
 
-def test_response_ids_carry_128_random_bits(server: EmbeddedServer) -> None:
-    ids = [json.loads(call(server, "POST", "/responses", {"model": "gpt-5", "input": "i"},
-                           key=None).data)["id"] for _ in range(24)]
-    suffixes = [rid.removeprefix("resp_") for rid in ids]
-    assert all(rid.startswith("resp_") for rid in ids)
-    assert all(len(s) >= 32 and int(s, 16) >= 0 for s in suffixes)
+def assert_random(ids: list[str], prefix: str) -> None:
+    """Each of ``ids`` is ``prefix`` and 32 hex digits (128 bits), all unrelated."""
+    suffixes = [one.removeprefix(prefix) for one in ids]
+    assert all(one.startswith(prefix) for one in ids), ids
+    assert all(re.fullmatch(r"[0-9a-f]{32}", s) for s in suffixes), ids
     assert len(set(suffixes)) == len(suffixes)
     # A counter's values share most of their digits; random ones share a few at most.
     shared = max(next(n for n, (x, y) in enumerate([*zip(a, b, strict=True), ("", "-")])
                       if x != y)
                  for i, a in enumerate(suffixes) for b in suffixes[i + 1:])
     assert shared < 8, suffixes
+
+
+def test_response_ids_carry_128_random_bits(server: EmbeddedServer) -> None:
+    ids = [json.loads(call(server, "POST", "/responses", {"model": "gpt-5", "input": "i"},
+                           key=None).data)["id"] for _ in range(24)]
+    assert_random(ids, "resp_")
+
+
+def test_request_ids_carry_128_random_bits(server: EmbeddedServer) -> None:
+    answers = [call(server, "POST", "/responses", {"model": "gpt-5", "input": "i"}, key=None)
+               for _ in range(8)]
+    answers += [call(server, "GET", "/models", key=None),
+                call(server, "GET", "/no-such-route", key=None)]
+    assert [a.status for a in answers[-2:]] == [200, 404]
+    assert_random([str(a.headers["x-request-id"]) for a in answers], "req_")
 
 
 def test_a_stored_response_is_visible_to_its_key_only(keyed: EmbeddedServer) -> None:
