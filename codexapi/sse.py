@@ -73,20 +73,22 @@ class SseMessage:
 _SIMPLE_FIELDS = re.compile(rb"(?:event: ([^\n]*+)\n)?data: ([^\n]*+)\n\n")
 # The same blocks, the data alone (feed_data needs no event names).
 _SIMPLE_DATA = re.compile(rb"(?:event: [^\n]*+\n)?data: ([^\n]*+)\n\n")
-# Streams without event lines (Chat Completions): a literal prefix the engine searches fast.
-_DATA_ONLY = re.compile(rb"data: ([^\n]*+)\n\n")
 
 
 def _simple_data(blocks: bytes) -> list[bytes] | None:
-    """The data of each block when ``blocks`` is all simple blocks, else None."""
-    pieces: list[bytes] = (_DATA_ONLY if blocks[:6] == b"data: " else _SIMPLE_DATA
-                           ).split(blocks)
+    """The data of each block when ``blocks`` (complete blocks: it ends with a blank line) is
+    all simple blocks, else None."""
+    if blocks[:6] == b"data: ":
+        # Blocks of one data line each (Chat streams): the data are what lies between the
+        # separators, exactly when none of them holds a line end. Both steps are memory
+        # searches in C, where the regex engine steps through every byte (a 20,000-chunk Chat
+        # stream in 9 KB reads: 392 -> 360 M instructions).
+        datas = blocks[6:-2].split(b"\n\ndata: ")
+        if b"\n" not in b"".join(datas):
+            return datas
+    pieces: list[bytes] = _SIMPLE_DATA.split(blocks)  # event lines, or other blocks
     if not any(pieces[::2]):
         return pieces[1::2]
-    if blocks[:6] == b"data: ":  # event lines after all, further on
-        pieces = _SIMPLE_DATA.split(blocks)
-        if not any(pieces[::2]):
-            return pieces[1::2]
     return None
 
 

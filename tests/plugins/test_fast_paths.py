@@ -43,7 +43,10 @@ _simple = st.tuples(st.one_of(st.none(), _value), _value).map(
     lambda ed: (f"event: {ed[0]}\n" if ed[0] is not None else "") + f"data: {ed[1]}\n\n")
 _other = st.sampled_from([": ping\n\n", "id: 4\ndata: x\n\n", "data:nospace\n\n",
                           "data: a\ndata: b\n\n", "retry: 10\n\n", "event: only\n\n",
-                          "\n", "data: tail"])
+                          "\n", "data: tail",
+                          # Data-only runs are cut at their separators: data that look like one.
+                          "data: \n\n", "data: data: x\n\n", "data: a\n\n\n",
+                          "data: \n\ndata: \n\n", "data: x\n\nevent: e\ndata: y\n\n"])
 
 
 def split(body: bytes, cuts: list[int]) -> list[bytes]:
