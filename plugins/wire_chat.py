@@ -404,15 +404,14 @@ def _plain_texts(datas: list[str | bytes]) -> list[str]:
         datas = datas[:-1]
     try:
         # ``for [choice] in (chunk["choices"],)`` unpacks the one choice in C: a list of
-        # another length raises (the general path then reads the whole read); a JSON object
-        # or string of length one gives a str, so a dict choice came from a list.
+        # another length raises, and so does a choice or delta that is not an object (no
+        # ``get``, no ``["content"]``): the general path then reads the whole read.
         texts = [
             text
             if ("usage" not in chunk and "error" not in chunk
-                and choice.__class__ is dict
                 and choice.get("finish_reason") is None and "message" not in choice
-                and (delta := choice["delta"]).__class__ is dict
-                and (len(delta) == 1 or (len(delta) == 2 and "role" in delta))
+                and (len(delta := choice["delta"]) == 1
+                     or (len(delta) == 2 and "role" in delta))
                 and (text := delta["content"]).__class__ is str and text)
             else None
             for chunk in map(loads, datas) for [choice] in (chunk["choices"],)]

@@ -336,6 +336,10 @@ _CHAT_DATAS = [
     json.dumps({**_CHAT_TEXT, "choices": {"c": {"delta": {"content": "o"}}}}),
     json.dumps({**_CHAT_TEXT, "choices": "c"}),
     json.dumps({**_CHAT_TEXT, "choices": [[{"delta": {"content": "l"}}]]}),
+    # Deltas that are not objects.
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": "c"}]}),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": ["role", "content"]}]}),
+    json.dumps({**_CHAT_TEXT, "choices": [{"delta": None}]}),
     *(json.dumps(c) for c in _CHAT_CHUNKS),
     '{"choices":[{"delta":{"content":"\udcff"}}]}', "[DONE]", "{not json", "[1, 2]",
     '"text"',
