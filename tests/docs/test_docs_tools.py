@@ -10,21 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.doc_pages import examples as page_examples
+from support.doc_pages import fences, page
 
 from codexapi.cli.commands import main
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "tools.md").read_text("utf-8")
-FENCES = re.findall(r"```(\w*)\n(.*?)```", DOC, flags=re.DOTALL)
+DOC = page("tools.md")
+FENCES = fences("tools.md")
 
 
 def examples() -> list[tuple[str, str | None]]:
-    out: list[tuple[str, str | None]] = []
-    for lang, body in FENCES:
-        if lang == "python":
-            out.append((body, None))
-        elif lang == "" and out and out[-1][1] is None:
-            out[-1] = (out[-1][0], body)
-    return out
+    return page_examples("tools.md")
 
 
 def test_the_page_has_its_examples() -> None:

@@ -3,25 +3,14 @@ each one's output is the block the page shows after it."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
-from conftest import ROOT
-
-DOC = (ROOT / "docs" / "typed-results.md").read_text("utf-8")
-FENCES = re.findall(r"```(\w*)\n(.*?)```", DOC, flags=re.DOTALL)
+from support.doc_pages import examples as page_examples
 
 
 def examples() -> list[tuple[str, str | None]]:
-    """(code, expected output) for each Python block; the output is the plain block after it."""
-    out: list[tuple[str, str | None]] = []
-    for lang, body in FENCES:
-        if lang == "python":
-            out.append((body, None))
-        elif lang == "" and out and out[-1][1] is None:
-            out[-1] = (out[-1][0], body)
-    return out
+    return page_examples("typed-results.md")
 
 
 def test_the_page_has_its_examples() -> None:
