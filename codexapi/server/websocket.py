@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .app import UPGRADES, Exchange, reset_socket
 from .framing import RequestError, parse_json
 from .responses import answer, mark_reply
+from .responses_wire import new_id
 
 if TYPE_CHECKING:
     from websockets.sync.connection import Connection
@@ -162,6 +163,8 @@ def accept(handler: Handler, ex: Exchange, headers: Mapping[str, str] | None = N
     elif response.status_code == 101:
         for name, value in (_reply_headers(ex) if headers is None else headers).items():
             response.headers[name] = value
+    if "x-request-id" not in response.headers:  # as every HTTP answer of the server has
+        response.headers["x-request-id"] = new_id("req")
     protocol.send_response(response)
     handler.wfile.flush()
     sock.sendall(b"".join(protocol.data_to_send()))

@@ -378,7 +378,14 @@ def test_request_ids_carry_128_random_bits(server: EmbeddedServer) -> None:
     answers += [call(server, "GET", "/models", key=None),
                 call(server, "GET", "/no-such-route", key=None)]
     assert [a.status for a in answers[-2:]] == [200, 404]
-    assert_random([str(a.headers["x-request-id"]) for a in answers], "req_")
+    ids = [str(a.headers["x-request-id"]) for a in answers]
+    # The WebSocket upgrade's 101 carries one too.
+    url = server.base_url.replace("http://", "ws://") + "/responses"
+    for _ in range(2):
+        with connect(url, open_timeout=5) as conn:
+            assert conn.response is not None and conn.response.status_code == 101
+            ids.append(str(conn.response.headers["x-request-id"]))
+    assert_random(ids, "req_")
 
 
 def test_a_stored_response_is_visible_to_its_key_only(keyed: EmbeddedServer) -> None:
