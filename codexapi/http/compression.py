@@ -80,8 +80,7 @@ def decompress(data: bytes, encoding: str, limit: int) -> bytes:
     while rest:
         decoder = _decoder(name)
         try:
-            out += decoder.decompress(rest, limit + 1 - len(out)) if name != "zstd" else \
-                decoder.decompress(rest, max_length=limit + 1 - len(out))
+            out += decoder.decompress(rest, max_length=limit + 1 - len(out))
         except Exception as exc:  # zlib.error, ZstdError: the module's own types
             raise UndecodableBody(f"the {name} body does not decode: {exc}") from None
         if len(out) > limit:
